@@ -1,0 +1,3 @@
+from mnetcost.cli import main
+
+main()

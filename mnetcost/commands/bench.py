@@ -1,0 +1,124 @@
+"""``mnetcost bench``: measured inference latency and throughput of one or many configurations."""
+from __future__ import annotations
+
+import click
+
+from mnetcost.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RESOLUTION, convention_option, format_option,
+                              note_alpha)
+
+
+@click.command("bench")
+@click.option("--variant", "-v", default="base", show_default=True, metavar="all|base,mp3,fmp|PATH",
+              help="Variants: all, one, or a comma list (names or spec files).")
+@click.option("--alpha", "-a", "alphas", type=ALPHA_LIST, default="1", show_default=True,
+              help="Width multipliers (comma list or start:stop:step).")
+@click.option("--delta", "-d", "deltas", type=DELTA_LIST, default="1", show_default=True,
+              help="Depth multipliers δ (comma list).")
+@click.option("--classes", "-c", type=CLASSES, default=10, show_default=True, help="Number of classes.")
+@click.option("--resolution", "-r", type=RESOLUTION, default=32, show_default=True, help="Input size in pixels.")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
+              help="Where to run (auto: CUDA when available).")
+@click.option("--batch-size", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Batch for the throughput figure (images/s); 0 or 1 skips it.")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Untimed forward passes before timing.")
+@click.option("--repeats", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Timed forward passes; the median is reported.")
+@click.option("--threads", type=POSITIVE, default=None, metavar="N",
+              help="torch.set_num_threads(N) first (default: torch's own choice, recorded).")
+@click.option("--channels-last", is_flag=True, help="Run model and input in torch.channels_last memory format.")
+@click.option("--fmp-mode", type=click.Choice(("tf", "torch")), default="tf", show_default=True,
+              help="Fractional max pooling implementation of the fmp variant.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Write the results as JSON (for `mnetcost plot --x latency --latency FILE`).")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also draw latency against Mult-Adds (.png, .svg or .pdf).")
+@convention_option
+@format_option
+def command(variant, alphas, deltas, classes, resolution, device, batch_size, warmup, repeats, threads,
+            channels_last, fmp_mode, out, plot_file, convention, fmt):
+    """Measure inference latency (ms per image at batch 1) and throughput (images/s at
+    --batch-size) for every combination of --variant, --alpha and --delta.
+
+    Each figure is the median of --repeats timed passes after --warmup untimed ones, in eval
+    mode under torch.inference_mode(). The JSON (--format json, or --out FILE) records the device,
+    torch version and thread count beside the results. Timings depend on the machine and its
+    load; compare numbers measured in one run.
+
+    \b
+    Examples:
+      mnetcost bench --variant fmp --alpha 0.25 --delta 2
+      mnetcost bench --variant all --alpha 0.25,0.5,1 --delta 1,2,4 --out latency.json --plot latency.png
+    """
+    from pathlib import Path
+
+    from mnetcost.errors import MnetcostError
+    from mnetcost.resolve import resolve
+    from mnetcost.sweep import parse_variants
+
+    # Check everything before the first (slow) measurement.
+    for option, path in (("--out", out), ("--plot", plot_file)):
+        if path is None:
+            continue
+        target = Path(path)
+        parent = target.parent if str(target.parent) else Path(".")
+        if target.is_dir():
+            raise MnetcostError(f"{option} {path}: is a directory")
+        if not parent.is_dir():
+            raise MnetcostError(f"{option} {path}: folder {parent} does not exist")
+    if plot_file is not None:
+        from mnetcost.plot import image_format
+
+        image_format(plot_file)
+    variants = parse_variants(variant)
+    note_alpha(alphas)
+    configs = [(v, a, d, classes, resolution) for v in variants for a in alphas for d in deltas]
+    for config in configs:
+        resolve(*config)  # raises a one-line ConfigError (e.g. a layer with 0 channels) before timing
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise MnetcostError("mnetcost bench needs PyTorch: pip install 'mnetcost[torch]'") from None
+
+    from mnetcost.latency import pick_device, run_bench, write_json_atomic
+
+    pick_device(device)
+
+    def progress(number, total, record):
+        if total > 1:
+            click.echo(f"[{number + 1}/{total}] {record['variant']} α={record['alpha']:g} δ={record['delta']}: "
+                       f"{record['latency_ms']:.2f} ms/image", err=True)
+
+    result = run_bench(configs, device=device, batch_size=batch_size, warmup=warmup, repeats=repeats,
+                       threads=threads, channels_last=channels_last, fmp_mode=fmp_mode, convention=convention,
+                       progress=progress)
+    if out is not None:
+        write_json_atomic(result, out)
+        click.echo(f"wrote {out}", err=True)
+    if plot_file is not None:
+        from mnetcost.plot import draw_latency, save_figure
+
+        save_figure(draw_latency(result), plot_file)
+        click.echo(f"wrote {plot_file}", err=True)
+
+    from mnetcost.render import Column, View, emit, millions
+
+    rows = [{
+        "variant": r["variant"], "alpha": f"{r['alpha']:g}", "delta": r["delta"],
+        "mult_adds": millions(r["mult_adds"]), "params": millions(r["params"]),
+        "latency_ms": f"{r['latency_ms']:.3f}",
+        "spread": f"{r['latency_ms_p10']:.3f}–{r['latency_ms_p90']:.3f}",
+        "images_per_s": "" if r["images_per_s"] is None else f"{r['images_per_s']:,.0f}",
+        "gmacs_per_s": f"{r['gmacs_per_s']:.2f}",
+    } for r in result["results"]]
+    columns = [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True),
+               Column("mult_adds", "Mult-Adds", True), Column("params", "params", True),
+               Column("latency_ms", "ms/image (batch 1)", True), Column("spread", "p10–p90 ms", True)]
+    if batch_size > 1:
+        columns.append(Column("images_per_s", f"images/s (batch {batch_size})", True))
+    columns.append(Column("gmacs_per_s", "GMAC/s", True))
+    title = (f"Inference on {result['device']} ({result['device_name']}), {result['threads']} threads, "
+             f"torch {result['torch']}")
+    notes = [f"median of {repeats} timed passes after {warmup} warm-up passes; GMAC/s = Mult-Adds × images/s "
+             f"(at batch {batch_size if batch_size > 1 else 1})."]
+    emit(fmt, result, [View(title=title, columns=columns, rows=rows, notes=notes)])

@@ -1,0 +1,166 @@
+"""``mnetcost crosscheck``: the engine's per-layer figures against fvcore on the real model."""
+from __future__ import annotations
+
+import click
+
+from mnetcost.options import (config_options, convention_option, fail, format_option, rounding_option,
+                              variant_option)
+
+_CONFIG_PARAMS = ("variant", "alpha", "delta", "classes", "resolution", "rounding")
+
+
+def _require_torch():
+    try:
+        import fvcore  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise click.ClickException(
+            f"crosscheck needs torch and fvcore ({exc.name} is missing): pip install 'mnetcost[torch]'"
+        ) from None
+
+
+def _number(fmt: str):
+    return (lambda value: value) if fmt in ("csv", "json") else (lambda value: f"{value:,}")
+
+
+def _yes(agree: bool) -> str:
+    return "yes" if agree else "NO"
+
+
+def _ops_note(unsupported: dict) -> str:
+    from mnetcost.crosscheck import ZERO_COST_OPS
+
+    if not unsupported:
+        return "fvcore counted every op it traced."
+    parts = [f"{op} ×{n}" + (f" ({ZERO_COST_OPS[op]})" if op in ZERO_COST_OPS else " (UNEXPECTED)")
+             for op, n in unsupported.items()]
+    return "fvcore could not count (no handle set; counted as 0): " + ", ".join(parts)
+
+
+def _one_views(check, fmt: str):
+    from mnetcost.render import Column, View
+
+    num = _number(fmt)
+    unit = check.convention.unit
+    columns = [
+        Column("name", "layer"), Column("type", "type"),
+        Column("params", "params", True), Column("fvcore_params", "fvcore", True),
+        Column("mult_adds", unit, True), Column("fvcore_mult_adds", "fvcore", True),
+        Column("agree", "agree"),
+    ]
+    rows = [{"name": layer.name, "type": layer.kind, "params": num(layer.params),
+             "fvcore_params": num(layer.fvcore_params), "mult_adds": num(layer.mult_adds),
+             "fvcore_mult_adds": num(layer.fvcore_mult_adds), "agree": _yes(layer.agree)} for layer in check.layers]
+    footer = {"name": "total", "type": "", "params": num(check.params), "fvcore_params": num(check.fvcore_params),
+              "mult_adds": num(check.mult_adds), "fvcore_mult_adds": num(check.fvcore_mult_adds),
+              "agree": _yes(check.totals_agree)}
+    net = check.network
+    height, width = net.resolution
+    conv = check.convention
+    params_how = {4: "parameter_count + BatchNorm running mean/var buffers",
+                  2: "parameter_count (trainable)",
+                  0: "parameter_count without BatchNorm γ/β"}[conv.bn_params]
+    flops_how = ("default op handles" if conv.name == "fvcore"
+                 else "handles for conv and linear only" + (" + BatchNorm" if conv.count_bn_ops else ""))
+    disagree = check.disagreeing
+    notes = [
+        f"convention {conv.name}: {conv.description}",
+        f"fvcore side: FlopCountAnalysis ({flops_how}), {params_how}; model in eval(), input 1×"
+        f"{net.spec.in_channels}×{height}×{width}",
+        _ops_note(check.unsupported_ops),
+        (f"all {len(check.layers)} layers agree" if check.agree else
+         f"DISAGREE: {len(disagree)} of {len(check.layers)} layers ({', '.join(layer.name for layer in disagree)})"
+         + ("" if check.totals_agree else "; totals differ")),
+    ]
+    title = (f"crosscheck: {net.variant}, α={net.alpha:g}, δ={net.delta}, {net.classes} classes, "
+             f"{height}×{width}" + (f", FMP {check.fmp_mode}" if any(l.kind == "fmp" for l in net.layers) else ""))
+    return [View(title=title, columns=columns, rows=rows, notes=notes, footer=footer)]
+
+
+def _all_views(results, convention, fmt: str):
+    from mnetcost.render import Column, View
+
+    num = _number(fmt)
+    unit = convention.unit
+    columns = [
+        Column("source", "source"), Column("variant", "variant"), Column("alpha", "α", True),
+        Column("delta", "δ", True), Column("classes", "classes", True), Column("resolution", "input", True),
+        Column("params", "params", True), Column("fvcore_params", "fvcore params", True),
+        Column("mult_adds", unit, True), Column("fvcore_mult_adds", f"fvcore {unit}", True),
+        Column("layers", "layers agreeing", True), Column("agree", "agree"),
+    ]
+    rows = []
+    for config, check in results:
+        rows.append({"source": config.source, "variant": config.variant, "alpha": f"{config.alpha:g}",
+                     "delta": config.delta, "classes": config.classes, "resolution": config.resolution,
+                     "params": num(check.params), "fvcore_params": num(check.fvcore_params),
+                     "mult_adds": num(check.mult_adds), "fvcore_mult_adds": num(check.fvcore_mult_adds),
+                     "layers": f"{len(check.layers) - len(check.disagreeing)}/{len(check.layers)}",
+                     "agree": _yes(check.agree)})
+    ops = {}
+    for _, check in results:
+        for op, n in check.unsupported_ops.items():
+            ops[op] = ops.get(op, 0) + n
+    good = sum(check.agree for _, check in results)
+    notes = [f"convention {convention.name}: {convention.description}", _ops_note(ops),
+             f"{good} of {len(results)} configurations agree on every layer"]
+    return [View(title=f"crosscheck --all ({len(results)} configurations)", columns=columns, rows=rows,
+                 notes=notes)]
+
+
+@click.command("crosscheck")
+@variant_option
+@config_options(lists=False)
+@convention_option
+@rounding_option
+@click.option("--fmp-mode", type=click.Choice(("tf", "torch")), default="tf", show_default=True,
+              help="Fractional max pooling module: tf (TensorFlow's algorithm) or torch (the built-in).")
+@click.option("--all", "run_all", is_flag=True,
+              help="Every configuration of Tables 4-6 (both datasets) and a few unprinted ones, one row each.")
+@format_option
+@click.pass_context
+def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, fmp_mode, run_all, fmt):
+    """Check the engine's parameters and Mult-Adds against fvcore, layer by layer.
+
+    Builds the PyTorch model from the same resolved layers, runs fvcore's FlopCountAnalysis and
+    parameter_count on it (eval mode) and prints both figures per layer. Exit status 1 if any
+    layer disagrees.
+    """
+    from click.core import ParameterSource
+
+    if run_all:
+        given = [f"--{name}" for name in _CONFIG_PARAMS
+                 if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+        if given:
+            fail(f"--all checks a fixed grid of configurations; drop {', '.join(given)}")
+    _require_torch()
+    from mnetcost.cost import get_convention
+    from mnetcost.crosscheck import all_configurations, crosscheck
+    from mnetcost.render import emit
+    from mnetcost.resolve import resolve
+
+    conv = get_convention(convention)
+    if run_all:
+        results = []
+        for config in all_configurations():
+            network = resolve(config.variant, config.alpha, config.delta, config.classes, config.resolution)
+            results.append((config, crosscheck(network, conv, fmp_mode=fmp_mode)))
+        obj = [dict(check.summary(), source=config.source) for config, check in results]
+        emit(fmt, obj, _all_views(results, conv, fmt))
+        bad = [check for _, check in results if not check.agree]
+        if bad:
+            names = "; ".join(f"{c.network.variant} α={c.network.alpha:g} δ={c.network.delta} "
+                              f"classes={c.network.classes}" for c in bad)
+            raise click.ClickException(f"crosscheck failed: {len(bad)} of {len(results)} configurations "
+                                       f"disagree with fvcore ({names})")
+        return
+    network = resolve(variant, alpha, delta, classes, resolution, rounding=rounding)
+    check = crosscheck(network, conv, fmp_mode=fmp_mode)
+    emit(fmt, check.as_dict(), _one_views(check, fmt))
+    if not check.agree:
+        detail = ", ".join(f"{layer.name} (params {layer.params:,} vs {layer.fvcore_params:,}, "
+                           f"{conv.unit} {layer.mult_adds:,} vs {layer.fvcore_mult_adds:,})"
+                           for layer in check.disagreeing)
+        raise click.ClickException(
+            f"crosscheck failed: {len(check.disagreeing)} of {len(check.layers)} layers disagree with fvcore"
+            + (f": {detail}" if detail else "") + ("" if check.totals_agree else "; totals differ"))

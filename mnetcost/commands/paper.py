@@ -1,0 +1,68 @@
+"""``mnetcost paper``: the paper's Tables 4-6 beside mnetcost's figures, with verdicts."""
+from __future__ import annotations
+
+import click
+
+from mnetcost.options import format_option
+
+MARK = {"agrees": "✓", "close": "≈", "disagrees": "✗"}
+
+
+def paper_views(rows: list[dict]):
+    from mnetcost.reconcile import summary
+    from mnetcost.render import Column, View
+
+    views = []
+    for table in sorted({r["table"] for r in rows}):
+        for dataset in ("cifar10", "cifar100"):
+            selected = [r for r in rows if r["table"] == table and r["dataset"] == dataset]
+            if not selected:
+                continue
+            view_rows = [{
+                "model": (f"{r['variant']} δ={r['delta']}, α={r['alpha']:g}" + (" (baseline)" if r["baseline"] else "")),
+                "accuracy": f"{r['accuracy']:.1%}",
+                "paper_ma": r["paper_mult_adds_printed"], "ma": f"{r['mult_adds'] / 1e6:.3f}",
+                "ma_diff": f"{r['mult_adds_diff']:+.1%}", "ma_verdict": f"{MARK[r['mult_adds_verdict']]} {r['mult_adds_verdict']}",
+                "paper_p": r["paper_params_printed"], "p": f"{r['params'] / 1e6:.3f}",
+                "p_diff": f"{r['params_diff']:+.1%}", "p_verdict": f"{MARK[r['params_verdict']]} {r['params_verdict']}",
+            } for r in selected]
+            notes = [f"  ! {r['variant']} δ={r['delta']} α={r['alpha']:g}: {c['text']}"
+                     for r in selected for c in r["checks"] if not c["consistent"]]
+            views.append(View(
+                title=f"Table {table}, {dataset.upper().replace('CIFAR', 'CIFAR-')} (millions; mnetcost: paper convention)",
+                columns=[Column("model", "model"), Column("accuracy", "accuracy", True),
+                         Column("paper_ma", "paper Mult-Adds", True), Column("ma", "mnetcost", True),
+                         Column("ma_diff", "diff", True), Column("ma_verdict", "verdict"),
+                         Column("paper_p", "paper params", True), Column("p", "mnetcost", True),
+                         Column("p_diff", "diff", True), Column("p_verdict", "verdict")],
+                rows=view_rows, notes=notes,
+            ))
+    totals = summary(rows)
+    views.append(View(
+        title="Summary",
+        columns=[Column("what", "verdict"), Column("count", "cells", True)],
+        rows=[{"what": k, "count": v} for k, v in totals["verdicts"].items()]
+        + [{"what": "failed checks of printed cells against each other", "count": totals["failed_checks"]}],
+        notes=["agrees: the exact count, rounded or truncated to the printed precision, is the printed figure; "
+               "close: within 1 %; diff = (paper - mnetcost) / mnetcost. See docs/reconciliation.md."],
+    ))
+    return views
+
+
+@click.command("paper")
+@click.option("--table", "tables", type=click.Choice(["4", "5", "6"]), multiple=True,
+              help="Only these tables (repeatable); default all.")
+@click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default=None, help="Only this dataset.")
+@format_option
+def command(tables, dataset, fmt):
+    """The paper's Tables 4-6 beside mnetcost's Mult-Adds and params for the same configurations,
+    the difference in % and a verdict per cell, with checks of the paper's cells against each other."""
+    from mnetcost.reconcile import reconcile
+    from mnetcost.render import emit
+
+    rows = reconcile()
+    if tables:
+        rows = [r for r in rows if str(r["table"]) in tables]
+    if dataset:
+        rows = [r for r in rows if r["dataset"] == dataset]
+    emit(fmt, rows, paper_views(rows))

@@ -1,0 +1,93 @@
+"""``mnetcost plot``: accuracy against Mult-Adds (or params, or measured latency), with the front."""
+from __future__ import annotations
+
+import click
+
+from mnetcost.options import convention_option, format_option
+
+
+@click.command("plot")
+@click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Image to write: .png, .svg or .pdf (chosen by the suffix).")
+@click.option("--dataset", type=click.Choice(("cifar10", "cifar100")), default="cifar10", show_default=True,
+              help="Which of the paper's datasets (and of your runs) to plot.")
+@click.option("--x", "x", type=click.Choice(("mult_adds", "params", "latency")), default="mult_adds",
+              show_default=True, help="Horizontal axis (log scale); latency needs --latency.")
+@click.option("--latency", "latency_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Latency results from `mnetcost bench --out FILE` (for --x latency).")
+@click.option("--runs", "runs_dir", type=click.Path(), default=None, metavar="DIR",
+              help="Add your training runs: DIR/summary.json and DIR/*/summary.json from `mnetcost train`.")
+@click.option("--no-paper", is_flag=True, help="Leave the paper's points out (plot only --runs).")
+@click.option("--title", default=None, help="Figure title (default: dataset and axis).")
+@convention_option
+@format_option
+def command(out, dataset, x, latency_file, runs_dir, no_paper, title, convention, fmt):
+    """Plot accuracy against cost with the Pareto front.
+
+    Every configuration of the paper's Tables 4-6 for --dataset (accuracy as printed; Mult-Adds
+    and params as mnetcost computes them), one marker and colour per variant, each point
+    labelled with α and δ, the baseline (MobileNet α=1 δ=1) ringed, and the Pareto front — no
+    other point has lower-or-equal cost and higher-or-equal accuracy, one strictly — drawn as a
+    step line. --runs adds your runs as hollow markers. --format json also prints
+    {"points": [...], "front": [...]}.
+
+    \b
+    Examples:
+      mnetcost plot --out pareto.png
+      mnetcost plot --dataset cifar100 --out pareto100.svg --runs runs/
+      mnetcost bench --variant all --alpha 0.25,0.5,1 --delta 1,2,4 --out latency.json
+      mnetcost plot --x latency --latency latency.json --out latency.png
+    """
+    from mnetcost.errors import MnetcostError
+    from mnetcost.plot import check_output, collect_points, load_latency
+
+    # Everything that can be wrong with the input is checked before anything is drawn or written.
+    check_output(out)
+    if x == "latency" and latency_file is None:
+        raise click.UsageError("--x latency needs --latency FILE (write it with `mnetcost bench --out FILE`)")
+    if latency_file is not None and x != "latency":
+        raise click.UsageError("--latency is only used with --x latency")
+    if no_paper and runs_dir is None:
+        raise click.UsageError("--no-paper leaves nothing to plot without --runs DIR")
+    latency = load_latency(latency_file) if latency_file is not None else None
+    runs = []
+    if runs_dir is not None:
+        from mnetcost.sweep import load_runs
+
+        runs, warnings = load_runs(runs_dir)
+        for line in warnings:
+            click.echo(line, err=True)
+    points, warnings = collect_points(dataset, include_paper=not no_paper, runs=runs, convention=convention,
+                                      latency=latency)
+    for line in warnings:
+        click.echo(line, err=True)
+    if not points:
+        where = f"in {runs_dir} for {dataset}" if no_paper else ""
+        hint = " (measure them with `mnetcost bench`)" if latency is not None else ""
+        raise MnetcostError(f"nothing to plot: no points {where}{hint}".replace("  ", " ").strip())
+
+    from mnetcost.plot import draw, front_of, paper_footnote, points_as_json, save_figure
+
+    front = front_of(points, x)
+    figure = draw(points, front, x=x, dataset=dataset, convention=convention, title=title,
+                  footnote=paper_footnote(convention, not no_paper, x))
+    save_figure(figure, out)
+    click.echo(f"wrote {out} ({len(points)} points, {len(front)} on the front)", err=True)
+
+    from mnetcost.render import Column, View, emit, millions
+
+    on_front = {id(p) for p in front}
+    rows = [{
+        "source": p["source"], "variant": p["variant"], "alpha": f"{p['alpha']:g}", "delta": p["delta"],
+        "mult_adds": millions(p["mult_adds"]), "params": millions(p["params"]),
+        "latency_ms": f"{p['latency_ms']:.3f}" if "latency_ms" in p else None,
+        "accuracy": f"{100 * p['accuracy']:.1f}", "front": "★" if id(p) in on_front else "",
+    } for p in sorted(points, key=lambda p: (p.get("latency_ms", 0) if x == "latency" else p[x], -p["accuracy"]))]
+    columns = [Column("source", "source"), Column("variant", "variant"), Column("alpha", "α", True),
+               Column("delta", "δ", True), Column("mult_adds", "Mult-Adds", True), Column("params", "params", True)]
+    if x == "latency":
+        columns.append(Column("latency_ms", "ms/image", True))
+    columns += [Column("accuracy", "accuracy %", True), Column("front", "front")]
+    view = View(title=f"{dataset}: {len(points)} points, {len(front)} on the Pareto front (by {x})",
+                columns=columns, rows=rows)
+    emit(fmt, points_as_json(points, front), [view])

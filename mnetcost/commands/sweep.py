@@ -1,0 +1,138 @@
+"""``mnetcost sweep``: price a design space at once, filter it by budgets, show known accuracy."""
+from __future__ import annotations
+
+import click
+
+from mnetcost.options import (ALPHA_LIST, CLASSES_LIST, COUNT_SI, DELTA_LIST, RESOLUTION_LIST, convention_option,
+                              format_option, note_alpha, rounding_option)
+
+TABLE_LIMIT = 40
+
+
+def _budget(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+@click.command("sweep")
+@click.option("--variant", "-v", default="all", show_default=True, metavar="all|base,mp3,fmp|PATH",
+              help="Variants to sweep: all, one, or a comma list (names or spec files).")
+@click.option("--alpha", "-a", "alphas", type=ALPHA_LIST, default="0.25,0.5,1", show_default=True,
+              help="Width multipliers: comma list and/or start:stop:step ranges (exact decimals).")
+@click.option("--delta", "-d", "deltas", type=DELTA_LIST, default="1,2,4", show_default=True,
+              help="Depth multipliers δ (comma list of positive integers).")
+@click.option("--classes", "-c", "classes", type=CLASSES_LIST, default="10", show_default=True,
+              help="Numbers of classes (comma list; 10 = CIFAR-10, 100 = CIFAR-100).")
+@click.option("--resolution", "-r", "resolutions", type=RESOLUTION_LIST, default="32", show_default=True,
+              help="Input sizes in pixels (comma list).")
+@click.option("--max-mult-adds", type=COUNT_SI, default=None, metavar="COUNT[K|M|G]",
+              help="Keep configurations with at most this many Mult-Adds (SI: 10M = 10,000,000).")
+@click.option("--max-params", type=COUNT_SI, default=None, metavar="COUNT[K|M|G]",
+              help="Keep configurations with at most this many parameters (SI: 1M = 1,000,000).")
+@convention_option
+@rounding_option
+@click.option("--runs", "runs_dir", type=click.Path(), default=None, metavar="DIR",
+              help="Also show accuracies of training runs (DIR/*/summary.json from `mnetcost train`).")
+@click.option("--sort", "sort_key", type=click.Choice(("mult_adds", "params", "accuracy", "variant", "alpha",
+                                                        "delta", "classes", "resolution")),
+              default="mult_adds", show_default=True,
+              help="Sort order (ascending; accuracy: best first, unknown last).")
+@click.option("--front", "front_cost", type=click.Choice(("mult_adds", "params")), default="mult_adds",
+              show_default=True, help="Cost axis of the accuracy Pareto front that marks rows.")
+@click.option("--known-only", is_flag=True, help="Only configurations with a known accuracy.")
+@click.option("--front-only", is_flag=True, help="Only configurations on the accuracy Pareto front.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+              help=f"Show at most N rows (0 = all). Default: {TABLE_LIMIT} for table/markdown, all for json/csv.")
+@format_option
+def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_params, convention, rounding,
+            runs_dir, sort_key, front_cost, known_only, front_only, limit, fmt):
+    """Evaluate a design space at once and answer budget questions.
+
+    Prices every combination of --variant, --alpha, --delta, --classes and --resolution with the
+    vectorised engine, keeps those within --max-mult-adds/--max-params, and lists them sorted.
+    Known accuracies (the paper's Tables 4-6 at 32 px, and your runs with --runs) are shown, and
+    rows on the accuracy Pareto front are marked: no other shown configuration for the same
+    classes has fewer-or-equal cost (--front) and higher-or-equal accuracy, one of them strictly.
+
+    \b
+    Examples:
+      mnetcost sweep --max-mult-adds 10M --known-only --sort accuracy
+      mnetcost sweep -v base -a 0.25:1.0:0.05 -d 1,2,3,4 --max-params 1M --format json
+    """
+    import numpy as np
+
+    from mnetcost.cost import get_convention
+    from mnetcost.render import Column, View, emit, millions
+    from mnetcost.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
+                                rows_as_dicts, skipped_notes, sort_order)
+
+    variants = parse_variants(variant)
+    note_alpha(alphas)
+    known = paper_known()
+    if runs_dir is not None:
+        runs, warnings = load_runs(runs_dir)
+        for line in warnings:
+            click.echo(line, err=True)
+        known += runs
+    # Paper accuracies belong to the built-in variants only (a spec file named "base" is not Table 1).
+    from mnetcost.spec import BUILTIN_VARIANTS
+
+    known = [k for k in known if k.source != "paper" or k.variant in BUILTIN_VARIANTS]
+
+    result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding)
+    for line in skipped_notes(result.skipped):
+        click.echo(line, err=True)
+    if result.evaluated and not len(result) and result.skipped:
+        raise click.UsageError("no configuration in this sweep can be built (see the notes above)")
+
+    keep = np.ones(len(result), dtype=bool)
+    if max_mult_adds is not None:
+        keep &= result.mult_adds <= max_mult_adds
+    if max_params is not None:
+        keep &= result.params <= max_params
+    fitting = result.take(keep)
+    accuracy, source, paper_accuracy = attach_accuracy(fitting, known)
+    on_front = accuracy_front(fitting, accuracy, front_cost)
+    show = np.ones(len(fitting), dtype=bool)
+    if known_only:
+        show &= ~np.isnan(accuracy)
+    if front_only:
+        show &= on_front
+    order = sort_order(fitting, accuracy, sort_key)
+    order = order[show[order]]
+    total = int(order.size)
+    if limit is None:
+        limit = TABLE_LIMIT if fmt in ("table", "markdown") else 0
+    if limit:
+        order = order[:limit]
+    conv = get_convention(convention)
+    rows = rows_as_dicts(fitting, order, accuracy, source, paper_accuracy, on_front, conv.ops_per_mac)
+
+    multi = len(classes) > 1 or len(resolutions) > 1
+    columns = [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True)]
+    if multi:
+        columns += [Column("classes", "classes", True), Column("resolution", "px", True)]
+    columns += [Column("mult_adds", conv.unit if conv.ops_per_mac == 1 else "Mult-Adds", True),
+                Column("params", "params", True), Column("accuracy", "accuracy %", True),
+                Column("source", "source"), Column("front", "front")]
+    table_rows = [{
+        **row,
+        "alpha": f"{row['alpha']:g}",
+        "mult_adds": millions(row["mult_adds"]),
+        "params": millions(row["params"]),
+        "accuracy": "" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}",
+        "source": row["accuracy_source"] or "",
+        "front": "★" if row["on_front"] else "",
+    } for row in rows]
+    budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
+               f"params ≤ {_budget(max_params)}" if max_params is not None else ""]
+    budget_text = " and ".join(b for b in budgets if b)
+    title = (f"{len(fitting):,} of {len(result):,} configurations" + (f" with {budget_text}" if budget_text else "")
+             + f" (convention {conv.name}, sorted by {sort_key})")
+    notes = [f"★ = on the accuracy Pareto front ({front_cost.replace('_', '-')} vs accuracy, per number of "
+             "classes): no other row has fewer-or-equal cost and higher-or-equal accuracy, one strictly.",
+             "accuracy: paper = Chen & Su Tables 4-6 as printed (CIFAR at 32 px); others are your runs."]
+    if total > len(rows):
+        notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
+    if not total:
+        notes.append("no configuration fits" + (f" {budget_text}" if budget_text else "") + ".")
+    emit(fmt, rows, [View(title=title, columns=columns, rows=table_rows, notes=notes)])

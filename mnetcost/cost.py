@@ -1,0 +1,235 @@
+"""The analytic cost model: one pure rule per layer kind, a named counting convention, totals.
+
+Every rule reads a resolved :class:`~mnetcost.resolve.Layer` and returns the raw terms of its
+cost (:class:`Terms`); a :class:`Convention` turns terms into the parameters and Mult-Adds that
+are reported. The rules are written with plain arithmetic, so the same code prices one
+configuration (ints) or a whole sweep at once (numpy arrays in the channel fields).
+
+Equations (1)-(4) of the paper are the ``dw`` and ``pw`` rules: a depthwise conv with C inputs
+and C*delta outputs has k*k*C*delta weights and k*k*C*delta*H*W Mult-Adds; a pointwise conv
+has C*delta*N weights and C*delta*N*H*W Mult-Adds (H, W: the output size).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from mnetcost.errors import ConfigError
+
+if TYPE_CHECKING:  # the ratio command needs none of the resolver
+    from fractions import Fraction
+
+    from mnetcost.resolve import Layer, Network
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Raw cost terms of one layer, before a convention chooses what to count."""
+
+    weights: object = 0  # conv kernels, FC weight matrix
+    bias: object = 0  # FC bias (the convs have none)
+    bn_channels: object = 0  # channels of the BatchNorm that follows the layer
+    macs: object = 0  # multiply-accumulates of the weights
+    bn_elements: object = 0  # elements the BatchNorm normalises (output numel)
+    pool_elements: object = 0  # elements a global average pool reads
+
+
+def conv_terms(layer: Layer) -> Terms:
+    """Full, depthwise and pointwise convolutions: k*k*(C_in/groups)*C_out weights, no bias."""
+    weights = layer.kernel * layer.kernel * (layer.in_c // layer.groups) * layer.out_c
+    spatial = layer.out_h * layer.out_w
+    bn_channels = layer.out_c if layer.bn else 0
+    return Terms(weights=weights, bn_channels=bn_channels, macs=weights * spatial,
+                 bn_elements=bn_channels * spatial)
+
+
+def max_pool_terms(layer: Layer) -> Terms:
+    """Max pooling (3x3/2 or fractional): no weights; comparisons are not Mult-Adds."""
+    return Terms()
+
+
+def avg_pool_terms(layer: Layer) -> Terms:
+    """Global average pooling: no weights; reads every input element once."""
+    return Terms(pool_elements=layer.in_h * layer.in_w * layer.in_c)
+
+
+def fc_terms(layer: Layer) -> Terms:
+    """Fully connected classifier over the flattened input, with bias."""
+    features = layer.in_h * layer.in_w * layer.in_c
+    weights = features * layer.out_c
+    return Terms(weights=weights, bias=layer.out_c, macs=weights)
+
+
+COST_RULES: dict[str, Callable[[Layer], Terms]] = {
+    "conv": conv_terms,
+    "dw": conv_terms,
+    "pw": conv_terms,
+    "maxpool": max_pool_terms,
+    "fmp": max_pool_terms,
+    "avgpool": avg_pool_terms,
+    "fc": fc_terms,
+}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """What is counted. ``bn_params``: numbers per BatchNorm channel counted as parameters
+    (4 = gamma, beta, moving mean, moving variance, as Keras ``count_params`` does; 2 = the
+    trainable gamma and beta; 0 = none). ``count_bn_ops``/``count_pool_ops``: add BatchNorm
+    (2 per element) and global-average-pool (1 per input element) operations to the Mult-Adds, as
+    fvcore's default handles do. ``ops_per_mac``: 1 reports Mult-Adds, 2 reports FLOPs."""
+
+    name: str
+    description: str
+    bn_params: int = 4
+    count_bn_ops: bool = False
+    count_pool_ops: bool = False
+    ops_per_mac: int = 1
+
+    @property
+    def unit(self) -> str:
+        return "FLOPs" if self.ops_per_mac == 2 else "Mult-Adds"
+
+    def params(self, terms: Terms):
+        return terms.weights + terms.bias + self.bn_params * terms.bn_channels
+
+    def mult_adds(self, terms: Terms):
+        total = terms.macs
+        if self.count_bn_ops:
+            total = total + 2 * terms.bn_elements
+        if self.count_pool_ops:
+            total = total + terms.pool_elements
+        return total
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "bn_params_per_channel": self.bn_params,
+                "count_bn_ops": self.count_bn_ops, "count_pool_ops": self.count_pool_ops, "unit": self.unit}
+
+
+CONVENTIONS: dict[str, Convention] = {
+    c.name: c
+    for c in (
+        Convention("paper", "the paper's (Keras count_params): conv/FC multiply-accumulates; "
+                            "params = weights + FC bias + 4 per BatchNorm channel"),
+        Convention("trainable", "conv/FC multiply-accumulates; params = trainable only "
+                                "(BatchNorm gamma and beta, 2 per channel)", bn_params=2),
+        Convention("weights", "conv/FC multiply-accumulates; params = conv/FC weights and FC bias, "
+                              "no BatchNorm", bn_params=0),
+        Convention("flops", "as 'paper', but operations reported as FLOPs = 2 x Mult-Adds", ops_per_mac=2),
+        Convention("fvcore", "what fvcore's FlopCountAnalysis counts by default: conv/FC "
+                             "multiply-accumulates plus BatchNorm (2 per element) and global average "
+                             "pool (1 per input element); params = trainable",
+                   bn_params=2, count_bn_ops=True, count_pool_ops=True),
+    )
+}
+DEFAULT_CONVENTION = "paper"
+
+
+def get_convention(name: str | Convention) -> Convention:
+    if isinstance(name, Convention):
+        return name
+    try:
+        return CONVENTIONS[name]
+    except KeyError:
+        raise ConfigError(f"unknown convention {name!r} (one of {', '.join(CONVENTIONS)})") from None
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One row of a cost report: the layer and what it costs under a convention."""
+
+    layer: Layer
+    params: int
+    mult_adds: int
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    network: Network
+    convention: Convention
+    layers: tuple[LayerCost, ...]
+    params: int
+    mult_adds: int
+
+
+def layer_terms(layer: Layer) -> Terms:
+    return COST_RULES[layer.kind](layer)
+
+
+def network_cost(network: Network, convention: str | Convention = DEFAULT_CONVENTION) -> NetworkCost:
+    """Price every layer of a resolved network, then total (integers throughout)."""
+    conv = get_convention(convention)
+    rows = []
+    for layer in network.layers:
+        terms = layer_terms(layer)
+        rows.append(LayerCost(layer=layer, params=int(conv.params(terms)), mult_adds=int(conv.mult_adds(terms))))
+    return NetworkCost(network=network, convention=conv, layers=tuple(rows),
+                       params=sum(r.params for r in rows), mult_adds=sum(r.mult_adds for r in rows))
+
+
+def sweep_totals(layers: tuple[Layer, ...], convention: str | Convention = DEFAULT_CONVENTION):
+    """Total (params, mult_adds) as int64 arrays for layers from :func:`resolve_arrays`:
+    one Python step per layer, every (alpha, delta) point at once."""
+    import numpy as np
+
+    conv = get_convention(convention)
+    params = np.zeros((), dtype=np.int64)
+    mult_adds = np.zeros((), dtype=np.int64)
+    for layer in layers:
+        terms = layer_terms(layer)
+        params = params + conv.params(terms)
+        mult_adds = mult_adds + conv.mult_adds(terms)
+    return np.asarray(params, dtype=np.int64), np.asarray(mult_adds, dtype=np.int64)
+
+
+# --- equations (1)-(4) and the ratios of section III.A ------------------------------------------
+@dataclass(frozen=True)
+class SeparableCost:
+    """Eqs (1)-(4) for one depthwise separable conv with integer channels."""
+
+    in_channels: int  # alpha*M as built (int(M * alpha))
+    dw_channels: int  # alpha*M*delta
+    out_channels: int  # alpha*N as built
+    dw_params: int  # eq (1)
+    pw_params: int  # eq (2)
+    dw_mult_adds: int  # eq (3)
+    pw_mult_adds: int  # eq (4)
+
+    @property
+    def params(self) -> int:
+        return self.dw_params + self.pw_params
+
+    @property
+    def mult_adds(self) -> int:
+        return self.dw_mult_adds + self.pw_mult_adds
+
+
+def separable_cost(M: int, N: int, alpha: float, delta: int, kernel: int = 3, feature: int = 32,
+                   rounding: Callable = int) -> SeparableCost:
+    """Equations (1)-(4): a depthwise separable conv from M to N channels at width ``alpha``
+    and depth multiplier ``delta``, kernel D_K = ``kernel``, feature map D_F = ``feature``."""
+    in_channels = rounding(M * alpha)
+    out_channels = rounding(N * alpha)
+    dw_channels = in_channels * delta
+    dw_params = kernel * kernel * dw_channels
+    pw_params = dw_channels * out_channels
+    area = feature * feature
+    return SeparableCost(in_channels, dw_channels, out_channels, dw_params, pw_params,
+                         dw_params * area, pw_params * area)
+
+
+def ratio_formula(N: int, alpha: Fraction, delta: int, kernel: int = 3) -> Fraction:
+    """The paper's closed form (alpha*D_K^2 + alpha^2*N)*delta / (D_K^2 + N); M and D_F cancel."""
+    from fractions import Fraction
+
+    alpha = Fraction(alpha)
+    k2 = kernel * kernel
+    return (alpha * k2 + alpha * alpha * N) * delta / (k2 + N)
+
+
+def ratio_approx(alpha: Fraction, delta: int) -> Fraction:
+    """The paper's approximation alpha^2 * delta."""
+    from fractions import Fraction
+
+    alpha = Fraction(alpha)
+    return alpha * alpha * delta

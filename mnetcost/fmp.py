@@ -1,0 +1,253 @@
+"""Fractional max pooling as TensorFlow computes it (Graham, arXiv 1412.6071), in PyTorch.
+
+``tf.nn.fractional_max_pool`` and ``torch.nn.FractionalMaxPool2d`` share a name but not a
+behaviour:
+
+==========================  ========================================  ======================================
+                            TensorFlow (the paper's op), this module  ``torch.nn.FractionalMaxPool2d``
+==========================  ========================================  ======================================
+output size                 ``floor(size / ratio)``                   ``output_size`` or ``int(size * ratio)``
+pooling regions             one row sequence and one column           new fixed-size windows per image and
+                            sequence per call, shared by the batch    per channel
+                            and every channel
+region lengths              ``k = size // out`` or ``k + 1`` (1 or 2  ``kernel_size`` (fixed)
+                            for ratios in (1, 2)), disjoint; one
+                            more row/column with ``overlapping``
+``eval()``                  here: a fixed, seeded draw (TF draws on   random on every call, in ``eval()`` too
+                            every call unless seeded)
+==========================  ========================================  ======================================
+
+:class:`FractionalMaxPool2d` draws its sequences like TensorFlow's kernel
+(``fractional_max_pool_op.cc``: ``GeneratePoolingSequence``): by default ("random") the
+``size % out`` intervals of length ``k + 1`` are placed by a random shuffle; with
+``pseudo_random=True`` the boundaries are ``ceil(a * (i + u))`` for one uniform ``u``, ``a =
+size / out``. In training it draws from torch's global random generator (so ``torch.manual_seed``
+reproduces a run); in ``eval()`` it uses draw number ``eval_draw`` of a fixed seeded sequence, so
+evaluation is deterministic, and :func:`predict_averaged` averages the predictions of several
+draws (Graham's test-time averaging).
+
+The forward pass is vectorised: a window is the product of a row interval and a column interval,
+so the max is taken over rows (``index_select`` with a small ``out x k`` index tensor, then
+``amax``) and then over columns. No Python loop touches the data.
+
+:class:`TorchFractionalMaxPool2d` keeps PyTorch's built-in for comparison (``kernel_size=2``:
+``kernel_size=3`` fails at the 2 -> 1 step of Table 3), made deterministic in ``eval()`` by
+passing it seeded ``_random_samples``.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def pooled_size(size: int, ratio: float) -> int:
+    """``floor(size / ratio)``, the output size of TensorFlow's op (and of the resolved layer)."""
+    return math.floor(size / ratio)
+
+
+def _check_sizes(size: int, out: int) -> None:
+    if out < 1:
+        raise ValueError(f"fractional max pooling cannot shrink {size} pixels to {out}")
+
+
+def sequence_random(size: int, out: int, draw) -> list[int]:
+    """TF's default ("random") pooling sequence: boundaries 0 = c_0 < ... < c_out = size with
+    intervals of ``k = size // out`` or ``k + 1``, the ``size % out`` long ones shuffled.
+    ``draw(n)`` returns a random permutation of ``range(n)``."""
+    _check_sizes(size, out)
+    k, extra = divmod(size, out)
+    diff = [k + 1] * extra + [k] * (out - extra)
+    order = draw(out)
+    diff = [diff[i] for i in order]
+    cum = [0]
+    for d in diff:
+        cum.append(cum[-1] + d)
+    return cum
+
+
+def sequence_pseudo_random(size: int, out: int, u01: float) -> list[int]:
+    """TF's ``pseudo_random=True`` sequence: boundaries ``ceil(a * (i + u)) - 1`` (0-based) with
+    ``a = size / out`` and ``u = u01 * max_u`` as in ``GeneratePoolingSequencePseudoRandom``."""
+    _check_sizes(size, out)
+    a = size / out
+    k = size // out
+    max_u = min((k + 2) / a - 1, (size + 1 - k) / a - (out - 1))
+    u = u01 * max_u
+    cum = [0] + [math.ceil(a * (i + u)) - 1 for i in range(1, out)] + [size]
+    return cum
+
+
+def window_index(cum: list[int], size: int, overlapping: bool) -> torch.Tensor:
+    """An ``out x K`` index tensor: row ``i`` lists the input positions of window ``i``
+    (``[cum[i], cum[i+1])``, one more when ``overlapping``, clamped to the input), padded to the
+    longest window by repeating its last position (harmless for a max)."""
+    ends = [min(end + (1 if overlapping else 0), size) for end in cum[1:]]
+    longest = max(end - start for start, end in zip(cum, ends))
+    # A few dozen small ints, built in Python so that a trace sees one constant, not index arithmetic.
+    return torch.tensor([[min(start + j, end - 1) for j in range(longest)] for start, end in zip(cum, ends)],
+                        dtype=torch.long)
+
+
+def pool_with_index(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Max over the windows ``rows x cols`` of an (N, C, H, W) tensor; ``rows`` is out_h x Kr,
+    ``cols`` out_w x Kc (from :func:`window_index`)."""
+    out_h, kr = rows.shape
+    out_w, kc = cols.shape
+    y = x.index_select(2, rows.reshape(-1)).unflatten(2, (out_h, kr)).amax(3)
+    return y.index_select(3, cols.reshape(-1)).unflatten(3, (out_w, kc)).amax(4)
+
+
+def fractional_max_pool2d_reference(x: torch.Tensor, row_cum: list[int], col_cum: list[int],
+                                    overlapping: bool = False) -> torch.Tensor:
+    """The slow, obvious definition (TF's kernel, one window at a time), for tests."""
+    n, c, h, w = x.shape
+    out_h, out_w = len(row_cum) - 1, len(col_cum) - 1
+    y = x.new_empty((n, c, out_h, out_w))
+    for i in range(out_h):
+        r0 = row_cum[i]
+        r1 = min(row_cum[i + 1] if overlapping else row_cum[i + 1] - 1, h - 1)  # inclusive, as TF
+        for j in range(out_w):
+            c0 = col_cum[j]
+            c1 = min(col_cum[j + 1] if overlapping else col_cum[j + 1] - 1, w - 1)
+            y[:, :, i, j] = x[:, :, r0:r1 + 1, c0:c1 + 1].amax(dim=(2, 3))
+    return y
+
+
+class FractionalMaxPool2d(nn.Module):
+    """TensorFlow-style fractional max pooling: output ``floor(size / ratio)`` per side.
+
+    Args:
+        ratio: pooling ratio > 1 (the paper's "s1.4"; 1.44 reproduces Table 3's sizes).
+        overlapping: windows share their boundary row/column (TF's ``overlapping=True``).
+        pseudo_random: TF's pseudo-random sequences instead of the default random shuffle.
+        seed: seeds the fixed draws used in ``eval()``.
+        eval_draw: which fixed draw ``eval()`` uses (0, 1, ...); :func:`predict_averaged`
+            cycles through several.
+    """
+
+    def __init__(self, ratio: float, overlapping: bool = False, pseudo_random: bool = False, seed: int = 0,
+                 eval_draw: int = 0):
+        super().__init__()
+        if not ratio > 1:
+            raise ValueError(f"fractional max pooling needs a ratio > 1, got {ratio!r}")
+        self.ratio = float(ratio)
+        self.overlapping = bool(overlapping)
+        self.pseudo_random = bool(pseudo_random)
+        self.seed = int(seed)
+        self.eval_draw = int(eval_draw)
+        self._cache: dict = {}
+
+    def extra_repr(self) -> str:
+        return (f"ratio={self.ratio}, overlapping={self.overlapping}, pseudo_random={self.pseudo_random}, "
+                f"seed={self.seed}")
+
+    # --- sequences -------------------------------------------------------------------------
+    def _sequence(self, size: int, out: int, rng) -> list[int]:
+        """One boundary sequence; ``rng`` is a ``random.Random`` (eval) or None (torch's RNG)."""
+        if self.pseudo_random:
+            u01 = rng.random() if rng is not None else float(torch.rand(()))
+            return sequence_pseudo_random(size, out, u01)
+        if rng is not None:
+            return sequence_random(size, out, lambda n: rng.sample(range(n), n))
+        return sequence_random(size, out, lambda n: torch.randperm(n).tolist())
+
+    def sequences(self, height: int, width: int, draw: int | None = None) -> tuple[list[int], list[int]]:
+        """Row and column boundaries for an input of ``height x width``: draw number ``draw`` of the
+        fixed seeded draws, or a fresh draw from torch's generator when ``draw`` is None."""
+        out_h, out_w = pooled_size(height, self.ratio), pooled_size(width, self.ratio)
+        rng = None if draw is None else random.Random(f"fmp:{self.seed}:{draw}:{height}x{width}")
+        return self._sequence(height, out_h, rng), self._sequence(width, out_w, rng)
+
+    def _index(self, height: int, width: int, device, draw: int | None):
+        rows, cols = self.sequences(height, width, draw)
+        return (window_index(rows, height, self.overlapping).to(device, non_blocking=True),
+                window_index(cols, width, self.overlapping).to(device, non_blocking=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = int(x.shape[-2]), int(x.shape[-1])
+        if self.training:
+            rows, cols = self._index(height, width, x.device, None)
+        else:
+            key = (height, width, x.device, self.eval_draw)
+            if key not in self._cache:
+                self._cache[key] = self._index(height, width, x.device, self.eval_draw)
+            rows, cols = self._cache[key]
+        squeeze = x.dim() == 3
+        if squeeze:
+            x = x.unsqueeze(0)
+        y = pool_with_index(x, rows, cols)
+        return y.squeeze(0) if squeeze else y
+
+
+class TorchFractionalMaxPool2d(nn.Module):
+    """PyTorch's built-in for comparison: ``F.fractional_max_pool2d`` with ``kernel_size=2`` and
+    the output size ``floor(size / ratio)``. Its windows are drawn per image and per channel.
+    In ``eval()`` it uses seeded samples (the built-in alone is random in eval too)."""
+
+    def __init__(self, ratio: float, kernel_size: int = 2, seed: int = 0, eval_draw: int = 0):
+        super().__init__()
+        if not ratio > 1:
+            raise ValueError(f"fractional max pooling needs a ratio > 1, got {ratio!r}")
+        self.ratio = float(ratio)
+        self.kernel_size = int(kernel_size)
+        self.seed = int(seed)
+        self.eval_draw = int(eval_draw)
+
+    def extra_repr(self) -> str:
+        return f"ratio={self.ratio}, kernel_size={self.kernel_size}, seed={self.seed}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = (pooled_size(int(x.shape[-2]), self.ratio), pooled_size(int(x.shape[-1]), self.ratio))
+        samples = None
+        if not self.training:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.eval_draw)
+            batch = x.shape[0] if x.dim() == 4 else 1
+            samples = torch.rand((batch, x.shape[-3], 2), generator=generator, dtype=torch.float64)
+            samples = samples.to(device=x.device, dtype=x.dtype)
+        return F.fractional_max_pool2d(x, self.kernel_size, output_size=out, _random_samples=samples)
+
+
+FMP_MODES = ("tf", "torch")
+
+
+def make_fmp(ratio: float, mode: str = "tf", *, seed: int = 0, overlapping: bool = False,
+             pseudo_random: bool = False) -> nn.Module:
+    """The FMP module for ``mode``: ``tf`` (:class:`FractionalMaxPool2d`) or ``torch``."""
+    if mode == "tf":
+        return FractionalMaxPool2d(ratio, overlapping=overlapping, pseudo_random=pseudo_random, seed=seed)
+    if mode == "torch":
+        return TorchFractionalMaxPool2d(ratio, seed=seed)
+    raise ValueError(f"fmp_mode must be one of {', '.join(FMP_MODES)}, got {mode!r}")
+
+
+def fmp_modules(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, (FractionalMaxPool2d, TorchFractionalMaxPool2d))]
+
+
+@torch.no_grad()
+def predict_averaged(model: nn.Module, x: torch.Tensor, draws: int = 1) -> torch.Tensor:
+    """Class probabilities averaged over ``draws`` fixed pooling draws (Graham's test-time
+    averaging), in ``eval()`` mode. ``draws=1`` is the plain deterministic prediction. The
+    model's mode and the layers' ``eval_draw`` are restored afterwards."""
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws must be a positive integer, got {draws!r}")
+    layers = fmp_modules(model)
+    saved = [layer.eval_draw for layer in layers]
+    was_training = model.training
+    model.eval()
+    try:
+        total = None
+        for draw in range(draws if layers else 1):
+            for layer in layers:
+                layer.eval_draw = draw
+            probs = model(x).softmax(dim=-1)
+            total = probs if total is None else total + probs
+        return total / (draws if layers else 1)
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.eval_draw = value
+        model.train(was_training)

@@ -1,0 +1,135 @@
+"""PyTorch models built from the resolved layers (the records the cost model prices).
+
+:func:`build_model` resolves a variant and hands the :class:`~mnetcost.resolve.Network` to
+:func:`build_from_network`, which makes one module per resolved layer, in order, named after the
+layer (``conv1``, ``conv_dw_1``, ``conv_pw_1``, ``maxpool_1``, ``fmp_1``, ``avgpool``, ``fc``), so
+fvcore's per-module counts and the analytic rows join on name. There is no second copy of the
+architecture here: every width, kernel, stride, padding and group count is read from a layer.
+
+Blocks, as in Keras's MobileNet: a conv (full, depthwise with ``groups = C`` and ``C * delta``
+outputs, or pointwise 1x1), no bias, then BatchNorm, then ReLU. Padding is TensorFlow's 'same'
+(``layer.padding``): symmetric padding goes into the conv, asymmetric padding (a stride-2 conv
+on an even size) is an explicit zero-pad module; max pooling pads with -inf. Then global average
+pooling, dropout and a linear classifier with bias (``fc``); the softmax belongs to the loss.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from mnetcost.errors import ConfigError
+from mnetcost.fmp import FMP_MODES, make_fmp, predict_averaged
+from mnetcost.resolve import Layer, Network, resolve
+
+# Keras's BatchNormalization defaults (momentum 0.99 = PyTorch momentum 0.01, epsilon 1e-3).
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01
+ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "relu6": lambda: nn.ReLU6(inplace=True)}
+
+
+class MobileNet(nn.Sequential):
+    """An ``nn.Sequential`` of the resolved layers (plus ``dropout`` before ``fc``), holding the
+    :class:`~mnetcost.resolve.Network` it was built from as ``network``."""
+
+    def __init__(self, modules: OrderedDict, network: Network):
+        super().__init__(modules)
+        self.network = network
+
+    def predict_averaged(self, x: torch.Tensor, draws: int = 1) -> torch.Tensor:
+        """Class probabilities in eval mode, averaged over ``draws`` fixed FMP draws."""
+        return predict_averaged(self, x, draws)
+
+
+def _symmetric(padding: tuple[int, int, int, int]) -> bool:
+    top, bottom, left, right = padding
+    return top == bottom and left == right
+
+
+def _pad_module(padding: tuple[int, int, int, int], value: float = 0.0) -> nn.Module:
+    top, bottom, left, right = padding
+    return nn.ConstantPad2d((left, right, top, bottom), value)  # torch order: left, right, top, bottom
+
+
+def conv_block(layer: Layer, activation: str = "relu") -> nn.Sequential:
+    """conv (full, depthwise or pointwise) -> BatchNorm -> ReLU, as named sub-modules
+    ``pad`` (only for asymmetric padding), ``conv``, ``bn``, ``relu``."""
+    parts = OrderedDict()
+    top, _, left, _ = layer.padding
+    if _symmetric(layer.padding):
+        conv_padding = (top, left)
+    else:
+        parts["pad"] = _pad_module(layer.padding)
+        conv_padding = (0, 0)
+    parts["conv"] = nn.Conv2d(layer.in_c, layer.out_c, layer.kernel, stride=layer.stride, padding=conv_padding,
+                              groups=layer.groups, bias=False)
+    if layer.bn:
+        parts["bn"] = nn.BatchNorm2d(layer.out_c, eps=BN_EPS, momentum=BN_MOMENTUM)
+    if layer.relu:
+        parts["relu"] = ACTIVATIONS[activation]()
+    return nn.Sequential(parts)
+
+
+def max_pool_block(layer: Layer) -> nn.Module:
+    """Max pooling with TF 'same' padding: padded positions never win (pad value -inf)."""
+    top, _, left, _ = layer.padding
+    if _symmetric(layer.padding) and 2 * max(top, left) <= layer.kernel:
+        return nn.MaxPool2d(layer.kernel, layer.stride, padding=(top, left))
+    return nn.Sequential(OrderedDict(pad=_pad_module(layer.padding, float("-inf")),
+                                     pool=nn.MaxPool2d(layer.kernel, layer.stride)))
+
+
+def build_from_network(network: Network, *, dropout: float = 0.1, fmp_mode: str = "tf", fmp_seed: int = 0,
+                       fmp_overlapping: bool = False, fmp_pseudo_random: bool = False,
+                       activation: str = "relu") -> MobileNet:
+    """One module per layer of an already-resolved ``network``, named after the layer.
+
+    ``dropout`` (the paper's 10 %) is applied before the classifier; ``fmp_mode`` picks the
+    fractional max pooling: ``tf`` (TensorFlow's algorithm, :class:`mnetcost.fmp.FractionalMaxPool2d`)
+    or ``torch`` (``nn.FractionalMaxPool2d``-style, for comparison); ``fmp_seed`` seeds the fixed
+    draws used in ``eval()``; ``fmp_overlapping``/``fmp_pseudo_random`` are TF's options.
+    """
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ConfigError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if fmp_mode not in FMP_MODES:
+        raise ConfigError(f"fmp_mode must be one of {', '.join(FMP_MODES)}, got {fmp_mode!r}")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    modules: OrderedDict[str, nn.Module] = OrderedDict()
+    fmp_count = 0
+    for layer in network.layers:
+        if layer.kind in ("conv", "dw", "pw"):
+            modules[layer.name] = conv_block(layer, activation)
+        elif layer.kind == "maxpool":
+            modules[layer.name] = max_pool_block(layer)
+        elif layer.kind == "fmp":
+            modules[layer.name] = make_fmp(layer.ratio, fmp_mode, seed=fmp_seed * 1000 + fmp_count,
+                                           overlapping=fmp_overlapping, pseudo_random=fmp_pseudo_random)
+            fmp_count += 1
+        elif layer.kind == "avgpool":
+            modules[layer.name] = nn.AdaptiveAvgPool2d(1)
+        elif layer.kind == "fc":
+            modules["flatten"] = nn.Flatten(1)
+            modules["dropout"] = nn.Dropout(dropout)
+            modules[layer.name] = nn.Linear(layer.in_h * layer.in_w * layer.in_c, layer.out_c, bias=True)
+        else:  # a new kind in resolve.LAYER_KINDS needs a module here
+            raise ConfigError(f"layer {layer.name}: no PyTorch module for layer kind {layer.kind!r}")
+    return MobileNet(modules, network)
+
+
+def build_model(variant="base", alpha: float = 1.0, delta: int = 1, classes: int = 10, resolution=32, *,
+                dropout: float = 0.1, fmp_mode: str = "tf", fmp_seed: int = 0, fmp_overlapping: bool = False,
+                fmp_pseudo_random: bool = False, activation: str = "relu",
+                rounding: str = "truncate") -> MobileNet:
+    """A ``torch.nn.Module`` for ``variant`` (``base``, ``mp3``, ``fmp`` or a spec path) at width
+    multiplier ``alpha``, depth multiplier ``delta``, ``classes`` outputs and a square (or
+    ``(h, w)``) input of ``resolution`` pixels. Input: (N, channels, h, w) float; output: logits.
+    The resolved network is ``model.network``. See :func:`build_from_network` for the options."""
+    network = resolve(variant, alpha=alpha, delta=delta, classes=classes, resolution=resolution, rounding=rounding)
+    return build_from_network(network, dropout=dropout, fmp_mode=fmp_mode, fmp_seed=fmp_seed,
+                              fmp_overlapping=fmp_overlapping, fmp_pseudo_random=fmp_pseudo_random,
+                              activation=activation)
+
+
+__all__ = ["MobileNet", "build_from_network", "build_model", "conv_block", "max_pool_block"]

@@ -1,0 +1,62 @@
+"""The paper's printed results (Tables 4-6), loaded from the data file shipped with the package,
+and their reconciliation with the engine's figures for the same configurations."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+
+DATASET_CLASSES = {"cifar10": 10, "cifar100": 100}
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """One printed row. Figures stay as printed (Decimal) so their precision is known."""
+
+    table: int
+    dataset: str
+    variant: str
+    alpha: float
+    delta: int
+    accuracy_pct: Decimal
+    mult_adds_m: Decimal
+    params_m: Decimal
+
+    @property
+    def classes(self) -> int:
+        return DATASET_CLASSES[self.dataset]
+
+    @property
+    def accuracy(self) -> float:
+        """Top-1 test accuracy as a fraction in [0, 1]."""
+        return float(self.accuracy_pct) / 100
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.variant == "base" and self.alpha == 1 and self.delta == 1
+
+
+def load_paper_results() -> list[PaperResult]:
+    text = resources.files("mnetcost.data").joinpath("paper_results.csv").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return [
+        PaperResult(
+            table=int(row["table"]), dataset=row["dataset"], variant=row["variant"],
+            alpha=float(row["alpha"]), delta=int(row["delta"]),
+            accuracy_pct=Decimal(row["accuracy_pct"]), mult_adds_m=Decimal(row["mult_adds_m"]),
+            params_m=Decimal(row["params_m"]),
+        )
+        for row in csv.DictReader(lines)
+    ]
+
+
+def unique_configurations(results: list[PaperResult]) -> list[PaperResult]:
+    """The rows without the baseline repeated by Tables 5 and 6 (first occurrence kept)."""
+    seen, unique = set(), []
+    for result in results:
+        key = (result.dataset, result.variant, result.alpha, result.delta)
+        if key not in seen:
+            seen.add(key)
+            unique.append(result)
+    return unique

@@ -1,0 +1,417 @@
+"""Accuracy against cost: the points and their Pareto front as data, then a matplotlib figure.
+
+:func:`collect_points` and :func:`front_of` are pure (no matplotlib); :func:`draw` imports
+matplotlib (Agg backend) only when called, and :func:`save_figure` writes through a temporary
+file in the target folder, renamed into place, so no half-written file is ever left behind.
+
+Paper points carry the paper's printed accuracy but the Mult-Adds and parameters mnetcost
+computes for the configuration (the paper's printed costs are rounded and, for FMP, estimated);
+the figure says so in its footnote.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from mnetcost.errors import MnetcostError
+
+IMAGE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+X_AXES = ("mult_adds", "params", "latency")
+DATASETS = {"cifar10": ("CIFAR-10", 10), "cifar100": ("CIFAR-100", 100)}
+VARIANT_STYLE = {  # colour-blind-safe (Okabe-Ito) colours, one marker shape per variant
+    "base": ("#0072B2", "o", "base (Table 1: strided convs)"),
+    "mp3": ("#E69F00", "s", "mp3 (Table 2: 3×3/2 max pooling)"),
+    "fmp": ("#009E73", "^", "fmp (Table 3: fractional max pooling)"),
+}
+OTHER_STYLES = [("#CC79A7", "D"), ("#56B4E9", "v"), ("#D55E00", "P"), ("#999999", "X")]
+
+
+def image_format(path: str | Path) -> str:
+    """png, svg or pdf from the file's suffix; anything else is a one-line error."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        shown = suffix or "no suffix"
+        raise MnetcostError(f"--out {path}: unknown image type ({shown}); use a .png, .svg or .pdf file name")
+    return IMAGE_FORMATS[suffix]
+
+
+def check_output(path: str | Path) -> str:
+    """Validate ``--out`` before any work: suffix known, folder exists, not a directory."""
+    fmt = image_format(path)
+    target = Path(path)
+    if target.is_dir():
+        raise MnetcostError(f"--out {path}: is a directory")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise MnetcostError(f"--out {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise MnetcostError(f"--out {path}: folder {parent} is not writable")
+    return fmt
+
+
+# --- data --------------------------------------------------------------------------------------
+def load_latency(path: str | Path) -> dict[tuple, dict]:
+    """Latency results written by ``mnetcost bench --out FILE``, keyed like sweep configurations."""
+    from mnetcost.sweep import config_key
+
+    file = Path(path)
+    if not file.is_file():
+        raise MnetcostError(f"--latency {path}: no such file (write one with `mnetcost bench --out {path}`)")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MnetcostError(f"--latency {path}: not a JSON file from `mnetcost bench`: "
+                            f"{str(exc).splitlines()[0]}") from None
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, list):
+        raise MnetcostError(f"--latency {path}: no 'results' list (is it from `mnetcost bench --out`?)")
+    table = {}
+    for number, item in enumerate(results):
+        try:
+            key = config_key(item["variant"], item["alpha"], item["delta"], item["classes"], item["resolution"])
+            latency = float(item["latency_ms"])
+        except (KeyError, TypeError, ValueError):
+            raise MnetcostError(f"--latency {path}: result {number} lacks variant/alpha/delta/classes/"
+                                "resolution/latency_ms") from None
+        table[key] = item
+    return table
+
+
+def _costs(variant: str, alpha: float, delta: int, classes: int, resolution: int, convention: str):
+    from mnetcost.cost import network_cost
+    from mnetcost.resolve import resolve
+
+    cost = network_cost(resolve(variant, alpha, delta, classes, resolution), convention)
+    return cost.params, cost.mult_adds
+
+
+def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs=(), convention: str = "paper",
+                   latency: dict | None = None) -> tuple[list[dict], list[str]]:
+    """The points to plot and warnings. Each point: variant, alpha, delta, classes, resolution,
+    mult_adds, params, accuracy (fraction), source ("paper" or the run's name), baseline, and
+    latency_ms/images_per_s when ``latency`` (from :func:`load_latency`) is given."""
+    from mnetcost.sweep import paper_known
+
+    if dataset not in DATASETS:
+        raise MnetcostError(f"unknown dataset {dataset!r} (one of {', '.join(DATASETS)})")
+    classes = DATASETS[dataset][1]
+    known = paper_known(dataset) if include_paper else []
+    warnings: list[str] = []
+    for run in runs:
+        if run.dataset in DATASETS and run.dataset != dataset:
+            continue  # a run on the other CIFAR belongs to the other figure
+        if run.dataset not in DATASETS and run.classes != classes:
+            continue
+        known.append(run)
+    points = []
+    for item in known:
+        try:
+            params, mult_adds = _costs(item.variant, item.alpha, item.delta, item.classes, item.resolution,
+                                       convention)
+        except MnetcostError as exc:
+            if item.params is None or item.mult_adds is None:
+                warnings.append(f"warning: skipping run {item.source}: {exc}")
+                continue
+            params, mult_adds = item.params, item.mult_adds  # a spec file that is gone: trust the summary
+        point = {"variant": item.variant, "alpha": item.alpha, "delta": item.delta, "classes": item.classes,
+                 "resolution": item.resolution, "mult_adds": int(mult_adds), "params": int(params),
+                 "accuracy": item.accuracy, "source": item.source, "baseline": item.is_baseline}
+        if latency is not None:
+            measured = latency.get(item.key)
+            if measured is None:
+                warnings.append(f"note: no latency measured for {describe(point)}; left out of the plot")
+                continue
+            point["latency_ms"] = float(measured["latency_ms"])
+            if measured.get("images_per_s") is not None:
+                point["images_per_s"] = float(measured["images_per_s"])
+        points.append(point)
+    return points, warnings
+
+
+def describe(point: dict) -> str:
+    where = "paper" if point["source"] == "paper" else f"run {point['source']}"
+    return f"{point['variant']} α={point['alpha']:g} δ={point['delta']} ({where})"
+
+
+def x_value(point: dict, x: str):
+    return point["latency_ms"] if x == "latency" else point[x]
+
+
+def front_of(points: list[dict], x: str = "mult_adds") -> list[dict]:
+    """The points on the accuracy Pareto front over ``x``, ordered by ``x`` (see mnetcost.pareto)."""
+    from mnetcost.pareto import front_indices
+
+    if not points:
+        return []
+    indices = front_indices([x_value(p, x) for p in points], [p["accuracy"] for p in points])
+    return [points[i] for i in indices]
+
+
+# --- drawing -----------------------------------------------------------------------------------
+def _style(variant: str, others: dict) -> tuple[str, str, str]:
+    if variant in VARIANT_STYLE:
+        return VARIANT_STYLE[variant]
+    if variant not in others:
+        colour, marker = OTHER_STYLES[len(others) % len(OTHER_STYLES)]
+        others[variant] = (colour, marker, variant)
+    return others[variant]
+
+
+def _axis_text(x: str, unit: str) -> tuple[str, object]:
+    if x == "mult_adds":
+        return f"{unit} per image (log scale)", lambda v, _: _si(v)
+    if x == "params":
+        return "Parameters (log scale)", lambda v, _: _si(v)
+    return "Latency at batch 1 (ms per image, log scale)", lambda v, _: f"{v:g} ms"
+
+
+def _si(value: float) -> str:
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if value >= factor:
+            return f"{value / factor:g}{suffix}"
+    return f"{value:g}"
+
+
+def _place_labels(ax, fig, anchors, texts, colours, line=()):
+    """Greedy label placement: for each point try offsets around it and keep the first whose
+    box overlaps no earlier label, marker or segment of ``line`` (else the least overlapping)."""
+    renderer = fig.canvas.get_renderer()
+    markers = []
+    for x, y in anchors:
+        px, py = ax.transData.transform((x, y))
+        markers.append((px - 5, py - 5, px + 5, py + 5))
+    segments = []
+    points = [ax.transData.transform(p) for p in line]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        segments.append((min(x0, x1) - 1.5, min(y0, y1) - 1.5, max(x0, x1) + 1.5, max(y0, y1) + 1.5))
+    frame = ax.get_window_extent(renderer)
+    placed: list[tuple] = []
+    offsets = [(6, 3, "left", "bottom"), (6, -3, "left", "top"), (-6, 3, "right", "bottom"),
+               (-6, -3, "right", "top"), (0, 8, "center", "bottom"), (0, -8, "center", "top"),
+               (10, 10, "left", "bottom"), (-10, -10, "right", "top"), (10, -12, "left", "top"),
+               (-10, 12, "right", "bottom"), (0, 16, "center", "bottom"), (0, -16, "center", "top")]
+
+    def overlap(a, b):
+        return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+    order = sorted(range(len(anchors)), key=lambda i: (anchors[i][0], anchors[i][1]))
+    for i in order:
+        best = None
+        for dx, dy, ha, va in offsets:
+            label = ax.annotate(texts[i], anchors[i], xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                                fontsize=7, color=colours[i], zorder=4)
+            box = label.get_window_extent(renderer)
+            rect = (box.x0 - 1, box.y0 - 1, box.x1 + 1, box.y1 + 1)
+            outside = (rect[0] < frame.x0) or (rect[2] > frame.x1) or (rect[1] < frame.y0) or (rect[3] > frame.y1)
+            score = sum(overlap(rect, other) for other in placed)
+            score += sum(overlap(rect, m) for j, m in enumerate(markers) if j != i)
+            score += 0.5 * sum(overlap(rect, segment) for segment in segments)
+            score += 1e6 if outside else 0
+            if best is None or score < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (score, label, rect)
+            else:
+                label.remove()
+            if score == 0:
+                break
+        placed.append(best[2])
+
+
+def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset: str = "cifar10",
+         convention: str = "paper", title: str | None = None, footnote: str | None = None):
+    """A matplotlib Figure (Agg) of accuracy against ``x``: points per variant, runs hollow,
+    the baseline ringed, each point labelled α/δ, the front as a step line."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: the caller's backend is untouched
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    from mnetcost.cost import get_convention
+    from mnetcost.pareto import step_line
+
+    unit = get_convention(convention).unit
+    fig = Figure(figsize=(10, 5.8), dpi=150, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    xs = [x_value(p, x) for p in points]
+    ys = [100 * p["accuracy"] for p in points]
+    others: dict = {}
+    handles = {}
+    anchors, texts, colours = [], [], []
+    staircase: list[tuple] = []
+    for point, px, py in zip(points, xs, ys):
+        colour, marker, name = _style(point["variant"], others)
+        paper = point["source"] == "paper"
+        ax.scatter([px], [py], s=46, marker=marker, zorder=3, linewidths=1.6,
+                   facecolors=colour if paper else "white", edgecolors=colour if paper else colour)
+        key = (name, paper)
+        if key not in handles:
+            handles[key] = Line2D([], [], linestyle="none", marker=marker, markersize=7, markeredgewidth=1.6,
+                                  color=colour, markerfacecolor=colour if paper else "white",
+                                  label=name if paper else f"{point['variant']}: your runs (hollow)")
+        if point["baseline"]:
+            ax.scatter([px], [py], s=230, marker="o", facecolors="none", edgecolors="black", linewidths=1.3,
+                       zorder=2)
+            handles[("baseline", True)] = Line2D([], [], linestyle="none", marker="o", markersize=13,
+                                                 markerfacecolor="none", markeredgecolor="black",
+                                                 label="baseline: MobileNet α=1 δ=1")
+        text = f"α={point['alpha']:g} δ={point['delta']}"
+        if not paper:
+            text += f" ({point['source']})"
+        anchors.append((px, py))
+        texts.append(text)
+        colours.append(colour)
+    if front:
+        fx = [x_value(p, x) for p in front]
+        fy = [100 * p["accuracy"] for p in front]
+        right = max(xs) * 1.6
+        sx, sy = step_line(fx, fy, right_edge=right)
+        ax.step(sx, sy, where="post", color="#444444", linestyle="--", linewidth=1.1, zorder=1)
+        for i in range(len(sx)):  # the corners of the staircase, for label placement
+            staircase.append((sx[i], sy[i]))
+            if i + 1 < len(sx):
+                staircase.append((sx[i + 1], sy[i]))
+        handles[("front", True)] = Line2D([], [], color="#444444", linestyle="--", linewidth=1.1,
+                                          label="Pareto front (best accuracy\nfor at most this cost)")
+    ax.set_xscale("log")
+    if xs:
+        low, high = min(xs), max(xs)
+        ax.set_xlim(low / 1.6, high * 1.6)
+        ax.set_ylim(min(ys) - 2.5, max(ys) + 2.5)
+    label, formatter = _axis_text(x, unit)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(formatter))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(label)
+    ax.set_ylabel("Top-1 test accuracy (%)")
+    ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    name, _ = DATASETS.get(dataset, (dataset, 0))
+    what = {"mult_adds": unit, "params": "parameters", "latency": "measured latency"}[x]
+    source = "Chen & Su, Tables 4–6" if any(p["source"] == "paper" for p in points) else ""
+    if any(p["source"] != "paper" for p in points):
+        source = f"{source} + your runs" if source else "your runs"
+    ax.set_title(title or f"{name}: top-1 accuracy vs {what} ({source})", fontsize=12)
+    ordered = [h for k, h in handles.items() if k[0] not in ("baseline", "front")]
+    ordered += [handles[k] for k in (("baseline", True), ("front", True)) if k in handles]
+    ax.legend(handles=ordered, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
+              frameon=False)
+    if footnote:
+        fig.text(0.005, 0.005, footnote, fontsize=7, color="#444444", ha="left", va="bottom", wrap=True)
+        fig.get_layout_engine().set(h_pad=0.25)
+    fig.canvas.draw()  # fix the layout before measuring label boxes
+    _place_labels(ax, fig, anchors, texts, colours, staircase)
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` (format from the suffix) via a temporary file and a rename."""
+    import matplotlib
+
+    fmt = image_format(path)
+    target = Path(path)
+    metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
+                                         dir=str(target.parent if str(target.parent) else "."))
+    os.close(handle)
+    try:
+        with matplotlib.rc_context({"svg.hashsalt": "mnetcost"}):
+            fig.savefig(temporary, format=fmt, metadata=metadata)
+        os.replace(temporary, target)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+def paper_footnote(convention: str, include_paper: bool, x: str) -> str:
+    parts = []
+    if include_paper:
+        parts.append("Paper points: accuracy as printed in Chen & Su, Tables 4–6; "
+                     f"Mult-Adds and parameters computed by mnetcost (convention '{convention}') for each "
+                     "configuration, not the paper's printed figures.")
+    if x == "latency":
+        parts.append("Latency: measured by `mnetcost bench` on this machine (median, batch 1).")
+    parts.append("Front: no other point has lower-or-equal cost and higher-or-equal accuracy (one strictly).")
+    return "\n".join(parts)
+
+
+def points_as_json(points: list[dict], front: list[dict]) -> dict:
+    def clean(point):
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in point.items()}
+
+    return {"points": [clean(p) for p in points], "front": [clean(p) for p in front]}
+
+
+def draw_latency(bench: dict, title: str | None = None):
+    """Measured time against Mult-Adds from a ``mnetcost bench`` result: batch-1 latency (left)
+    and per-image time at the larger batch (right), log-log, with a slope-1 guide (time
+    proportional to Mult-Adds) through the median ratio, so departures from it stand out."""
+    import statistics
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    results = bench["results"]
+    if not results:
+        raise MnetcostError("no bench results to plot")
+    batched = [r for r in results if r.get("images_per_s")]
+    panels = [("latency_ms", "batch 1: latency (ms per image)", results)]
+    if batched:
+        panels.append(("per_image_ms", f"batch {bench['batch_size']}: ms per image (1000 / images/s)", batched))
+    fig = Figure(figsize=(6.2 * len(panels) + 2.2, 5.4), dpi=150, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    others: dict = {}
+    handles = {}
+    for ax, (key, label, rows) in zip(axes, panels):
+        xs = [r["mult_adds"] for r in rows]
+        ys = [r["latency_ms"] if key == "latency_ms" else 1000 / r["images_per_s"] for r in rows]
+        anchors, texts, colours = [], [], []
+        for r, px, py in zip(rows, xs, ys):
+            colour, marker, name = _style(r["variant"], others)
+            ax.scatter([px], [py], s=40, marker=marker, color=colour, zorder=3)
+            handles.setdefault(name, Line2D([], [], linestyle="none", marker=marker, markersize=7, color=colour,
+                                            label=name))
+            anchors.append((px, py))
+            texts.append(f"α={r['alpha']:g} δ={r['delta']}")
+            colours.append(colour)
+        ratio = statistics.median(y / x for x, y in zip(xs, ys))
+        low, high = min(xs) / 1.5, max(xs) * 1.5
+        ax.plot([low, high], [ratio * low, ratio * high], color="#888888", linestyle=":", linewidth=1.2, zorder=1)
+        handles.setdefault("guide", Line2D([], [], color="#888888", linestyle=":", linewidth=1.2,
+                                           label="time ∝ Mult-Adds\n(slope 1, through the median)"))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(low, high)
+        ax.set_ylim(min(ys) / 1.5, max(ys) * 1.5)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _si(v)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("Mult-Adds per image (log scale)")
+        ax.set_ylabel("ms per image (log scale)")
+        ax.set_title(label, fontsize=10)
+        ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+        fig.canvas.draw()
+        _place_labels(ax, fig, anchors, texts, colours)
+    ordered = [h for k, h in handles.items() if k != "guide"] + [handles["guide"]]
+    axes[-1].legend(handles=ordered, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
+                    frameon=False)
+    threads = bench.get("threads")
+    where = f"{bench.get('device', '?')} ({bench.get('device_name', '')}), {threads} threads, torch {bench.get('torch')}"
+    fig.suptitle(title or f"Measured inference time vs Mult-Adds — {where}", fontsize=11)
+    fig.canvas.draw()
+    return fig

@@ -1,0 +1,137 @@
+"""Reports as plain data: per-layer records in the paper's notation, totals, summary grids.
+
+Nothing here prints; :mod:`mnetcost.render` formats what these functions return.
+"""
+from __future__ import annotations
+
+from mnetcost.cost import NetworkCost, network_cost
+from mnetcost.resolve import Layer, resolve
+
+TIMES = " × "
+
+
+def _channels(count: int, delta: int) -> str:
+    """``(16 × 2)`` for channels that are C·δ after a depthwise conv, else ``16``."""
+    return f"({count // delta}{TIMES}{delta})" if delta > 1 else str(count)
+
+
+def type_stride(layer: Layer) -> str:
+    """The paper's "Type / Stride" column."""
+    stride = f"s{layer.stride:g}"
+    return {
+        "conv": f"Conv / {stride}",
+        "dw": f"Conv dw / {stride}",
+        "pw": f"Conv / {stride}",
+        "maxpool": f"Maxpool / {stride}",
+        "fmp": f"FMP / {stride}",
+        "avgpool": "Avg Pool / s1",
+        "fc": "FC / s1",
+    }[layer.kind]
+
+
+def filter_shape(layer: Layer) -> str:
+    """The paper's "Filter Shape" column, with alpha and delta applied."""
+    k = f"{layer.kernel}{TIMES}{layer.kernel}"
+    if layer.kind == "conv":
+        return f"{k}{TIMES}{_channels(layer.in_c, layer.in_delta)}{TIMES}{layer.out_c}"
+    if layer.kind == "dw":
+        return f"{k}{TIMES}{_channels(layer.out_c, layer.delta)}"
+    if layer.kind == "pw":
+        return f"1{TIMES}1{TIMES}{_channels(layer.in_c, layer.in_delta)}{TIMES}{layer.out_c}"
+    if layer.kind == "maxpool":
+        return f"Max pooling kernel {k} stride{layer.stride}"
+    if layer.kind == "fmp":
+        return f"Fractional Max Pooling s{layer.ratio:g}"
+    if layer.kind == "avgpool":
+        return "Global average pooling"
+    features = layer.in_h * layer.in_w * layer.in_c
+    return f"1{TIMES}1{TIMES}{features}{TIMES}{layer.out_c}"
+
+
+def input_size(layer: Layer) -> str:
+    """The paper's "Input Size" column."""
+    return f"{layer.in_h}{TIMES}{layer.in_w}{TIMES}{_channels(layer.in_c, layer.in_delta)}"
+
+
+def output_size(layer: Layer) -> str:
+    delta = layer.delta if layer.kind == "dw" else 1
+    return f"{layer.out_h}{TIMES}{layer.out_w}{TIMES}{_channels(layer.out_c, delta)}"
+
+
+def config_dict(cost: NetworkCost) -> dict:
+    net = cost.network
+    data = {
+        "variant": net.variant,
+        "spec": net.spec.source,
+        "alpha": net.alpha,
+        "delta": net.delta,
+        "classes": net.classes,
+        "resolution": net.resolution[0] if net.resolution[0] == net.resolution[1] else list(net.resolution),
+        "rounding": net.rounding,
+        "convention": cost.convention.name,
+        "unit": cost.convention.unit,
+        "params": cost.params,
+        "mult_adds": cost.mult_adds,
+    }
+    if cost.convention.ops_per_mac != 1:
+        data["flops"] = cost.mult_adds * cost.convention.ops_per_mac
+    return data
+
+
+def layer_dicts(cost: NetworkCost) -> list[dict]:
+    rows = []
+    for row in cost.layers:
+        layer = row.layer
+        item = {
+            "name": layer.name,
+            "type": layer.kind,
+            "type_stride": type_stride(layer),
+            "filter_shape": filter_shape(layer),
+            "input": [layer.in_h, layer.in_w, layer.in_c],
+            "output": [layer.out_h, layer.out_w, layer.out_c],
+            "kernel": layer.kernel,
+            "stride": layer.stride,
+            "groups": layer.groups,
+            "params": row.params,
+            "mult_adds": row.mult_adds,
+        }
+        if cost.convention.ops_per_mac != 1:
+            item["flops"] = row.mult_adds * cost.convention.ops_per_mac
+        rows.append(item)
+    return rows
+
+
+def network_report(cost: NetworkCost, with_layers: bool = True) -> dict:
+    """The documented JSON object of ``mnetcost table`` for one configuration."""
+    data = config_dict(cost)
+    data["title"] = cost.network.spec.title
+    data["paper_table"] = cost.network.spec.paper_table
+    data["convention_detail"] = cost.convention.as_dict()
+    if with_layers:
+        data["layers"] = layer_dicts(cost)
+    return data
+
+
+def change(value: int, reference: int) -> float:
+    """Relative change of ``value`` against ``reference`` (0.021 = +2.1 %)."""
+    return (value - reference) / reference
+
+
+def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding, baseline_spec="base") -> list[dict]:
+    """Totals per (alpha, delta) and the change against the original MobileNet (Table 1, alpha =
+    delta = 1) at the same classes, resolution, convention and rounding, as in Tables 4-6."""
+    from mnetcost.resolve import plan
+
+    baseline = network_cost(resolve(baseline_spec, 1.0, 1, classes, resolution, rounding), convention)
+    network_plan = plan(spec, classes, resolution)
+    rows = []
+    for alpha in alphas:
+        for delta in deltas:
+            cost = network_cost(resolve(spec, alpha, delta, classes, resolution, rounding, network_plan), convention)
+            data = config_dict(cost)
+            data["baseline_params"] = baseline.params
+            data["baseline_mult_adds"] = baseline.mult_adds
+            data["params_change"] = change(cost.params, baseline.params)
+            data["mult_adds_change"] = change(cost.mult_adds, baseline.mult_adds)
+            rows.append(data)
+    return rows

@@ -1,0 +1,369 @@
+"""Design-space sweeps with the vectorised engine, and the accuracies already known for them.
+
+:func:`evaluate` prices every (variant, alpha, delta, classes, resolution) combination: one
+:func:`~mnetcost.resolve.plan` per (variant, classes, resolution) and one vectorised
+:func:`~mnetcost.cost.sweep_totals` pass over all (alpha, delta) points of it. The result stays
+columnar (numpy arrays) until the few rows that are shown become dicts.
+
+Known accuracies come from two places: the paper's printed Tables 4-6 (CIFAR-10/100 at 32x32,
+built-in variants only) and the summaries that ``mnetcost train --out runs/NAME`` writes
+(:func:`load_runs`).
+
+Nothing here prints; warnings are returned as strings for the command to show.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mnetcost.errors import ConfigError, MnetcostError
+
+SORT_KEYS = ("mult_adds", "params", "accuracy", "variant", "alpha", "delta", "classes", "resolution")
+FRONT_COSTS = ("mult_adds", "params")
+PAPER_RESOLUTION = 32
+CLASSES_DATASET = {10: "cifar10", 100: "cifar100"}
+
+
+def alpha_key(alpha: float) -> float:
+    """Alphas are matched after rounding to 9 decimals (a run's JSON float and a parsed range
+    value of the same decimal are then one key)."""
+    return round(float(alpha), 9)
+
+
+def config_key(variant: str, alpha: float, delta: int, classes: int, resolution: int) -> tuple:
+    return (str(variant), alpha_key(alpha), int(delta), int(classes), int(resolution))
+
+
+# --- the paper's accuracies and the user's runs ------------------------------------------------
+@dataclass(frozen=True)
+class KnownResult:
+    """An accuracy known for one configuration: from the paper or from a training run."""
+
+    source: str  # "paper" or the run's name
+    variant: str
+    alpha: float
+    delta: int
+    classes: int
+    resolution: int
+    accuracy: float  # top-1 test accuracy, fraction 0-1
+    dataset: str = ""
+    params: int | None = None  # as the run's summary states them (the paper's are not used)
+    mult_adds: int | None = None
+    path: str = ""
+
+    @property
+    def key(self) -> tuple:
+        return config_key(self.variant, self.alpha, self.delta, self.classes, self.resolution)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.variant == "base" and self.alpha == 1 and self.delta == 1
+
+
+def paper_known(dataset: str | None = None) -> list[KnownResult]:
+    """The paper's configurations (baseline once per dataset) with the printed accuracy."""
+    from mnetcost.paper import load_paper_results, unique_configurations
+
+    return [
+        KnownResult(source="paper", variant=r.variant, alpha=r.alpha, delta=r.delta, classes=r.classes,
+                    resolution=PAPER_RESOLUTION, accuracy=float(r.accuracy_pct / 100), dataset=r.dataset)
+        for r in unique_configurations(load_paper_results())
+        if dataset is None or r.dataset == dataset
+    ]
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _run_from_summary(path: Path, data) -> KnownResult:
+    """Validate one summary.json; raise ValueError naming the first problem."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    for key in ("variant", "alpha", "delta", "classes", "resolution"):
+        if key not in data:
+            raise ValueError(f"missing key {key!r}")
+    variant, alpha, delta, classes, resolution = (data[k] for k in ("variant", "alpha", "delta", "classes",
+                                                                    "resolution"))
+    if not isinstance(variant, str) or not variant:
+        raise ValueError(f"'variant' must be a non-empty string, got {variant!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"'alpha' must be a number greater than 0, got {alpha!r}")
+    if not _positive_int(delta):
+        raise ValueError(f"'delta' must be a positive integer, got {delta!r}")
+    if not _positive_int(classes):
+        raise ValueError(f"'classes' must be a positive integer, got {classes!r}")
+    if isinstance(resolution, list) and len(resolution) == 2 and resolution[0] == resolution[1]:
+        resolution = resolution[0]
+    if not _positive_int(resolution):
+        raise ValueError(f"'resolution' must be a positive integer, got {resolution!r}")
+    accuracy = data.get("best_test_accuracy", data.get("final_test_accuracy"))
+    if accuracy is None:
+        raise ValueError("missing key 'best_test_accuracy'")
+    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
+        raise ValueError(f"'best_test_accuracy' must be a fraction in [0, 1], got {accuracy!r}")
+    counts = {}
+    for key in ("params", "mult_adds"):
+        value = data.get(key)
+        counts[key] = value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    name = data.get("name")
+    name = name if isinstance(name, str) and name else path.parent.name
+    dataset = data.get("dataset") if isinstance(data.get("dataset"), str) else ""
+    return KnownResult(source=name, variant=variant, alpha=float(alpha), delta=delta, classes=classes,
+                       resolution=resolution, accuracy=float(accuracy), dataset=dataset, path=str(path), **counts)
+
+
+def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
+    """The runs under ``directory``: ``DIR/summary.json`` and every ``DIR/*/summary.json`` (or a
+    summary file given directly). Returns (runs, warnings); a malformed summary is skipped with a
+    warning, a missing directory is an error."""
+    root = Path(directory)
+    if not root.exists():
+        raise MnetcostError(f"--runs {directory}: no such file or directory")
+    if root.is_file():
+        paths = [root]
+    else:
+        paths = [p for p in [root / "summary.json", *sorted(root.glob("*/summary.json"))] if p.is_file()]
+    runs, warnings = [], []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            runs.append(_run_from_summary(path, data))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            warnings.append(f"warning: skipping {path}: {message}")
+    if not paths:
+        warnings.append(f"warning: no summary.json in {root} or its subfolders (write runs with "
+                        "`mnetcost train --out {root}/NAME`)")
+    return runs, warnings
+
+
+# --- the vectorised sweep ----------------------------------------------------------------------
+def parse_variants(text: str) -> list[str]:
+    """``all``, one variant, or a comma list (names or spec paths), duplicates removed."""
+    from mnetcost.spec import BUILTIN_VARIANTS
+
+    items = [item.strip() for item in str(text).split(",")]
+    if any(not item for item in items):
+        raise MnetcostError(f"--variant has an empty item: {text!r}")
+    variants: list[str] = []
+    for item in items:
+        for name in (BUILTIN_VARIANTS if item == "all" else (item,)):
+            if name not in variants:
+                variants.append(name)
+    return variants
+
+
+@dataclass
+class Sweep:
+    """Columnar result of :func:`evaluate`: one entry per buildable configuration."""
+
+    variants: list[str]  # names as given (index = the ``variant`` column)
+    variant: object  # int index arrays ...
+    alpha: object
+    delta: object
+    classes: object
+    resolution: object
+    params: object
+    mult_adds: object
+    convention: str
+    skipped: list[dict] = field(default_factory=list)  # configurations that cannot be built
+    evaluated: int = 0  # configurations priced, buildable or not
+
+    def __len__(self) -> int:
+        return int(self.alpha.size)
+
+    def take(self, index) -> "Sweep":
+        """The rows at ``index`` (a boolean mask or integer indices)."""
+        cols = {name: getattr(self, name)[index] for name in
+                ("variant", "alpha", "delta", "classes", "resolution", "params", "mult_adds")}
+        return Sweep(variants=self.variants, convention=self.convention, skipped=self.skipped,
+                     evaluated=self.evaluated, **cols)
+
+
+def _zero_channel_points(layers, size: int):
+    """Per point, the index of the first layer whose output has < 1 channel, or -1."""
+    import numpy as np
+
+    first = np.full(size, -1, dtype=np.int64)
+    for number, layer in enumerate(layers):
+        bad = np.broadcast_to(np.asarray(layer.out_c) < 1, (size,)) & (first < 0)
+        first[bad] = number
+    return first
+
+
+def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), convention="paper",
+             rounding: str = "truncate") -> Sweep:
+    """Price every combination. A (variant, classes, resolution) whose plan fails (input too
+    small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``."""
+    import numpy as np
+
+    from mnetcost.cost import get_convention, sweep_totals
+    from mnetcost.resolve import ROUNDINGS, plan, resolve_arrays
+    from mnetcost.spec import load_spec
+
+    conv = get_convention(convention)
+    if rounding not in ROUNDINGS:
+        raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+    variants = list(variants)
+    grid_alpha, grid_delta = np.meshgrid(np.asarray(alphas, dtype=np.float64),
+                                         np.asarray(deltas, dtype=np.int64), indexing="ij")
+    grid_alpha, grid_delta = grid_alpha.ravel(), grid_delta.ravel()
+    size = grid_alpha.size
+    columns: dict[str, list] = {k: [] for k in ("variant", "alpha", "delta", "classes", "resolution",
+                                                 "params", "mult_adds")}
+    skipped: list[dict] = []
+    evaluated = 0
+    specs = {variant: load_spec(variant) for variant in variants}  # a bad variant fails before any work
+    for number, variant in enumerate(variants):
+        for classes in classes_list:
+            for resolution in resolutions:
+                evaluated += size
+                try:
+                    the_plan = plan(specs[variant], classes, resolution)
+                except ConfigError as exc:
+                    skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
+                                    "resolution": resolution, "count": size, "reason": str(exc)})
+                    continue
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    layers = resolve_arrays(the_plan, grid_alpha, grid_delta, rounding)
+                    params, mult_adds = sweep_totals(layers, conv)
+                params = np.broadcast_to(params, (size,))
+                mult_adds = np.broadcast_to(mult_adds, (size,))
+                zero = _zero_channel_points(layers, size)
+                ok = zero < 0
+                if not ok.all():
+                    for alpha in np.unique(grid_alpha[~ok]):
+                        at = np.flatnonzero((grid_alpha == alpha) & ~ok)
+                        layer = layers[int(zero[at[0]])]
+                        width = the_plan.layers[int(zero[at[0]])].out_ch.width
+                        skipped.append({
+                            "variant": variant, "alpha": float(alpha), "delta": None, "classes": classes,
+                            "resolution": resolution, "count": int(at.size), "layer": layer.name,
+                            "reason": f"layer {layer.name} would have 0 channels"
+                                      + (f" ({rounding} {width} × {float(alpha):g} < 1)" if width else ""),
+                        })
+                count = int(ok.sum())
+                columns["variant"].append(np.full(count, number, dtype=np.int64))
+                columns["alpha"].append(grid_alpha[ok])
+                columns["delta"].append(grid_delta[ok])
+                columns["classes"].append(np.full(count, classes, dtype=np.int64))
+                columns["resolution"].append(np.full(count, resolution, dtype=np.int64))
+                columns["params"].append(params[ok])
+                columns["mult_adds"].append(mult_adds[ok])
+    arrays = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.float64 if k == "alpha" else np.int64))
+              for k, v in columns.items()}
+    return Sweep(variants=variants, convention=conv.name, skipped=skipped, evaluated=evaluated, **arrays)
+
+
+def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
+    """One line per reason: which configurations were left out and why."""
+    notes = []
+    by_reason: dict[tuple, list] = {}
+    for item in skipped:
+        if item["alpha"] is None:
+            notes.append(f"note: skipped {item['variant']} at {item['classes']} classes, "
+                         f"{item['resolution']}px ({item['count']} configurations): {item['reason']}")
+        else:
+            key = (item["variant"], item["classes"], item["resolution"], item.get("layer"))
+            by_reason.setdefault(key, []).append(item)
+    for (variant, classes, resolution, layer), items in by_reason.items():
+        alphas = sorted(i["alpha"] for i in items)
+        shown = ", ".join(f"{a:g}" for a in alphas[:limit]) + (f", ... ({len(alphas)} alphas)" if len(alphas) > limit
+                                                              else "")
+        count = sum(i["count"] for i in items)
+        notes.append(f"note: skipped {count} {variant} configuration{'s' if count != 1 else ''} "
+                     f"(classes {classes}, {resolution}px) with alpha {shown}: layer {layer} would have "
+                     f"0 channels")
+    return notes
+
+
+# --- known accuracy and the front --------------------------------------------------------------
+def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
+    """Per row: the highest known accuracy (NaN if none), its source, and the paper's accuracy.
+    A result matches a row with the same variant (as given), alpha (to 9 decimals), delta,
+    classes and resolution. Vectorised over rows, one pass per known result."""
+    import numpy as np
+
+    accuracy = np.full(len(sweep), np.nan)
+    paper_accuracy = np.full(len(sweep), np.nan)
+    source = np.full(len(sweep), "", dtype=object)
+    alphas = np.round(sweep.alpha, 9)
+    for result in known:
+        if result.variant not in sweep.variants:
+            continue
+        rows = np.flatnonzero(
+            (sweep.variant == sweep.variants.index(result.variant)) & (alphas == alpha_key(result.alpha))
+            & (sweep.delta == result.delta) & (sweep.classes == result.classes)
+            & (sweep.resolution == result.resolution))
+        if result.source == "paper":
+            paper_accuracy[rows] = result.accuracy
+        better = rows[~(accuracy[rows] >= result.accuracy)]  # NaN (unknown) compares False
+        accuracy[better] = result.accuracy
+        source[better] = result.source
+    return accuracy, source, paper_accuracy
+
+
+def accuracy_front(sweep: Sweep, accuracy, cost: str = "mult_adds"):
+    """On-front mask: among rows with known accuracy and the same number of classes (one
+    task), those no other row beats in ``cost`` and accuracy (see :mod:`mnetcost.pareto`)."""
+    import numpy as np
+
+    from mnetcost.pareto import pareto_mask
+
+    if cost not in FRONT_COSTS:
+        raise ConfigError(f"front cost must be one of {', '.join(FRONT_COSTS)}, got {cost!r}")
+    mask = np.zeros(len(sweep), dtype=bool)
+    known = ~np.isnan(accuracy)
+    costs = getattr(sweep, cost)
+    for classes in np.unique(sweep.classes[known]):
+        rows = np.flatnonzero(known & (sweep.classes == classes))
+        mask[rows] = pareto_mask(costs[rows], accuracy[rows])
+    return mask
+
+
+def sort_order(sweep: Sweep, accuracy, key: str = "mult_adds"):
+    """Row order for ``--sort``: ascending, except accuracy (best first, unknown last). Ties
+    fall back to Mult-Adds, params, variant name, alpha, delta, classes, resolution."""
+    import numpy as np
+
+    if key not in SORT_KEYS:
+        raise ConfigError(f"sort key must be one of {', '.join(SORT_KEYS)}, got {key!r}")
+    names = sorted(sweep.variants)
+    variant_rank = np.asarray([names.index(v) for v in sweep.variants], dtype=np.int64)[sweep.variant] \
+        if len(sweep) else sweep.variant
+    columns = {"mult_adds": sweep.mult_adds, "params": sweep.params, "variant": variant_rank,
+               "alpha": sweep.alpha, "delta": sweep.delta, "classes": sweep.classes,
+               "resolution": sweep.resolution,
+               "accuracy": np.where(np.isnan(accuracy), np.inf, -np.nan_to_num(accuracy))}
+    priority = [key] + [k for k in ("mult_adds", "params", "variant", "alpha", "delta", "classes", "resolution")
+                        if k != key]
+    return np.lexsort(tuple(columns[k] for k in reversed(priority)))
+
+
+def rows_as_dicts(sweep: Sweep, order, accuracy, source, paper_accuracy, on_front, ops_per_mac: int = 1) -> list[dict]:
+    """The JSON objects of ``mnetcost sweep`` for the rows in ``order``."""
+    import numpy as np
+
+    rows = []
+    for i in np.asarray(order).tolist():
+        acc = accuracy[i]
+        item = {
+            "variant": sweep.variants[int(sweep.variant[i])],
+            "alpha": float(sweep.alpha[i]),
+            "delta": int(sweep.delta[i]),
+            "classes": int(sweep.classes[i]),
+            "resolution": int(sweep.resolution[i]),
+            "params": int(sweep.params[i]),
+            "mult_adds": int(sweep.mult_adds[i]),
+        }
+        if ops_per_mac != 1:
+            item["flops"] = item["mult_adds"] * ops_per_mac
+        item["accuracy"] = None if np.isnan(acc) else float(acc)
+        item["accuracy_source"] = source[i] or None
+        item["paper_accuracy"] = None if np.isnan(paper_accuracy[i]) else float(paper_accuracy[i])
+        item["on_front"] = bool(on_front[i])
+        rows.append(item)
+    return rows

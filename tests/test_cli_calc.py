@@ -175,3 +175,23 @@ def test_analytic_commands_never_import_heavy_modules():
 def test_python_dash_m_and_version():
     result = subprocess.run([sys.executable, "-m", "mnetcost", "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "mnetcost" in result.stdout
+
+
+def test_rich_and_plain_renderers_show_the_same_cells():
+    import io
+
+    from rich.console import Console
+
+    from mnetcost.commands.table import layer_view
+    from mnetcost.cost import network_cost
+    from mnetcost.render import print_rich, render_plain
+    from mnetcost.report import network_report
+    from mnetcost.resolve import resolve
+
+    view = layer_view(network_report(network_cost(resolve("fmp", 0.25, 2))))
+    buffer = io.StringIO()
+    print_rich([view], Console(file=buffer, width=200, color_system=None))
+    plain = render_plain([view])
+    for text in ("conv_dw_13", "FMP / s1.44", "3 × 3 × (8 × 2)", "22×22×8", "433,458", "9,576,768"):
+        assert text in buffer.getvalue() and text in plain
+    assert "\x1b[" not in plain

@@ -42,20 +42,20 @@ def grid_view(rows: list[dict]):
     scale = 2 if key == "flops" else 1
     first = rows[0]
     view_rows = [
-        {"variant": r["variant"], "alpha": f"{r['alpha']:g}", "delta": r["delta"],
-         "ops": f"{r[key] / 1e6:.2f}", "params": f"{r['params'] / 1e6:.2f}",
-         "ops_change": f"{r['mult_adds_change']:+.1%}", "params_change": f"{r['params_change']:+.1%}"}
+        {"variant": r["variant"], "alpha": r["alpha"], "delta": r["delta"], key: r[key], "params": r["params"],
+         "mult_adds_change": f"{r['mult_adds_change']:+.1%}", "params_change": f"{r['params_change']:+.1%}"}
         for r in rows
     ]
     return View(
         title=(f"{first['variant']}: totals per configuration, classes={first['classes']} "
                f"input={first['resolution']} (convention '{first['convention']}')"),
         columns=[Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True),
-                 Column("ops", f"Million {unit}", True), Column("params", "Million Params", True),
-                 Column("ops_change", f"{unit} vs baseline", True), Column("params_change", "params vs baseline", True)],
+                 Column(key, unit, True), Column("params", "Params", True),
+                 Column("mult_adds_change", f"{unit} vs baseline", True),
+                 Column("params_change", "Params vs baseline", True)],
         rows=view_rows,
         notes=[f"baseline: MobileNet (Table 1, α=1, δ=1) at the same classes and input: "
-               f"{first['baseline_mult_adds'] * scale / 1e6:.2f}M {unit}, {first['baseline_params'] / 1e6:.2f}M params"],
+               f"{first['baseline_mult_adds'] * scale:,} {unit}, {first['baseline_params']:,} params"],
     )
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from mnetcost.errors import ConfigError, MnetcostError, SpecError  # noqa: E402
+# `resolve` is both a submodule and its main function: bind the function eagerly, or importing the
+# submodule anywhere would leave `mnetcost.resolve` pointing at the module.
+from mnetcost.resolve import plan, resolve  # noqa: E402
 
 # Imported on first use, so that `import mnetcost` (and the CLI's start-up) stays cheap.
 _LAZY = {
     "CONVENTIONS": "mnetcost.cost",
     "network_cost": "mnetcost.cost",
-    "plan": "mnetcost.resolve",
-    "resolve": "mnetcost.resolve",
     "load_spec": "mnetcost.spec",
     "build_model": "mnetcost.models",
 }

@@ -29,19 +29,20 @@ BN_STAT_BUFFERS = ("running_mean", "running_var")
 # ops that the model uses and every convention prices at 0 (comparisons, padding, reshaping)
 ZERO_COST_OPS = {
     "aten::max_pool2d": "max pooling",
-    "aten::fractional_max_pool2d": "fractional max pooling (torch)",
-    "aten::index_select": "fractional max pooling (window gather)",
-    "aten::amax": "fractional max pooling (window max)",
-    "aten::unflatten": "fractional max pooling (reshape)",
+    "aten::fractional_max_pool2d": "torch FMP",
+    "aten::index": "FMP window gather",
+    "aten::index_select": "FMP window gather",
+    "aten::where": "FMP window max",
     "aten::pad": "'same' padding",
     "aten::constant_pad_nd": "'same' padding",
-    "aten::batch_norm": "BatchNorm (not a Mult-Add in this convention)",
-    "aten::adaptive_avg_pool2d": "global average pooling (not a Mult-Add in this convention)",
+    "aten::batch_norm": "BatchNorm",
+    "aten::adaptive_avg_pool2d": "global average pooling",
 }
 
 
 def handle_table(convention: Convention) -> dict | None:
     """fvcore op handles that count what ``convention`` counts; None means fvcore's defaults."""
+    _fvcore()
     from fvcore.nn import jit_handles as h
 
     if convention.name == "fvcore":
@@ -75,10 +76,14 @@ class LayerCheck:
     def agree(self) -> bool:
         return self.params == self.fvcore_params and self.mult_adds == self.fvcore_mult_adds
 
-    def as_dict(self) -> dict:
-        return {"name": self.name, "type": self.kind, "params": self.params, "mult_adds": self.mult_adds,
+    def as_dict(self, ops_per_mac: int = 1) -> dict:
+        data = {"name": self.name, "type": self.kind, "params": self.params, "mult_adds": self.mult_adds,
                 "fvcore_params": self.fvcore_params, "fvcore_mult_adds": self.fvcore_mult_adds,
                 "trainable_params": self.trainable_params, "bn_stats": self.bn_stats, "agree": self.agree}
+        if ops_per_mac != 1:
+            data["flops"] = self.mult_adds * ops_per_mac
+            data["fvcore_flops"] = self.fvcore_mult_adds * ops_per_mac
+        return data
 
 
 @dataclass(frozen=True)
@@ -113,21 +118,28 @@ class CrossCheck:
     def summary(self) -> dict:
         net = self.network
         height, width = net.resolution
-        return {
-            "variant": net.variant, "alpha": net.alpha, "delta": net.delta, "classes": net.classes,
-            "resolution": height if height == width else [height, width], "convention": self.convention.name,
-            "unit": self.convention.unit, "fmp_mode": self.fmp_mode, "agree": self.agree,
+        data = {
+            "variant": net.variant, "spec": net.spec.source, "alpha": net.alpha, "delta": net.delta,
+            "classes": net.classes, "resolution": height if height == width else [height, width],
+            "rounding": net.rounding, "convention": self.convention.name, "unit": self.convention.unit,
+            "fmp_mode": self.fmp_mode, "agree": self.agree,
             "params": self.params, "mult_adds": self.mult_adds,
             "fvcore_params": self.fvcore_params, "fvcore_mult_adds": self.fvcore_mult_adds,
-            "layers_checked": len(self.layers), "layers_disagreeing": [layer.name for layer in self.disagreeing],
-            "unsupported_ops": dict(self.unsupported_ops),
         }
+        ops = self.convention.ops_per_mac
+        if ops != 1:
+            data["flops"] = self.mult_adds * ops
+            data["fvcore_flops"] = self.fvcore_mult_adds * ops
+        data.update({"layers_checked": len(self.layers),
+                     "layers_disagreeing": [layer.name for layer in self.disagreeing],
+                     "unsupported_ops": dict(self.unsupported_ops)})
+        return data
 
     def as_dict(self) -> dict:
         result = self.summary()
         del result["layers_checked"], result["layers_disagreeing"]
         unsupported = result.pop("unsupported_ops")
-        result["layers"] = [layer.as_dict() for layer in self.layers]
+        result["layers"] = [layer.as_dict(self.convention.ops_per_mac) for layer in self.layers]
         result["unsupported_ops"] = unsupported
         return result
 
@@ -151,7 +163,8 @@ def _measured_params(convention: Convention, trainable: int, bn_affine: int, bn_
         return trainable
     if convention.bn_params == 0:
         return trainable - bn_affine
-    raise ValueError(f"convention {convention.name}: cannot measure {convention.bn_params} BatchNorm numbers per channel")
+    raise ValueError(f"convention {convention.name}: cannot measure {convention.bn_params} "
+                     "BatchNorm numbers per channel")
 
 
 def _as_int(value, what: str) -> int:
@@ -166,17 +179,40 @@ def crosscheck(network: Network, convention: str | Convention = "paper", *, mode
     """Compare the engine's per-layer parameters and Mult-Adds of ``network`` with fvcore's counts
     on the PyTorch model (built from ``network`` unless ``model`` is given), traced once."""
     import torch
-    from fvcore.nn import FlopCountAnalysis, parameter_count
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one tiny forward pass: threads only add contention (10x slower on a busy machine)
+    try:
+        return _crosscheck(network, get_convention(convention), model, fmp_mode)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fvcore():
+    """fvcore's counters; importing fvcore makes torch warn that ``torch.jit.script`` is deprecated."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
+        from fvcore.nn import FlopCountAnalysis, parameter_count
+    return FlopCountAnalysis, parameter_count
+
+
+def _crosscheck(network: Network, conv: Convention, model, fmp_mode: str) -> CrossCheck:
+    import torch
+
+    FlopCountAnalysis, parameter_count = _fvcore()
 
     from mnetcost import models
 
-    conv = get_convention(convention)
     cost = network_cost(network, conv)
     if model is None:
         model = models.build_from_network(network, fmp_mode=fmp_mode)
     model.eval()
     height, width = network.resolution
     inputs = torch.zeros(1, network.spec.in_channels, height, width)
+    with torch.no_grad():
+        model(inputs)  # one plain pass first: per-shape constants (FMP's eval draws) are made outside the trace
     analysis = FlopCountAnalysis(model, inputs)
     table = handle_table(conv)
     if table is not None:
@@ -187,7 +223,6 @@ def crosscheck(network: Network, convention: str | Convention = "paper", *, mode
         unsupported = dict(sorted(analysis.unsupported_ops().items()))
     counts = parameter_count(model)
     modules = dict(model.named_modules())
-    scale = conv.ops_per_mac
     rows = []
     for row in cost.layers:
         name = row.layer.name
@@ -196,17 +231,17 @@ def crosscheck(network: Network, convention: str | Convention = "paper", *, mode
         trainable = int(counts.get(name, 0))
         bn_affine, bn_stats = _bn_numbers(modules[name])
         rows.append(LayerCheck(
-            name=name, kind=row.layer.kind, params=row.params, mult_adds=row.mult_adds * scale,
+            name=name, kind=row.layer.kind, params=row.params, mult_adds=row.mult_adds,
             fvcore_params=_measured_params(conv, trainable, bn_affine, bn_stats),
-            fvcore_mult_adds=_as_int(by_module.get(name, 0), f"count for {name}") * scale,
+            fvcore_mult_adds=_as_int(by_module.get(name, 0), f"count for {name}"),
             trainable_params=trainable, bn_stats=bn_stats,
         ))
     bn_affine, bn_stats = _bn_numbers(model)
     return CrossCheck(
         network=network, convention=conv, fmp_mode=fmp_mode, layers=tuple(rows),
-        params=cost.params, mult_adds=cost.mult_adds * scale,
+        params=cost.params, mult_adds=cost.mult_adds,
         fvcore_params=_measured_params(conv, int(counts[""]), bn_affine, bn_stats),
-        fvcore_mult_adds=_as_int(analysis.total(), "total") * scale,
+        fvcore_mult_adds=_as_int(analysis.total(), "total"),
         unsupported_ops=unsupported,
     )
 

@@ -33,9 +33,9 @@ class MobileNet(nn.Sequential):
     """An ``nn.Sequential`` of the resolved layers (plus ``dropout`` before ``fc``), holding the
     :class:`~mnetcost.resolve.Network` it was built from as ``network``."""
 
-    def __init__(self, modules: OrderedDict, network: Network):
+    def __init__(self, modules: OrderedDict, network: Network | None = None):
         super().__init__(modules)
-        self.network = network
+        self.network = network  # None only for a slice such as ``model[:5]``
 
     def predict_averaged(self, x: torch.Tensor, draws: int = 1) -> torch.Tensor:
         """Class probabilities in eval mode, averaged over ``draws`` fixed FMP draws."""

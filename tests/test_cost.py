@@ -130,3 +130,12 @@ def test_vectorised_sweep_equals_one_by_one(variant, convention):
     for i, (alpha, delta) in enumerate(zip(alphas, deltas)):
         cost = network_cost(resolve(variant, float(alpha), int(delta), 37, 48), convention)
         assert (int(params[i]), int(mult_adds[i])) == (cost.params, cost.mult_adds)
+
+
+def test_package_level_api():
+    import mnetcost
+    import mnetcost.resolve as _module  # noqa: F401 - importing the submodule must not shadow the function
+
+    cost = mnetcost.network_cost(mnetcost.resolve("fmp", alpha=0.25, delta=2, classes=100), "paper")
+    assert (cost.mult_adds, cost.params) == reference("fmp", 0.25, 2, 100)
+    assert callable(mnetcost.plan) and mnetcost.load_spec("base").name == "base"

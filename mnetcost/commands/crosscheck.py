@@ -19,10 +19,6 @@ def _require_torch():
         ) from None
 
 
-def _number(fmt: str):
-    return (lambda value: value) if fmt in ("csv", "json") else (lambda value: f"{value:,}")
-
-
 def _yes(agree: bool) -> str:
     return "yes" if agree else "NO"
 
@@ -32,27 +28,35 @@ def _ops_note(unsupported: dict) -> str:
 
     if not unsupported:
         return "fvcore counted every op it traced."
-    parts = [f"{op} ×{n}" + (f" ({ZERO_COST_OPS[op]})" if op in ZERO_COST_OPS else " (UNEXPECTED)")
-             for op, n in unsupported.items()]
-    return "fvcore could not count (no handle set; counted as 0): " + ", ".join(parts)
+    parts = [f"{op} ×{n} ({ZERO_COST_OPS.get(op, 'UNEXPECTED')})" for op, n in unsupported.items()]
+    note = "fvcore had no handle for these ops and counted them as 0: " + ", ".join(parts)
+    if any(op not in ZERO_COST_OPS for op in unsupported):
+        note += ". UNEXPECTED ops are not pooling, padding or normalisation: they may cost what neither side counts"
+    return note
+
+
+def _ops(check_or_convention) -> tuple[int, str, str]:
+    """(operations per multiply-accumulate, unit, column key): FLOPs under the flops convention."""
+    convention = getattr(check_or_convention, "convention", check_or_convention)
+    key = "flops" if convention.ops_per_mac == 2 else "mult_adds"
+    return convention.ops_per_mac, convention.unit, key
 
 
 def _one_views(check, fmt: str):
     from mnetcost.render import Column, View
 
-    num = _number(fmt)
-    unit = check.convention.unit
+    scale, unit, key = _ops(check)
     columns = [
-        Column("name", "layer"), Column("type", "type"),
+        Column("name", "layer", wrap=False), Column("type", "type", wrap=False),
         Column("params", "params", True), Column("fvcore_params", "fvcore", True),
-        Column("mult_adds", unit, True), Column("fvcore_mult_adds", "fvcore", True),
+        Column(key, unit, True), Column(f"fvcore_{key}", "fvcore", True),
         Column("agree", "agree"),
     ]
-    rows = [{"name": layer.name, "type": layer.kind, "params": num(layer.params),
-             "fvcore_params": num(layer.fvcore_params), "mult_adds": num(layer.mult_adds),
-             "fvcore_mult_adds": num(layer.fvcore_mult_adds), "agree": _yes(layer.agree)} for layer in check.layers]
-    footer = {"name": "total", "type": "", "params": num(check.params), "fvcore_params": num(check.fvcore_params),
-              "mult_adds": num(check.mult_adds), "fvcore_mult_adds": num(check.fvcore_mult_adds),
+    rows = [{"name": layer.name, "type": layer.kind, "params": layer.params, "fvcore_params": layer.fvcore_params,
+             key: layer.mult_adds * scale, f"fvcore_{key}": layer.fvcore_mult_adds * scale,
+             "agree": _yes(layer.agree)} for layer in check.layers]
+    footer = {"name": "total", "type": "", "params": check.params, "fvcore_params": check.fvcore_params,
+              key: check.mult_adds * scale, f"fvcore_{key}": check.fvcore_mult_adds * scale,
               "agree": _yes(check.totals_agree)}
     net = check.network
     height, width = net.resolution
@@ -60,8 +64,8 @@ def _one_views(check, fmt: str):
     params_how = {4: "parameter_count + BatchNorm running mean/var buffers",
                   2: "parameter_count (trainable)",
                   0: "parameter_count without BatchNorm γ/β"}[conv.bn_params]
-    flops_how = ("default op handles" if conv.name == "fvcore"
-                 else "handles for conv and linear only" + (" + BatchNorm" if conv.count_bn_ops else ""))
+    flops_how = ("fvcore's default op handles" if conv.name == "fvcore"
+                 else "op handles for conv and linear only")
     disagree = check.disagreeing
     notes = [
         f"convention {conv.name}: {conv.description}",
@@ -72,29 +76,31 @@ def _one_views(check, fmt: str):
          f"DISAGREE: {len(disagree)} of {len(check.layers)} layers ({', '.join(layer.name for layer in disagree)})"
          + ("" if check.totals_agree else "; totals differ")),
     ]
+    has_fmp = any(layer.kind == "fmp" for layer in net.layers)
     title = (f"crosscheck: {net.variant}, α={net.alpha:g}, δ={net.delta}, {net.classes} classes, "
-             f"{height}×{width}" + (f", FMP {check.fmp_mode}" if any(l.kind == "fmp" for l in net.layers) else ""))
+             f"{height}×{width}" + (f", FMP {check.fmp_mode}" if has_fmp else ""))
     return [View(title=title, columns=columns, rows=rows, notes=notes, footer=footer)]
 
 
 def _all_views(results, convention, fmt: str):
     from mnetcost.render import Column, View
 
-    num = _number(fmt)
-    unit = convention.unit
+    scale, unit, key = _ops(convention)
+    wide = fmt != "table"  # the terminal table leaves out what does not fit 80 columns
     columns = [
-        Column("source", "source"), Column("variant", "variant"), Column("alpha", "α", True),
+        *([Column("source", "source")] if wide else []),
+        Column("variant", "variant", wrap=False), Column("alpha", "α", True),
         Column("delta", "δ", True), Column("classes", "classes", True), Column("resolution", "input", True),
-        Column("params", "params", True), Column("fvcore_params", "fvcore params", True),
-        Column("mult_adds", unit, True), Column("fvcore_mult_adds", f"fvcore {unit}", True),
-        Column("layers", "layers agreeing", True), Column("agree", "agree"),
+        Column("params", "params", True), *([Column("fvcore_params", "fvcore params", True)] if wide else []),
+        Column(key, unit, True), *([Column(f"fvcore_{key}", f"fvcore {unit}", True)] if wide else []),
+        Column("layers", "layers", True), Column("agree", "agree"),
     ]
     rows = []
     for config, check in results:
         rows.append({"source": config.source, "variant": config.variant, "alpha": f"{config.alpha:g}",
                      "delta": config.delta, "classes": config.classes, "resolution": config.resolution,
-                     "params": num(check.params), "fvcore_params": num(check.fvcore_params),
-                     "mult_adds": num(check.mult_adds), "fvcore_mult_adds": num(check.fvcore_mult_adds),
+                     "params": check.params, "fvcore_params": check.fvcore_params,
+                     key: check.mult_adds * scale, f"fvcore_{key}": check.fvcore_mult_adds * scale,
                      "layers": f"{len(check.layers) - len(check.disagreeing)}/{len(check.layers)}",
                      "agree": _yes(check.agree)})
     ops = {}
@@ -103,6 +109,9 @@ def _all_views(results, convention, fmt: str):
             ops[op] = ops.get(op, 0) + n
     good = sum(check.agree for _, check in results)
     notes = [f"convention {convention.name}: {convention.description}", _ops_note(ops),
+             *([] if wide else ["params and Mult-Adds: the engine's; 'layers': layers whose params and "
+                                "Mult-Adds equal fvcore's; 'agree': every layer and both totals equal "
+                                "(--format csv or json adds fvcore's totals)"]),
              f"{good} of {len(results)} configurations agree on every layer"]
     return [View(title=f"crosscheck --all ({len(results)} configurations)", columns=columns, rows=rows,
                  notes=notes)]

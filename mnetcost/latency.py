@@ -2,7 +2,8 @@
 
 For each configuration: the model in ``eval()`` under ``torch.inference_mode()``, a fixed random
 input, ``warmup`` untimed forward passes, then ``repeats`` timed ones (``time.perf_counter``,
-with ``torch.cuda.synchronize`` around each pass on CUDA). Reported: the median milliseconds
+with ``torch.cuda.synchronize`` after each pass on CUDA), taken in rounds across all
+configurations so that a change in machine load affects them alike. Reported: the median milliseconds
 per image at batch 1 (latency) with the 10th/90th percentiles, and images per second at a
 larger batch (throughput, from the median time of a batch). The median resists the odd slow
 pass (a page fault, another process).
@@ -63,72 +64,93 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def time_forward(model, batch: int, resolution: tuple[int, int], channels: int, device, *, warmup: int,
-                 repeats: int, channels_last: bool = False, seed: int = 0) -> list[float]:
-    """Seconds of each of ``repeats`` timed forward passes of a ``batch`` after ``warmup`` passes."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn((batch, channels, *resolution), generator=generator).to(device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    cuda = device.type == "cuda"
-    times = []
-    with torch.inference_mode():
-        for _ in range(warmup):
-            model(x)
-        if cuda:
-            torch.cuda.synchronize(device)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            if cuda:
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - start)
-    return times
+PASSES_PER_ROUND = 5
 
 
-def bench_config(variant: str, alpha: float, delta: int, classes: int = 10, resolution: int = 32, *, device,
-                 batch_size: int = 64, warmup: int = 10, repeats: int = 30, channels_last: bool = False,
-                 fmp_mode: str = "tf", convention: str = "paper") -> dict:
-    """One configuration's record: its analytic cost and its measured latency/throughput."""
-    import torch
+class _Subject:
+    """One configuration under test: its model, its inputs, and the times measured so far."""
 
-    from mnetcost.cost import network_cost
-    from mnetcost.models import build_model
+    def __init__(self, config, *, device, batch_size, channels_last, fmp_mode, convention, seed=0):
+        import torch
 
-    model = build_model(variant, alpha=alpha, delta=delta, classes=classes, resolution=resolution, fmp_mode=fmp_mode)
-    model.eval().to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    cost = network_cost(model.network, convention)
-    size = model.network.resolution
-    channels = model.network.spec.in_channels
-    single = time_forward(model, 1, size, channels, device, warmup=warmup, repeats=repeats,
-                          channels_last=channels_last)
-    record = {
+        from mnetcost.cost import network_cost
+        from mnetcost.models import build_model
+
+        variant, alpha, delta, classes, resolution = config
+        self.config = config
+        model = build_model(variant, alpha=alpha, delta=delta, classes=classes, resolution=resolution,
+                            fmp_mode=fmp_mode)
+        model.eval().to(device)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.cost = network_cost(model.network, convention)
+        generator = torch.Generator().manual_seed(seed)
+        shape = (model.network.spec.in_channels, *model.network.resolution)
+        self.inputs = {}
+        for batch in sorted({1, batch_size} - {0}):
+            x = torch.randn((batch, *shape), generator=generator).to(device)
+            self.inputs[batch] = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        self.times: dict[int, list[float]] = {batch: [] for batch in self.inputs}
+        self.cuda = device.type == "cuda"
+        self.device = device
+
+    def run(self, batch: int, passes: int, timed: bool) -> None:
+        import torch
+
+        x = self.inputs[batch]
+        with torch.inference_mode():
+            for _ in range(passes):
+                start = time.perf_counter()
+                self.model(x)
+                if self.cuda:
+                    torch.cuda.synchronize(self.device)
+                if timed:
+                    self.times[batch].append(time.perf_counter() - start)
+
+
+def time_subjects(subjects, *, warmup: int, repeats: int) -> None:
+    """Time every subject ``repeats`` times per batch size, in rounds: each round gives every
+    subject one untimed pass then up to PASSES_PER_ROUND timed ones, so slow drifts in machine
+    load spread over all configurations instead of falling on whichever ran at the time."""
+    for subject in subjects:
+        for batch in subject.inputs:
+            subject.run(batch, warmup, timed=False)
+    done = 0
+    while done < repeats:
+        passes = min(PASSES_PER_ROUND, repeats - done)
+        for subject in subjects:
+            for batch in subject.inputs:
+                subject.run(batch, 1, timed=False)
+                subject.run(batch, passes, timed=True)
+        done += passes
+
+
+def record(subject, batch_size: int) -> dict:
+    """The JSON record of one measured configuration."""
+    variant, alpha, delta, classes, resolution = subject.config
+    single = subject.times[1]
+    result = {
         "variant": variant, "alpha": alpha, "delta": delta, "classes": classes, "resolution": resolution,
-        "params": cost.params, "mult_adds": cost.mult_adds,
+        "params": subject.cost.params, "mult_adds": subject.cost.mult_adds,
         "latency_ms": 1000 * statistics.median(single),
         "latency_ms_p10": 1000 * _percentile(single, 0.1),
         "latency_ms_p90": 1000 * _percentile(single, 0.9),
         "images_per_s": None, "batch_ms": None,
     }
+    per_image_s = result["latency_ms"] / 1000
     if batch_size > 1:
-        batched = time_forward(model, batch_size, size, channels, device, warmup=max(1, warmup // 2),
-                               repeats=repeats, channels_last=channels_last)
-        median = statistics.median(batched)
-        record["batch_ms"] = 1000 * median
-        record["images_per_s"] = batch_size / median
-    # achieved multiply-accumulates per second at the larger batch (or at batch 1)
-    per_image_s = (record["batch_ms"] / batch_size if record["batch_ms"] else record["latency_ms"]) / 1000
-    record["gmacs_per_s"] = cost.mult_adds / per_image_s / 1e9
-    return record
+        median = statistics.median(subject.times[batch_size])
+        result["batch_ms"] = 1000 * median
+        result["images_per_s"] = batch_size / median
+        per_image_s = median / batch_size
+    result["gmacs_per_s"] = subject.cost.mult_adds / per_image_s / 1e9  # achieved multiply-accumulates/s
+    return result
 
 
 def run_bench(configs, *, device="auto", batch_size: int = 64, warmup: int = 10, repeats: int = 30,
               threads: int | None = None, channels_last: bool = False, fmp_mode: str = "tf",
-              convention: str = "paper", progress=None) -> dict:
+              convention: str = "paper") -> dict:
     """Measure every (variant, alpha, delta, classes, resolution) in ``configs``; the object that
     ``mnetcost bench --out`` writes and ``mnetcost plot --x latency`` reads."""
     import torch
@@ -136,13 +158,11 @@ def run_bench(configs, *, device="auto", batch_size: int = 64, warmup: int = 10,
     if threads is not None:
         torch.set_num_threads(threads)
     the_device = pick_device(device)
-    results = []
-    for number, config in enumerate(configs):
-        record = bench_config(*config, device=the_device, batch_size=batch_size, warmup=warmup, repeats=repeats,
-                              channels_last=channels_last, fmp_mode=fmp_mode, convention=convention)
-        results.append(record)
-        if progress is not None:
-            progress(number, len(configs), record)
+    batch_size = batch_size if batch_size > 1 else 1
+    subjects = [_Subject(config, device=the_device, batch_size=batch_size, channels_last=channels_last,
+                         fmp_mode=fmp_mode, convention=convention) for config in configs]
+    time_subjects(subjects, warmup=warmup, repeats=repeats)
+    results = [record(subject, batch_size) for subject in subjects]
     return {
         "schema": SCHEMA,
         "device": str(the_device),

@@ -89,16 +89,17 @@ def _costs(variant: str, alpha: float, delta: int, classes: int, resolution: int
 
 
 def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs=(), convention: str = "paper",
-                   latency: dict | None = None) -> tuple[list[dict], list[str]]:
+                   latency: dict | None = None, tables=None) -> tuple[list[dict], list[str]]:
     """The points to plot and warnings. Each point: variant, alpha, delta, classes, resolution,
     mult_adds, params, accuracy (fraction), source ("paper" or the run's name), baseline, and
-    latency_ms/images_per_s when ``latency`` (from :func:`load_latency`) is given."""
+    latency_ms/images_per_s when ``latency`` (from :func:`load_latency`) is given. ``tables``
+    limits the paper's points to some of Tables 4, 5, 6 (each includes the baseline)."""
     from mnetcost.sweep import paper_known
 
     if dataset not in DATASETS:
         raise MnetcostError(f"unknown dataset {dataset!r} (one of {', '.join(DATASETS)})")
     classes = DATASETS[dataset][1]
-    known = paper_known(dataset) if include_paper else []
+    known = paper_known(dataset, tables) if include_paper else []
     warnings: list[str] = []
     for run in runs:
         if run.dataset in DATASETS and run.dataset != dataset:
@@ -107,6 +108,7 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
             continue
         known.append(run)
     points = []
+    unmeasured = []
     for item in known:
         try:
             params, mult_adds = _costs(item.variant, item.alpha, item.delta, item.classes, item.resolution,
@@ -122,12 +124,19 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
         if latency is not None:
             measured = latency.get(item.key)
             if measured is None:
-                warnings.append(f"note: no latency measured for {describe(point)}; left out of the plot")
+                unmeasured.append(point)
                 continue
             point["latency_ms"] = float(measured["latency_ms"])
             if measured.get("images_per_s") is not None:
                 point["images_per_s"] = float(measured["images_per_s"])
         points.append(point)
+    if unmeasured:
+        names = ", ".join(describe(p) for p in unmeasured[:4]) + (", ..." if len(unmeasured) > 4 else "")
+        classes_measured = sorted({key[3] for key in latency})
+        hint = (f" (the latency file has classes {', '.join(map(str, classes_measured))} only; "
+                f"measure with `mnetcost bench --classes {classes}`)" if classes not in classes_measured else "")
+        warnings.append(f"note: no latency measured for {len(unmeasured)} of {len(unmeasured) + len(points)} "
+                        f"points, left out: {names}{hint}")
     return points, warnings
 
 
@@ -221,22 +230,15 @@ def _place_labels(ax, fig, anchors, texts, colours, line=()):
         placed.append(best[2])
 
 
-def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset: str = "cifar10",
-         convention: str = "paper", title: str | None = None, footnote: str | None = None):
-    """A matplotlib Figure (Agg) of accuracy against ``x``: points per variant, runs hollow,
-    the baseline ringed, each point labelled α/δ, the front as a step line."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: the caller's backend is untouched
-    from matplotlib.figure import Figure
+def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds", unit: str = "Mult-Adds",
+              title: str = "") -> tuple[dict, tuple]:
+    """Draw points and front into ``ax``. Returns (legend handles by key, the label job that
+    :func:`place_labels` runs once the figure's layout is final)."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    from mnetcost.cost import get_convention
     from mnetcost.pareto import step_line
 
-    unit = get_convention(convention).unit
-    fig = Figure(figsize=(10, 5.8), dpi=150, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     xs = [x_value(p, x) for p in points]
     ys = [100 * p["accuracy"] for p in points]
     others: dict = {}
@@ -247,7 +249,7 @@ def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset
         colour, marker, name = _style(point["variant"], others)
         paper = point["source"] == "paper"
         ax.scatter([px], [py], s=46, marker=marker, zorder=3, linewidths=1.6,
-                   facecolors=colour if paper else "white", edgecolors=colour if paper else colour)
+                   facecolors=colour if paper else "white", edgecolors=colour)
         key = (name, paper)
         if key not in handles:
             handles[key] = Line2D([], [], linestyle="none", marker=marker, markersize=7, markeredgewidth=1.6,
@@ -268,8 +270,7 @@ def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset
     if front:
         fx = [x_value(p, x) for p in front]
         fy = [100 * p["accuracy"] for p in front]
-        right = max(xs) * 1.6
-        sx, sy = step_line(fx, fy, right_edge=right)
+        sx, sy = step_line(fx, fy, right_edge=max(xs) * 1.6)
         ax.step(sx, sy, where="post", color="#444444", linestyle="--", linewidth=1.1, zorder=1)
         for i in range(len(sx)):  # the corners of the staircase, for label placement
             staircase.append((sx[i], sy[i]))
@@ -279,8 +280,7 @@ def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset
                                           label="Pareto front (best accuracy\nfor at most this cost)")
     ax.set_xscale("log")
     if xs:
-        low, high = min(xs), max(xs)
-        ax.set_xlim(low / 1.6, high * 1.6)
+        ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
         ax.set_ylim(min(ys) - 2.5, max(ys) + 2.5)
     label, formatter = _axis_text(x, unit)
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -290,21 +290,70 @@ def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset
     ax.set_ylabel("Top-1 test accuracy (%)")
     ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
+    if title:
+        ax.set_title(title, fontsize=12)
+    return handles, (ax, anchors, texts, colours, staircase)
+
+
+def legend_handles(*handle_dicts) -> list:
+    """Variants first (in order of appearance), then the baseline ring and the front."""
+    merged: dict = {}
+    for handles in handle_dicts:
+        for key, handle in handles.items():
+            merged.setdefault(key, handle)
+    names = [style[2] for style in VARIANT_STYLE.values()]
+    variants = [k for k in merged if k[0] not in ("baseline", "front")]
+    variants.sort(key=lambda k: (not k[1], names.index(k[0]) if k[0] in names else len(names)))
+    ordered = [merged[k] for k in variants]
+    return ordered + [merged[k] for k in (("baseline", True), ("front", True)) if k in merged]
+
+
+def place_labels(fig, *jobs) -> None:
+    """Lay the figure out, then place every axes' point labels (see :func:`draw_axes`)."""
+    fig.canvas.draw()
+    for ax, anchors, texts, colours, staircase in jobs:
+        _place_labels(ax, fig, anchors, texts, colours, staircase)
+
+
+def new_figure(width: float, height: float, columns: int = 1):
+    """An Agg-backed Figure (no pyplot: the caller's backend is untouched) and its axes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=150, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, columns, squeeze=False)[0]
+
+
+def add_footnote(fig, text: str, fontsize: float = 7) -> None:
+    """Small grey lines under the axes, with room reserved for them in the constrained layout."""
+    lines = text.count("\n") + 1
+    height_pt = fig.get_figheight() * 72
+    bottom = (lines * fontsize * 1.3 + 4) / height_pt
+    fig.text(0.005, 0.004, text, fontsize=fontsize, color="#444444", ha="left", va="bottom")
+    fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
+
+
+def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset: str = "cifar10",
+         convention: str = "paper", title: str | None = None, footnote: str | None = None, tables=None):
+    """A matplotlib Figure (Agg) of accuracy against ``x``: points per variant, runs hollow,
+    the baseline ringed, each point labelled α/δ, the front as a step line."""
+    from mnetcost.cost import get_convention
+
+    unit = get_convention(convention).unit
+    fig, (ax,) = new_figure(10, 5.8)
     name, _ = DATASETS.get(dataset, (dataset, 0))
     what = {"mult_adds": unit, "params": "parameters", "latency": "measured latency"}[x]
-    source = "Chen & Su, Tables 4–6" if any(p["source"] == "paper" for p in points) else ""
+    source = f"Chen & Su, {tables_text(tables)}" if any(p["source"] == "paper" for p in points) else ""
     if any(p["source"] != "paper" for p in points):
         source = f"{source} + your runs" if source else "your runs"
-    ax.set_title(title or f"{name}: top-1 accuracy vs {what} ({source})", fontsize=12)
-    ordered = [h for k, h in handles.items() if k[0] not in ("baseline", "front")]
-    ordered += [handles[k] for k in (("baseline", True), ("front", True)) if k in handles]
-    ax.legend(handles=ordered, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
-              frameon=False)
+    handles, job = draw_axes(ax, points, front, x=x, unit=unit,
+                             title=title or f"{name}: top-1 accuracy vs {what} ({source})")
+    ax.legend(handles=legend_handles(handles), loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              fontsize=8, frameon=False)
     if footnote:
-        fig.text(0.005, 0.005, footnote, fontsize=7, color="#444444", ha="left", va="bottom", wrap=True)
-        fig.get_layout_engine().set(h_pad=0.25)
-    fig.canvas.draw()  # fix the layout before measuring label boxes
-    _place_labels(ax, fig, anchors, texts, colours, staircase)
+        add_footnote(fig, footnote)
+    place_labels(fig, job)
     return fig
 
 
@@ -331,10 +380,18 @@ def save_figure(fig, path: str | Path) -> Path:
     return target
 
 
-def paper_footnote(convention: str, include_paper: bool, x: str) -> str:
+def tables_text(tables=None) -> str:
+    """``Tables 4–6``, ``Table 5``, ``Tables 4, 6``."""
+    chosen = sorted(set(tables or (4, 5, 6)))
+    if chosen == [4, 5, 6]:
+        return "Tables 4–6"
+    return f"Table {chosen[0]}" if len(chosen) == 1 else "Tables " + ", ".join(map(str, chosen))
+
+
+def paper_footnote(convention: str, include_paper: bool, x: str, tables=None) -> str:
     parts = []
     if include_paper:
-        parts.append("Paper points: accuracy as printed in Chen & Su, Tables 4–6; "
+        parts.append(f"Paper points: accuracy as printed in Chen & Su, {tables_text(tables)}; "
                      f"Mult-Adds and parameters computed by mnetcost (convention '{convention}') for each "
                      "configuration, not the paper's printed figures.")
     if x == "latency":
@@ -356,8 +413,6 @@ def draw_latency(bench: dict, title: str | None = None):
     proportional to Mult-Adds) through the median ratio, so departures from it stand out."""
     import statistics
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -365,12 +420,10 @@ def draw_latency(bench: dict, title: str | None = None):
     if not results:
         raise MnetcostError("no bench results to plot")
     batched = [r for r in results if r.get("images_per_s")]
-    panels = [("latency_ms", "batch 1: latency (ms per image)", results)]
+    panels = [("latency_ms", "batch 1: latency, median (bars: 10th–90th percentile)", results)]
     if batched:
         panels.append(("per_image_ms", f"batch {bench['batch_size']}: ms per image (1000 / images/s)", batched))
-    fig = Figure(figsize=(6.2 * len(panels) + 2.2, 5.4), dpi=150, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    fig, axes = new_figure(7.0 * len(panels) + 2.4, 6.6, columns=len(panels))
     others: dict = {}
     handles = {}
     for ax, (key, label, rows) in zip(axes, panels):
@@ -380,11 +433,24 @@ def draw_latency(bench: dict, title: str | None = None):
         for r, px, py in zip(rows, xs, ys):
             colour, marker, name = _style(r["variant"], others)
             ax.scatter([px], [py], s=40, marker=marker, color=colour, zorder=3)
+            if key == "latency_ms" and r.get("latency_ms_p10") is not None and r.get("latency_ms_p90") is not None:
+                ax.errorbar([px], [py], yerr=[[max(py - r["latency_ms_p10"], 0)], [max(r["latency_ms_p90"] - py, 0)]],
+                            fmt="none", ecolor=colour, elinewidth=0.8, alpha=0.6, zorder=2)
             handles.setdefault(name, Line2D([], [], linestyle="none", marker=marker, markersize=7, color=colour,
                                             label=name))
             anchors.append((px, py))
             texts.append(f"α={r['alpha']:g} δ={r['delta']}")
             colours.append(colour)
+        series: dict = {}  # (variant, alpha) -> points in order of delta: shows what delta costs
+        for r, px, py in zip(rows, xs, ys):
+            series.setdefault((r["variant"], r["alpha"]), []).append((r["delta"], px, py))
+        for (variant, _), line in series.items():
+            if len(line) > 1:
+                line.sort()
+                ax.plot([p[1] for p in line], [p[2] for p in line], color=_style(variant, others)[0], alpha=0.35,
+                        linewidth=1.0, zorder=1)
+                handles.setdefault("series", Line2D([], [], color="#666666", alpha=0.5, linewidth=1.0,
+                                                    label="lines join δ = 1, 2, 4…\nat one variant and α"))
         ratio = statistics.median(y / x for x, y in zip(xs, ys))
         low, high = min(xs) / 1.5, max(xs) * 1.5
         ax.plot([low, high], [ratio * low, ratio * high], color="#888888", linestyle=":", linewidth=1.2, zorder=1)
@@ -393,7 +459,9 @@ def draw_latency(bench: dict, title: str | None = None):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(low, high)
-        ax.set_ylim(min(ys) / 1.5, max(ys) * 1.5)
+        tops = [max(y, r.get("latency_ms_p90") or 0) if key == "latency_ms" else y for r, y in zip(rows, ys)]
+        bottoms = [min(y, r.get("latency_ms_p10") or y) if key == "latency_ms" else y for r, y in zip(rows, ys)]
+        ax.set_ylim(min(bottoms) / 1.5, max(tops) * 1.5)
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _si(v)))
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -407,11 +475,15 @@ def draw_latency(bench: dict, title: str | None = None):
         ax.set_axisbelow(True)
         fig.canvas.draw()
         _place_labels(ax, fig, anchors, texts, colours)
-    ordered = [h for k, h in handles.items() if k != "guide"] + [handles["guide"]]
+    ordered = [h for k, h in handles.items() if k not in ("guide", "series")]
+    ordered += [handles[k] for k in ("series", "guide") if k in handles]
     axes[-1].legend(handles=ordered, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
                     frameon=False)
     threads = bench.get("threads")
-    where = f"{bench.get('device', '?')} ({bench.get('device_name', '')}), {threads} threads, torch {bench.get('torch')}"
+    layout = "channels-last" if bench.get("channels_last") else "NCHW"
+    plural = "" if threads == 1 else "s"
+    where = (f"{bench.get('device', '?')} ({bench.get('device_name', '')}), {threads} thread{plural}, "
+             f"{layout}, torch {bench.get('torch')}")
     fig.suptitle(title or f"Measured inference time vs Mult-Adds — {where}", fontsize=11)
     fig.canvas.draw()
     return fig

@@ -62,14 +62,16 @@ class KnownResult:
         return self.variant == "base" and self.alpha == 1 and self.delta == 1
 
 
-def paper_known(dataset: str | None = None) -> list[KnownResult]:
-    """The paper's configurations (baseline once per dataset) with the printed accuracy."""
+def paper_known(dataset: str | None = None, tables=None) -> list[KnownResult]:
+    """The paper's configurations (baseline once per dataset) with the printed accuracy, for
+    one dataset or both, from ``tables`` (4, 5, 6) or all of them."""
     from mnetcost.paper import load_paper_results, unique_configurations
 
+    rows = [r for r in load_paper_results() if tables is None or r.table in tables]
     return [
         KnownResult(source="paper", variant=r.variant, alpha=r.alpha, delta=r.delta, classes=r.classes,
                     resolution=PAPER_RESOLUTION, accuracy=float(r.accuracy_pct / 100), dataset=r.dataset)
-        for r in unique_configurations(load_paper_results())
+        for r in unique_configurations(rows)
         if dataset is None or r.dataset == dataset
     ]
 
@@ -99,9 +101,11 @@ def _run_from_summary(path: Path, data) -> KnownResult:
         resolution = resolution[0]
     if not _positive_int(resolution):
         raise ValueError(f"'resolution' must be a positive integer, got {resolution!r}")
-    accuracy = data.get("best_test_accuracy", data.get("final_test_accuracy"))
+    accuracy = data.get("best_test_accuracy")
     if accuracy is None:
-        raise ValueError("missing key 'best_test_accuracy'")
+        accuracy = data.get("final_test_accuracy")
+    if accuracy is None:
+        raise ValueError("no 'best_test_accuracy' (has the run finished an epoch?)")
     if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
         raise ValueError(f"'best_test_accuracy' must be a fraction in [0, 1], got {accuracy!r}")
     counts = {}

@@ -508,6 +508,9 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
     device_name = str(device) if device.type == "cpu" else torch.cuda.get_device_name(device)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:  # temporary files a killed process could not remove
+            for stale in out.glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
         stored = {"format": RUN_FORMAT, **asdict(config), "config": asdict(config), "dataset_info": dataset_info,
                   "class_names": list(dataset.class_names), "spec": cost["spec"],
                   "params": cost["params"], "mult_adds": cost["mult_adds"], "device_used": device_name,

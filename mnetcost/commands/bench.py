@@ -26,7 +26,9 @@ from mnetcost.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RESOLUT
               help="Timed forward passes; the median is reported.")
 @click.option("--threads", type=POSITIVE, default=None, metavar="N",
               help="torch.set_num_threads(N) first (default: torch's own choice, recorded).")
-@click.option("--channels-last", is_flag=True, help="Run model and input in torch.channels_last memory format.")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True,
+              help="Model and input in torch.channels_last memory format (as `mnetcost train` does; "
+                   "much faster on CPU).")
 @click.option("--fmp-mode", type=click.Choice(("tf", "torch")), default="tf", show_default=True,
               help="Fractional max pooling implementation of the fmp variant.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None, metavar="FILE",
@@ -84,14 +86,12 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
 
     pick_device(device)
 
-    def progress(number, total, record):
-        if total > 1:
-            click.echo(f"[{number + 1}/{total}] {record['variant']} α={record['alpha']:g} δ={record['delta']}: "
-                       f"{record['latency_ms']:.2f} ms/image", err=True)
-
+    if len(configs) > 1:
+        click.echo(f"measuring {len(configs)} configurations, {repeats} timed passes each"
+                   + (f" at batch 1 and {batch_size}" if batch_size > 1 else "") + " ...", err=True)
     result = run_bench(configs, device=device, batch_size=batch_size, warmup=warmup, repeats=repeats,
                        threads=threads, channels_last=channels_last, fmp_mode=fmp_mode, convention=convention,
-                       progress=progress)
+)
     if out is not None:
         write_json_atomic(result, out)
         click.echo(f"wrote {out}", err=True)
@@ -105,20 +105,21 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
 
     rows = [{
         "variant": r["variant"], "alpha": f"{r['alpha']:g}", "delta": r["delta"],
-        "mult_adds": millions(r["mult_adds"]), "params": millions(r["params"]),
+        "mult_adds": millions(r["mult_adds"]),
         "latency_ms": f"{r['latency_ms']:.3f}",
         "spread": f"{r['latency_ms_p10']:.3f}–{r['latency_ms_p90']:.3f}",
         "images_per_s": "" if r["images_per_s"] is None else f"{r['images_per_s']:,.0f}",
         "gmacs_per_s": f"{r['gmacs_per_s']:.2f}",
     } for r in result["results"]]
     columns = [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True),
-               Column("mult_adds", "Mult-Adds", True), Column("params", "params", True),
-               Column("latency_ms", "ms/image (batch 1)", True), Column("spread", "p10–p90 ms", True)]
+               Column("mult_adds", "Mult-Adds", True), Column("latency_ms", "ms/img", True),
+               Column("spread", "p10–p90", True)]
     if batch_size > 1:
-        columns.append(Column("images_per_s", f"images/s (batch {batch_size})", True))
+        columns.append(Column("images_per_s", f"img/s@{batch_size}", True))
     columns.append(Column("gmacs_per_s", "GMAC/s", True))
     title = (f"Inference on {result['device']} ({result['device_name']}), {result['threads']} threads, "
              f"torch {result['torch']}")
-    notes = [f"median of {repeats} timed passes after {warmup} warm-up passes; GMAC/s = Mult-Adds × images/s "
-             f"(at batch {batch_size if batch_size > 1 else 1})."]
+    notes = [f"ms/img: median latency at batch 1 of {repeats} timed passes after {warmup} warm-up passes "
+             "(p10–p90: its spread)" + (f"; img/s@{batch_size}: throughput at batch {batch_size}" if batch_size > 1
+                                        else "") + "; GMAC/s = Mult-Adds × images/s achieved."]
     emit(fmt, result, [View(title=title, columns=columns, rows=rows, notes=notes)])

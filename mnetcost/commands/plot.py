@@ -18,10 +18,12 @@ from mnetcost.options import convention_option, format_option
 @click.option("--runs", "runs_dir", type=click.Path(), default=None, metavar="DIR",
               help="Add your training runs: DIR/summary.json and DIR/*/summary.json from `mnetcost train`.")
 @click.option("--no-paper", is_flag=True, help="Leave the paper's points out (plot only --runs).")
+@click.option("--table", "tables", type=click.Choice(("4", "5", "6")), multiple=True,
+              help="Only the paper's rows of Table 4 (base), 5 (mp3) or 6 (fmp); repeatable. Default: all.")
 @click.option("--title", default=None, help="Figure title (default: dataset and axis).")
 @convention_option
 @format_option
-def command(out, dataset, x, latency_file, runs_dir, no_paper, title, convention, fmt):
+def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, convention, fmt):
     """Plot accuracy against cost with the Pareto front.
 
     Every configuration of the paper's Tables 4-6 for --dataset (accuracy as printed; Mult-Adds
@@ -47,6 +49,8 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, title, convention
         raise click.UsageError("--x latency needs --latency FILE (write it with `mnetcost bench --out FILE`)")
     if latency_file is not None and x != "latency":
         raise click.UsageError("--latency is only used with --x latency")
+    if no_paper and tables:
+        raise click.UsageError("--table selects paper rows; it cannot be combined with --no-paper")
     if no_paper and runs_dir is None:
         raise click.UsageError("--no-paper leaves nothing to plot without --runs DIR")
     latency = load_latency(latency_file) if latency_file is not None else None
@@ -58,7 +62,7 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, title, convention
         for line in warnings:
             click.echo(line, err=True)
     points, warnings = collect_points(dataset, include_paper=not no_paper, runs=runs, convention=convention,
-                                      latency=latency)
+                                      latency=latency, tables={int(t) for t in tables} or None)
     for line in warnings:
         click.echo(line, err=True)
     if not points:
@@ -69,8 +73,9 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, title, convention
     from mnetcost.plot import draw, front_of, paper_footnote, points_as_json, save_figure
 
     front = front_of(points, x)
-    figure = draw(points, front, x=x, dataset=dataset, convention=convention, title=title,
-                  footnote=paper_footnote(convention, not no_paper, x))
+    chosen = {int(t) for t in tables} or None
+    figure = draw(points, front, x=x, dataset=dataset, convention=convention, title=title, tables=chosen,
+                  footnote=paper_footnote(convention, not no_paper, x, chosen))
     save_figure(figure, out)
     click.echo(f"wrote {out} ({len(points)} points, {len(front)} on the front)", err=True)
 

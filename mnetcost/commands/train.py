@@ -43,6 +43,8 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (worth it on CUDA).")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Channels-last memory format (much faster on CPU).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch [default: torch's choice, one per core].")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Run folder [default: runs/<variant>-a<alpha>-d<delta>-<dataset>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
@@ -50,7 +52,7 @@ def _given(ctx: click.Context, name: str) -> bool:
 @format_option
 @click.pass_context
 def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, epochs, batch_size, lr, seed,
-            augment, dropout, device, amp, compile_, channels_last, out, resume, quiet, fmt):
+            augment, dropout, device, amp, compile_, channels_last, threads, out, resume, quiet, fmt):
     """Train a variant with the paper's recipe (Adam 1e-3, dropout 0.1, no augmentation) on
     CIFAR-10/100 or your images, evaluating on the test set after every epoch.
 
@@ -94,14 +96,38 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
     expected = datasets.OFFICIAL[dataset].classes if dataset in datasets.OFFICIAL else classes
     resolve(values["variant"], alpha=values["alpha"], delta=values["delta"], classes=expected, resolution=resolution)
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     dist = D.from_env()
     want_cuda = values["device"] == "cuda" or (values["device"] == "auto" and _cuda_available())
+    if want_cuda and dist.enabled:  # NCCL's object collectives use the current device
+        import torch
+
+        torch.cuda.set_device(dist.local_rank % torch.cuda.device_count())
     D.init(dist, "cuda" if want_cuda else "cpu")
     try:
         _train(ctx, T, D, datasets, dist, values, given, dataset, data_dir, classes, resolution, out, stored, quiet,
                fmt)
     finally:
         D.shutdown(dist)
+
+
+def _download_progress():
+    """A one-line download meter on a terminal (nothing when stderr is redirected)."""
+    if not sys.stderr.isatty():
+        return None
+    shown = [-1]
+
+    def report(done: int, total: int | None):
+        percent = int(done * 100 / total) if total else -1
+        if percent != shown[0]:
+            shown[0] = percent
+            of = f" of {total / 1e6:.1f} MB ({percent}%)" if total else " MB"
+            click.echo(f"\r  {done / 1e6:.1f}{of}", nl=bool(total and done >= total), err=True)
+
+    return report
 
 
 def _cuda_available() -> bool:
@@ -119,7 +145,8 @@ def _train(ctx, T, D, datasets, dist, values, given, dataset, data_dir, classes,
     error = None
     if dist.main:
         try:
-            data = datasets.load_dataset(dataset, data_dir, log=log)
+            data = datasets.load_dataset(dataset, data_dir, log=log,
+                                         progress=_download_progress() if not quiet else None)
         except datasets.DataError as exc:
             error = str(exc)
     error = D.broadcast(dist, error)

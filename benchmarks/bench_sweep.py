@@ -1,0 +1,68 @@
+"""Speed of design-space sweeps, measured in one run.
+
+Prints:
+1. the vectorised engine (``mnetcost.sweep.evaluate``) on 100,008 (variant, alpha, delta)
+   configurations: configurations per second (target: >= 100,000/s), best of 3;
+2. the scalar path (``network_cost(resolve(...))`` one configuration at a time) on 2,000
+   configurations, and the ratio of the two;
+3. the wall time of the ``mnetcost sweep`` command answering a budget question over 3,648
+   configurations (process start included), next to ``mnetcost --version`` (start-up alone).
+
+Usage: python benchmarks/bench_sweep.py
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from mnetcost.cost import network_cost
+from mnetcost.params import parse_alpha_list
+from mnetcost.resolve import plan, resolve
+from mnetcost.sweep import evaluate
+
+VARIANTS = ["base", "mp3", "fmp"]
+
+
+def best_of(repeats: int, function) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    alphas = parse_alpha_list("0.2:1.0332:0.0002")  # 4,167 exact alphas
+    deltas = list(range(1, 9))
+    count = len(VARIANTS) * len(alphas) * len(deltas)
+    vector_s = best_of(3, lambda: evaluate(VARIANTS, alphas, deltas))
+    vector_rate = count / vector_s
+    print(f"vectorised sweep : {count:,} configurations in {vector_s * 1000:.1f} ms = "
+          f"{vector_rate:,.0f} configurations/s (target >= 100,000/s: {'met' if vector_rate >= 1e5 else 'NOT met'})")
+
+    sample = [(v, a, d) for v in VARIANTS for a in alphas[::50] for d in deltas][:2000]
+    plans = {v: plan(v) for v in VARIANTS}
+
+    def scalar():
+        for v, a, d in sample:
+            network_cost(resolve(v, a, d, network_plan=plans[v]))
+
+    scalar_s = best_of(1, scalar)
+    scalar_rate = len(sample) / scalar_s
+    print(f"scalar loop      : {len(sample):,} configurations in {scalar_s * 1000:.1f} ms = "
+          f"{scalar_rate:,.0f} configurations/s")
+    print(f"ratio            : vectorised / scalar = {vector_rate / scalar_rate:,.0f}x")
+
+    command = ["mnetcost", "sweep", "-v", "all", "-a", "0.25:1.0:0.01", "-d", "1,2,3,4,5,6,7,8", "--classes",
+               "10,100", "--max-mult-adds", "10M", "--sort", "accuracy", "--format", "json"]
+    sweep_s = best_of(3, lambda: subprocess.run(command, check=True, capture_output=True))
+    start_s = best_of(3, lambda: subprocess.run(["mnetcost", "--version"], check=True, capture_output=True))
+    print(f"mnetcost sweep   : 3,648 configurations, budget 10M Mult-Adds, sorted: {sweep_s * 1000:.0f} ms wall "
+          f"(of which process start-up, `mnetcost --version`: {start_s * 1000:.0f} ms)")
+    print(f"python {sys.version.split()[0]}")
+
+
+if __name__ == "__main__":
+    main()

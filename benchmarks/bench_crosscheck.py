@@ -21,7 +21,7 @@ import time
 def per_config(repeats: int):
     from mnetcost.cost import network_cost
     from mnetcost.crosscheck import crosscheck, paper_grid
-    from mnetcost.resolve import resolve
+    from mnetcost.resolver import resolve
 
     analytic, fvcore = [], []
     for config in paper_grid():
@@ -43,7 +43,7 @@ def per_config(repeats: int):
 
 def whole_grid():
     from mnetcost.crosscheck import all_configurations, crosscheck, paper_grid
-    from mnetcost.resolve import resolve
+    from mnetcost.resolver import resolve
 
     results = {}
     for label, configs in (("paper grid", paper_grid()), ("--all", all_configurations())):
@@ -88,7 +88,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads "
           f"(the cross-check runs its tiny trace on 1), load average {os.getloadavg()[0]:.2f}")
     from mnetcost.crosscheck import crosscheck  # warm imports (torch, fvcore) before timing
-    from mnetcost.resolve import resolve
+    from mnetcost.resolver import resolve
 
     crosscheck(resolve("base", 0.25, 1))
 

@@ -73,7 +73,7 @@ def engine_throughput(configs: int) -> None:
     import numpy as np
 
     from mnetcost.cost import sweep_totals
-    from mnetcost.resolve import plan, resolve_arrays
+    from mnetcost.resolver import plan, resolve_arrays
 
     variants = ("base", "mp3", "fmp")
     rng = np.random.default_rng(0)

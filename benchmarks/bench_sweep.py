@@ -18,7 +18,7 @@ import time
 
 from mnetcost.cost import network_cost
 from mnetcost.params import parse_alpha_list
-from mnetcost.resolve import plan, resolve
+from mnetcost.resolver import plan, resolve
 from mnetcost.sweep import evaluate
 
 VARIANTS = ["base", "mp3", "fmp"]

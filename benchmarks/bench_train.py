@@ -32,7 +32,7 @@ from mnetcost import training as T
 from mnetcost.cost import network_cost
 from mnetcost.datasets import Dataset
 from mnetcost.models import build_model
-from mnetcost.resolve import resolve
+from mnetcost.resolver import resolve
 
 
 def sync(device):

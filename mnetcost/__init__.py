@@ -8,12 +8,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from mnetcost.errors import ConfigError, MnetcostError, SpecError  # noqa: E402
-# `resolve` is both a submodule and its main function: bind the function eagerly, or importing the
-# submodule anywhere would leave `mnetcost.resolve` pointing at the module.
-from mnetcost.resolve import plan, resolve  # noqa: E402
 
-# Imported on first use, so that `import mnetcost` (and the CLI's start-up) stays cheap.
+# Imported on first use, so that `import mnetcost` (and the CLI's start-up) stays cheap: `mnetcost
+# ratio` never needs a spec. (The resolver module is `mnetcost.resolver`, so that importing it can
+# never shadow the function `mnetcost.resolve`.)
 _LAZY = {
+    "resolve": "mnetcost.resolver",
+    "plan": "mnetcost.resolver",
     "CONVENTIONS": "mnetcost.cost",
     "network_cost": "mnetcost.cost",
     "load_spec": "mnetcost.spec",

@@ -1,6 +1,6 @@
 """Cross-check of the analytic engine against fvcore, run on the real PyTorch model.
 
-For one resolved :class:`~mnetcost.resolve.Network`, :func:`crosscheck` builds the model from
+For one resolved :class:`~mnetcost.resolver.Network`, :func:`crosscheck` builds the model from
 the same layers (:func:`mnetcost.models.build_from_network`), traces it once in ``eval()`` with
 fvcore's ``FlopCountAnalysis`` and reads, per layer (the module of the same name):
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mnetcost.cost import Convention, get_convention, network_cost
-from mnetcost.resolve import Network
+from mnetcost.resolver import Network
 
 BN_STAT_BUFFERS = ("running_mean", "running_var")
 

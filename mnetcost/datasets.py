@@ -27,7 +27,6 @@ import io
 import os
 import pickle
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from mnetcost.errors import MnetcostError
+from mnetcost.files import atomic_write
 
 CACHE_FORMAT = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff")
@@ -118,34 +118,7 @@ def default_data_dir() -> Path:
     return Path(base) / "mnetcost"
 
 
-# --- atomic files ------------------------------------------------------------------------------
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write ``path`` via a temporary file in the same folder and ``os.replace``: readers see the
-    old file or the complete new one, never a partial one; the temporary file never outlives us."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
+# --- downloads -----------------------------------------------------------------------------------
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as stream:

@@ -14,11 +14,8 @@ says where its numbers came from. Nothing here asserts anything about speed.
 """
 from __future__ import annotations
 
-import json
-import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -181,17 +178,6 @@ def run_bench(configs, *, device="auto", batch_size: int = 64, warmup: int = 10,
 
 def write_json_atomic(obj, path: str | Path) -> None:
     """Write JSON to a temporary file beside ``path`` and rename it into place."""
-    target = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                         dir=str(target.parent if str(target.parent) else "."))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(obj, file, indent=2)
-            file.write("\n")
-        os.replace(temporary, target)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    from mnetcost.files import write_json
+
+    write_json(path, obj)

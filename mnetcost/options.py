@@ -65,7 +65,7 @@ def convention_option(function):
 
 
 def rounding_option(function):
-    from mnetcost.resolve import ROUNDINGS
+    from mnetcost.resolver import ROUNDINGS
 
     return click.option(
         "--rounding", type=click.Choice(tuple(ROUNDINGS)), default="truncate", show_default=True,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 from mnetcost.errors import MnetcostError
@@ -82,7 +81,7 @@ def load_latency(path: str | Path) -> dict[tuple, dict]:
 
 def _costs(variant: str, alpha: float, delta: int, classes: int, resolution: int, convention: str):
     from mnetcost.cost import network_cost
-    from mnetcost.resolve import resolve
+    from mnetcost.resolver import resolve
 
     cost = network_cost(resolve(variant, alpha, delta, classes, resolution), convention)
     return cost.params, cost.mult_adds
@@ -361,22 +360,13 @@ def save_figure(fig, path: str | Path) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix) via a temporary file and a rename."""
     import matplotlib
 
+    from mnetcost.files import atomic_write
+
     fmt = image_format(path)
     target = Path(path)
     metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
-                                         dir=str(target.parent if str(target.parent) else "."))
-    os.close(handle)
-    try:
-        with matplotlib.rc_context({"svg.hashsalt": "mnetcost"}):
-            fig.savefig(temporary, format=fmt, metadata=metadata)
-        os.replace(temporary, target)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    with matplotlib.rc_context({"svg.hashsalt": "mnetcost"}):
+        atomic_write(target, lambda stream: fig.savefig(stream, format=fmt, metadata=metadata))
     return target
 
 
@@ -486,4 +476,72 @@ def draw_latency(bench: dict, title: str | None = None):
              f"{layout}, torch {bench.get('torch')}")
     fig.suptitle(title or f"Measured inference time vs Mult-Adds — {where}", fontsize=11)
     fig.canvas.draw()
+    return fig
+
+
+# --- learning curves ---------------------------------------------------------------------------
+def load_curves(folders) -> list[dict]:
+    """Per-epoch metrics of ``mnetcost train`` run folders: one ``{name, summary, rows}`` per
+    folder, ``rows`` from ``metrics.jsonl`` in epoch order. A folder without metrics is an error."""
+    curves = []
+    for folder in map(Path, folders):
+        metrics = folder / "metrics.jsonl"
+        if not metrics.is_file():
+            raise MnetcostError(f"{folder}: no metrics.jsonl (is it a `mnetcost train --out` folder?)")
+        try:
+            rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
+            summary_path = folder / "summary.json"
+            summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MnetcostError(f"{folder}: unreadable run files: {str(exc).splitlines()[0]}") from None
+        missing = [key for key in ("epoch", "loss", "train_acc", "test_loss", "test_acc")
+                   if any(key not in row for row in rows)]
+        if not rows or missing:
+            raise MnetcostError(f"{metrics}: no epochs" if not rows else f"{metrics}: rows lack {', '.join(missing)}")
+        curves.append({"name": folder.name, "summary": summary, "rows": sorted(rows, key=lambda r: r["epoch"])})
+    return curves
+
+
+def draw_curves(curves: list[dict], title: str | None = None):
+    """Learning curves: loss (left) and top-1 accuracy (right) against epoch, one colour per
+    run, training dashed and test solid."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    if not curves:
+        raise MnetcostError("no runs to plot")
+    fig, (loss_ax, acc_ax) = new_figure(12, 4.6, columns=2)
+    variants = [c["summary"].get("variant", c["name"]) for c in curves]
+    by_variant = len(set(variants)) == len(variants)  # else one colour per run
+    palette = [style[0] for style in VARIANT_STYLE.values()] + [style[0] for style in OTHER_STYLES]
+    others: dict = {}
+    handles = []
+    for number, (curve, variant) in enumerate(zip(curves, variants)):
+        summary, rows = curve["summary"], curve["rows"]
+        colour = _style(variant, others)[0] if by_variant else palette[number % len(palette)]
+        epochs = [r["epoch"] for r in rows]
+        loss_ax.plot(epochs, [r["loss"] for r in rows], color=colour, linestyle="--", marker=".")
+        loss_ax.plot(epochs, [r["test_loss"] for r in rows], color=colour, marker=".")
+        acc_ax.plot(epochs, [100 * r["train_acc"] for r in rows], color=colour, linestyle="--", marker=".")
+        acc_ax.plot(epochs, [100 * r["test_acc"] for r in rows], color=colour, marker=".")
+        what = curve["name"]
+        if {"variant", "alpha", "delta"} <= set(summary):
+            what = f"{summary['variant']} α={summary['alpha']:g} δ={summary['delta']}"
+            if summary.get("mult_adds"):
+                what += f" ({summary['mult_adds'] / 1e6:.2f}M Mult-Adds)"
+        best = max(rows, key=lambda r: r["test_acc"])
+        handles.append(Line2D([], [], color=colour, marker=".", label=f"{what}\nbest test {100 * best['test_acc']:.1f}%"
+                                                                    f" (epoch {best['epoch']})"))
+    handles += [Line2D([], [], color="#444444", linestyle="--", label="training (running mean over the epoch)"),
+                Line2D([], [], color="#444444", label="test set, after the epoch (eval mode)")]
+    for ax, label in ((loss_ax, "Cross-entropy loss"), (acc_ax, "Top-1 accuracy (%)")):
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+    acc_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
+                  frameon=False)
+    datasets = sorted({c["summary"].get("dataset", "?") for c in curves})
+    fig.suptitle(title or f"Learning curves on {', '.join(datasets)}", fontsize=11)
     return fig

@@ -17,7 +17,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from mnetcost.cost import network_cost
 from mnetcost.paper import PaperResult, load_paper_results
-from mnetcost.resolve import resolve
+from mnetcost.resolver import resolve
 
 CLOSE = 0.01  # a cell within 1 % that does not match at printed precision is "close"
 

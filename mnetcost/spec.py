@@ -19,12 +19,12 @@ Row types and their fields (defaults in brackets):
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from mnetcost.errors import SpecError
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "specs"  # the package's own spec files
 
 BUILTIN_VARIANTS = ("base", "mp3", "fmp")
 
@@ -107,6 +107,8 @@ def _check_row(source: str, index: int, raw: object) -> Row:
 
 def parse_spec(text: str, source: str) -> Spec:
     """Validate the TOML text of a spec; ``source`` names it in every error."""
+    import tomllib  # here, not at the top: `mnetcost ratio` never reads a spec and starts faster
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -145,7 +147,7 @@ def load_spec(variant: str | Path) -> Spec:
     """A built-in variant by name (``base``, ``mp3``, ``fmp``) or a spec file by path."""
     text_variant = str(variant)
     if text_variant in BUILTIN_VARIANTS:
-        text = resources.files("mnetcost.specs").joinpath(f"{text_variant}.toml").read_text(encoding="utf-8")
+        text = (BUILTIN_DIR / f"{text_variant}.toml").read_text(encoding="utf-8")
         return parse_spec(text, f"{text_variant} (built-in)")
     path = Path(text_variant)
     if not path.exists():

@@ -1,7 +1,7 @@
 """Design-space sweeps with the vectorised engine, and the accuracies already known for them.
 
 :func:`evaluate` prices every (variant, alpha, delta, classes, resolution) combination: one
-:func:`~mnetcost.resolve.plan` per (variant, classes, resolution) and one vectorised
+:func:`~mnetcost.resolver.plan` per (variant, classes, resolution) and one vectorised
 :func:`~mnetcost.cost.sweep_totals` pass over all (alpha, delta) points of it. The result stays
 columnar (numpy arrays) until the few rows that are shown become dicts.
 
@@ -205,7 +205,7 @@ def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), co
     import numpy as np
 
     from mnetcost.cost import get_convention, sweep_totals
-    from mnetcost.resolve import ROUNDINGS, plan, resolve_arrays
+    from mnetcost.resolver import ROUNDINGS, plan, resolve_arrays
     from mnetcost.spec import load_spec
 
     conv = get_convention(convention)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -41,8 +40,9 @@ from torch.nn import functional as F
 
 from mnetcost import __version__
 from mnetcost import distributed as D
-from mnetcost.datasets import Dataset, atomic_write
+from mnetcost.datasets import Dataset
 from mnetcost.errors import MnetcostError
+from mnetcost.files import atomic_write, write_json
 
 RUN_FORMAT = 1
 CHECKPOINT_FORMAT = 1
@@ -198,10 +198,6 @@ def seed_everything(seed: int) -> None:
 
 
 # --- the run folder ----------------------------------------------------------------------------
-def write_json(path: Path, obj) -> None:
-    atomic_write(path, lambda stream: stream.write((json.dumps(obj, indent=2) + "\n").encode()))
-
-
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     atomic_write(path, lambda stream: stream.write("".join(json.dumps(row) + "\n" for row in rows).encode()))
 
@@ -434,7 +430,7 @@ class RunResult:
 
 def analytic_cost(config: TrainConfig) -> dict:
     from mnetcost.cost import network_cost
-    from mnetcost.resolve import resolve
+    from mnetcost.resolver import resolve
 
     network = resolve(config.variant, alpha=config.alpha, delta=config.delta, classes=config.classes,
                       resolution=tuple(config.resolution))

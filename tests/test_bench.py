@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from mnetcost.cli import main
 from mnetcost.cost import network_cost
-from mnetcost.resolve import resolve
+from mnetcost.resolver import resolve
 
 torch = pytest.importorskip("torch")
 TINY = ["--variant", "base", "--alpha", "0.25", "--delta", "1", "--warmup", "1", "--repeats", "2",

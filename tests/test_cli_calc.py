@@ -186,7 +186,7 @@ def test_rich_and_plain_renderers_show_the_same_cells():
     from mnetcost.cost import network_cost
     from mnetcost.render import print_rich, render_plain
     from mnetcost.report import network_report
-    from mnetcost.resolve import resolve
+    from mnetcost.resolver import resolve
 
     view = layer_view(network_report(network_cost(resolve("fmp", 0.25, 2))))
     buffer = io.StringIO()

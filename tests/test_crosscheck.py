@@ -16,7 +16,7 @@ from mnetcost.cli import main  # noqa: E402
 from mnetcost.cost import CONVENTIONS, get_convention, network_cost  # noqa: E402
 from mnetcost.crosscheck import UNPRINTED, crosscheck, handle_table, paper_grid  # noqa: E402
 from mnetcost.errors import ConfigError  # noqa: E402
-from mnetcost.resolve import resolve  # noqa: E402
+from mnetcost.resolver import resolve  # noqa: E402
 
 GRID = paper_grid()
 

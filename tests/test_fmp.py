@@ -18,13 +18,7 @@ from mnetcost.fmp import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TABLE3_SIZES = [32, 22, 15, 10, 6, 4, 2, 1]

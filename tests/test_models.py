@@ -11,16 +11,10 @@ from torch.nn import functional as F  # noqa: E402
 from mnetcost import ConfigError, build_model  # noqa: E402
 from mnetcost.fmp import FractionalMaxPool2d, TorchFractionalMaxPool2d  # noqa: E402
 from mnetcost.models import MobileNet, build_from_network  # noqa: E402
-from mnetcost.resolve import resolve  # noqa: E402
+from mnetcost.resolver import resolve  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("variant", ["base", "mp3", "fmp"])

@@ -11,7 +11,7 @@ from PIL import Image
 from mnetcost.cli import main
 from mnetcost.cost import network_cost
 from mnetcost.plot import collect_points, front_of, save_figure
-from mnetcost.resolve import resolve
+from mnetcost.resolver import resolve
 
 POINT_KEYS = {"variant", "alpha", "delta", "mult_adds", "params", "accuracy", "source"}
 
@@ -126,9 +126,8 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path):
     target.write_bytes(b"old")
 
     class Broken:
-        def savefig(self, path, **kwargs):
-            with open(path, "wb") as file:
-                file.write(b"half")
+        def savefig(self, stream, **kwargs):  # a file object, as save_figure writes through one
+            stream.write(b"half")
             raise OSError("disk full")
 
     with pytest.raises(OSError):

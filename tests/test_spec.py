@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from mnetcost.errors import SpecError
-from mnetcost.resolve import resolve
+from mnetcost.resolver import resolve
 from mnetcost.spec import BUILTIN_VARIANTS, load_spec, parse_spec
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "custom_spec.toml"

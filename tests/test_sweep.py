@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from mnetcost.cli import main
 from mnetcost.cost import CONVENTIONS, network_cost
 from mnetcost.params import parse_alpha_list, parse_si
-from mnetcost.resolve import resolve
+from mnetcost.resolver import resolve
 from mnetcost.sweep import evaluate, load_runs, parse_variants
 
 KEYS = {"variant", "alpha", "delta", "classes", "resolution", "params", "mult_adds", "accuracy",

@@ -18,7 +18,7 @@ import torch
 from mnetcost import training as T
 from mnetcost.cost import network_cost
 from mnetcost.datasets import load_dataset
-from mnetcost.resolve import resolve
+from mnetcost.resolver import resolve
 
 from cifar_helpers import tiny_official_folder
 
@@ -40,13 +40,7 @@ def dataset(data_root, tmp_path_factory):
                                test_y=full.test_y[:32])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the numbers are the same, and CI boxes with busy cores stay fast."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cli(*args, cwd=None, env=None, timeout=120):

@@ -55,7 +55,7 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
     from pathlib import Path
 
     from mnetcost.errors import MnetcostError
-    from mnetcost.resolve import resolve
+    from mnetcost.resolver import resolve
     from mnetcost.sweep import parse_variants
 
     # Check everything before the first (slow) measurement.

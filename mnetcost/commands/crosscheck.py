@@ -146,7 +146,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     from mnetcost.cost import get_convention
     from mnetcost.crosscheck import all_configurations, crosscheck
     from mnetcost.render import emit
-    from mnetcost.resolve import resolve
+    from mnetcost.resolver import resolve
 
     conv = get_convention(convention)
     if run_all:

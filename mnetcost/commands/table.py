@@ -74,7 +74,7 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, fm
     from mnetcost.cost import network_cost
     from mnetcost.render import emit
     from mnetcost.report import grid_report, network_report
-    from mnetcost.resolve import plan, resolve
+    from mnetcost.resolver import plan, resolve
     from mnetcost.spec import load_spec
 
     spec = load_spec(variant)

@@ -62,7 +62,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
     DistributedDataParallel (gloo on CPU, NCCL on CUDA).
     """
     from mnetcost import datasets
-    from mnetcost.resolve import resolve
+    from mnetcost.resolver import resolve
 
     values = {"variant": variant, "alpha": alpha, "delta": delta, "epochs": epochs, "batch_size": batch_size,
               "lr": lr, "seed": seed, "augment": augment, "dropout": dropout, "device": device, "amp": amp,
@@ -84,6 +84,9 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
     from mnetcost import distributed as D
     from mnetcost import training as T
 
+    expected = datasets.OFFICIAL[dataset].classes if dataset in datasets.OFFICIAL else classes
+    if not resume:  # a bad model is reported as such, before the state of --out
+        resolve(variant, alpha=alpha, delta=delta, classes=expected, resolution=resolution)
     stored = T.check_out_dir(out, resume)
     if stored is not None:
         run_config = stored["config"]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mnetcost.errors import ConfigError
 from mnetcost.report import filter_shape, input_size, type_stride
-from mnetcost.resolve import parse_resolution, plan, resolve, same_padding
+from mnetcost.resolver import parse_resolution, plan, resolve, same_padding
 from mnetcost.spec import parse_spec
 
 TABLE_1 = """

@@ -1,0 +1,76 @@
+"""The example scripts run as a user runs them, and learning curves are drawn from run folders."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mnetcost.errors import MnetcostError
+from mnetcost.plot import draw_curves, load_curves, save_figure
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def script(name, *args, cwd):
+    return subprocess.run([sys.executable, str(EXAMPLES / name), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120, env={**os.environ, "MPLBACKEND": "Agg"})
+
+
+def valid_png(path):
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        return image.format == "PNG" and image.size[0] > 800
+
+
+def test_budget_search_answers_with_the_paper_row(tmp_path):
+    result = script("budget_search.py", "--max-mult-adds", "10M", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # CIFAR-10 under 10 M Mult-Adds: fmp α=0.25 δ=2 (82.1 %, 9,576,768 Mult-Adds by the engine)
+    first = result.stdout.lower()
+    assert "fmp" in first and "82.1" in first and "9,576,768" in result.stdout
+
+
+def test_paper_tradeoffs_writes_three_figures(tmp_path):
+    result = script("paper_tradeoffs.py", tmp_path / "figs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "figs").iterdir())
+    assert [f.name for f in files] == ["table4.png", "table5.png", "table6.png"]
+    assert all(valid_png(f) for f in files)
+    assert result.stdout.count("front = ") == 6  # three tables, two datasets
+
+
+def write_run(folder, variant, losses, accuracies):
+    folder.mkdir(parents=True)
+    rows = [{"epoch": i + 1, "loss": loss, "train_acc": acc - 0.05, "test_loss": loss + 0.1, "test_acc": acc}
+            for i, (loss, acc) in enumerate(zip(losses, accuracies))]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reversed(rows)))
+    (folder / "summary.json").write_text(json.dumps({"variant": variant, "alpha": 0.25, "delta": 2,
+                                                     "mult_adds": 1777408, "dataset": "tiny"}))
+
+
+def test_learning_curves_from_run_folders(tmp_path):
+    write_run(tmp_path / "a", "mp3", [2.0, 1.5, 1.2], [0.3, 0.4, 0.38])
+    write_run(tmp_path / "b", "fmp", [2.1, 1.6], [0.2, 0.5])
+    curves = load_curves([tmp_path / "a", tmp_path / "b"])
+    assert [c["name"] for c in curves] == ["a", "b"]
+    assert [r["epoch"] for r in curves[0]["rows"]] == [1, 2, 3]  # sorted by epoch
+    assert valid_png(save_figure(draw_curves(curves), tmp_path / "curves.png"))
+
+    result = script("learning_curves.py", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "c.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert valid_png(tmp_path / "c.png")
+    assert "40.00%" in result.stdout and "50.00%" in result.stdout
+
+
+def test_learning_curves_refuse_a_folder_without_metrics(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MnetcostError, match="no metrics.jsonl"):
+        load_curves([tmp_path / "empty"])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    with pytest.raises(MnetcostError, match="rows lack loss"):
+        load_curves([tmp_path / "bad"])

@@ -12,6 +12,19 @@ def fail(message: str):
     raise click.UsageError(message)
 
 
+def require_torch(command: str, fvcore: bool = False) -> None:
+    """One line and exit 2 when the ``[torch]`` extra a command needs is not installed."""
+    from mnetcost.errors import MnetcostError
+
+    needed = ("torch", "fvcore") if fvcore else ("torch",)
+    for name in needed:
+        try:
+            __import__(name)
+        except ImportError:
+            raise MnetcostError(f"mnetcost {command} needs {' and '.join(needed)} ({name} is not installed): "
+                                "pip install 'mnetcost[torch]'") from None
+
+
 class _Parsed(click.ParamType):
     """A click type around one of the pure parsers in :mod:`mnetcost.params`."""
 

@@ -186,6 +186,17 @@ class Sweep:
         return Sweep(variants=self.variants, convention=self.convention, skipped=self.skipped,
                      evaluated=self.evaluated, **cols)
 
+    def to_frame(self):
+        """The rows as a pandas DataFrame (variant names, exact alphas, integer costs), for
+        analysis in a notebook: ``evaluate(["fmp"], alphas, [1, 2]).to_frame().query(...)``."""
+        import pandas as pd
+
+        frame = pd.DataFrame({"variant": pd.Categorical.from_codes(self.variant, categories=self.variants),
+                              "alpha": self.alpha, "delta": self.delta, "classes": self.classes,
+                              "resolution": self.resolution, "params": self.params, "mult_adds": self.mult_adds})
+        frame.attrs["convention"] = self.convention
+        return frame
+
 
 def _zero_channel_points(layers, size: int):
     """Per point, the index of the first layer whose output has < 1 channel, or -1."""

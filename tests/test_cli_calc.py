@@ -195,3 +195,19 @@ def test_rich_and_plain_renderers_show_the_same_cells():
     for text in ("conv_dw_13", "FMP / s1.44", "3 × 3 × (8 × 2)", "22×22×8", "433,458", "9,576,768"):
         assert text in buffer.getvalue() and text in plain
     assert "\x1b[" not in plain
+
+
+@pytest.mark.parametrize("command, extra", [
+    (["train", "--epochs", "1"], "torch"),
+    (["crosscheck"], "torch and fvcore"),
+    (["bench"], "torch"),
+])
+def test_torch_commands_without_the_extra_say_how_to_install_it(tmp_path, command, extra):
+    """A calculator-only install (no torch): one line naming the extra, exit 2, nothing written."""
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['fvcore'] = None; "  # import torch -> ImportError
+            "from mnetcost.cli import main; sys.argv = ['mnetcost'] + sys.argv[1:]; main()")
+    result = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"needs {extra}" in result.stderr and "pip install 'mnetcost[torch]'" in result.stderr
+    assert list(tmp_path.iterdir()) == []

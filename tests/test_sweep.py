@@ -184,3 +184,14 @@ def test_thousands_of_configurations_priced_at_once():
     i = int(np.flatnonzero((result.alpha == 0.29) & (result.delta == 8) & (result.classes == 100))[-1])
     cost = network_cost(resolve(result.variants[result.variant[i]], 0.29, 8, 100))
     assert (int(result.params[i]), int(result.mult_adds[i])) == (cost.params, cost.mult_adds)
+
+
+def test_to_frame_keeps_exact_values():
+    alphas = parse_alpha_list("0.25:0.35:0.02")
+    table = evaluate(["base", "fmp"], alphas, [1, 2], [10, 100])
+    frame = table.to_frame()
+    assert len(frame) == len(table) == 2 * 6 * 2 * 2 and frame.attrs["convention"] == "paper"
+    assert sorted(frame["alpha"].unique()) == [0.25, 0.27, 0.29, 0.31, 0.33, 0.35]  # no drift: 0.29 is 0.29
+    row = frame[(frame.variant == "fmp") & (frame.alpha == 0.29) & (frame.delta == 2) & (frame.classes == 100)]
+    cost = network_cost(resolve("fmp", 0.29, 2, 100, 32))
+    assert (int(row.params.iloc[0]), int(row.mult_adds.iloc[0])) == (cost.params, cost.mult_adds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from mnetcost.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RESOLUTION, convention_option, format_option,
-                              note_alpha)
+                              note_alpha, require_torch)
 
 
 @click.command("bench")
@@ -77,10 +77,7 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
     configs = [(v, a, d, classes, resolution) for v in variants for a in alphas for d in deltas]
     for config in configs:
         resolve(*config)  # raises a one-line ConfigError (e.g. a layer with 0 channels) before timing
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise MnetcostError("mnetcost bench needs PyTorch: pip install 'mnetcost[torch]'") from None
+    require_torch("bench")
 
     from mnetcost.latency import pick_device, run_bench, write_json_atomic
 

@@ -3,20 +3,10 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.options import (config_options, convention_option, fail, format_option, rounding_option,
-                              variant_option)
+from mnetcost.options import (config_options, convention_option, fail, format_option, require_torch,
+                              rounding_option, variant_option)
 
 _CONFIG_PARAMS = ("variant", "alpha", "delta", "classes", "resolution", "rounding")
-
-
-def _require_torch():
-    try:
-        import fvcore  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise click.ClickException(
-            f"crosscheck needs torch and fvcore ({exc.name} is missing): pip install 'mnetcost[torch]'"
-        ) from None
 
 
 def _yes(agree: bool) -> str:
@@ -142,7 +132,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
                  if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
         if given:
             fail(f"--all checks a fixed grid of configurations; drop {', '.join(given)}")
-    _require_torch()
+    require_torch("crosscheck", fvcore=True)
     from mnetcost.cost import get_convention
     from mnetcost.crosscheck import all_configurations, crosscheck
     from mnetcost.render import emit

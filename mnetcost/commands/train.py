@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnetcost.options import config_options, fail, format_option, variant_option
+from mnetcost.options import config_options, fail, format_option, require_torch, variant_option
 
 DEVICES = ("auto", "cpu", "cuda")
 # Options a resumed run may change; every other option given explicitly must match the run.
@@ -81,6 +81,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
         out = Path("runs") / f"{Path(variant).stem}-a{alpha:g}-d{delta}-{datasets.archive_stem(Path(dataset))}"
 
     # Everything below may import torch; check what can be checked first.
+    require_torch("train")
     from mnetcost import distributed as D
     from mnetcost import training as T
 

@@ -119,7 +119,8 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
             params, mult_adds = item.params, item.mult_adds  # a spec file that is gone: trust the summary
         point = {"variant": item.variant, "alpha": item.alpha, "delta": item.delta, "classes": item.classes,
                  "resolution": item.resolution, "mult_adds": int(mult_adds), "params": int(params),
-                 "accuracy": item.accuracy, "source": item.source, "baseline": item.is_baseline}
+                 "accuracy": item.accuracy, "source": item.source, "dataset": item.dataset,
+                 "baseline": item.is_baseline}
         if latency is not None:
             measured = latency.get(item.key)
             if measured is None:
@@ -350,6 +351,11 @@ def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset
                              title=title or f"{name}: top-1 accuracy vs {what} ({source})")
     ax.legend(handles=legend_handles(handles), loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
               fontsize=8, frameon=False)
+    elsewhere = sorted({p["dataset"] for p in points if p["source"] != "paper" and p.get("dataset") != dataset})
+    if elsewhere:  # runs on other data with this number of classes: say so under the figure
+        line = (f"Runs trained on {', '.join(map(str, elsewhere))}, not {name}: their accuracy is not directly "
+                "comparable with the paper's.")
+        footnote = f"{footnote}\n{line}" if footnote else line
     if footnote:
         add_footnote(fig, footnote)
     place_labels(fig, job)

@@ -76,7 +76,8 @@ def test_runs_are_added_and_bad_summaries_skipped(tmp_path):
     assert len(warnings) == 2 and any("bad" in w and "'delta'" in w for w in warnings)
     mine = [p for p in json.loads(result.stdout)["points"] if p["source"] != "paper"]
     assert mine == [{"variant": "mp3", "alpha": 0.25, "delta": 2, "classes": 10, "resolution": 32,
-                     "mult_adds": 1777408, "params": 433458, "accuracy": 0.9, "source": "mine", "baseline": False}]
+                     "mult_adds": 1777408, "params": 433458, "accuracy": 0.9, "source": "mine", "dataset": "cifar10",
+                     "baseline": False}]
     # a run beating everything cheaper is on the front
     assert any(p["source"] == "mine" for p in json.loads(result.stdout)["front"])
     only = run("--out", str(tmp_path / "only.png"), "--runs", str(runs), "--no-paper", "--format", "json")
@@ -141,3 +142,21 @@ def test_cli_import_loads_no_matplotlib_or_torch():
             "print(sorted(m for m in ('matplotlib', 'torch', 'pandas', 'fvcore') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_runs_on_other_data_are_named_under_the_figure(tmp_path):
+    from mnetcost.plot import draw
+    from mnetcost.sweep import load_runs
+
+    write_summary(tmp_path / "runs" / "sub", dataset="cifar10-jpeg-subset", best_test_accuracy=0.48)
+    write_summary(tmp_path / "runs" / "real", dataset="cifar10", best_test_accuracy=0.7)
+    runs, _ = load_runs(tmp_path / "runs")
+    points, _ = collect_points("cifar10", runs=runs)
+    assert {(p["source"], p["dataset"]) for p in points if p["source"] != "paper"} == {
+        ("sub", "cifar10-jpeg-subset"), ("real", "cifar10")}
+    figure = draw(points, front_of(points), footnote="paper note")
+    text = "\n".join(t.get_text() for t in figure.texts)
+    assert "paper note" in text and "Runs trained on cifar10-jpeg-subset, not CIFAR-10" in text
+    only_cifar = [p for p in points if p["source"] != "sub"]
+    text = "\n".join(t.get_text() for t in draw(only_cifar, front_of(only_cifar)).texts)
+    assert "Runs trained on" not in text

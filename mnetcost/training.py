@@ -43,13 +43,14 @@ from mnetcost import distributed as D
 from mnetcost.datasets import Dataset
 from mnetcost.errors import MnetcostError
 from mnetcost.files import atomic_write, write_json
+from mnetcost.fmp import predict_averaged
 
 RUN_FORMAT = 1
 CHECKPOINT_FORMAT = 1
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json")
 # Keys that define a run: a resumed run must agree on every one of them.
 IDENTITY = ("variant", "alpha", "delta", "classes", "resolution", "dataset", "batch_size", "lr", "seed",
-            "augment", "dropout", "world_size")
+            "augment", "dropout", "world_size", "fmp_mode", "test_draws")
 TIMING_KEYS = ("seconds", "train_seconds", "eval_seconds", "images_per_s")
 
 
@@ -83,6 +84,8 @@ class TrainConfig:
     compile: bool = False
     channels_last: bool = True
     world_size: int = 1
+    fmp_mode: str = "tf"  # "tf" (TensorFlow's algorithm, as the paper) or "torch" (nn.FractionalMaxPool2d)
+    test_draws: int = 1  # > 1: test predictions averaged over that many fixed FMP draws (Graham)
 
     def identity(self) -> dict:
         return {key: getattr(self, key) for key in IDENTITY}
@@ -238,8 +241,9 @@ def check_out_dir(out: Path, resume: bool) -> dict | None:
 def mismatches(stored: dict, config: TrainConfig) -> list[str]:
     """The identity fields where ``config`` differs from a stored run config."""
     wrong = []
+    defaults = TrainConfig()
     for key in IDENTITY:
-        old, new = stored.get(key), getattr(config, key)
+        old, new = stored.get(key, getattr(defaults, key)), getattr(config, key)
         if isinstance(old, list) or isinstance(new, (list, tuple)):
             old, new = list(old or []), list(new)
         if old != new:
@@ -342,7 +346,8 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate(self, batch: int = 1000) -> dict:
-        """Test loss and accuracy in eval mode (deterministic FMP draw), sharded over ranks."""
+        """Test loss and accuracy in eval mode (deterministic FMP draw, or the average of
+        ``test_draws`` fixed draws), sharded over ranks."""
         self.net.eval()
         n = len(self.data.test_y)
         per_rank = math.ceil(n / self.dist.world)
@@ -353,9 +358,12 @@ class Trainer:
             x = self.prepare(self.data.test_x[lo:hi], augment=False)
             y = self.data.test_y[lo:hi]
             with self.autocast():
-                logits = self.net(x)
-            sums[0] += F.cross_entropy(logits.float(), y, reduction="sum").double()
-            sums[1] += (logits.argmax(1) == y).sum()
+                if self.config.test_draws > 1:  # Graham's test-time averaging of FMP draws
+                    log_probs = predict_averaged(self.net, x, self.config.test_draws).float().clamp_min(1e-12).log()
+                else:
+                    log_probs = F.log_softmax(self.net(x).float(), dim=1)
+            sums[0] += F.nll_loss(log_probs, y, reduction="sum").double()
+            sums[1] += (log_probs.argmax(1) == y).sum()
             sums[2] += hi - lo
         D.all_reduce_sum(self.dist, sums)
         loss, correct, count = sums.tolist()
@@ -456,7 +464,8 @@ def summarize(out: Path, config: TrainConfig, dataset_info: dict, cost: dict, hi
         "final_loss": history[-1]["loss"] if history else None,
         "epochs": len(history), "epochs_planned": config.epochs, "complete": len(history) >= config.epochs,
         "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed, "augment": config.augment,
-        "dropout": config.dropout, "device": device, "world_size": config.world_size,
+        "dropout": config.dropout, "fmp_mode": config.fmp_mode, "test_draws": config.test_draws,
+        "device": device, "world_size": config.world_size,
         "train_seconds": round(train_seconds, 3),
         "images_per_s": round(images / train_seconds, 1) if train_seconds > 0 else None,
     }
@@ -489,7 +498,8 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
 
     seed_everything(config.seed)
     model = build_model(config.variant, alpha=config.alpha, delta=config.delta, classes=config.classes,
-                        resolution=tuple(config.resolution), dropout=config.dropout, fmp_seed=config.seed)
+                        resolution=tuple(config.resolution), dropout=config.dropout, fmp_seed=config.seed,
+                        fmp_mode=config.fmp_mode)
     seed_everything(config.seed + 7919 * dist.rank)
     data = DeviceData.from_dataset(dataset, device)
     trainer = Trainer(model, data, config, device, dist)

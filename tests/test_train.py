@@ -256,3 +256,50 @@ def test_shards_cover_the_permutation_once():
     assert all(len(s) == 4 for s in shards)  # 10 padded to 12, as DistributedSampler does
     together = torch.cat(shards)
     assert set(together.tolist()) == set(range(10)) and len(together) == 12
+
+
+# --- FMP options ------------------------------------------------------------------------------------
+def test_test_time_averaging_is_the_mean_of_fixed_draws(dataset):
+    """evaluate() with test_draws=3 scores the average of 3 fixed FMP draws' probabilities."""
+    from mnetcost.fmp import predict_averaged
+    from mnetcost.models import build_model
+
+    cfg = config(variant="fmp", test_draws=3)
+    torch.manual_seed(0)
+    model = build_model("fmp", alpha=0.25, delta=1, fmp_seed=cfg.seed)
+    data = T.DeviceData.from_dataset(dataset, torch.device("cpu"))
+    trainer = T.Trainer(model, data, cfg, torch.device("cpu"))
+    for module in trainer.net.modules():  # BatchNorm statistics of real batches: eval outputs depend on x
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = 1.0
+    with torch.no_grad():
+        trainer.net.train()(trainer.prepare(data.train_x, augment=False))
+    result = trainer.evaluate(batch=7)
+    x = trainer.prepare(data.test_x, augment=False)
+    with torch.inference_mode():
+        probs = predict_averaged(trainer.net, x, 3)
+        single = trainer.net(x).softmax(1)
+    expected_acc = (probs.argmax(1) == data.test_y).double().mean().item()
+    expected_loss = torch.nn.functional.nll_loss(probs.log(), data.test_y).item()
+    assert result["test_acc"] == pytest.approx(expected_acc, abs=1e-12)
+    assert result["test_loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert not torch.allclose(probs, single)  # three draws really differ from the one fixed draw
+
+
+def test_fmp_options_through_the_cli(data_root, tmp_path):
+    out = tmp_path / "run"
+    args = ("train", "--variant", "fmp", "--alpha", "0.25", "--dataset", data_root, "--data-dir", tmp_path / "cache",
+            "--batch-size", "32", "--out", out, "--quiet", "--epochs", "1")
+    result = cli(*args, "--fmp-mode", "torch", "--test-draws", "2", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["fmp_mode"], summary["test_draws"]) == ("torch", 2)
+    before = snapshot(out)
+    refused = cli(*args, "--epochs", "2", "--resume", "--fmp-mode", "tf")
+    assert refused.returncode == 2 and "fmp_mode 'torch' (run) vs 'tf' (now)" in refused.stderr
+    assert snapshot(out) == before
+    assert cli(*args, "--epochs", "2", "--resume").returncode == 0  # the run's own options are kept
+    assert json.loads((out / "summary.json").read_text())["fmp_mode"] == "torch"
+    no_fmp = cli(*base_args(data_root, tmp_path, tmp_path / "other", "--test-draws", "4"))
+    assert no_fmp.returncode == 2 and "no fractional max pooling layer" in no_fmp.stderr
+    assert not (tmp_path / "other").exists()

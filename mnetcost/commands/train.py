@@ -37,6 +37,12 @@ def _given(ctx: click.Context, name: str) -> bool:
               help="Random crop (pad 4) and horizontal flip; the paper used none.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
               help="Dropout before the classifier (the paper's 10 %).")
+@click.option("--fmp-mode", type=click.Choice(("tf", "torch")), default="tf", show_default=True,
+              help="Fractional max pooling: tf = TensorFlow's algorithm (the paper's), torch = "
+                   "nn.FractionalMaxPool2d (for comparison).")
+@click.option("--test-draws", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Average test predictions over N fixed FMP draws (Graham's test-time averaging); "
+                   "needs a variant with FMP layers.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--amp/--no-amp", default=None,
               help="bf16 autocast [default: on for CUDA, off for CPU].")
@@ -52,7 +58,8 @@ def _given(ctx: click.Context, name: str) -> bool:
 @format_option
 @click.pass_context
 def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, epochs, batch_size, lr, seed,
-            augment, dropout, device, amp, compile_, channels_last, threads, out, resume, quiet, fmt):
+            augment, dropout, fmp_mode, test_draws, device, amp, compile_, channels_last, threads, out, resume,
+            quiet, fmt):
     """Train a variant with the paper's recipe (Adam 1e-3, dropout 0.1, no augmentation) on
     CIFAR-10/100 or your images, evaluating on the test set after every epoch.
 
@@ -65,7 +72,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
     from mnetcost.resolver import resolve
 
     values = {"variant": variant, "alpha": alpha, "delta": delta, "epochs": epochs, "batch_size": batch_size,
-              "lr": lr, "seed": seed, "augment": augment, "dropout": dropout, "device": device, "amp": amp,
+              "lr": lr, "seed": seed, "augment": augment, "dropout": dropout, "fmp_mode": fmp_mode,
+              "test_draws": test_draws, "device": device, "amp": amp,
               "compile": compile_, "channels_last": channels_last}
     given = {key for key in values if _given(ctx, "compile_" if key == "compile" else key)}
     if _given(ctx, "dataset"):
@@ -98,7 +106,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
             dataset = run_config["dataset"]
     # The model must resolve before any download (classes follow the data, checked below).
     expected = datasets.OFFICIAL[dataset].classes if dataset in datasets.OFFICIAL else classes
-    resolve(values["variant"], alpha=values["alpha"], delta=values["delta"], classes=expected, resolution=resolution)
+    network = resolve(values["variant"], alpha=values["alpha"], delta=values["delta"], classes=expected,
+                      resolution=resolution)
+    if values["test_draws"] > 1 and not any(layer.kind == "fmp" for layer in network.layers):
+        fail(f"--test-draws {values['test_draws']}: {values['variant']} has no fractional max pooling layer "
+             "to draw (use it with fmp or a spec with fmp rows)")
 
     if threads:
         import torch
@@ -168,7 +180,8 @@ def _train(ctx, T, D, datasets, dist, values, given, dataset, data_dir, classes,
                            epochs=values["epochs"], batch_size=values["batch_size"], lr=values["lr"],
                            seed=values["seed"], augment=values["augment"], dropout=values["dropout"],
                            device=values["device"], amp=values["amp"], compile=values["compile"],
-                           channels_last=values["channels_last"], world_size=dist.world)
+                           channels_last=values["channels_last"], world_size=dist.world,
+                           fmp_mode=values["fmp_mode"], test_draws=values["test_draws"])
     if stored is not None:
         wrong = T.mismatches(stored["config"], config)
         if wrong:

@@ -74,3 +74,27 @@ def test_learning_curves_refuse_a_folder_without_metrics(tmp_path):
     (tmp_path / "bad" / "metrics.jsonl").write_text('{"epoch": 1}\n')
     with pytest.raises(MnetcostError, match="rows lack loss"):
         load_curves([tmp_path / "bad"])
+
+
+def test_test_time_averaging_on_a_trained_run(tmp_path):
+    """A 1-epoch fmp run on tiny official-format data, then its checkpoint at 1 and 3 draws:
+    draws=1 reproduces the run's own test accuracy exactly."""
+    from cifar_helpers import tiny_official_folder
+
+    data = tiny_official_folder(tmp_path / "data", train=64, test=40)
+    out = tmp_path / "run"
+    train = subprocess.run([sys.executable, "-m", "mnetcost", "train", "--variant", "fmp", "--alpha", "0.25",
+                            "--dataset", data, "--data-dir", tmp_path / "cache", "--epochs", "1", "--batch-size", "32",
+                            "--out", out, "--quiet"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert train.returncode == 0, train.stderr
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from fmp_averaging import evaluate_draws
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    rows = evaluate_draws(out, [1, 3], tmp_path / "cache")
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["draws"] for r in rows] == [1, 3]
+    assert rows[0]["test_acc"] == summary["best_test_accuracy"]
+    assert all(abs(r["test_acc"] * 40 - round(r["test_acc"] * 40)) < 1e-9 for r in rows)  # 40 test images

@@ -123,6 +123,7 @@ def test_refusals_leave_the_run_untouched(trained, data_root):
         (base_args(data_root, tmp, out, "--resume", "--alpha", "0.5"), "alpha 0.25 (run) vs 0.5 (now)"),
         (base_args(data_root, tmp, out, "--resume", "--lr", "0.01"), "lr"),
         (base_args(data_root, tmp, out, "--classes", "100"), "is not empty"),
+        (base_args(data_root, tmp, out, "--alpha", "0.001"), "alpha is too small"),  # the option, not --out
         (base_args(data_root, tmp, tmp / "new", "--classes", "100"), "--classes 100 contradicts the dataset"),
         (base_args(data_root, tmp, tmp / "new", "--alpha", "0.001"), "alpha is too small"),
         (base_args(tmp / "nothing-here", tmp, tmp / "new"), "no such file or folder"),

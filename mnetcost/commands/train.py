@@ -93,11 +93,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
     from mnetcost import distributed as D
     from mnetcost import training as T
 
-    expected = datasets.OFFICIAL[dataset].classes if dataset in datasets.OFFICIAL else classes
-    if not resume:  # a bad model is reported as such, before the state of --out
-        resolve(variant, alpha=alpha, delta=delta, classes=expected, resolution=resolution)
-    stored = T.check_out_dir(out, resume)
-    if stored is not None:
+    stored = T.check_out_dir(out, resume=True) if resume else None
+    if stored is not None:  # a resumed run keeps its own options unless given again
         run_config = stored["config"]
         for key, value in run_config.items():
             if key in values and key not in given:
@@ -111,6 +108,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
     if values["test_draws"] > 1 and not any(layer.kind == "fmp" for layer in network.layers):
         fail(f"--test-draws {values['test_draws']}: {values['variant']} has no fractional max pooling layer "
              "to draw (use it with fmp or a spec with fmp rows)")
+    if not resume:  # after the model: a bad option is reported as such, whatever --out holds
+        T.check_out_dir(out, resume=False)
 
     if threads:
         import torch

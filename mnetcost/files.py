@@ -30,6 +30,22 @@ def atomic_write(path: Path | str, write: Callable[[io.BufferedWriter], None]) -
         raise
 
 
+def check_target(path: Path | str, option: str = "--out") -> Path:
+    """Validate an output path before any work: not a directory, its folder exists and is
+    writable. Errors are one line naming ``option``."""
+    from mnetcost.errors import MnetcostError
+
+    target = Path(path)
+    if target.is_dir():
+        raise MnetcostError(f"{option} {path}: is a directory")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise MnetcostError(f"{option} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise MnetcostError(f"{option} {path}: folder {parent} is not writable")
+    return target
+
+
 def write_json(path: Path | str, obj) -> None:
     """``obj`` as indented JSON, atomically."""
     atomic_write(path, lambda stream: stream.write((json.dumps(obj, indent=2) + "\n").encode()))

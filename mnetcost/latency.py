@@ -17,7 +17,6 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from pathlib import Path
 
 from mnetcost.errors import MnetcostError
 
@@ -174,10 +173,3 @@ def run_bench(configs, *, device="auto", batch_size: int = 64, warmup: int = 10,
         "convention": convention,
         "results": results,
     }
-
-
-def write_json_atomic(obj, path: str | Path) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it into place."""
-    from mnetcost.files import write_json
-
-    write_json(path, obj)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 from mnetcost.errors import MnetcostError
@@ -28,26 +27,21 @@ VARIANT_STYLE = {  # colour-blind-safe (Okabe-Ito) colours, one marker shape per
 OTHER_STYLES = [("#CC79A7", "D"), ("#56B4E9", "v"), ("#D55E00", "P"), ("#999999", "X")]
 
 
-def image_format(path: str | Path) -> str:
+def image_format(path: str | Path, option: str = "--out") -> str:
     """png, svg or pdf from the file's suffix; anything else is a one-line error."""
     suffix = Path(path).suffix.lower()
     if suffix not in IMAGE_FORMATS:
         shown = suffix or "no suffix"
-        raise MnetcostError(f"--out {path}: unknown image type ({shown}); use a .png, .svg or .pdf file name")
+        raise MnetcostError(f"{option} {path}: unknown image type ({shown}); use a .png, .svg or .pdf file name")
     return IMAGE_FORMATS[suffix]
 
 
-def check_output(path: str | Path) -> str:
-    """Validate ``--out`` before any work: suffix known, folder exists, not a directory."""
-    fmt = image_format(path)
-    target = Path(path)
-    if target.is_dir():
-        raise MnetcostError(f"--out {path}: is a directory")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise MnetcostError(f"--out {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise MnetcostError(f"--out {path}: folder {parent} is not writable")
+def check_output(path: str | Path, option: str = "--out") -> str:
+    """Validate an image path before any work: suffix known, folder exists, not a directory."""
+    from mnetcost.files import check_target
+
+    fmt = image_format(path, option)
+    check_target(path, option)
     return fmt
 
 

@@ -52,26 +52,17 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
       mnetcost bench --variant fmp --alpha 0.25 --delta 2
       mnetcost bench --variant all --alpha 0.25,0.5,1 --delta 1,2,4 --out latency.json --plot latency.png
     """
-    from pathlib import Path
-
-    from mnetcost.errors import MnetcostError
+    from mnetcost.files import check_target, write_json
     from mnetcost.resolver import resolve
     from mnetcost.sweep import parse_variants
 
     # Check everything before the first (slow) measurement.
-    for option, path in (("--out", out), ("--plot", plot_file)):
-        if path is None:
-            continue
-        target = Path(path)
-        parent = target.parent if str(target.parent) else Path(".")
-        if target.is_dir():
-            raise MnetcostError(f"{option} {path}: is a directory")
-        if not parent.is_dir():
-            raise MnetcostError(f"{option} {path}: folder {parent} does not exist")
+    if out is not None:
+        check_target(out, "--out")
     if plot_file is not None:
-        from mnetcost.plot import image_format
+        from mnetcost.plot import check_output
 
-        image_format(plot_file)
+        check_output(plot_file, "--plot")
     variants = parse_variants(variant)
     note_alpha(alphas)
     configs = [(v, a, d, classes, resolution) for v in variants for a in alphas for d in deltas]
@@ -79,7 +70,7 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
         resolve(*config)  # raises a one-line ConfigError (e.g. a layer with 0 channels) before timing
     require_torch("bench")
 
-    from mnetcost.latency import pick_device, run_bench, write_json_atomic
+    from mnetcost.latency import pick_device, run_bench
 
     pick_device(device)
 
@@ -87,10 +78,9 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
         click.echo(f"measuring {len(configs)} configurations, {repeats} timed passes each"
                    + (f" at batch 1 and {batch_size}" if batch_size > 1 else "") + " ...", err=True)
     result = run_bench(configs, device=device, batch_size=batch_size, warmup=warmup, repeats=repeats,
-                       threads=threads, channels_last=channels_last, fmp_mode=fmp_mode, convention=convention,
-)
+                       threads=threads, channels_last=channels_last, fmp_mode=fmp_mode, convention=convention)
     if out is not None:
-        write_json_atomic(result, out)
+        write_json(out, result)
         click.echo(f"wrote {out}", err=True)
     if plot_file is not None:
         from mnetcost.plot import draw_latency, save_figure

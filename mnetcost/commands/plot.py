@@ -53,6 +53,7 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
         raise click.UsageError("--table selects paper rows; it cannot be combined with --no-paper")
     if no_paper and runs_dir is None:
         raise click.UsageError("--no-paper leaves nothing to plot without --runs DIR")
+    chosen = {int(t) for t in tables} or None
     latency = load_latency(latency_file) if latency_file is not None else None
     runs = []
     if runs_dir is not None:
@@ -62,7 +63,7 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
         for line in warnings:
             click.echo(line, err=True)
     points, warnings = collect_points(dataset, include_paper=not no_paper, runs=runs, convention=convention,
-                                      latency=latency, tables={int(t) for t in tables} or None)
+                                      latency=latency, tables=chosen)
     for line in warnings:
         click.echo(line, err=True)
     if not points:
@@ -73,7 +74,6 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
     from mnetcost.plot import draw, front_of, paper_footnote, points_as_json, save_figure
 
     front = front_of(points, x)
-    chosen = {int(t) for t in tables} or None
     figure = draw(points, front, x=x, dataset=dataset, convention=convention, title=title, tables=chosen,
                   footnote=paper_footnote(convention, not no_paper, x, chosen))
     save_figure(figure, out)

@@ -19,9 +19,9 @@ import time
 
 
 def per_config(repeats: int):
-    from mnetcost.cost import network_cost
-    from mnetcost.crosscheck import crosscheck, paper_grid
-    from mnetcost.resolver import resolve
+    from mnetcost.calculator.cost import network_cost
+    from mnetcost.nn.crosscheck import crosscheck, paper_grid
+    from mnetcost.calculator.resolver import resolve
 
     analytic, fvcore = [], []
     for config in paper_grid():
@@ -42,8 +42,8 @@ def per_config(repeats: int):
 
 
 def whole_grid():
-    from mnetcost.crosscheck import all_configurations, crosscheck, paper_grid
-    from mnetcost.resolver import resolve
+    from mnetcost.nn.crosscheck import all_configurations, crosscheck, paper_grid
+    from mnetcost.calculator.resolver import resolve
 
     results = {}
     for label, configs in (("paper grid", paper_grid()), ("--all", all_configurations())):
@@ -57,7 +57,7 @@ def fmp_speed(repeats: int, batch: int, channels: int, size: int):
     import torch
     from torch.nn import functional as F
 
-    from mnetcost.fmp import FractionalMaxPool2d, pooled_size
+    from mnetcost.nn.fmp import FractionalMaxPool2d, pooled_size
 
     ours = FractionalMaxPool2d(1.44).train()
     out = pooled_size(size, 1.44)
@@ -87,8 +87,8 @@ def main() -> None:
 
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads "
           f"(the cross-check runs its tiny trace on 1), load average {os.getloadavg()[0]:.2f}")
-    from mnetcost.crosscheck import crosscheck  # warm imports (torch, fvcore) before timing
-    from mnetcost.resolver import resolve
+    from mnetcost.nn.crosscheck import crosscheck  # warm imports (torch, fvcore) before timing
+    from mnetcost.calculator.resolver import resolve
 
     crosscheck(resolve("base", 0.25, 1))
 

@@ -72,8 +72,8 @@ def cli_startup(repeats: int) -> None:
 def engine_throughput(configs: int) -> None:
     import numpy as np
 
-    from mnetcost.cost import sweep_totals
-    from mnetcost.resolver import plan, resolve_arrays
+    from mnetcost.calculator.cost import sweep_totals
+    from mnetcost.calculator.resolver import plan, resolve_arrays
 
     variants = ("base", "mp3", "fmp")
     rng = np.random.default_rng(0)

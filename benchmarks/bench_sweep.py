@@ -1,7 +1,7 @@
 """Speed of design-space sweeps, measured in one run.
 
 Prints:
-1. the vectorised engine (``mnetcost.sweep.evaluate``) on 100,008 (variant, alpha, delta)
+1. the vectorised engine (``mnetcost.analysis.sweep.evaluate``) on 100,008 (variant, alpha, delta)
    configurations: configurations per second (target: >= 100,000/s), best of 3;
 2. the scalar path (``network_cost(resolve(...))`` one configuration at a time) on 2,000
    configurations, and the ratio of the two;
@@ -16,10 +16,10 @@ import subprocess
 import sys
 import time
 
-from mnetcost.cost import network_cost
-from mnetcost.params import parse_alpha_list
-from mnetcost.resolver import plan, resolve
-from mnetcost.sweep import evaluate
+from mnetcost.calculator.cost import network_cost
+from mnetcost.calculator.params import parse_alpha_list
+from mnetcost.calculator.resolver import plan, resolve
+from mnetcost.analysis.sweep import evaluate
 
 VARIANTS = ["base", "mp3", "fmp"]
 

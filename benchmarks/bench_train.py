@@ -8,7 +8,7 @@ For each configuration (variant:alpha:delta) both loops train the same freshly b
 
 * plain: ``DataLoader(TensorDataset(x_float, y), batch_size, shuffle=True)`` with default settings
   (no workers, no pinning), NCHW, fp32, ``zero_grad / forward / cross_entropy / backward / step``;
-* ours: :class:`mnetcost.training.Trainer` (uint8 data on the device, a random permutation
+* ours: :class:`mnetcost.nn.training.Trainer` (uint8 data on the device, a random permutation
   indexed per batch, channels-last; bf16 autocast on CUDA), one ``train_epoch`` per round.
 
 Rounds alternate plain/ours so that a noisy machine hurts both alike; the median round counts.
@@ -28,11 +28,11 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from mnetcost import training as T
-from mnetcost.cost import network_cost
-from mnetcost.datasets import Dataset
-from mnetcost.models import build_model
-from mnetcost.resolver import resolve
+from mnetcost.nn import training as T
+from mnetcost.calculator.cost import network_cost
+from mnetcost.nn.datasets import Dataset
+from mnetcost.nn.models import build_model
+from mnetcost.calculator.resolver import resolve
 
 
 def sync(device):

@@ -16,8 +16,8 @@ import argparse
 
 import numpy as np
 
-from mnetcost.params import parse_si
-from mnetcost.sweep import accuracy_front, attach_accuracy, evaluate, load_runs, paper_known
+from mnetcost.calculator.params import parse_si
+from mnetcost.analysis.sweep import accuracy_front, attach_accuracy, evaluate, load_runs, paper_known
 
 CLASSES = {"cifar10": 10, "cifar100": 100}
 

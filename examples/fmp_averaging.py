@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from mnetcost import training as T
-from mnetcost.datasets import load_dataset
-from mnetcost.models import build_model
+from mnetcost.nn import training as T
+from mnetcost.nn.datasets import load_dataset
+from mnetcost.nn.models import build_model
 
 
 def evaluate_draws(run: Path, draws: list[int], data_dir=None, checkpoint: str = "best.pt") -> list[dict]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from mnetcost.plot import check_output, draw_curves, load_curves, save_figure
+from mnetcost.analysis.plot import check_output, draw_curves, load_curves, save_figure
 
 
 def main(argv=None) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mnetcost.plot import (collect_points, draw_axes, front_of, legend_handles, new_figure, place_labels,
+from mnetcost.analysis.plot import (collect_points, draw_axes, front_of, legend_handles, new_figure, place_labels,
                            save_figure)
 
 TABLES = {

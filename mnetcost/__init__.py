@@ -10,15 +10,15 @@ __version__ = "0.1.0"
 from mnetcost.errors import ConfigError, MnetcostError, SpecError  # noqa: E402
 
 # Imported on first use, so that `import mnetcost` (and the CLI's start-up) stays cheap: `mnetcost
-# ratio` never needs a spec. (The resolver module is `mnetcost.resolver`, so that importing it can
+# ratio` never needs a spec. (The resolver module is `mnetcost.calculator.resolver`, so that importing it can
 # never shadow the function `mnetcost.resolve`.)
 _LAZY = {
-    "resolve": "mnetcost.resolver",
-    "plan": "mnetcost.resolver",
-    "CONVENTIONS": "mnetcost.cost",
-    "network_cost": "mnetcost.cost",
-    "load_spec": "mnetcost.spec",
-    "build_model": "mnetcost.models",
+    "resolve": "mnetcost.calculator.resolver",
+    "plan": "mnetcost.calculator.resolver",
+    "CONVENTIONS": "mnetcost.calculator.cost",
+    "network_cost": "mnetcost.calculator.cost",
+    "load_spec": "mnetcost.calculator.spec",
+    "build_model": "mnetcost.nn.models",
 }
 
 

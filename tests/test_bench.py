@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from mnetcost.cli import main
-from mnetcost.cost import network_cost
-from mnetcost.resolver import resolve
+from mnetcost.calculator.cost import network_cost
+from mnetcost.calculator.resolver import resolve
 
 torch = pytest.importorskip("torch")
 TINY = ["--variant", "base", "--alpha", "0.25", "--delta", "1", "--warmup", "1", "--repeats", "2",

@@ -182,11 +182,11 @@ def test_rich_and_plain_renderers_show_the_same_cells():
 
     from rich.console import Console
 
-    from mnetcost.commands.table import layer_view
-    from mnetcost.cost import network_cost
-    from mnetcost.render import print_rich, render_plain
-    from mnetcost.report import network_report
-    from mnetcost.resolver import resolve
+    from mnetcost.cli.commands.table import layer_view
+    from mnetcost.calculator.cost import network_cost
+    from mnetcost.cli.render import print_rich, render_plain
+    from mnetcost.calculator.report import network_report
+    from mnetcost.calculator.resolver import resolve
 
     view = layer_view(network_report(network_cost(resolve("fmp", 0.25, 2))))
     buffer = io.StringIO()

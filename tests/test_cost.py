@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnetcost.cost import (CONVENTIONS, network_cost, ratio_approx, ratio_formula, separable_cost, sweep_totals)
-from mnetcost.resolver import plan, resolve, resolve_arrays
+from mnetcost.calculator.cost import (CONVENTIONS, network_cost, ratio_approx, ratio_formula, separable_cost, sweep_totals)
+from mnetcost.calculator.resolver import plan, resolve, resolve_arrays
 
 # --- an independent reference: the paper's tables as (filters, stride) lists, priced by hand ----
 BLOCKS = [64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024]
@@ -134,9 +134,9 @@ def test_vectorised_sweep_equals_one_by_one(variant, convention):
 
 def test_package_level_api():
     import mnetcost
-    import mnetcost.resolver  # noqa: F401 - importing the submodule must not shadow the function
+    import mnetcost.calculator.resolver  # noqa: F401 - importing the submodule must not shadow the function
 
     cost = mnetcost.network_cost(mnetcost.resolve("fmp", alpha=0.25, delta=2, classes=100), "paper")
     assert (cost.mult_adds, cost.params) == reference("fmp", 0.25, 2, 100)
     assert callable(mnetcost.plan) and mnetcost.load_spec("base").name == "base"
-    assert callable(mnetcost.resolve) and mnetcost.resolve is mnetcost.resolver.resolve
+    assert callable(mnetcost.resolve) and mnetcost.resolve is mnetcost.calculator.resolver.resolve

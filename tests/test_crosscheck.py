@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from torch import nn  # noqa: E402
 
-from mnetcost import models  # noqa: E402
+from mnetcost.nn import models  # noqa: E402
 from mnetcost.cli import main  # noqa: E402
-from mnetcost.cost import CONVENTIONS, get_convention, network_cost  # noqa: E402
-from mnetcost.crosscheck import UNPRINTED, crosscheck, handle_table, paper_grid  # noqa: E402
+from mnetcost.calculator.cost import CONVENTIONS, get_convention, network_cost  # noqa: E402
+from mnetcost.nn.crosscheck import UNPRINTED, crosscheck, handle_table, paper_grid  # noqa: E402
 from mnetcost.errors import ConfigError  # noqa: E402
-from mnetcost.resolver import resolve  # noqa: E402
+from mnetcost.calculator.resolver import resolve  # noqa: E402
 
 GRID = paper_grid()
 
@@ -190,7 +190,7 @@ def test_command_table_and_flops():
 
 def test_command_all_covers_the_grid_and_the_unprinted(monkeypatch):
     # the real --all on a shortened grid (the full grid is checked above, configuration by configuration)
-    import mnetcost.crosscheck as cc
+    import mnetcost.nn.crosscheck as cc
 
     monkeypatch.setattr(cc, "all_configurations", lambda: GRID[:2] + GRID[-1:] + list(UNPRINTED[:2]))
     result = run("--all", "--format", "json")

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnetcost import datasets
-from mnetcost.datasets import DataError, load_dataset
+from mnetcost.nn import datasets
+from mnetcost.nn.datasets import DataError, load_dataset
 
 from cifar_helpers import (CIFAR100_FOLDER, image_files, learnable_images, official_files, write_files,
                            write_folder, write_official_archive, write_tar)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from mnetcost.errors import MnetcostError
-from mnetcost.plot import draw_curves, load_curves, save_figure
+from mnetcost.analysis.plot import draw_curves, load_curves, save_figure
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

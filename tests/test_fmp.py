@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mnetcost.fmp import (  # noqa: E402
+from mnetcost.nn.fmp import (  # noqa: E402
     FractionalMaxPool2d,
     TorchFractionalMaxPool2d,
     fractional_max_pool2d_reference,

@@ -9,9 +9,9 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from mnetcost import ConfigError, build_model  # noqa: E402
-from mnetcost.fmp import FractionalMaxPool2d, TorchFractionalMaxPool2d  # noqa: E402
-from mnetcost.models import MobileNet, build_from_network  # noqa: E402
-from mnetcost.resolver import resolve  # noqa: E402
+from mnetcost.nn.fmp import FractionalMaxPool2d, TorchFractionalMaxPool2d  # noqa: E402
+from mnetcost.nn.models import MobileNet, build_from_network  # noqa: E402
+from mnetcost.calculator.resolver import resolve  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -153,7 +153,7 @@ def test_relu6_option():
 
 
 def test_crosscheck_command_module_imports_nothing_heavy():
-    code = ("import sys, mnetcost.commands.crosscheck, mnetcost.cli\n"
+    code = ("import sys, mnetcost.cli.commands.crosscheck, mnetcost.cli\n"
             "print(sorted(m for m in ('torch', 'fvcore') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

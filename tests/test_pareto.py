@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnetcost.pareto import dominates, front_indices, pareto_mask, step_line
+from mnetcost.analysis.pareto import dominates, front_indices, pareto_mask, step_line
 
 
 def brute_force_front(costs, values, minimize_values=False):
@@ -34,7 +34,7 @@ def test_exact_duplicates_share_their_fate():
 
 def test_paper_cifar10_front():
     # The paper's CIFAR-10 points that nothing beats: mnetcost's Mult-Adds, printed accuracy.
-    from mnetcost.plot import collect_points, front_of
+    from mnetcost.analysis.plot import collect_points, front_of
 
     points, _ = collect_points("cifar10")
     front = {(p["variant"], p["alpha"], p["delta"]) for p in front_of(points)}

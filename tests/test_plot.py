@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from mnetcost.cli import main
-from mnetcost.cost import network_cost
-from mnetcost.plot import collect_points, front_of, save_figure
-from mnetcost.resolver import resolve
+from mnetcost.calculator.cost import network_cost
+from mnetcost.analysis.plot import collect_points, front_of, save_figure
+from mnetcost.calculator.resolver import resolve
 
 POINT_KEYS = {"variant", "alpha", "delta", "mult_adds", "params", "accuracy", "source"}
 
@@ -138,15 +138,15 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path):
 
 
 def test_cli_import_loads_no_matplotlib_or_torch():
-    code = ("import sys, mnetcost.cli, mnetcost.sweep, mnetcost.pareto, mnetcost.plot, mnetcost.latency; "
+    code = ("import sys, mnetcost.cli, mnetcost.analysis.sweep, mnetcost.analysis.pareto, mnetcost.analysis.plot, mnetcost.nn.latency; "
             "print(sorted(m for m in ('matplotlib', 'torch', 'pandas', 'fvcore') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_runs_on_other_data_are_named_under_the_figure(tmp_path):
-    from mnetcost.plot import draw
-    from mnetcost.sweep import load_runs
+    from mnetcost.analysis.plot import draw
+    from mnetcost.analysis.sweep import load_runs
 
     write_summary(tmp_path / "runs" / "sub", dataset="cifar10-jpeg-subset", best_test_accuracy=0.48)
     write_summary(tmp_path / "runs" / "real", dataset="cifar10", best_test_accuracy=0.7)

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mnetcost.errors import ConfigError
-from mnetcost.report import filter_shape, input_size, type_stride
-from mnetcost.resolver import parse_resolution, plan, resolve, same_padding
-from mnetcost.spec import parse_spec
+from mnetcost.calculator.report import filter_shape, input_size, type_stride
+from mnetcost.calculator.resolver import parse_resolution, plan, resolve, same_padding
+from mnetcost.calculator.spec import parse_spec
 
 TABLE_1 = """
 Conv / s2 | 3 × 3 × 3 × 32α | 32 × 32 × 3

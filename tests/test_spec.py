@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from mnetcost.errors import SpecError
-from mnetcost.resolver import resolve
-from mnetcost.spec import BUILTIN_VARIANTS, load_spec, parse_spec
+from mnetcost.calculator.resolver import resolve
+from mnetcost.calculator.spec import BUILTIN_VARIANTS, load_spec, parse_spec
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "custom_spec.toml"
 

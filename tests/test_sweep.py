@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from mnetcost.cli import main
-from mnetcost.cost import CONVENTIONS, network_cost
-from mnetcost.params import parse_alpha_list, parse_si
-from mnetcost.resolver import resolve
-from mnetcost.sweep import evaluate, load_runs, parse_variants
+from mnetcost.calculator.cost import CONVENTIONS, network_cost
+from mnetcost.calculator.params import parse_alpha_list, parse_si
+from mnetcost.calculator.resolver import resolve
+from mnetcost.analysis.sweep import evaluate, load_runs, parse_variants
 
 KEYS = {"variant", "alpha", "delta", "classes", "resolution", "params", "mult_adds", "accuracy",
         "accuracy_source", "paper_accuracy", "on_front"}

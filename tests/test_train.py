@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from mnetcost import training as T
-from mnetcost.cost import network_cost
-from mnetcost.datasets import load_dataset
-from mnetcost.resolver import resolve
+from mnetcost.nn import training as T
+from mnetcost.calculator.cost import network_cost
+from mnetcost.nn.datasets import load_dataset
+from mnetcost.calculator.resolver import resolve
 
 from cifar_helpers import tiny_official_folder
 
@@ -110,7 +110,7 @@ def test_cli_run_learns_and_writes_a_complete_folder(trained):
 
 
 def resolve_model_keys():
-    from mnetcost.models import build_model
+    from mnetcost.nn.models import build_model
 
     return build_model("base", alpha=0.25).state_dict().keys()
 
@@ -262,8 +262,8 @@ def test_shards_cover_the_permutation_once():
 # --- FMP options ------------------------------------------------------------------------------------
 def test_test_time_averaging_is_the_mean_of_fixed_draws(dataset):
     """evaluate() with test_draws=3 scores the average of 3 fixed FMP draws' probabilities."""
-    from mnetcost.fmp import predict_averaged
-    from mnetcost.models import build_model
+    from mnetcost.nn.fmp import predict_averaged
+    from mnetcost.nn.models import build_model
 
     cfg = config(variant="fmp", test_draws=3)
     torch.manual_seed(0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.options import convention_option, format_option
+from mnetcost.cli.options import convention_option, format_option
 
 
 @click.command("plot")
@@ -41,7 +41,7 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
       mnetcost plot --x latency --latency latency.json --out latency.png
     """
     from mnetcost.errors import MnetcostError
-    from mnetcost.plot import check_output, collect_points, load_latency
+    from mnetcost.analysis.plot import check_output, collect_points, load_latency
 
     # Everything that can be wrong with the input is checked before anything is drawn or written.
     check_output(out)
@@ -57,7 +57,7 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
     latency = load_latency(latency_file) if latency_file is not None else None
     runs = []
     if runs_dir is not None:
-        from mnetcost.sweep import load_runs
+        from mnetcost.analysis.sweep import load_runs
 
         runs, warnings = load_runs(runs_dir)
         for line in warnings:
@@ -71,7 +71,7 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
         hint = " (measure them with `mnetcost bench`)" if latency is not None else ""
         raise MnetcostError(f"nothing to plot: no points {where}{hint}".replace("  ", " ").strip())
 
-    from mnetcost.plot import draw, front_of, paper_footnote, points_as_json, save_figure
+    from mnetcost.analysis.plot import draw, front_of, paper_footnote, points_as_json, save_figure
 
     front = front_of(points, x)
     figure = draw(points, front, x=x, dataset=dataset, convention=convention, title=title, tables=chosen,
@@ -79,7 +79,7 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
     save_figure(figure, out)
     click.echo(f"wrote {out} ({len(points)} points, {len(front)} on the front)", err=True)
 
-    from mnetcost.render import Column, View, emit, millions
+    from mnetcost.cli.render import Column, View, emit, millions
 
     on_front = {id(p) for p in front}
     rows = [{

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RESOLUTION, convention_option, format_option,
+from mnetcost.cli.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RESOLUTION, convention_option, format_option,
                               note_alpha, require_torch)
 
 
@@ -53,14 +53,14 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
       mnetcost bench --variant all --alpha 0.25,0.5,1 --delta 1,2,4 --out latency.json --plot latency.png
     """
     from mnetcost.files import check_target, write_json
-    from mnetcost.resolver import resolve
-    from mnetcost.sweep import parse_variants
+    from mnetcost.calculator.resolver import resolve
+    from mnetcost.analysis.sweep import parse_variants
 
     # Check everything before the first (slow) measurement.
     if out is not None:
         check_target(out, "--out")
     if plot_file is not None:
-        from mnetcost.plot import check_output
+        from mnetcost.analysis.plot import check_output
 
         check_output(plot_file, "--plot")
     variants = parse_variants(variant)
@@ -70,7 +70,7 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
         resolve(*config)  # raises a one-line ConfigError (e.g. a layer with 0 channels) before timing
     require_torch("bench")
 
-    from mnetcost.latency import pick_device, run_bench
+    from mnetcost.nn.latency import pick_device, run_bench
 
     pick_device(device)
 
@@ -83,12 +83,12 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
         write_json(out, result)
         click.echo(f"wrote {out}", err=True)
     if plot_file is not None:
-        from mnetcost.plot import draw_latency, save_figure
+        from mnetcost.analysis.plot import draw_latency, save_figure
 
         save_figure(draw_latency(result), plot_file)
         click.echo(f"wrote {plot_file}", err=True)
 
-    from mnetcost.render import Column, View, emit, millions
+    from mnetcost.cli.render import Column, View, emit, millions
 
     rows = [{
         "variant": r["variant"], "alpha": f"{r['alpha']:g}", "delta": r["delta"],

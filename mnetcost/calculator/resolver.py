@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from mnetcost.errors import ConfigError
-from mnetcost.spec import Spec, load_spec
+from mnetcost.calculator.spec import Spec, load_spec
 
 LAYER_KINDS = ("conv", "dw", "pw", "maxpool", "fmp", "avgpool", "fc")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.options import (config_options, convention_option, fail, format_option, require_torch,
+from mnetcost.cli.options import (config_options, convention_option, fail, format_option, require_torch,
                               rounding_option, variant_option)
 
 _CONFIG_PARAMS = ("variant", "alpha", "delta", "classes", "resolution", "rounding")
@@ -14,7 +14,7 @@ def _yes(agree: bool) -> str:
 
 
 def _ops_note(unsupported: dict) -> str:
-    from mnetcost.crosscheck import ZERO_COST_OPS
+    from mnetcost.nn.crosscheck import ZERO_COST_OPS
 
     if not unsupported:
         return "fvcore counted every op it traced."
@@ -33,7 +33,7 @@ def _ops(check_or_convention) -> tuple[int, str, str]:
 
 
 def _one_views(check, fmt: str):
-    from mnetcost.render import Column, View
+    from mnetcost.cli.render import Column, View
 
     scale, unit, key = _ops(check)
     columns = [
@@ -73,7 +73,7 @@ def _one_views(check, fmt: str):
 
 
 def _all_views(results, convention, fmt: str):
-    from mnetcost.render import Column, View
+    from mnetcost.cli.render import Column, View
 
     scale, unit, key = _ops(convention)
     wide = fmt != "table"  # the terminal table leaves out what does not fit 80 columns
@@ -133,10 +133,10 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
         if given:
             fail(f"--all checks a fixed grid of configurations; drop {', '.join(given)}")
     require_torch("crosscheck", fvcore=True)
-    from mnetcost.cost import get_convention
-    from mnetcost.crosscheck import all_configurations, crosscheck
-    from mnetcost.render import emit
-    from mnetcost.resolver import resolve
+    from mnetcost.calculator.cost import get_convention
+    from mnetcost.nn.crosscheck import all_configurations, crosscheck
+    from mnetcost.cli.render import emit
+    from mnetcost.calculator.resolver import resolve
 
     conv = get_convention(convention)
     if run_all:

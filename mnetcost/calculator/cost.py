@@ -1,6 +1,6 @@
 """The analytic cost model: one pure rule per layer kind, a named counting convention, totals.
 
-Every rule reads a resolved :class:`~mnetcost.resolver.Layer` and returns the raw terms of its
+Every rule reads a resolved :class:`~mnetcost.calculator.resolver.Layer` and returns the raw terms of its
 cost (:class:`Terms`); a :class:`Convention` turns terms into the parameters and Mult-Adds that
 are reported. The rules are written with plain arithmetic, so the same code prices one
 configuration (ints) or a whole sweep at once (numpy arrays in the channel fields).
@@ -19,7 +19,7 @@ from mnetcost.errors import ConfigError
 if TYPE_CHECKING:  # the ratio command needs none of the resolver
     from fractions import Fraction
 
-    from mnetcost.resolver import Layer, Network
+    from mnetcost.calculator.resolver import Layer, Network
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ from fractions import Fraction
 
 import click
 
-from mnetcost.options import ALPHA, DELTA, POSITIVE, format_option, note_alpha
+from mnetcost.cli.options import ALPHA, DELTA, POSITIVE, format_option, note_alpha
 
 
 def ratio_report(M: int, N: int, alpha: float, delta: int, kernel: int, feature: int) -> dict:
     """Per-layer counts of the modified (alpha, delta) and the original (1, 1) depthwise separable
     conv, their exact ratios and the closed form and approximation the paper gives."""
-    from mnetcost.cost import ratio_approx, ratio_formula, separable_cost
+    from mnetcost.calculator.cost import ratio_approx, ratio_formula, separable_cost
 
     modified = separable_cost(M, N, alpha, delta, kernel, feature)
     original = separable_cost(M, N, 1.0, 1, kernel, feature)
@@ -51,7 +51,7 @@ def ratio_report(M: int, N: int, alpha: float, delta: int, kernel: int, feature:
 
 
 def ratio_views(report: dict):
-    from mnetcost.render import Column, View
+    from mnetcost.cli.render import Column, View
 
     m, o = report["modified"], report["original"]
     a, d, k, f = report["alpha"], report["delta"], report["kernel"], report["feature"]
@@ -107,7 +107,7 @@ def command(M, N, alpha, delta, kernel, feature, fmt):
 
     Example (the paper's worked example): mnetcost ratio --M 64 --N 128 --alpha 0.5 --delta 2
     """
-    from mnetcost.render import emit
+    from mnetcost.cli.render import emit
 
     note_alpha(alpha)
     report = ratio_report(M, N, alpha, delta, kernel, feature)

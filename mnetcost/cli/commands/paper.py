@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.options import format_option
+from mnetcost.cli.options import format_option
 
 MARK = {"agrees": "✓", "close": "≈", "disagrees": "✗"}
 
 
 def paper_views(rows: list[dict]):
-    from mnetcost.reconcile import summary
-    from mnetcost.render import Column, View
+    from mnetcost.calculator.reconcile import summary
+    from mnetcost.cli.render import Column, View
 
     views = []
     for table in sorted({r["table"] for r in rows}):
@@ -57,8 +57,8 @@ def paper_views(rows: list[dict]):
 def command(tables, dataset, fmt):
     """The paper's Tables 4-6 beside mnetcost's Mult-Adds and params for the same configurations,
     the difference in % and a verdict per cell, with checks of the paper's cells against each other."""
-    from mnetcost.reconcile import reconcile
-    from mnetcost.render import emit
+    from mnetcost.calculator.reconcile import reconcile
+    from mnetcost.cli.render import emit
 
     rows = reconcile()
     if tables:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnetcost.options import config_options, fail, format_option, require_torch, variant_option
+from mnetcost.cli.options import config_options, fail, format_option, require_torch, variant_option
 
 DEVICES = ("auto", "cpu", "cuda")
 # Options a resumed run may change; every other option given explicitly must match the run.
@@ -68,8 +68,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
     --resume. Under `torchrun --nproc_per_node=N -m mnetcost train ...` it trains with
     DistributedDataParallel (gloo on CPU, NCCL on CUDA).
     """
-    from mnetcost import datasets
-    from mnetcost.resolver import resolve
+    from mnetcost.nn import datasets
+    from mnetcost.calculator.resolver import resolve
 
     values = {"variant": variant, "alpha": alpha, "delta": delta, "epochs": epochs, "batch_size": batch_size,
               "lr": lr, "seed": seed, "augment": augment, "dropout": dropout, "fmp_mode": fmp_mode,
@@ -90,8 +90,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
 
     # Everything below may import torch; check what can be checked first.
     require_torch("train")
-    from mnetcost import distributed as D
-    from mnetcost import training as T
+    from mnetcost.nn import distributed as D
+    from mnetcost.nn import training as T
 
     stored = T.check_out_dir(out, resume=True) if resume else None
     if stored is not None:  # a resumed run keeps its own options unless given again
@@ -152,7 +152,7 @@ def _cuda_available() -> bool:
 
 
 def _train(ctx, T, D, datasets, dist, values, given, dataset, data_dir, classes, resolution, out, stored, quiet, fmt):
-    from mnetcost.render import Column, View, emit
+    from mnetcost.cli.render import Column, View, emit
 
     D.barrier(dist)  # every rank has checked --out before rank 0 writes anything
     log = (lambda message: click.echo(message, err=True)) if (dist.main and not quiet) else (lambda message: None)

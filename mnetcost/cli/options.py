@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from mnetcost import params
-from mnetcost.render import FORMATS
+from mnetcost.calculator import params
+from mnetcost.cli.render import FORMATS
 
 
 def fail(message: str):
@@ -26,7 +26,7 @@ def require_torch(command: str, fvcore: bool = False) -> None:
 
 
 class _Parsed(click.ParamType):
-    """A click type around one of the pure parsers in :mod:`mnetcost.params`."""
+    """A click type around one of the pure parsers in :mod:`mnetcost.calculator.params`."""
 
     def __init__(self, name: str, parser):
         self.name = name
@@ -68,7 +68,7 @@ def variant_option(function):
 
 
 def convention_option(function):
-    from mnetcost.cost import CONVENTIONS, DEFAULT_CONVENTION
+    from mnetcost.calculator.cost import CONVENTIONS, DEFAULT_CONVENTION
 
     return click.option(
         "--convention", type=click.Choice(tuple(CONVENTIONS)), default=DEFAULT_CONVENTION, show_default=True,
@@ -78,7 +78,7 @@ def convention_option(function):
 
 
 def rounding_option(function):
-    from mnetcost.resolver import ROUNDINGS
+    from mnetcost.calculator.resolver import ROUNDINGS
 
     return click.option(
         "--rounding", type=click.Choice(tuple(ROUNDINGS)), default="truncate", show_default=True,

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.options import config_options, convention_option, format_option, note_alpha, rounding_option, variant_option
+from mnetcost.cli.options import config_options, convention_option, format_option, note_alpha, rounding_option, variant_option
 
 
 def layer_view(report: dict):
-    from mnetcost.render import Column, View, millions
+    from mnetcost.cli.render import Column, View, millions
 
     unit = report["unit"]
     key = "flops" if "flops" in report else "mult_adds"
@@ -35,7 +35,7 @@ def layer_view(report: dict):
 
 
 def grid_view(rows: list[dict]):
-    from mnetcost.render import Column, View
+    from mnetcost.cli.render import Column, View
 
     unit = rows[0]["unit"]
     key = "flops" if "flops" in rows[0] else "mult_adds"
@@ -71,11 +71,11 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, fm
     With comma lists (--alpha 1,0.5,0.25 --delta 2,4) it prints the summary grid of Tables 4-6:
     totals per configuration and the change against the α=1, δ=1 MobileNet baseline.
     """
-    from mnetcost.cost import network_cost
-    from mnetcost.render import emit
-    from mnetcost.report import grid_report, network_report
-    from mnetcost.resolver import plan, resolve
-    from mnetcost.spec import load_spec
+    from mnetcost.calculator.cost import network_cost
+    from mnetcost.cli.render import emit
+    from mnetcost.calculator.report import grid_report, network_report
+    from mnetcost.calculator.resolver import plan, resolve
+    from mnetcost.calculator.spec import load_spec
 
     spec = load_spec(variant)
     note_alpha(alpha)

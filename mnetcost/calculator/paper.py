@@ -38,7 +38,7 @@ class PaperResult:
 
 
 def load_paper_results() -> list[PaperResult]:
-    text = resources.files("mnetcost.data").joinpath("paper_results.csv").read_text(encoding="utf-8")
+    text = resources.files("mnetcost.calculator.data").joinpath("paper_results.csv").read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     return [
         PaperResult(

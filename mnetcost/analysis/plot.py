@@ -48,7 +48,7 @@ def check_output(path: str | Path, option: str = "--out") -> str:
 # --- data --------------------------------------------------------------------------------------
 def load_latency(path: str | Path) -> dict[tuple, dict]:
     """Latency results written by ``mnetcost bench --out FILE``, keyed like sweep configurations."""
-    from mnetcost.sweep import config_key
+    from mnetcost.analysis.sweep import config_key
 
     file = Path(path)
     if not file.is_file():
@@ -74,8 +74,8 @@ def load_latency(path: str | Path) -> dict[tuple, dict]:
 
 
 def _costs(variant: str, alpha: float, delta: int, classes: int, resolution: int, convention: str):
-    from mnetcost.cost import network_cost
-    from mnetcost.resolver import resolve
+    from mnetcost.calculator.cost import network_cost
+    from mnetcost.calculator.resolver import resolve
 
     cost = network_cost(resolve(variant, alpha, delta, classes, resolution), convention)
     return cost.params, cost.mult_adds
@@ -87,7 +87,7 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
     mult_adds, params, accuracy (fraction), source ("paper" or the run's name), baseline, and
     latency_ms/images_per_s when ``latency`` (from :func:`load_latency`) is given. ``tables``
     limits the paper's points to some of Tables 4, 5, 6 (each includes the baseline)."""
-    from mnetcost.sweep import paper_known
+    from mnetcost.analysis.sweep import paper_known
 
     if dataset not in DATASETS:
         raise MnetcostError(f"unknown dataset {dataset!r} (one of {', '.join(DATASETS)})")
@@ -144,8 +144,8 @@ def x_value(point: dict, x: str):
 
 
 def front_of(points: list[dict], x: str = "mult_adds") -> list[dict]:
-    """The points on the accuracy Pareto front over ``x``, ordered by ``x`` (see mnetcost.pareto)."""
-    from mnetcost.pareto import front_indices
+    """The points on the accuracy Pareto front over ``x``, ordered by ``x`` (see mnetcost.analysis.pareto)."""
+    from mnetcost.analysis.pareto import front_indices
 
     if not points:
         return []
@@ -231,7 +231,7 @@ def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds"
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    from mnetcost.pareto import step_line
+    from mnetcost.analysis.pareto import step_line
 
     xs = [x_value(p, x) for p in points]
     ys = [100 * p["accuracy"] for p in points]
@@ -332,7 +332,7 @@ def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset
          convention: str = "paper", title: str | None = None, footnote: str | None = None, tables=None):
     """A matplotlib Figure (Agg) of accuracy against ``x``: points per variant, runs hollow,
     the baseline ringed, each point labelled α/δ, the front as a step line."""
-    from mnetcost.cost import get_convention
+    from mnetcost.calculator.cost import get_convention
 
     unit = get_convention(convention).unit
     fig, (ax,) = new_figure(10, 5.8)

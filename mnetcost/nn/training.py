@@ -39,11 +39,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from mnetcost import __version__
-from mnetcost import distributed as D
-from mnetcost.datasets import Dataset
+from mnetcost.nn import distributed as D
+from mnetcost.nn.datasets import Dataset
 from mnetcost.errors import MnetcostError
 from mnetcost.files import atomic_write, write_json
-from mnetcost.fmp import predict_averaged
+from mnetcost.nn.fmp import predict_averaged
 
 RUN_FORMAT = 1
 CHECKPOINT_FORMAT = 1
@@ -437,8 +437,8 @@ class RunResult:
 
 
 def analytic_cost(config: TrainConfig) -> dict:
-    from mnetcost.cost import network_cost
-    from mnetcost.resolver import resolve
+    from mnetcost.calculator.cost import network_cost
+    from mnetcost.calculator.resolver import resolve
 
     network = resolve(config.variant, alpha=config.alpha, delta=config.delta, classes=config.classes,
                       resolution=tuple(config.resolution))
@@ -494,7 +494,7 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
         best_acc = max((row["test_acc"] for row in history), default=-1.0)
 
     # Same initial weights on every rank and every run of this seed; per-rank streams afterwards.
-    from mnetcost.models import build_model
+    from mnetcost.nn.models import build_model
 
     seed_everything(config.seed)
     model = build_model(config.variant, alpha=config.alpha, delta=config.delta, classes=config.classes,

@@ -1,8 +1,8 @@
 """Design-space sweeps with the vectorised engine, and the accuracies already known for them.
 
 :func:`evaluate` prices every (variant, alpha, delta, classes, resolution) combination: one
-:func:`~mnetcost.resolver.plan` per (variant, classes, resolution) and one vectorised
-:func:`~mnetcost.cost.sweep_totals` pass over all (alpha, delta) points of it. The result stays
+:func:`~mnetcost.calculator.resolver.plan` per (variant, classes, resolution) and one vectorised
+:func:`~mnetcost.calculator.cost.sweep_totals` pass over all (alpha, delta) points of it. The result stays
 columnar (numpy arrays) until the few rows that are shown become dicts.
 
 Known accuracies come from two places: the paper's printed Tables 4-6 (CIFAR-10/100 at 32x32,
@@ -65,7 +65,7 @@ class KnownResult:
 def paper_known(dataset: str | None = None, tables=None) -> list[KnownResult]:
     """The paper's configurations (baseline once per dataset) with the printed accuracy, for
     one dataset or both, from ``tables`` (4, 5, 6) or all of them."""
-    from mnetcost.paper import load_paper_results, unique_configurations
+    from mnetcost.calculator.paper import load_paper_results, unique_configurations
 
     rows = [r for r in load_paper_results() if tables is None or r.table in tables]
     return [
@@ -147,7 +147,7 @@ def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
 # --- the vectorised sweep ----------------------------------------------------------------------
 def parse_variants(text: str) -> list[str]:
     """``all``, one variant, or a comma list (names or spec paths), duplicates removed."""
-    from mnetcost.spec import BUILTIN_VARIANTS
+    from mnetcost.calculator.spec import BUILTIN_VARIANTS
 
     items = [item.strip() for item in str(text).split(",")]
     if any(not item for item in items):
@@ -215,9 +215,9 @@ def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), co
     small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``."""
     import numpy as np
 
-    from mnetcost.cost import get_convention, sweep_totals
-    from mnetcost.resolver import ROUNDINGS, plan, resolve_arrays
-    from mnetcost.spec import load_spec
+    from mnetcost.calculator.cost import get_convention, sweep_totals
+    from mnetcost.calculator.resolver import ROUNDINGS, plan, resolve_arrays
+    from mnetcost.calculator.spec import load_spec
 
     conv = get_convention(convention)
     if rounding not in ROUNDINGS:
@@ -323,10 +323,10 @@ def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
 
 def accuracy_front(sweep: Sweep, accuracy, cost: str = "mult_adds"):
     """On-front mask: among rows with known accuracy and the same number of classes (one
-    task), those no other row beats in ``cost`` and accuracy (see :mod:`mnetcost.pareto`)."""
+    task), those no other row beats in ``cost`` and accuracy (see :mod:`mnetcost.analysis.pareto`)."""
     import numpy as np
 
-    from mnetcost.pareto import pareto_mask
+    from mnetcost.analysis.pareto import pareto_mask
 
     if cost not in FRONT_COSTS:
         raise ConfigError(f"front cost must be one of {', '.join(FRONT_COSTS)}, got {cost!r}")

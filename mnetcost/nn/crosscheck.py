@@ -1,7 +1,7 @@
 """Cross-check of the analytic engine against fvcore, run on the real PyTorch model.
 
-For one resolved :class:`~mnetcost.resolver.Network`, :func:`crosscheck` builds the model from
-the same layers (:func:`mnetcost.models.build_from_network`), traces it once in ``eval()`` with
+For one resolved :class:`~mnetcost.calculator.resolver.Network`, :func:`crosscheck` builds the model from
+the same layers (:func:`mnetcost.nn.models.build_from_network`), traces it once in ``eval()`` with
 fvcore's ``FlopCountAnalysis`` and reads, per layer (the module of the same name):
 
 * Mult-Adds: fvcore's count with an explicit handle table that counts exactly what the
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mnetcost.cost import Convention, get_convention, network_cost
-from mnetcost.resolver import Network
+from mnetcost.calculator.cost import Convention, get_convention, network_cost
+from mnetcost.calculator.resolver import Network
 
 BN_STAT_BUFFERS = ("running_mean", "running_var")
 
@@ -203,7 +203,7 @@ def _crosscheck(network: Network, conv: Convention, model, fmp_mode: str) -> Cro
 
     FlopCountAnalysis, parameter_count = _fvcore()
 
-    from mnetcost import models
+    from mnetcost.nn import models
 
     cost = network_cost(network, conv)
     if model is None:
@@ -268,7 +268,7 @@ UNPRINTED = (
 
 def paper_grid() -> list[Configuration]:
     """Every configuration printed in Tables 4-6 (both datasets, the baseline once)."""
-    from mnetcost.paper import load_paper_results, unique_configurations
+    from mnetcost.calculator.paper import load_paper_results, unique_configurations
 
     return [Configuration(r.variant, r.alpha, r.delta, r.classes, 32, f"table {r.table} {r.dataset}")
             for r in unique_configurations(load_paper_results())]

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
-from mnetcost.cost import network_cost
-from mnetcost.paper import PaperResult, load_paper_results
-from mnetcost.resolver import resolve
+from mnetcost.calculator.cost import network_cost
+from mnetcost.calculator.paper import PaperResult, load_paper_results
+from mnetcost.calculator.resolver import resolve
 
 CLOSE = 0.01  # a cell within 1 % that does not match at printed precision is "close"
 

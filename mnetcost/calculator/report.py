@@ -1,11 +1,11 @@
 """Reports as plain data: per-layer records in the paper's notation, totals, summary grids.
 
-Nothing here prints; :mod:`mnetcost.render` formats what these functions return.
+Nothing here prints; :mod:`mnetcost.cli.render` formats what these functions return.
 """
 from __future__ import annotations
 
-from mnetcost.cost import NetworkCost, network_cost
-from mnetcost.resolver import Layer, resolve
+from mnetcost.calculator.cost import NetworkCost, network_cost
+from mnetcost.calculator.resolver import Layer, resolve
 
 TIMES = " × "
 
@@ -120,7 +120,7 @@ def change(value: int, reference: int) -> float:
 def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding, baseline_spec="base") -> list[dict]:
     """Totals per (alpha, delta) and the change against the original MobileNet (Table 1, alpha =
     delta = 1) at the same classes, resolution, convention and rounding, as in Tables 4-6."""
-    from mnetcost.resolver import plan
+    from mnetcost.calculator.resolver import plan
 
     baseline = network_cost(resolve(baseline_spec, 1.0, 1, classes, resolution, rounding), convention)
     network_plan = plan(spec, classes, resolution)

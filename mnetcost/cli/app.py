@@ -19,12 +19,12 @@ class CLIGroup(click.Group):
     commands are imported only when they run, so the calculator starts fast."""
 
     def list_commands(self, ctx):
-        from mnetcost.commands import available
+        from mnetcost.cli.commands import available
 
         return available()
 
     def get_command(self, ctx, name):
-        from mnetcost.commands import COMMAND_MODULES, load
+        from mnetcost.cli.commands import COMMAND_MODULES, load
 
         return load(name) if name in COMMAND_MODULES else None
 

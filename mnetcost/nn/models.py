@@ -1,6 +1,6 @@
 """PyTorch models built from the resolved layers (the records the cost model prices).
 
-:func:`build_model` resolves a variant and hands the :class:`~mnetcost.resolver.Network` to
+:func:`build_model` resolves a variant and hands the :class:`~mnetcost.calculator.resolver.Network` to
 :func:`build_from_network`, which makes one module per resolved layer, in order, named after the
 layer (``conv1``, ``conv_dw_1``, ``conv_pw_1``, ``maxpool_1``, ``fmp_1``, ``avgpool``, ``fc``), so
 fvcore's per-module counts and the analytic rows join on name. There is no second copy of the
@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from mnetcost.errors import ConfigError
-from mnetcost.fmp import FMP_MODES, make_fmp, predict_averaged
-from mnetcost.resolver import Layer, Network, resolve
+from mnetcost.nn.fmp import FMP_MODES, make_fmp, predict_averaged
+from mnetcost.calculator.resolver import Layer, Network, resolve
 
 # Keras's BatchNormalization defaults (momentum 0.99 = PyTorch momentum 0.01, epsilon 1e-3).
 BN_EPS = 1e-3
@@ -31,7 +31,7 @@ ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "relu6": lambda: nn.ReLU6(
 
 class MobileNet(nn.Sequential):
     """An ``nn.Sequential`` of the resolved layers (plus ``dropout`` before ``fc``), holding the
-    :class:`~mnetcost.resolver.Network` it was built from as ``network``."""
+    :class:`~mnetcost.calculator.resolver.Network` it was built from as ``network``."""
 
     def __init__(self, modules: OrderedDict, network: Network | None = None):
         super().__init__(modules)
@@ -86,7 +86,7 @@ def build_from_network(network: Network, *, dropout: float = 0.1, fmp_mode: str 
     """One module per layer of an already-resolved ``network``, named after the layer.
 
     ``dropout`` (the paper's 10 %) is applied before the classifier; ``fmp_mode`` picks the
-    fractional max pooling: ``tf`` (TensorFlow's algorithm, :class:`mnetcost.fmp.FractionalMaxPool2d`)
+    fractional max pooling: ``tf`` (TensorFlow's algorithm, :class:`mnetcost.nn.fmp.FractionalMaxPool2d`)
     or ``torch`` (``nn.FractionalMaxPool2d``-style, for comparison); ``fmp_seed`` seeds the fixed
     draws used in ``eval()``; ``fmp_overlapping``/``fmp_pseudo_random`` are TF's options.
     """

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.options import (ALPHA_LIST, CLASSES_LIST, COUNT_SI, DELTA_LIST, RESOLUTION_LIST, convention_option,
+from mnetcost.cli.options import (ALPHA_LIST, CLASSES_LIST, COUNT_SI, DELTA_LIST, RESOLUTION_LIST, convention_option,
                               format_option, note_alpha, rounding_option)
 
 TABLE_LIMIT = 40
@@ -60,9 +60,9 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     """
     import numpy as np
 
-    from mnetcost.cost import get_convention
-    from mnetcost.render import Column, View, emit, millions
-    from mnetcost.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
+    from mnetcost.calculator.cost import get_convention
+    from mnetcost.cli.render import Column, View, emit, millions
+    from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
                                 rows_as_dicts, skipped_notes, sort_order)
 
     variants = parse_variants(variant)
@@ -74,7 +74,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
             click.echo(line, err=True)
         known += runs
     # Paper accuracies belong to the built-in variants only (a spec file named "base" is not Table 1).
-    from mnetcost.spec import BUILTIN_VARIANTS
+    from mnetcost.calculator.spec import BUILTIN_VARIANTS
 
     known = [k for k in known if k.source != "paper" or k.variant in BUILTIN_VARIANTS]
 

@@ -1,4 +1,4 @@
-"""Measured inference speed of the models that :func:`mnetcost.models.build_model` builds.
+"""Measured inference speed of the models that :func:`mnetcost.nn.models.build_model` builds.
 
 For each configuration: the model in ``eval()`` under ``torch.inference_mode()``, a fixed random
 input, ``warmup`` untimed forward passes, then ``repeats`` timed ones (``time.perf_counter``,
@@ -69,8 +69,8 @@ class _Subject:
     def __init__(self, config, *, device, batch_size, channels_last, fmp_mode, convention, seed=0):
         import torch
 
-        from mnetcost.cost import network_cost
-        from mnetcost.models import build_model
+        from mnetcost.calculator.cost import network_cost
+        from mnetcost.nn.models import build_model
 
         variant, alpha, delta, classes, resolution = config
         self.config = config

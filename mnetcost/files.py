@@ -55,3 +55,75 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# --- run folders: one writer at a time ---------------------------------------------------------
+LOCK_NAME = ".lock"  # inside the run folder; not part of the run (a new run may take a folder holding only it)
+
+
+class RunLocked(Exception):
+    """The run folder is held by another live process; ``holder`` describes it (pid, host, command, since)."""
+
+    def __init__(self, run_dir: Path, holder: str):
+        self.run_dir, self.holder = Path(run_dir), holder
+        super().__init__(f"{run_dir} is in use by {holder}")
+
+
+def lock_holder(run_dir: Path | str) -> str | None:
+    """Who holds ``run_dir``'s lock now ("pid 123 on host, mnetcost train, since ..."), or None when
+    nobody does (a lock file left by a process that died, even by ``kill -9``, holds nothing)."""
+    import fcntl
+
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = path.read_text(errors="replace").strip()
+            return text or "another process"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class run_lock:
+    """An exclusive, advisory lock on a run folder (``flock`` on ``<run_dir>/.lock``), held for the
+    life of the ``with`` block. The kernel drops it when the process dies, so a crashed or killed
+    run never leaves a stale lock. Raises :class:`RunLocked` at once when another process holds it.
+    Creates ``run_dir`` when missing."""
+
+    def __init__(self, run_dir: Path | str, purpose: str = "mnetcost"):
+        self.run_dir, self.purpose, self.fd = Path(run_dir), purpose, None
+
+    def __enter__(self) -> "run_lock":
+        import datetime
+        import fcntl
+        import socket
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = lock_holder(self.run_dir) or "another process"
+            raise RunLocked(self.run_dir, holder) from None
+        since = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, {self.purpose}, since {since}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

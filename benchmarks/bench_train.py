@@ -33,6 +33,7 @@ from mnetcost.calculator.cost import network_cost
 from mnetcost.nn.datasets import Dataset
 from mnetcost.nn.models import build_model
 from mnetcost.calculator.resolver import resolve
+from mnetcost.errors import MnetcostError
 
 
 def sync(device):
@@ -127,6 +128,18 @@ def _warm(trainer):
         trainer.data.train_x, trainer.data.train_y = saved
 
 
+def parse_config(item: str) -> tuple[str, float, int]:
+    """``variant:alpha:delta`` checked as the CLI checks it (the model must resolve)."""
+    from mnetcost.calculator.params import parse_alpha, parse_positive_int
+
+    parts = item.strip().split(":")
+    if len(parts) != 3:
+        raise ValueError(f"--configs item {item!r} is not variant:alpha:delta")
+    variant, alpha, delta = parts[0], parse_alpha(parts[1]), parse_positive_int(parts[2], "delta")
+    resolve(variant, alpha=alpha, delta=delta)
+    return variant, alpha, delta
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default="mp3:0.25:2,base:0.25:2,fmp:0.25:2,base:1:1",
@@ -139,15 +152,18 @@ def main():
     parser.add_argument("--compile", action="store_true", help="torch.compile our loop's model")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = T.pick_device(args.device)
+    try:  # bad input is one line (mnetcost's own message), as in the CLI, never a traceback
+        configs = [parse_config(item) for item in args.configs.split(",")]
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        device = T.pick_device(args.device)
+    except (MnetcostError, ValueError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     peak = matmul_rate(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     rows = []
-    for item in args.configs.split(","):
-        variant, alpha, delta = item.split(":")
-        rows.append(bench(variant, float(alpha), int(delta), args, device, peak))
+    for variant, alpha, delta in configs:
+        rows.append(bench(variant, alpha, delta, args, device, peak))
         if not args.json:
             r = rows[-1]
             print(f"{r['variant']:>4} a={r['alpha']:<5g} d={r['delta']}  plain {r['plain_images_per_s']:>9,.0f} img/s  "

@@ -11,39 +11,92 @@ from typing import Callable
 
 def atomic_write(path: Path | str, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write ``path`` via a temporary file in the same folder and ``os.replace``: readers see the
-    old file or the complete new one, never a partial one; the temporary file never outlives us."""
+    old file or the complete new one, never a partial one; the temporary file never outlives us.
+    An OSError (a full disk, a folder that takes no files) names ``path``, not the temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        temporary = str(path.parent / f".{path.name}.")
+        if isinstance(exc, OSError) and exc.errno is not None and (
+                exc.filename is None or str(exc.filename).startswith(temporary)):
+            raise OSError(exc.errno, f"cannot write: {exc.strerror}", str(path)) from exc
         raise
 
 
 def check_target(path: Path | str, option: str = "--out") -> Path:
-    """Validate an output path before any work: not a directory, its folder exists and is
-    writable. Errors are one line naming ``option``."""
+    """Validate an output path before any work, as the write will need it: not a directory nor a
+    device, pipe or other non-regular file (a rename would replace it), its folder exists, is a
+    folder, and takes a new file — tried by creating and removing an empty temporary file there,
+    since permission bits say nothing for root or under /proc and /sys. Errors are one line
+    naming ``option``; nothing is left behind."""
     from mnetcost.errors import MnetcostError
 
+    if not str(path):
+        raise MnetcostError(f"{option}: empty file name")
     target = Path(path)
     if target.is_dir():
         raise MnetcostError(f"{option} {path}: is a directory")
+    if target.exists() and not target.is_file():
+        raise MnetcostError(f"{option} {path}: exists and is not a regular file (a device, pipe or socket); "
+                            "give a file name")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
+        for folder in (parent, *parent.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    raise MnetcostError(f"{option} {path}: {folder} is a file, not a folder")
+                break
         raise MnetcostError(f"{option} {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise MnetcostError(f"{option} {path}: folder {parent} is not writable")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise MnetcostError(f"{option} {path}: cannot create a file in {parent}: "
+                            f"{exc.strerror or type(exc).__name__}") from None
+    os.close(handle)
+    os.unlink(probe)
     return target
+
+
+def check_outputs(outputs: dict, inputs: dict | None = None) -> dict:
+    """:func:`check_target` for every output of one command (``{option: path or None}``), and no
+    two of them, nor an output and an input (``{option: path or None}``), naming the same file:
+    one would overwrite the other. Returns ``{option: Path}`` for the outputs given."""
+    from mnetcost.errors import MnetcostError
+
+    checked = {option: check_target(path, option) for option, path in outputs.items() if path is not None}
+    seen: dict = {}
+    for option, target in checked.items():
+        key = os.path.realpath(target)
+        if key in seen:
+            raise MnetcostError(f"{seen[key]} and {option} name the same file {outputs[option]}; "
+                                "give each output its own file")
+        seen[key] = option
+    for option, path in (inputs or {}).items():
+        if path is None:
+            continue
+        source = Path(path)
+        for out_option, target in checked.items():
+            same = os.path.realpath(source) == os.path.realpath(target)
+            if not same and source.exists() and target.exists():
+                same = os.path.samefile(source, target)
+            if same:
+                raise MnetcostError(f"{out_option} {outputs[out_option]} would overwrite {option} {path}, "
+                                    "the command's own input; write to another file")
+    return checked
 
 
 def write_json(path: Path | str, obj) -> None:

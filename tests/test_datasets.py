@@ -169,6 +169,23 @@ def test_bad_cached_archive_is_replaced(tmp_path, tiny):
     assert path.read_bytes() == archive.read_bytes()
 
 
+def test_bad_cached_archive_without_network_names_the_failed_check(tmp_path, tiny, http_server):
+    """A cached archive with a wrong MD5 and no way to fetch it again: the error says the cache
+    failed its check (not only "cannot download"), and the cached file is left as it was."""
+    _, md5 = official_like(tmp_path, tiny)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    cached = data_dir / "cifar-10-python.tar.gz"
+    cached.write_bytes(b"half a download")
+    found = hashlib.md5(b"half a download").hexdigest()
+    with pytest.raises(DataError) as error:
+        datasets.fetch_official("cifar10", data_dir, url=f"{http_server}/missing.tar.gz", md5=md5)
+    message = str(error.value)
+    assert f"the cached {cached} failed its MD5 check (got {found}, expected {md5})" in message
+    assert "downloading it again failed: cannot download" in message and "\n" not in message
+    assert cached.read_bytes() == b"half a download" and no_temp_files(data_dir)
+
+
 def run_cli(*args, env=None, cwd=None):
     return subprocess.run([sys.executable, "-m", "mnetcost", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)

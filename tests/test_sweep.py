@@ -11,8 +11,8 @@ from mnetcost.calculator.params import parse_alpha_list, parse_si
 from mnetcost.calculator.resolver import resolve
 from mnetcost.analysis.sweep import evaluate, load_runs, parse_variants
 
-KEYS = {"variant", "alpha", "delta", "classes", "resolution", "params", "mult_adds", "accuracy",
-        "accuracy_source", "paper_accuracy", "on_front"}
+KEYS = {"variant", "alpha", "delta", "classes", "resolution", "params", "mult_adds", "peak_activation_bytes",
+        "weight_bytes", "accuracy", "accuracy_source", "paper_accuracy", "on_front"}
 
 
 def run(*args):

@@ -85,7 +85,8 @@ def trained(data_root, tmp_path_factory):
 
 def test_cli_run_learns_and_writes_a_complete_folder(trained):
     out, printed, _ = trained
-    assert sorted(p.name for p in out.iterdir()) == sorted(T.RUN_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted((*T.RUN_FILES, ".lock"))  # the lock file is no part of it
+    assert T.run_state(out) == "complete"
     rows = metrics(out)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
     assert all(METRIC_KEYS <= set(row) for row in rows)
@@ -103,10 +104,13 @@ def test_cli_run_learns_and_writes_a_complete_folder(trained):
     stored = json.loads((out / "config.json").read_text())
     assert stored["config"]["lr"] == 1e-3 and stored["config"]["dropout"] == 0.1
     assert stored["config"]["augment"] is False and stored["config"]["batch_size"] == 32
+    assert stored["config"]["bn_stats"] == "precise" and summary["bn_stats"] == "precise"
+    assert summary["bn_batches"] == 20 and summary["run_id"] == stored["run_id"] and len(stored["run_id"]) == 32
     best = torch.load(out / "best.pt", weights_only=True)
     assert best["history"][-1]["test_acc"] == summary["best_test_accuracy"]
     last = torch.load(out / "last.pt", weights_only=True)
     assert last["epoch"] == 3 and set(last["model"]) == set(resolve_model_keys())
+    assert last["run_id"] == best["run_id"] == stored["run_id"]
 
 
 def resolve_model_keys():
@@ -145,10 +149,14 @@ def test_resume_continues_and_extends(trained, data_root, tmp_path):
     copy.mkdir()
     for p in out.iterdir():
         (copy / p.name).write_bytes(p.read_bytes())
-    # a finished run: --resume with no new epochs changes no metrics
-    result = cli("train", "--resume", "--out", copy, "--quiet", "--data-dir", tmp / "cache")
+    # a finished run: --resume with no new epochs says so in one line and writes nothing
+    before = snapshot(copy)
+    result = cli("train", "--resume", "--out", copy, "--quiet", "--data-dir", tmp / "nowhere", "--format", "json")
     assert result.returncode == 0, result.stderr
-    assert metrics(copy) == metrics(out)
+    assert result.stderr.strip() == f"mnetcost train: {copy} is complete (3 of 3 epochs); nothing to train " \
+                                    "(raise --epochs to continue it)"
+    assert json.loads(result.stdout) == json.loads((out / "summary.json").read_text())
+    assert snapshot(copy) == before and not (tmp / "nowhere").exists()  # no data was even looked for
     # more epochs: picks up from epoch 3, options come from config.json
     result = cli("train", "--resume", "--out", copy, "--epochs", "4", "--quiet", "--data-dir", tmp / "cache",
                  "--format", "json")
@@ -209,7 +217,12 @@ def test_nan_loss_stops_with_a_clear_message(data_root, tmp_path):
     assert result.returncode == 1, result.stderr
     assert "training loss became nan" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert not (out / "last.pt").exists() and not (out / "metrics.jsonl").exists()
+    # only what is true: no checkpoint exists, and the folder this run created is gone again
+    assert "no epoch was completed, so nothing of the run was kept" in result.stderr
+    assert "intact" not in result.stderr and "keeps epoch" not in result.stderr
+    assert not out.exists()
+    retry = cli(*base_args(data_root, tmp_path, out, "--epochs", "1"))  # the same --out works at once
+    assert retry.returncode == 0, retry.stderr
 
 
 def test_diverged_is_raised_by_the_loop(dataset, tmp_path):

@@ -25,6 +25,7 @@ VARIANT_STYLE = {  # colour-blind-safe (Okabe-Ito) colours, one marker shape per
     "fmp": ("#009E73", "^", "fmp (Table 3: fractional max pooling)"),
 }
 OTHER_STYLES = [("#CC79A7", "D"), ("#56B4E9", "v"), ("#D55E00", "P"), ("#999999", "X")]
+MAX_PLOTTED = 10**300  # costs above this cannot be placed on a float axis (with room for the margins)
 
 
 def image_format(path: str | Path, option: str = "--out") -> str:
@@ -111,10 +112,16 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
                 warnings.append(f"warning: skipping run {item.source}: {exc}")
                 continue
             params, mult_adds = item.params, item.mult_adds  # a spec file that is gone: trust the summary
+        if max(params, mult_adds) > MAX_PLOTTED:  # beyond a float (alpha 1e300 in a summary): cannot be placed
+            warnings.append(f"warning: skipping {describe_item(item)}: {len(str(max(params, mult_adds)))}-digit "
+                            "costs are beyond what a figure can place")
+            continue
         point = {"variant": item.variant, "alpha": item.alpha, "delta": item.delta, "classes": item.classes,
                  "resolution": item.resolution, "mult_adds": int(mult_adds), "params": int(params),
                  "accuracy": item.accuracy, "source": item.source, "dataset": item.dataset,
                  "baseline": item.is_baseline}
+        if getattr(item, "seeds", 1) > 1:  # the mean of several seeds (analysis.runs.mean_over_seeds)
+            point.update(seeds=item.seeds, accuracy_min=item.accuracy_min, accuracy_max=item.accuracy_max)
         if latency is not None:
             measured = latency.get(item.key)
             if measured is None:
@@ -132,6 +139,11 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
         warnings.append(f"note: no latency measured for {len(unmeasured)} of {len(unmeasured) + len(points)} "
                         f"points, left out: {names}{hint}")
     return points, warnings
+
+
+def describe_item(item) -> str:
+    where = "paper" if item.source == "paper" else f"run {item.source}"
+    return f"{item.variant} α={item.alpha:g} δ={item.delta} ({where})"
 
 
 def describe(point: dict) -> str:
@@ -244,11 +256,16 @@ def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds"
         paper = point["source"] == "paper"
         ax.scatter([px], [py], s=46, marker=marker, zorder=3, linewidths=1.6,
                    facecolors=colour if paper else "white", edgecolors=colour)
+        if point.get("accuracy_min") is not None:  # a mean over seeds: their range as an error bar
+            low, high = 100 * point["accuracy_min"], 100 * point["accuracy_max"]
+            ax.errorbar([px], [py], yerr=[[py - low], [high - py]], fmt="none", ecolor=colour, elinewidth=1.1,
+                        capsize=3, zorder=2)
         key = (name, paper)
         if key not in handles:
             handles[key] = Line2D([], [], linestyle="none", marker=marker, markersize=7, markeredgewidth=1.6,
                                   color=colour, markerfacecolor=colour if paper else "white",
-                                  label=name if paper else f"{point['variant']}: your runs (hollow)")
+                                  label=name if paper else f"{point['variant']}: your runs (hollow; bars: seed range)"
+                                  if point.get("accuracy_min") is not None else f"{point['variant']}: your runs (hollow)")
         if point["baseline"]:
             ax.scatter([px], [py], s=230, marker="o", facecolors="none", edgecolors="black", linewidths=1.3,
                        zorder=2)

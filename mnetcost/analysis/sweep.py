@@ -2,8 +2,9 @@
 
 :func:`evaluate` prices every (variant, alpha, delta, classes, resolution) combination: one
 :func:`~mnetcost.calculator.resolver.plan` per (variant, classes, resolution) and one vectorised
-:func:`~mnetcost.calculator.cost.sweep_totals` pass over all (alpha, delta) points of it. The result stays
-columnar (numpy arrays) until the few rows that are shown become dicts.
+:func:`~mnetcost.calculator.memory.sweep_costs` pass over all (alpha, delta) points of it (params,
+Mult-Adds, peak activation bytes and weight bytes from the same terms). The result stays columnar
+(numpy arrays) until the few rows that are shown become dicts.
 
 Known accuracies come from two places: the paper's printed Tables 4-6 (CIFAR-10/100 at 32x32,
 built-in variants only) and the summaries that ``mnetcost train --out runs/NAME`` writes
@@ -20,8 +21,9 @@ from pathlib import Path
 
 from mnetcost.errors import ConfigError, MnetcostError
 
-SORT_KEYS = ("mult_adds", "params", "accuracy", "variant", "alpha", "delta", "classes", "resolution")
-FRONT_COSTS = ("mult_adds", "params")
+SORT_KEYS = ("mult_adds", "params", "accuracy", "variant", "alpha", "delta", "classes", "resolution",
+             "peak_activation_bytes", "weight_bytes")
+FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes")
 PAPER_RESOLUTION = 32
 CLASSES_DATASET = {10: "cifar10", 100: "cifar100"}
 
@@ -52,6 +54,11 @@ class KnownResult:
     params: int | None = None  # as the run's summary states them (the paper's are not used)
     mult_adds: int | None = None
     path: str = ""
+    seed: int | None = None  # a run's seed; runs that differ only in it are averaged for plots
+    recipe: tuple = ()  # a run's options that change results ((key, value), ...): not averaged across
+    seeds: int = 1  # > 1: the mean of that many seeds (mnetcost.analysis.runs.mean_over_seeds)
+    accuracy_min: float | None = None  # their range
+    accuracy_max: float | None = None
 
     @property
     def key(self) -> tuple:
@@ -115,21 +122,28 @@ def _run_from_summary(path: Path, data) -> KnownResult:
     name = data.get("name")
     name = name if isinstance(name, str) and name else path.parent.name
     dataset = data.get("dataset") if isinstance(data.get("dataset"), str) else ""
+    from mnetcost.analysis.runs import RECIPE_KEYS
+
+    seed = data.get("seed") if isinstance(data.get("seed"), int) and not isinstance(data.get("seed"), bool) else None
+    recipe = tuple((key, data[key]) for key in RECIPE_KEYS if data.get(key) is not None)
     return KnownResult(source=name, variant=variant, alpha=float(alpha), delta=delta, classes=classes,
-                       resolution=resolution, accuracy=float(accuracy), dataset=dataset, path=str(path), **counts)
+                       resolution=resolution, accuracy=float(accuracy), dataset=dataset, path=str(path), seed=seed,
+                       recipe=recipe, **counts)
 
 
 def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
-    """The runs under ``directory``: ``DIR/summary.json`` and every ``DIR/*/summary.json`` (or a
-    summary file given directly). Returns (runs, warnings); a malformed summary is skipped with a
-    warning, a missing directory is an error."""
+    """The runs under ``directory``: ``DIR/summary.json`` and every ``summary.json`` below it, at any
+    depth (``mnetcost grid`` writes ``DIR/<dataset>/<run>/``), or a summary file given directly.
+    Returns (runs, warnings); a malformed summary is skipped with a warning, a missing directory
+    is an error."""
     root = Path(directory)
     if not root.exists():
         raise MnetcostError(f"--runs {directory}: no such file or directory")
     if root.is_file():
         paths = [root]
     else:
-        paths = [p for p in [root / "summary.json", *sorted(root.glob("*/summary.json"))] if p.is_file()]
+        nested = sorted(p for p in root.rglob("summary.json") if p.parent != root)  # grid layouts nest two deep
+        paths = [p for p in [root / "summary.json", *nested] if p.is_file()]
     runs, warnings = [], []
     for path in paths:
         try:
@@ -140,7 +154,7 @@ def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
             warnings.append(f"warning: skipping {path}: {message}")
     if not paths:
         warnings.append(f"warning: no summary.json in {root} or its subfolders (write runs with "
-                        "`mnetcost train --out {root}/NAME`)")
+                        f"`mnetcost train --out {root}/NAME`)")
     return runs, warnings
 
 
@@ -173,6 +187,9 @@ class Sweep:
     params: object
     mult_adds: object
     convention: str
+    peak_activation_bytes: object = None  # at ``dtype`` (see mnetcost.calculator.memory)
+    weight_bytes: object = None
+    dtype: str = "fp32"
     skipped: list[dict] = field(default_factory=list)  # configurations that cannot be built
     evaluated: int = 0  # configurations priced, buildable or not
 
@@ -182,9 +199,10 @@ class Sweep:
     def take(self, index) -> "Sweep":
         """The rows at ``index`` (a boolean mask or integer indices)."""
         cols = {name: getattr(self, name)[index] for name in
-                ("variant", "alpha", "delta", "classes", "resolution", "params", "mult_adds")}
+                ("variant", "alpha", "delta", "classes", "resolution", "params", "mult_adds",
+                 "peak_activation_bytes", "weight_bytes")}
         return Sweep(variants=self.variants, convention=self.convention, skipped=self.skipped,
-                     evaluated=self.evaluated, **cols)
+                     evaluated=self.evaluated, dtype=self.dtype, **cols)
 
     def to_frame(self):
         """The rows as a pandas DataFrame (variant names, exact alphas, integer costs), for
@@ -193,8 +211,10 @@ class Sweep:
 
         frame = pd.DataFrame({"variant": pd.Categorical.from_codes(self.variant, categories=self.variants),
                               "alpha": self.alpha, "delta": self.delta, "classes": self.classes,
-                              "resolution": self.resolution, "params": self.params, "mult_adds": self.mult_adds})
+                              "resolution": self.resolution, "params": self.params, "mult_adds": self.mult_adds,
+                              "peak_activation_bytes": self.peak_activation_bytes, "weight_bytes": self.weight_bytes})
         frame.attrs["convention"] = self.convention
+        frame.attrs["dtype"] = self.dtype
         return frame
 
 
@@ -209,17 +229,78 @@ def _zero_channel_points(layers, size: int):
     return first
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _exact_totals(the_plan, alpha: float, delta: int, rounding: str, conv) -> tuple[int, ...]:
+    """The totals of one point with Python integers (the scalar engine: exact at any size);
+    (0, 0) for a point with a 0-channel layer (the sweep leaves it out for that reason)."""
+    from mnetcost.calculator.cost import network_cost
+    from mnetcost.calculator.resolver import resolve
+
+    try:
+        network = resolve(the_plan.spec, float(alpha), int(delta), the_plan.classes, the_plan.resolution,
+                          rounding, the_plan)
+    except ConfigError:
+        return 0, 0
+    cost = network_cost(network, conv)  # fp32: the memory figures of every dtype are at most these
+    return cost.params, cost.mult_adds, cost.peak_activation_bytes, cost.weight_bytes
+
+
+def _int64_exact(the_plan, grid_alpha, grid_delta, rounding: str, conv):
+    """Mask of the (alpha, delta) points whose totals, and so every partial product on the way
+    (all terms are non-negative products of channels, sizes and classes), fit in int64.
+
+    Every total grows with alpha and with delta (each rounding rule is monotone), so one exact
+    check at the largest point usually clears the whole grid; otherwise a binary search per
+    delta finds the largest alpha that fits (a few dozen exact evaluations)."""
+    import numpy as np
+
+    def fits(alpha, delta) -> bool:
+        return max(_exact_totals(the_plan, alpha, delta, rounding, conv)) <= INT64_MAX
+
+    if not grid_alpha.size or fits(grid_alpha.max(), grid_delta.max()):
+        return np.ones(grid_alpha.size, dtype=bool)
+    mask = np.zeros(grid_alpha.size, dtype=bool)
+    alphas = np.unique(grid_alpha)
+    for delta in np.unique(grid_delta):
+        low, high = 0, alphas.size  # alphas[:low] fit, alphas[high:] do not
+        while low < high:
+            middle = (low + high) // 2
+            if fits(alphas[middle], delta):
+                low = middle + 1
+            else:
+                high = middle
+        if low:
+            mask |= (grid_delta == delta) & (grid_alpha <= alphas[low - 1])
+    return mask
+
+
+def _overflow_skip(variant, classes, resolution, grid_alpha, grid_delta, exact) -> dict:
+    """The ``skipped`` entry for the points :func:`_int64_exact` left out, naming the smallest."""
+    import numpy as np
+
+    alphas, deltas = grid_alpha[~exact], grid_delta[~exact]
+    first = np.lexsort((deltas, alphas))[0]
+    return {"variant": variant, "alpha": None, "delta": None, "classes": classes, "resolution": resolution,
+            "count": int(alphas.size), "overflow": True,
+            "reason": f"params, Mult-Adds or bytes beyond 2^63 - 1, the sweep's 64-bit range (the smallest: alpha "
+                      f"{float(alphas[first]):g}, delta {int(deltas[first])}); `mnetcost table` gives them exactly"}
+
+
 def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), convention="paper",
-             rounding: str = "truncate") -> Sweep:
+             rounding: str = "truncate", dtype: str = "fp32") -> Sweep:
     """Price every combination. A (variant, classes, resolution) whose plan fails (input too
     small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``."""
     import numpy as np
 
-    from mnetcost.calculator.cost import get_convention, sweep_totals
+    from mnetcost.calculator.cost import get_convention
+    from mnetcost.calculator.memory import get_dtype, sweep_costs
     from mnetcost.calculator.resolver import ROUNDINGS, plan, resolve_arrays
     from mnetcost.calculator.spec import load_spec
 
     conv = get_convention(convention)
+    precision = get_dtype(dtype)
     if rounding not in ROUNDINGS:
         raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     variants = list(variants)
@@ -228,7 +309,8 @@ def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), co
     grid_alpha, grid_delta = grid_alpha.ravel(), grid_delta.ravel()
     size = grid_alpha.size
     columns: dict[str, list] = {k: [] for k in ("variant", "alpha", "delta", "classes", "resolution",
-                                                 "params", "mult_adds")}
+                                                 "params", "mult_adds", "peak_activation_bytes",
+                                                 "weight_bytes")}
     skipped: list[dict] = []
     evaluated = 0
     specs = {variant: load_spec(variant) for variant in variants}  # a bad variant fails before any work
@@ -242,35 +324,50 @@ def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), co
                     skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
                                     "resolution": resolution, "count": size, "reason": str(exc)})
                     continue
+                # int64 is exact only up to 2**63 - 1: points beyond it are left out (never wrapped)
+                exact = _int64_exact(the_plan, grid_alpha, grid_delta, rounding, conv)
+                if not exact.all():
+                    skipped.append(_overflow_skip(variant, classes, resolution, grid_alpha, grid_delta, exact))
+                points, alpha_at, delta_at = int(exact.sum()), grid_alpha[exact], grid_delta[exact]
+                if not points:
+                    continue
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    layers = resolve_arrays(the_plan, grid_alpha, grid_delta, rounding)
-                    params, mult_adds = sweep_totals(layers, conv)
-                params = np.broadcast_to(params, (size,))
-                mult_adds = np.broadcast_to(mult_adds, (size,))
-                zero = _zero_channel_points(layers, size)
+                    layers = resolve_arrays(the_plan, alpha_at, delta_at, rounding)
+                    params, mult_adds, peak, stored = sweep_costs(layers, conv, precision)
+                params = np.broadcast_to(params, (points,))
+                mult_adds = np.broadcast_to(mult_adds, (points,))
+                peak = np.broadcast_to(peak, (points,))
+                stored = np.broadcast_to(stored, (points,))
+                zero = _zero_channel_points(layers, points)
                 ok = zero < 0
-                if not ok.all():
-                    for alpha in np.unique(grid_alpha[~ok]):
-                        at = np.flatnonzero((grid_alpha == alpha) & ~ok)
-                        layer = layers[int(zero[at[0]])]
-                        width = the_plan.layers[int(zero[at[0]])].out_ch.width
+                if not ok.all():  # one pass over the bad points, grouped by alpha (linear, not per alpha)
+                    bad = np.flatnonzero(~ok)
+                    unique, first, counts = np.unique(alpha_at[bad], return_index=True, return_counts=True)
+                    for alpha, at, count in zip(unique, bad[first], counts):
+                        layer = layers[int(zero[at])]
+                        width = the_plan.layers[int(zero[at])].out_ch.width
                         skipped.append({
                             "variant": variant, "alpha": float(alpha), "delta": None, "classes": classes,
-                            "resolution": resolution, "count": int(at.size), "layer": layer.name,
+                            "resolution": resolution, "count": int(count), "layer": layer.name,
                             "reason": f"layer {layer.name} would have 0 channels"
                                       + (f" ({rounding} {width} × {float(alpha):g} < 1)" if width else ""),
                         })
                 count = int(ok.sum())
+                if not count:
+                    continue
                 columns["variant"].append(np.full(count, number, dtype=np.int64))
-                columns["alpha"].append(grid_alpha[ok])
-                columns["delta"].append(grid_delta[ok])
+                columns["alpha"].append(alpha_at[ok])
+                columns["delta"].append(delta_at[ok])
                 columns["classes"].append(np.full(count, classes, dtype=np.int64))
                 columns["resolution"].append(np.full(count, resolution, dtype=np.int64))
                 columns["params"].append(params[ok])
                 columns["mult_adds"].append(mult_adds[ok])
+                columns["peak_activation_bytes"].append(peak[ok])
+                columns["weight_bytes"].append(stored[ok])
     arrays = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.float64 if k == "alpha" else np.int64))
               for k, v in columns.items()}
-    return Sweep(variants=variants, convention=conv.name, skipped=skipped, evaluated=evaluated, **arrays)
+    return Sweep(variants=variants, convention=conv.name, skipped=skipped, evaluated=evaluated, dtype=precision.name,
+                 **arrays)
 
 
 def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
@@ -279,8 +376,9 @@ def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
     by_reason: dict[tuple, list] = {}
     for item in skipped:
         if item["alpha"] is None:
+            plural = "s" if item["count"] != 1 else ""
             notes.append(f"note: skipped {item['variant']} at {item['classes']} classes, "
-                         f"{item['resolution']}px ({item['count']} configurations): {item['reason']}")
+                         f"{item['resolution']}px ({item['count']} configuration{plural}): {item['reason']}")
         else:
             key = (item["variant"], item["classes"], item["resolution"], item.get("layer"))
             by_reason.setdefault(key, []).append(item)
@@ -350,6 +448,7 @@ def sort_order(sweep: Sweep, accuracy, key: str = "mult_adds"):
     variant_rank = np.asarray([names.index(v) for v in sweep.variants], dtype=np.int64)[sweep.variant] \
         if len(sweep) else sweep.variant
     columns = {"mult_adds": sweep.mult_adds, "params": sweep.params, "variant": variant_rank,
+               "peak_activation_bytes": sweep.peak_activation_bytes, "weight_bytes": sweep.weight_bytes,
                "alpha": sweep.alpha, "delta": sweep.delta, "classes": sweep.classes,
                "resolution": sweep.resolution,
                "accuracy": np.where(np.isnan(accuracy), np.inf, -np.nan_to_num(accuracy))}
@@ -373,6 +472,8 @@ def rows_as_dicts(sweep: Sweep, order, accuracy, source, paper_accuracy, on_fron
             "resolution": int(sweep.resolution[i]),
             "params": int(sweep.params[i]),
             "mult_adds": int(sweep.mult_adds[i]),
+            "peak_activation_bytes": int(sweep.peak_activation_bytes[i]),
+            "weight_bytes": int(sweep.weight_bytes[i]),
         }
         if ops_per_mac != 1:
             item["flops"] = item["mult_adds"] * ops_per_mac

@@ -12,6 +12,7 @@ has C*delta*N weights and C*delta*N*H*W Mult-Adds (H, W: the output size).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Callable
 
 from mnetcost.errors import ConfigError
@@ -75,7 +76,8 @@ COST_RULES: dict[str, Callable[[Layer], Terms]] = {
 class Convention:
     """What is counted. ``bn_params``: numbers per BatchNorm channel counted as parameters
     (4 = gamma, beta, moving mean, moving variance, as Keras ``count_params`` does; 2 = the
-    trainable gamma and beta; 0 = none). ``count_bn_ops``/``count_pool_ops``: add BatchNorm
+    trainable gamma and beta; 1 = the bias BatchNorm leaves when folded into its conv, as deployed;
+    0 = none). ``count_bn_ops``/``count_pool_ops``: add BatchNorm
     (2 per element) and global-average-pool (1 per input element) operations to the Mult-Adds, as
     fvcore's default handles do. ``ops_per_mac``: 1 reports Mult-Adds, 2 reports FLOPs."""
 
@@ -120,6 +122,9 @@ CONVENTIONS: dict[str, Convention] = {
                              "multiply-accumulates plus BatchNorm (2 per element) and global average "
                              "pool (1 per input element); params = trainable",
                    bn_params=2, count_bn_ops=True, count_pool_ops=True),
+        Convention("deploy", "the deployed model, BatchNorm folded into the conv before it: conv/FC "
+                             "multiply-accumulates; params = conv/FC weights + one bias per conv output "
+                             "channel + FC bias", bn_params=1),
     )
 }
 DEFAULT_CONVENTION = "paper"
@@ -141,30 +146,74 @@ class LayerCost:
     layer: Layer
     params: int
     mult_adds: int
+    terms: Terms | None = None  # the raw terms, reused by the memory figures
 
 
 @dataclass(frozen=True)
 class NetworkCost:
+    """Totals and per-layer rows under a convention, and the memory figures at ``dtype``
+    (:mod:`mnetcost.calculator.memory`, computed from the same terms on first use)."""
+
     network: Network
     convention: Convention
     layers: tuple[LayerCost, ...]
     params: int
     mult_adds: int
+    dtype: str = "fp32"
+    fmp_mode: str = "tf"
+
+    @cached_property
+    def memory(self):
+        """:class:`~mnetcost.calculator.memory.NetworkMemory` at this cost's ``dtype``."""
+        from mnetcost.calculator.memory import network_memory
+
+        terms = [row.terms for row in self.layers]
+        return network_memory(self.network, self.dtype, self.fmp_mode,
+                              terms=None if any(t is None for t in terms) else terms)
+
+    @property
+    def peak_activation_bytes(self) -> int:
+        return self.memory.peak_activation_bytes
+
+    @property
+    def peak_layer(self) -> str:
+        return self.memory.peak_layer
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.memory.weight_bytes
+
+    @property
+    def deploy_params(self) -> int:
+        return self.memory.deploy_params
+
+    @property
+    def training_activation_bytes_per_image(self) -> int:
+        return self.memory.training_activation_bytes_per_image
 
 
 def layer_terms(layer: Layer) -> Terms:
     return COST_RULES[layer.kind](layer)
 
 
-def network_cost(network: Network, convention: str | Convention = DEFAULT_CONVENTION) -> NetworkCost:
-    """Price every layer of a resolved network, then total (integers throughout)."""
+def network_cost(network: Network, convention: str | Convention = DEFAULT_CONVENTION, dtype: str = "fp32",
+                 fmp_mode: str = "tf") -> NetworkCost:
+    """Price every layer of a resolved network, then total (integers throughout). The memory
+    figures (``.memory``, ``.peak_activation_bytes``, ``.weight_bytes``, ...) are at ``dtype``
+    (fp32, fp16, int8); ``fmp_mode`` (tf, torch) names the FMP implementation for training memory."""
+    from mnetcost.calculator.memory import _check_fmp_mode, get_dtype
+
     conv = get_convention(convention)
+    precision = get_dtype(dtype)
+    _check_fmp_mode(fmp_mode)
     rows = []
     for layer in network.layers:
         terms = layer_terms(layer)
-        rows.append(LayerCost(layer=layer, params=int(conv.params(terms)), mult_adds=int(conv.mult_adds(terms))))
+        rows.append(LayerCost(layer=layer, params=int(conv.params(terms)), mult_adds=int(conv.mult_adds(terms)),
+                              terms=terms))
     return NetworkCost(network=network, convention=conv, layers=tuple(rows),
-                       params=sum(r.params for r in rows), mult_adds=sum(r.mult_adds for r in rows))
+                       params=sum(r.params for r in rows), mult_adds=sum(r.mult_adds for r in rows),
+                       dtype=precision.name, fmp_mode=fmp_mode)
 
 
 def sweep_totals(layers: tuple[Layer, ...], convention: str | Convention = DEFAULT_CONVENTION):

@@ -75,12 +75,14 @@ def config_dict(cost: NetworkCost) -> dict:
     }
     if cost.convention.ops_per_mac != 1:
         data["flops"] = cost.mult_adds * cost.convention.ops_per_mac
+    data.update(cost.memory.as_dict())  # dtype, peak_activation_bytes, peak_layer, weight_bytes, ...
     return data
 
 
 def layer_dicts(cost: NetworkCost) -> list[dict]:
     rows = []
-    for row in cost.layers:
+    memory = cost.memory
+    for row, bytes_ in zip(cost.layers, memory.layers):
         layer = row.layer
         item = {
             "name": layer.name,
@@ -97,19 +99,36 @@ def layer_dicts(cost: NetworkCost) -> list[dict]:
         }
         if cost.convention.ops_per_mac != 1:
             item["flops"] = row.mult_adds * cost.convention.ops_per_mac
+        item.update({"input_bytes": bytes_.input_bytes, "output_bytes": bytes_.output_bytes,
+                     "weight_bytes": bytes_.weight_bytes, "training_bytes": bytes_.training_bytes,
+                     "peak": layer.name == memory.peak_layer})
         rows.append(item)
     return rows
 
 
-def network_report(cost: NetworkCost, with_layers: bool = True) -> dict:
-    """The documented JSON object of ``mnetcost table`` for one configuration."""
+def network_report(cost: NetworkCost, with_layers: bool = True, fit=None) -> dict:
+    """The documented JSON object of ``mnetcost table`` for one configuration; ``fit`` (a
+    :class:`~mnetcost.calculator.targets.Fit`) adds whether it fits a board or budgets."""
     data = config_dict(cost)
     data["title"] = cost.network.spec.title
     data["paper_table"] = cost.network.spec.paper_table
     data["convention_detail"] = cost.convention.as_dict()
+    data["dtype_detail"] = cost.memory.dtype.as_dict()
+    if fit is not None:
+        data["fit"] = fit.as_dict()
     if with_layers:
         data["layers"] = layer_dicts(cost)
     return data
+
+
+def fit_dict(cost: NetworkCost, target=None, max_peak_memory=None, max_weight_bytes=None):
+    """The :class:`~mnetcost.calculator.targets.Fit` of ``cost`` against a board and/or budgets, or
+    None when neither is given."""
+    if target is None and max_peak_memory is None and max_weight_bytes is None:
+        return None
+    from mnetcost.calculator.targets import fit
+
+    return fit(cost.peak_activation_bytes, cost.weight_bytes, target, max_peak_memory, max_weight_bytes)
 
 
 def change(value: int, reference: int) -> float:
@@ -117,9 +136,11 @@ def change(value: int, reference: int) -> float:
     return (value - reference) / reference
 
 
-def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding, baseline_spec="base") -> list[dict]:
+def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding, baseline_spec="base",
+                dtype: str = "fp32", target=None, max_peak_memory=None, max_weight_bytes=None) -> list[dict]:
     """Totals per (alpha, delta) and the change against the original MobileNet (Table 1, alpha =
-    delta = 1) at the same classes, resolution, convention and rounding, as in Tables 4-6."""
+    delta = 1) at the same classes, resolution, convention and rounding, as in Tables 4-6; memory
+    totals at ``dtype``, and whether each fits a board/budgets when given."""
     from mnetcost.calculator.resolver import plan
 
     baseline = network_cost(resolve(baseline_spec, 1.0, 1, classes, resolution, rounding), convention)
@@ -127,8 +148,12 @@ def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding,
     rows = []
     for alpha in alphas:
         for delta in deltas:
-            cost = network_cost(resolve(spec, alpha, delta, classes, resolution, rounding, network_plan), convention)
+            cost = network_cost(resolve(spec, alpha, delta, classes, resolution, rounding, network_plan), convention,
+                                dtype)
             data = config_dict(cost)
+            fitted = fit_dict(cost, target, max_peak_memory, max_weight_bytes)
+            if fitted is not None:
+                data["fit"] = fitted.as_dict()
             data["baseline_params"] = baseline.params
             data["baseline_mult_adds"] = baseline.mult_adds
             data["params_change"] = change(cost.params, baseline.params)

@@ -27,6 +27,7 @@ from mnetcost.errors import SpecError
 BUILTIN_DIR = Path(__file__).resolve().parent / "specs"  # the package's own spec files
 
 BUILTIN_VARIANTS = ("base", "mp3", "fmp")
+MAX_SPEC_BYTES = 1 << 20  # a spec is a few kilobytes; a larger file is not one
 
 # field name -> (python types accepted, default or REQUIRED)
 REQUIRED = object()
@@ -156,6 +157,11 @@ def load_spec(variant: str | Path) -> Spec:
         )
     if path.is_dir():
         raise SpecError(f"{text_variant}: is a directory, not a spec file")
+    if not path.is_file():  # a named pipe or /dev/urandom would block or never end
+        raise SpecError(f"{text_variant}: not a regular file (a pipe, device or socket); give a spec file")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{text_variant}: {path.stat().st_size:,} bytes; a spec file is at most "
+                        f"{MAX_SPEC_BYTES:,} bytes")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -14,9 +14,104 @@ from mnetcost import __version__
 from mnetcost.errors import MnetcostError
 
 
+PREFIX = "mnetcost: error: "  # every error the CLI prints starts with it, whatever the command
+
+# Characters of mnetcost's output and their ASCII stand-ins on a terminal or file whose encoding
+# lacks them (PYTHONIOENCODING=latin-1, LANG=C): the output stays readable instead of failing.
+ASCII_FALLBACK = {
+    "α": "alpha", "δ": "delta", "×": "x", "·": "*", "²": "^2", "━": "-", "─": "-", "│": "|", "≤": "<=",
+    "≥": ">=", "≈": "~", "✓": "ok", "✗": "x", "★": "*", "–": "-", "—": "-", "→": "->", "…": "...",
+    "∝": "~", "±": "+/-", "√": "sqrt", "‘": "'", "’": "'", "“": '"', "”": '"',
+}
+
+
+def _ascii_fallback(exc: UnicodeEncodeError):
+    text = exc.object[exc.start:exc.end]
+    return "".join(ASCII_FALLBACK.get(char, "?") for char in text), exc.end
+
+
+def error_line(message: object) -> str:
+    """``mnetcost: error: <message>`` on one line (newlines and runs of spaces folded)."""
+    return PREFIX + " ".join(str(message).split())
+
+
+def print_error(message: object) -> None:
+    """The one way the CLI reports an error: one line on stderr (under torchrun, by rank 0 only:
+    every rank meets the same error)."""
+    if torchrun_rank():
+        return
+    click.echo(error_line(message), err=True)
+
+
+def torchrun_rank() -> int | None:
+    """This process's rank when torchrun started it with several processes, else None."""
+    import os
+
+    if not os.environ.get("TORCHELASTIC_RUN_ID"):
+        return None
+    try:
+        return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else None
+    except ValueError:
+        return None
+
+
+def _prepare_streams() -> None:
+    """An encoding that cannot show α or ━ gets ASCII stand-ins rather than an exception."""
+    import codecs
+
+    try:
+        codecs.lookup_error("mnetcost-ascii")
+    except LookupError:
+        codecs.register_error("mnetcost-ascii", _ascii_fallback)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="mnetcost-ascii")
+            except (ValueError, OSError, AttributeError):
+                pass
+
+
+def _silence_stdout() -> None:
+    """After stdout failed (a closed pipe, a full device), point its descriptor at /dev/null so
+    that Python's final flush at exit does not print a second error."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _stdout_failed(exc: OSError) -> bool:
+    """Whether ``exc`` (an OSError without a file name) came from writing to stdout: a frame on
+    its way held the stdout stream (click.echo's ``file``), or stdout cannot be flushed now."""
+    streams = (sys.stdout, getattr(sys.stdout, "buffer", None))
+    frame = exc.__traceback__
+    while frame is not None:
+        if any(value is stream for value in frame.tb_frame.f_locals.values() for stream in streams
+               if stream is not None):
+            return True
+        frame = frame.tb_next
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        return True
+    return False
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an operating-system error: the file, then the system's reason."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
+
+
 class CLIGroup(click.Group):
-    """A group whose errors are one line: ``mnetcost <command>: error: ...`` and exit 2, and whose
-    commands are imported only when they run, so the calculator starts fast."""
+    """A group whose errors are one line, ``mnetcost: error: ...``, with exit status 2 for bad input
+    (1 for a failure of the system: a full disk, a closed output), and whose commands are imported
+    only when they run, so the calculator starts fast."""
 
     def list_commands(self, ctx):
         from mnetcost.cli.commands import available
@@ -28,21 +123,35 @@ class CLIGroup(click.Group):
 
         return load(name) if name in COMMAND_MODULES else None
 
+    def __call__(self, *args, **kwargs):
+        """Under torchrun an error (exit 1 or 2) ends every rank with status 0 once rank 0 has
+        printed it: torchrun answers any other status with its own traceback and failure report."""
+        try:
+            return self.main(*args, **kwargs)
+        except SystemExit as exc:
+            if exc.code in (1, 2) and torchrun_rank() is not None:
+                raise SystemExit(0) from None
+            raise
+
     def main(self, args=None, prog_name=None, **extra):
+        if sys.stdout is None:  # started with stdout closed (`mnetcost table >&-`): refuse before any work
+            print_error("standard output is closed; nothing can be written (redirect it to a file or /dev/null)")
+            sys.exit(1)
+        _prepare_streams()
         try:
             result = super().main(args=args, prog_name=prog_name or "mnetcost", standalone_mode=False, **extra)
+            sys.stdout.flush()
         except click.exceptions.NoArgsIsHelpError as exc:  # bare `mnetcost` prints help
             click.echo(exc.ctx.get_help() if exc.ctx else "")
             sys.exit(0)
         except click.UsageError as exc:
-            command = exc.ctx.command_path if exc.ctx else "mnetcost"
-            click.echo(f"{command}: error: {exc.format_message()}".replace("\n", " "), err=True)
+            print_error(exc.format_message())
             sys.exit(exc.exit_code)
         except MnetcostError as exc:
-            click.echo(f"mnetcost: error: {exc}".replace("\n", " "), err=True)
+            print_error(exc)
             sys.exit(2)
         except click.ClickException as exc:
-            click.echo(f"mnetcost: error: {exc.format_message()}".replace("\n", " "), err=True)
+            print_error(exc.format_message())
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
             click.echo("mnetcost: aborted", err=True)
@@ -52,8 +161,16 @@ class CLIGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("mnetcost: interrupted", err=True)
             sys.exit(130)
-        except BrokenPipeError:
+        except BrokenPipeError:  # `mnetcost sweep | head`: the reader has all it wanted
+            _silence_stdout()
             sys.exit(0)
+        except OSError as exc:
+            if exc.filename is None and _stdout_failed(exc):
+                _silence_stdout()
+                print_error(f"cannot write to standard output: {exc.strerror or exc}")
+            else:
+                print_error(os_error_message(exc))
+            sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -12,6 +12,9 @@ def fail(message: str):
     raise click.UsageError(message)
 
 
+INSTALL_TORCH = "pip install 'mnetcost[torch]' (or pip install '.[torch]' in a checkout of mnetcost)"
+
+
 def require_torch(command: str, fvcore: bool = False) -> None:
     """One line and exit 2 when the ``[torch]`` extra a command needs is not installed."""
     from mnetcost.errors import MnetcostError
@@ -22,7 +25,19 @@ def require_torch(command: str, fvcore: bool = False) -> None:
             __import__(name)
         except ImportError:
             raise MnetcostError(f"mnetcost {command} needs {' and '.join(needed)} ({name} is not installed): "
-                                "pip install 'mnetcost[torch]'") from None
+                                f"{INSTALL_TORCH}") from None
+
+
+def require_extra(command: str, needed: tuple[str, ...], extra: str) -> None:
+    """As :func:`require_torch`, for another extra (``require_extra("grid --executor ray", ("ray",), "ray")``)."""
+    from mnetcost.errors import MnetcostError
+
+    for name in needed:
+        try:
+            __import__(name)
+        except ImportError:
+            raise MnetcostError(f"mnetcost {command} needs {' and '.join(needed)} ({name} is not installed): "
+                                f"pip install 'mnetcost[{extra}]'") from None
 
 
 class _Parsed(click.ParamType):
@@ -41,16 +56,46 @@ class _Parsed(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+def integer(what: str = "value", minimum: int = 1, name: str = "integer") -> click.ParamType:
+    """An integer option >= ``minimum``, ASCII digits only (use instead of ``click.IntRange``,
+    whose ``int()`` accepts '١٠' and '1_000')."""
+    return _Parsed(name, lambda text: params.parse_int(text, what, minimum))
+
+
+def number(what: str = "value", *, minimum: float | None = None, minimum_open: bool = False,
+           maximum: float | None = None, maximum_open: bool = False, name: str = "number") -> click.ParamType:
+    """A finite float option in a range, ASCII digits only (use instead of ``click.FloatRange``,
+    which accepts nan, inf and 1e400)."""
+
+    def parse(text):
+        value = params.parse_number(text, what)
+        low_bad = minimum is not None and (value <= minimum if minimum_open else value < minimum)
+        high_bad = maximum is not None and (value >= maximum if maximum_open else value > maximum)
+        if low_bad or high_bad:
+            low = "" if minimum is None else f"{'>' if minimum_open else '>='} {minimum:g}"
+            high = "" if maximum is None else f"{'<' if maximum_open else '<='} {maximum:g}"
+            raise ValueError(f"{what} must be {' and '.join(b for b in (low, high) if b)}, got {text!r}")
+        return value
+
+    return _Parsed(name, parse)
+
+
 ALPHA = _Parsed("alpha", params.parse_alpha)
 ALPHA_LIST = _Parsed("alpha[,alpha|start:stop:step...]", params.parse_alpha_list)
 DELTA = _Parsed("delta", lambda text: params.parse_positive_int(text, "delta"))
 DELTA_LIST = _Parsed("delta[,delta...]", lambda text: params.parse_int_list(text, "delta"))
-POSITIVE = _Parsed("integer", lambda text: params.parse_positive_int(text, "value"))
+POSITIVE = integer("value")
+NON_NEGATIVE = integer("value", minimum=0)
 CLASSES = _Parsed("classes", lambda text: params.parse_positive_int(text, "classes"))
 CLASSES_LIST = _Parsed("classes[,classes...]", lambda text: params.parse_int_list(text, "classes"))
 RESOLUTION = _Parsed("pixels", lambda text: params.parse_positive_int(text, "resolution"))
 RESOLUTION_LIST = _Parsed("pixels[,pixels...]", lambda text: params.parse_int_list(text, "resolution"))
 COUNT_SI = _Parsed("count[K|M|G]", params.parse_si)
+
+
+def byte_count(what: str) -> click.ParamType:
+    """A byte budget: SI (K, M, G) or binary (KiB, MiB, GiB) suffix; negative refused."""
+    return _Parsed("bytes[K|M|G|KiB|MiB|GiB]", lambda text: params.parse_bytes(text, "budget"))
 
 
 def format_option(function):
@@ -73,8 +118,50 @@ def convention_option(function):
     return click.option(
         "--convention", type=click.Choice(tuple(CONVENTIONS)), default=DEFAULT_CONVENTION, show_default=True,
         help="Counting convention: paper (Keras: BN 4/channel), trainable (BN 2/channel), weights "
-             "(no BN), flops (2 x Mult-Adds), fvcore (fvcore's defaults: + BN and pooling ops).",
+             "(no BN), flops (2 x Mult-Adds), fvcore (fvcore's defaults: + BN and pooling ops), "
+             "deploy (BN folded: one bias per conv output channel).",
     )(function)
+
+
+def dtype_option(function):
+    """--dtype fp32|fp16|int8 (None when not given: fp32, or int8 with --target)."""
+    from mnetcost.calculator.memory import DTYPES
+
+    return click.option(
+        "--dtype", type=click.Choice(tuple(DTYPES)), default=None,
+        help="Precision of the memory figures: fp32 (default), fp16, or int8 (int8 weights and "
+             "activations, int32 biases, one fp32 scale per output channel; the default with --target).",
+    )(function)
+
+
+def memory_options(function):
+    """--target NAME, --max-peak-memory BYTES, --max-weight-bytes BYTES."""
+    from mnetcost.calculator.targets import TARGETS
+
+    for option in reversed((
+        click.option("--target", type=click.Choice(tuple(TARGETS), case_sensitive=False), default=None,
+                     help="Microcontroller board whose SRAM (peak activations) and Flash (weights) must hold "
+                          "the model (see docs/targets.md); implies --dtype int8 unless given."),
+        click.option("--max-peak-memory", type=byte_count("--max-peak-memory"), default=None,
+                     metavar="BYTES[K|M|G|KiB|MiB|GiB]",
+                     help="RAM budget for the peak activation bytes (256KiB = 262,144; 256K = 256,000); "
+                          "overrides the --target's SRAM."),
+        click.option("--max-weight-bytes", type=byte_count("--max-weight-bytes"), default=None,
+                     metavar="BYTES[K|M|G|KiB|MiB|GiB]",
+                     help="Flash budget for the deployed weight bytes (1MiB = 1,048,576); overrides the "
+                          "--target's Flash."),
+    )):
+        function = option(function)
+    return function
+
+
+def memory_dtype(dtype: str | None, target: str | None) -> str:
+    """The dtype the memory figures use: as given; else int8 for a target board, fp32 otherwise."""
+    from mnetcost.calculator.memory import DEFAULT_DTYPE, TARGET_DTYPE
+
+    if dtype is not None:
+        return dtype
+    return TARGET_DTYPE if target is not None else DEFAULT_DTYPE
 
 
 def rounding_option(function):

@@ -17,6 +17,7 @@ class Column:
     header: str
     numeric: bool = False
     wrap: bool = True  # numbers and names never wrap in the rich table
+    group: str = ""  # neighbouring columns of one group stay together when a wide table is split
 
 
 @dataclass
@@ -31,8 +32,20 @@ class View:
     footer: dict | None = None  # a totals row, drawn under a rule
 
 
-def millions(value: int, digits: int = 2) -> str:
-    return f"{value / 1e6:.{digits}f}M"
+def millions(value, digits: int = 2) -> str:
+    """``value`` in millions with ``digits`` decimals, ``3.24M``: rounded exactly (half to even)
+    from the integer, never through a float, so any size works; from 10^15 on (a billion
+    millions) it reads ``1.101e+25``, visibly a count in scientific notation."""
+    from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+
+    if isinstance(value, float):
+        return f"{value / 1e6:.{digits}f}M"
+    if abs(value) >= 10**15:
+        return f"{Decimal(value):.3e}".replace("E", "e")
+    with localcontext() as context:
+        context.prec = len(str(abs(value))) + digits + 2
+        scaled = (Decimal(value) / 10**6).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN)
+    return f"{scaled:f}M"
 
 
 def _cell(value, human: bool = True) -> str:
@@ -90,25 +103,169 @@ def render_markdown(views: list[View]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+# --- fitting a table into a terminal: a number is never cut --------------------------------
+# Numbers (and non-wrapping names) keep their full width; text columns wrap at spaces, never inside
+# a word; when even that does not fit, each row is stacked as "header  value" lines.
+EDGE, GAP = 1, 3  # rich's SIMPLE_HEAVY table, no edge: 1 padding at each side, 3 cells between columns
+
+
+def _cells(view: View) -> list[list[str]]:
+    rows = view.rows + ([view.footer] if view.footer else [])
+    return [[_cell(row.get(c.key)) for row in rows] for c in view.columns]
+
+
+def column_limits(view: View, measure=len) -> list[tuple[int, int]]:
+    """Per column (narrowest, widest) width in terminal cells. A numeric or no-wrap column is at
+    least as wide as its widest value (its header may wrap at spaces); a text column at least as
+    wide as its longest word."""
+    limits = []
+    for column, cells in zip(view.columns, _cells(view)):
+        header_words = column.header.split() or [""]
+        widest = max([measure(column.header)] + [measure(text) for text in cells])
+        if column.numeric or not column.wrap:
+            narrowest = max([measure(w) for w in header_words] + [measure(text) for text in cells])
+        else:
+            narrowest = max(measure(w) for text in [column.header, *cells] for w in (text.split() or [""]))
+        limits.append((narrowest, widest))
+    return limits
+
+
+def fit_columns(view: View, width: int, measure=len) -> list[int] | None:
+    """Column widths that fit ``width`` terminal cells with no number or word cut, or None when
+    none do (then :func:`render_stacked`). Starts from every column's natural width and narrows
+    the widest wrappable column, one cell at a time, down to its longest word."""
+    limits = column_limits(view, measure)
+    overhead = 2 * EDGE + GAP * (len(limits) - 1)  # = 3n - 1 for n columns
+    widths = [widest for _, widest in limits]
+    if sum(n for n, _ in limits) + overhead > width:
+        return None
+    excess = sum(widths) + overhead - width
+    while excess > 0:
+        slack = [(w, i) for i, (w, (narrowest, _)) in enumerate(zip(widths, limits)) if w > narrowest]
+        _, i = max(slack)
+        widths[i] -= 1
+        excess -= 1
+    return widths
+
+
+def _sub_view(view: View, indices: list[int], title: str, last: bool) -> View:
+    return View(title=title, columns=[view.columns[i] for i in indices], rows=view.rows,
+                notes=view.notes if last else [], footer=view.footer)
+
+
+def fit_panels(view: View, width: int, measure=len) -> list[tuple[View, list[int]]] | None:
+    """The view as one or more tables that fit ``width``: whole when it fits (text columns
+    wrapped if need be), else split into panels of columns, each repeating the first (key)
+    column and keeping a group's columns together; None when even the key and one group are
+    too wide (then :func:`render_stacked`)."""
+    whole = fit_columns(view, width, measure)
+    if whole is not None:
+        return [(view, whole)]
+    units: list[list[int]] = []
+    for index in range(1, len(view.columns)):
+        group = view.columns[index].group
+        if units and group and view.columns[units[-1][-1]].group == group:
+            units[-1].append(index)
+        else:
+            units.append([index])
+
+    def fits(indices):
+        return fit_columns(_sub_view(view, indices, "", False), width, measure) is not None
+
+    panels, current = [], [0]
+    for unit in units:
+        if fits(current + unit):
+            current += unit
+        elif current == [0]:
+            return None
+        else:
+            panels.append(current)
+            current = [0] + unit
+            if not fits(current):
+                return None
+    panels.append(current)
+    result = []
+    for number, indices in enumerate(panels):
+        title = view.title if number == 0 else (
+            f"{view.title} (continued, {number + 1} of {len(panels)})" if view.title else "")
+        part = _sub_view(view, indices, title, number == len(panels) - 1)
+        result.append((part, fit_columns(part, width, measure)))
+    return result
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Lines of at most ``width`` cells, broken at spaces; a single word longer than the line is
+    folded onto the next lines whole (it continues, nothing is dropped)."""
+    import textwrap
+
+    return textwrap.wrap(text, max(width, 1), break_long_words=True, break_on_hyphens=False) or [""]
+
+
+def render_stacked(view: View, width: int) -> str:
+    """A table too wide for ``width``: one block per row, each cell on its own line after its
+    header (``  Params      3,239,114``); a value too long for the line goes under its header."""
+    headers = [c.header for c in view.columns]
+    label = min(max(len(h) for h in headers), max(width // 3, 8))
+    columns = _cells(view)
+    count = len(view.rows) + (1 if view.footer else 0)
+    lines = _wrap(view.title, width) + [""] if view.title else []
+    lines.extend(_wrap(f"(too narrow for the table at {width} columns: one block per row; widen the "
+                       "terminal for the table)", width))
+    for number in range(count):
+        lines.append("  " + "─" * max(min(width - 2, 40), 1))
+        for header, cells in zip(headers, columns):
+            value = cells[number]
+            if not value:
+                continue
+            if len(header) <= label and 2 + label + 2 + len(value) <= width:
+                lines.append(f"  {header.ljust(label)}  {value}")
+            else:
+                lines.extend("  " + part for part in _wrap(header, width - 2))
+                lines.extend("      " + part for part in _wrap(value, width - 6))
+    if view.notes:
+        lines.append("")
+        for note in view.notes:
+            lines.extend(_wrap(note, width))
+    return "\n".join(lines) + "\n"
+
+
 def print_rich(views: list[View], console=None) -> None:
-    from rich import box
+    """Draw on a terminal: a rich table whose column widths :func:`fit_columns` chose, or the
+    stacked form when the terminal is too narrow for any table that keeps numbers whole."""
+    from rich.cells import cell_len
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
     console = console or Console()
-    for view in views:
-        table = Table(title=view.title, box=box.SIMPLE_HEAVY, show_footer=False, title_justify="left")
-        for column in view.columns:
-            table.add_column(column.header, justify="right" if column.numeric else "left",
-                             no_wrap=column.numeric or not column.wrap, overflow="fold")
-        for row in view.rows:
-            table.add_row(*(_cell(row.get(c.key)) for c in view.columns))
-        if view.footer:
-            table.add_section()
-            table.add_row(*(_cell(view.footer.get(c.key)) for c in view.columns), style="bold")
-        console.print(table)
-        for note in view.notes:
-            console.print(note, markup=False, highlight=False)
+    for whole in views:
+        panels = fit_panels(whole, console.width, cell_len)
+        if panels is None:
+            console.print(Text(render_stacked(whole, console.width).rstrip("\n")), soft_wrap=True)
+            continue
+        for view, widths in panels:
+            _print_table(console, view, widths)
+
+
+def _print_table(console, view: View, widths: list[int]) -> None:
+    """One rich table at exactly ``widths`` (they fit the console, so rich never crops a cell);
+    cells are Text, never markup (a spec path with brackets prints as it is)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(view.title) if view.title else None, box=box.SIMPLE_HEAVY, show_footer=False,
+                  title_justify="left", show_edge=False)
+    for column, width in zip(view.columns, widths):
+        table.add_column(Text(column.header), justify="right" if column.numeric else "left", width=width,
+                         no_wrap=False, overflow="fold")
+    for row in view.rows:
+        table.add_row(*(Text(_cell(row.get(c.key))) for c in view.columns))
+    if view.footer:
+        table.add_section()
+        table.add_row(*(Text(_cell(view.footer.get(c.key))) for c in view.columns), style="bold")
+    console.print(table)
+    for note in view.notes:
+        console.print(note, markup=False, highlight=False)
 
 
 def render_plain(views: list[View]) -> str:

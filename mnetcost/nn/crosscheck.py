@@ -19,6 +19,7 @@ model, so a module outside the resolved layers that costs anything makes them di
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from mnetcost.calculator.cost import Convention, get_convention, network_cost
@@ -97,10 +98,15 @@ class CrossCheck:
     fvcore_params: int
     fvcore_mult_adds: int
     unsupported_ops: dict = field(default_factory=dict)
+    memory: "MemoryCheck | None" = None  # activation, weight and training bytes against the model's tensors
 
     @property
     def disagreeing(self) -> list[LayerCheck]:
         return [layer for layer in self.layers if not layer.agree]
+
+    @property
+    def memory_agree(self) -> bool:
+        return self.memory is None or self.memory.agree
 
     @property
     def totals_agree(self) -> bool:
@@ -108,7 +114,7 @@ class CrossCheck:
 
     @property
     def agree(self) -> bool:
-        return self.totals_agree and not self.disagreeing
+        return self.totals_agree and not self.disagreeing and self.memory_agree
 
     @property
     def unexpected_ops(self) -> dict:
@@ -133,6 +139,8 @@ class CrossCheck:
         data.update({"layers_checked": len(self.layers),
                      "layers_disagreeing": [layer.name for layer in self.disagreeing],
                      "unsupported_ops": dict(self.unsupported_ops)})
+        if self.memory is not None:
+            data["memory"] = self.memory.summary()
         return data
 
     def as_dict(self) -> dict:
@@ -141,6 +149,8 @@ class CrossCheck:
         unsupported = result.pop("unsupported_ops")
         result["layers"] = [layer.as_dict(self.convention.ops_per_mac) for layer in self.layers]
         result["unsupported_ops"] = unsupported
+        if self.memory is not None:
+            result["memory"] = self.memory.as_dict()
         return result
 
 
@@ -163,6 +173,8 @@ def _measured_params(convention: Convention, trainable: int, bn_affine: int, bn_
         return trainable
     if convention.bn_params == 0:
         return trainable - bn_affine
+    if convention.bn_params == 1 and not bn_affine and not bn_stats:
+        return trainable  # counted on the BatchNorm-folded copy: each BatchNorm is one bias per channel
     raise ValueError(f"convention {convention.name}: cannot measure {convention.bn_params} "
                      "BatchNorm numbers per channel")
 
@@ -175,15 +187,25 @@ def _as_int(value, what: str) -> int:
 
 
 def crosscheck(network: Network, convention: str | Convention = "paper", *, model=None,
-               fmp_mode: str = "tf") -> CrossCheck:
+               fmp_mode: str = "tf", dtype: str = "fp32", memory: bool = True) -> CrossCheck:
     """Compare the engine's per-layer parameters and Mult-Adds of ``network`` with fvcore's counts
-    on the PyTorch model (built from ``network`` unless ``model`` is given), traced once."""
+    on the PyTorch model (built from ``network`` unless ``model`` is given), traced once; and,
+    unless ``memory`` is False, its memory figures at ``dtype`` with the model's own tensors
+    (:func:`memory_check`). The ``deploy`` convention is counted on a BatchNorm-folded copy."""
     import torch
 
+    from mnetcost.calculator.memory import get_dtype
+
+    get_dtype(dtype)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one tiny forward pass: threads only add contention (10x slower on a busy machine)
     try:
-        return _crosscheck(network, get_convention(convention), model, fmp_mode)
+        check = _crosscheck(network, get_convention(convention), model, fmp_mode)
+        if memory:
+            from dataclasses import replace
+
+            check = replace(check, memory=memory_check(network, dtype, model=model, fmp_mode=fmp_mode))
+        return check
     finally:
         torch.set_num_threads(threads)
 
@@ -209,6 +231,8 @@ def _crosscheck(network: Network, conv: Convention, model, fmp_mode: str) -> Cro
     if model is None:
         model = models.build_from_network(network, fmp_mode=fmp_mode)
     model.eval()
+    if conv.bn_params == 1:  # the deploy convention: count the deployed (BatchNorm-folded) model
+        model = fold_batchnorm(model)
     height, width = network.resolution
     inputs = torch.zeros(1, network.spec.in_channels, height, width)
     with torch.no_grad():
@@ -276,3 +300,288 @@ def paper_grid() -> list[Configuration]:
 
 def all_configurations() -> list[Configuration]:
     return paper_grid() + list(UNPRINTED)
+
+
+# --- memory against the model's own tensors ----------------------------------------------------
+TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "int8": "int8"}
+TRAIN_BATCHES = (2, 4)  # training memory is measured at two batch sizes: per image = the slope
+
+
+def fold_batchnorm(model):
+    """A copy of ``model`` (in ``eval()``) with every conv -> BatchNorm pair folded into one conv
+    with a bias (a BatchNorm without running statistics cannot be folded and stays), the deployed form: ``W' = W * g / sqrt(v + eps)``, ``b' = beta - m * g / sqrt(v + eps)``
+    per output channel (g, beta: the affine parameters; m, v: the running statistics). Each
+    ``bn`` becomes ``nn.Identity`` so module names stay the layers' names."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    folded = copy.deepcopy(model).eval()
+    for block in folded.modules():
+        names = list(block._modules) if isinstance(block, nn.Sequential) else []
+        for first, second in zip(names, names[1:]):
+            conv, bn = block._modules[first], block._modules[second]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.modules.batchnorm._BatchNorm)):
+                continue
+            if bn.running_mean is None or bn.running_var is None:
+                continue  # normalises by batch statistics even in eval(): cannot be folded, stays as it is
+            with torch.no_grad():
+                gain = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
+                scale = gain / torch.sqrt(bn.running_var + bn.eps)
+                fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                                  conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+                fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                shift = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
+                fused.bias.copy_((bias - bn.running_mean) * scale + shift)
+            block._modules[first] = fused
+            block._modules[second] = nn.Identity()
+    return folded
+
+
+def _layer_owner(model, names: list[str]) -> dict[str, str]:
+    """Top-level module name -> resolved layer it belongs to (``flatten``/``dropout`` -> ``fc``)."""
+    owner, pending = {}, []
+    for child, _ in model.named_children():
+        if child in names:
+            for waiting in pending:
+                owner[waiting] = child
+            owner[child], pending = child, []
+        else:
+            pending.append(child)
+    for waiting in pending:
+        owner[waiting] = names[-1]
+    return owner
+
+
+def activation_shapes(model, network) -> dict[str, tuple]:
+    """Per layer: (input shape, output shape) of the module's real tensors, batch 1, ``eval()``."""
+    import torch
+
+    shapes, hooks = {}, []
+    modules = dict(model.named_children())
+    for layer in network.layers:
+        hooks.append(modules[layer.name].register_forward_hook(
+            lambda module, inputs, output, name=layer.name: shapes.__setitem__(
+                name, (tuple(inputs[0].shape), tuple(output.shape)))))
+    height, width = network.resolution
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, network.spec.in_channels, height, width))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shapes
+
+
+def saved_bytes(model, network, batch: int) -> dict[str, int]:
+    """Per layer: bytes of the distinct tensors autograd saves for the backward pass during one
+    ``train()`` forward pass of ``batch`` images (``torch.autograd.graph.saved_tensors_hooks``),
+    each tensor charged to the first layer that saves it; parameters and buffers left out."""
+    import torch
+
+    names = [layer.name for layer in network.layers]
+    owner = _layer_owner(model, names)
+    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    current = [names[0]]
+    by_layer = dict.fromkeys(names, 0)
+    seen: set[int] = set()
+    kept = []  # keep every saved tensor alive so no storage address is reused during the pass
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        pointer = storage.data_ptr()
+        if pointer not in weights and pointer not in seen and storage.nbytes():
+            seen.add(pointer)
+            by_layer[current[0]] += storage.nbytes()
+        kept.append(tensor)
+        return tensor
+
+    hooks = [module.register_forward_pre_hook(lambda module, inputs, name=owner[child]: current.__setitem__(0, name))
+             for child, module in model.named_children()]
+    height, width = network.resolution
+    generator = torch.Generator().manual_seed(batch)
+    images = torch.rand(batch, network.spec.in_channels, height, width, generator=generator)
+    try:
+        model.train()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            output = model(images)
+        del output, kept[:]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return by_layer
+
+
+@dataclass(frozen=True)
+class LayerMemoryCheck:
+    name: str
+    kind: str
+    input_shape: tuple  # the engine's (C, H, W)
+    output_shape: tuple
+    model_input_shape: tuple  # the module's real tensors, batch dimension dropped
+    model_output_shape: tuple
+    input_bytes: int
+    output_bytes: int
+    model_input_bytes: int  # real tensor elements x bytes of the dtype
+    model_output_bytes: int
+    weight_bytes: int
+    folded_weight_bytes: int  # the BatchNorm-folded model's tensors of this layer at the dtype
+    training_bytes: int  # per image
+    measured_training_bytes: int  # slope over the batch of what autograd saved for this layer
+    per_batch_bytes: int  # what autograd saved for this layer that does not grow with the batch
+
+    @property
+    def agree(self) -> bool:
+        return (self.input_bytes == self.model_input_bytes and self.output_bytes == self.model_output_bytes
+                and self.weight_bytes == self.folded_weight_bytes
+                and self.training_bytes == self.measured_training_bytes
+                and _same_shape(self.input_shape, self.model_input_shape)
+                and _same_shape(self.output_shape, self.model_output_shape))
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "type": self.kind, "input": list(self.input_shape),
+                "model_input": list(self.model_input_shape), "output": list(self.output_shape),
+                "model_output": list(self.model_output_shape), "input_bytes": self.input_bytes,
+                "model_input_bytes": self.model_input_bytes, "output_bytes": self.output_bytes,
+                "model_output_bytes": self.model_output_bytes, "weight_bytes": self.weight_bytes,
+                "folded_weight_bytes": self.folded_weight_bytes, "training_bytes": self.training_bytes,
+                "measured_training_bytes": self.measured_training_bytes, "per_batch_bytes": self.per_batch_bytes,
+                "agree": self.agree}
+
+
+def _same_shape(engine: tuple, model: tuple) -> bool:
+    """(C, H, W) against a module's tensor shape without the batch: (C, H, W), or (F,) flattened."""
+    if len(model) == 1:
+        return engine[0] * engine[1] * engine[2] == model[0]
+    return tuple(engine) == tuple(model)
+
+
+@dataclass(frozen=True)
+class MemoryCheck:
+    network: Network
+    dtype: str
+    fmp_mode: str
+    layers: tuple[LayerMemoryCheck, ...]
+    peak_activation_bytes: int
+    peak_layer: str
+    measured_peak_bytes: int
+    measured_peak_layer: str
+    weight_bytes: int
+    folded_weight_bytes: int  # over every parameter of the folded model
+    deploy_params: int
+    folded_params: int
+    training_activation_bytes_per_image: int
+    measured_training_bytes_per_image: int  # over the whole model
+    per_batch_bytes: int
+    fold_max_diff: float  # max |folded(x) - model(x)| / max(1, max |model(x)|) in eval: the same function
+
+    @property
+    def disagreeing(self) -> list[LayerMemoryCheck]:
+        return [layer for layer in self.layers if not layer.agree]
+
+    @property
+    def totals_agree(self) -> bool:
+        return (self.peak_activation_bytes == self.measured_peak_bytes and self.peak_layer == self.measured_peak_layer
+                and self.weight_bytes == self.folded_weight_bytes and self.deploy_params == self.folded_params
+                and self.training_activation_bytes_per_image == self.measured_training_bytes_per_image
+                and self.fold_max_diff <= FOLD_TOLERANCE)
+
+    @property
+    def agree(self) -> bool:
+        return self.totals_agree and not self.disagreeing
+
+    def summary(self) -> dict:
+        return {"dtype": self.dtype, "agree": self.agree,
+                "peak_activation_bytes": self.peak_activation_bytes, "peak_layer": self.peak_layer,
+                "measured_peak_bytes": self.measured_peak_bytes, "measured_peak_layer": self.measured_peak_layer,
+                "weight_bytes": self.weight_bytes, "folded_weight_bytes": self.folded_weight_bytes,
+                "deploy_params": self.deploy_params, "folded_params": self.folded_params,
+                "training_activation_bytes_per_image": self.training_activation_bytes_per_image,
+                "measured_training_bytes_per_image": self.measured_training_bytes_per_image,
+                "per_batch_bytes": self.per_batch_bytes, "fold_max_diff": self.fold_max_diff,
+                "layers_disagreeing": [layer.name for layer in self.disagreeing]}
+
+    def as_dict(self) -> dict:
+        data = self.summary()
+        del data["layers_disagreeing"]
+        data["layers"] = [layer.as_dict() for layer in self.layers]
+        return data
+
+
+FOLD_TOLERANCE = 1e-4  # relative logit difference accepted between folded and original (float32 rounding)
+
+
+def _stored_bytes(module, precision) -> int:
+    """Bytes of a module's parameters at ``precision``: conv/linear weights, biases (+ one scale per
+    output channel at int8); any other parameter is counted at the weight width."""
+    from torch import nn
+
+    total = 0
+    for sub in module.modules():
+        for name, tensor in sub.named_parameters(recurse=False):
+            if isinstance(sub, (nn.Conv2d, nn.Linear)) and name == "weight":
+                total += tensor.numel() * precision.weight_bytes + tensor.shape[0] * precision.scale_bytes
+            elif isinstance(sub, (nn.Conv2d, nn.Linear)) and name == "bias":
+                total += tensor.numel() * precision.bias_bytes
+            else:
+                total += tensor.numel() * precision.weight_bytes
+    return total
+
+
+def memory_check(network: Network, dtype: str = "fp32", *, model=None, fmp_mode: str = "tf") -> MemoryCheck:
+    """Compare the engine's memory figures of ``network`` at ``dtype`` with the model's own tensors:
+    every layer's input/output shapes and bytes (forward hooks, batch 1, eval), the deployed weight
+    bytes and params (a BatchNorm-folded copy), and the training activation bytes per image (what
+    ``saved_tensors_hooks`` sees at two batch sizes, in ``train()`` on a copy of the model)."""
+    import copy
+
+    import torch
+
+    from mnetcost.calculator.memory import get_dtype, network_memory
+    from mnetcost.nn import models
+
+    precision = get_dtype(dtype)
+    memory = network_memory(network, precision, fmp_mode)
+    if model is None:
+        model = models.build_from_network(network, fmp_mode=fmp_mode)
+    itemsize = getattr(torch, TORCH_DTYPES[precision.name]).itemsize
+    shapes = activation_shapes(model, network)
+    folded = fold_batchnorm(model)
+    height, width = network.resolution
+    probe = torch.rand(2, network.spec.in_channels, height, width, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model.eval()(probe)
+        fold_diff = float((folded(probe) - reference).abs().max() / max(1.0, float(reference.abs().max())))
+    trainee = copy.deepcopy(model)
+    small, large = (saved_bytes(trainee, network, batch) for batch in TRAIN_BATCHES)
+    span = TRAIN_BATCHES[1] - TRAIN_BATCHES[0]
+    folded_modules = dict(folded.named_children())
+    rows = []
+    for layer, row in zip(network.layers, memory.layers):
+        model_in, model_out = (shape[1:] for shape in shapes[layer.name])
+        slope, remainder = divmod(large[layer.name] - small[layer.name], span)
+        measured = slope if not remainder else (large[layer.name] - small[layer.name]) / span
+        rows.append(LayerMemoryCheck(
+            name=layer.name, kind=layer.kind, input_shape=(layer.in_c, layer.in_h, layer.in_w),
+            output_shape=(layer.out_c, layer.out_h, layer.out_w), model_input_shape=tuple(model_in),
+            model_output_shape=tuple(model_out), input_bytes=row.input_bytes, output_bytes=row.output_bytes,
+            model_input_bytes=math.prod(model_in) * itemsize, model_output_bytes=math.prod(model_out) * itemsize,
+            weight_bytes=row.weight_bytes, folded_weight_bytes=_stored_bytes(folded_modules[layer.name], precision),
+            training_bytes=row.training_bytes, measured_training_bytes=measured,
+            per_batch_bytes=int(small[layer.name] - TRAIN_BATCHES[0] * measured),
+        ))
+    peak = max(rows, key=lambda r: r.model_input_bytes + r.model_output_bytes)  # first of the largest
+    measured_total = sum(r.measured_training_bytes for r in rows)
+    return MemoryCheck(
+        network=network, dtype=precision.name, fmp_mode=fmp_mode, layers=tuple(rows),
+        peak_activation_bytes=memory.peak_activation_bytes, peak_layer=memory.peak_layer,
+        measured_peak_bytes=peak.model_input_bytes + peak.model_output_bytes, measured_peak_layer=peak.name,
+        weight_bytes=memory.weight_bytes, folded_weight_bytes=_stored_bytes(folded, precision),
+        deploy_params=memory.deploy_params, folded_params=sum(p.numel() for p in folded.parameters()),
+        training_activation_bytes_per_image=memory.training_activation_bytes_per_image,
+        measured_training_bytes_per_image=measured_total,
+        per_batch_bytes=sum(r.per_batch_bytes for r in rows), fold_max_diff=fold_diff,
+    )

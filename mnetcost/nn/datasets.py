@@ -475,12 +475,21 @@ def fetch_official(name: str, data_dir: Path, url: str | None = None, md5: str |
     url = url or os.environ.get(f"MNETCOST_{name.upper()}_URL") or spec.url
     md5 = md5 or spec.md5
     archive = Path(data_dir) / spec.filename
+    failed_check = None
     if archive.is_file():
-        if md5sum(archive) == md5:
+        found = md5sum(archive)
+        if found == md5:
             return archive
-        log(f"{archive} has the wrong MD5; downloading it again")
+        failed_check = f"the cached {archive} failed its MD5 check (got {found}, expected {md5})"
+        log(f"{failed_check}; downloading it again")
     log(f"downloading {url} to {archive}")
-    download(url, archive, md5, progress=progress)
+    try:
+        download(url, archive, md5, progress=progress)
+    except DataError as exc:
+        if failed_check is None:
+            raise
+        raise DataError(f"{failed_check}, and downloading it again failed: {exc}; delete it or put a good copy "
+                        "there") from None
     return archive
 
 

@@ -9,13 +9,37 @@ work), normalised and (with ``augment``) randomly cropped and flipped on the dev
 channels-last memory format (3.4x faster on CPU at alpha 0.25, FACTS.md). On CUDA the forward
 pass runs under bf16 autocast and ``compile`` wraps the model in ``torch.compile``.
 
-A run folder holds ``config.json``, ``metrics.jsonl`` (one JSON object per epoch),
-``last.pt`` and ``best.pt`` (checkpoints), and ``summary.json``. Every file is written to a
-temporary file and renamed, in the order best.pt, last.pt, metrics.jsonl, summary.json, so a
-run killed at any instant leaves a valid last checkpoint, and metrics.jsonl is rebuilt from the
-checkpoint's history on resume. A checkpoint stores the random states of torch (CPU and CUDA),
-numpy, Python, the batch-order and augmentation generators, for every rank, so on CPU an
-interrupted and resumed run ends with exactly the weights and metrics of an uninterrupted one.
+The run folder (a contract: ``mnetcost grid`` and ``plot --runs`` rely on it)
+-------------------------------------------------------------------------------
+A run folder holds ``config.json`` (written first, atomically, before any training: every
+option, the run's id, the spec's TOML text, what determinism depends on, and the history of the
+command lines that started and resumed it), ``metrics.jsonl`` (one JSON object per epoch),
+``last.pt`` and ``best.pt`` (checkpoints, each naming the run id), and ``summary.json``. Every
+file is written to a temporary file and renamed, in the order best.pt, last.pt, metrics.jsonl,
+summary.json, so a run killed at any instant leaves a valid last checkpoint, and metrics.jsonl
+is rebuilt from the checkpoint's history on resume. A checkpoint stores the random states of
+torch (CPU and CUDA), numpy, Python, the batch-order and augmentation generators, for every
+rank, so on CPU an interrupted and resumed run ends with exactly the weights and metrics of an
+uninterrupted one (a resume reuses the run's recorded thread count for that).
+
+:func:`run_state` classifies a folder by its files alone:
+
+* ``complete``: ``summary.json`` records every planned epoch done (``epochs >= epochs_planned``).
+  ``mnetcost train --resume --out DIR`` with the same ``--epochs`` (or none) exits 0 at once,
+  saying so in one line, without loading data or training.
+* ``partial``: ``config.json`` and ``last.pt`` exist, not complete: ``--resume`` continues it.
+* ``empty``: nothing but ``.lock`` and/or temporary files (``.<name>.*.tmp``); a new run takes it.
+* ``failed-start``: the leftovers of a start that completed no epoch (a run's ``config.json``
+  and at most ``best.pt``, no ``last.pt``, ``metrics.jsonl`` or ``summary.json``: a ``kill -9``
+  during epoch 1); a new run takes it, ``--resume`` refuses (nothing to continue).
+* ``missing`` (no folder) and ``other`` (anything else: not a run, or a damaged one, e.g.
+  ``last.pt`` deleted): a new run refuses ``other``.
+
+``mnetcost train`` holds the folder's lock (``files.run_lock``: an ``flock`` on ``<run>/.lock``,
+released by the kernel even after ``kill -9``) for its whole life, new run or ``--resume``; a
+second process is refused with one line containing "is in use by" (exit 2) and changes nothing.
+A start that fails before its first epoch is saved (NaN loss, full disk, Ctrl-C, bad data)
+removes what it wrote, and the folder too when it created it.
 
 Under ``torchrun --nproc_per_node=N`` every rank takes a strided shard of the same permutation
 (padded to a multiple of N, as ``DistributedSampler`` does), ``--batch-size`` is the global batch
@@ -42,15 +66,19 @@ from mnetcost import __version__
 from mnetcost.nn import distributed as D
 from mnetcost.nn.datasets import Dataset
 from mnetcost.errors import MnetcostError
-from mnetcost.files import atomic_write, write_json
+from mnetcost.files import LOCK_NAME, atomic_write
 from mnetcost.nn.fmp import predict_averaged
 
-RUN_FORMAT = 1
-CHECKPOINT_FORMAT = 1
+RUN_FORMAT = 2  # 2: run ids, spec text, bn_stats, threads, command history
+CHECKPOINT_FORMAT = 2  # 2: names its run id; 1 (older) is checked by its stored options instead
+CHECKPOINT_FORMATS = (1, 2)
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json")
 # Keys that define a run: a resumed run must agree on every one of them.
 IDENTITY = ("variant", "alpha", "delta", "classes", "resolution", "dataset", "batch_size", "lr", "seed",
-            "augment", "dropout", "world_size", "fmp_mode", "test_draws")
+            "augment", "dropout", "world_size", "fmp_mode", "test_draws", "bn_stats", "bn_batches", "spec_toml")
+# What runs written before a key existed did (a resumed old run keeps its behaviour).
+LEGACY = {"bn_stats": "running", "bn_batches": 0, "spec_toml": None, "threads": None}
+BN_STATS = ("precise", "running")
 TIMING_KEYS = ("seconds", "train_seconds", "eval_seconds", "images_per_s")
 
 
@@ -60,6 +88,18 @@ class RunError(MnetcostError):
 
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class SaveError(RuntimeError):
+    """A file of the run could not be written (full disk, file size limit, I/O error)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or ``stop_after``) during a run; ``saved_epoch``: the epoch ``last.pt`` holds (0: none)."""
+
+    def __init__(self, saved_epoch: int):
+        super().__init__(saved_epoch)
+        self.saved_epoch = saved_epoch
 
 
 @dataclass
@@ -86,6 +126,12 @@ class TrainConfig:
     world_size: int = 1
     fmp_mode: str = "tf"  # "tf" (TensorFlow's algorithm, as the paper) or "torch" (nn.FractionalMaxPool2d)
     test_draws: int = 1  # > 1: test predictions averaged over that many fixed FMP draws (Graham)
+    # "precise": BatchNorm statistics recomputed with the current weights on ``bn_batches`` training
+    # batches before each evaluation; "running": the moving averages of training (the paper's Keras).
+    bn_stats: str = "precise"
+    bn_batches: int = 20
+    threads: int | None = None  # CPU threads torch used (recorded by run(): results depend on it)
+    spec_toml: str | None = None  # the spec's TOML text: the run rebuilds its model from it, not from a file
 
     def identity(self) -> dict:
         return {key: getattr(self, key) for key in IDENTITY}
@@ -201,12 +247,48 @@ def seed_everything(seed: int) -> None:
 
 
 # --- the run folder ----------------------------------------------------------------------------
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    atomic_write(path, lambda stream: stream.write("".join(json.dumps(row) + "\n" for row in rows).encode()))
+class _Recorded:
+    """A write-only stream that remembers the first OSError of its target: torch.save reports a
+    failed write (a full disk) only as ``RuntimeError: ... unexpected pos``."""
+
+    def __init__(self, stream):
+        self.stream, self.error = stream, None
+
+    def write(self, data):
+        try:
+            return self.stream.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self):
+        return self.stream.flush()
+
+
+def save_file(path: Path, write) -> None:
+    """``atomic_write`` that turns any failure to write into :class:`SaveError` naming the file
+    and the reason (the temporary file is removed; the old file, if any, is untouched)."""
+    recorded = []
+
+    def guarded(stream):
+        wrapper = _Recorded(stream)
+        recorded.append(wrapper)
+        write(wrapper)
+
+    try:
+        atomic_write(path, guarded)
+    except (OSError, RuntimeError) as exc:
+        cause = (recorded[0].error if recorded and recorded[0].error else None) or exc
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause).splitlines()[0]
+        raise SaveError(f"cannot write {path}: {reason}") from None
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    atomic_write(path, lambda stream: torch.save(state, stream))
+    save_file(path, lambda stream: torch.save(state, stream))
+
+
+def save_json(path: Path, obj) -> None:
+    save_file(path, lambda stream: stream.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -216,39 +298,195 @@ def load_checkpoint(path: Path) -> dict:
         raise RunError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
 
 
+# --- what a folder holds ------------------------------------------------------------------------
+def is_temporary(name: str) -> bool:
+    """A temporary file of ``atomic_write`` for one of the run's files (a killed write leaves one)."""
+    return name.endswith(".tmp") and any(name.startswith(f".{run_file}.") for run_file in RUN_FILES)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _is_run_config(data) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("config"), dict)
+
+
+def run_state(out: Path | str) -> str:
+    """``missing``, ``empty``, ``failed-start``, ``partial``, ``complete`` or ``other``: what the
+    folder ``out`` holds, from its files alone (the module docstring defines each). Reads JSON
+    only; never takes the lock (see :func:`mnetcost.files.lock_holder` for that)."""
+    out = Path(out)
+    if not out.exists():
+        return "missing"
+    if not out.is_dir():
+        return "other"
+    names = {p.name for p in out.iterdir() if p.name != LOCK_NAME and not is_temporary(p.name)}
+    if not names:
+        return "empty"
+    summary = _read_json(out / "summary.json") if "summary.json" in names else None
+    if isinstance(summary, dict) and "config.json" in names and _done(summary):
+        return "complete"
+    if {"config.json", "last.pt"} <= names:
+        return "partial"
+    if names <= {"config.json", "best.pt"} and _is_run_config(_read_json(out / "config.json")):
+        return "failed-start"
+    return "other"
+
+
+def _done(summary: dict) -> bool:
+    epochs, planned = summary.get("epochs"), summary.get("epochs_planned")
+    return isinstance(epochs, int) and isinstance(planned, int) and epochs >= planned > 0
+
+
+def clear_failed_start(out: Path) -> None:
+    """Remove temporary files and a failed start's leftovers before a new run takes ``out``."""
+    if run_state(out) not in ("empty", "failed-start"):
+        raise RunError(f"--out {out} is not free for a new run")
+    for path in out.iterdir():
+        if path.name != LOCK_NAME:
+            path.unlink(missing_ok=True)
+
+
 def check_out_dir(out: Path, resume: bool) -> dict | None:
-    """Refuse a non-empty folder for a new run; return the stored config for a resume."""
+    """For a new run: refuse a folder a new run may not take (see :func:`run_state`), return None.
+    For a resume: the stored config.json, after checking that ``last.pt`` is there, readable and
+    of this run (its run id; older checkpoints: its stored options); the returned dict carries
+    ``_epochs_done`` and ``_history`` (the checkpoint's epoch and metrics), never written back."""
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} exists and is not a folder")
-    contents = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if not resume:
-        if contents:
-            shown = ", ".join(contents[:4]) + (", ..." if len(contents) > 4 else "")
-            raise RunError(f"--out {out} is not empty ({shown}); pass --resume to continue that run "
-                           f"or choose another --out")
-        return None
+        state = run_state(out)
+        if state in ("missing", "empty", "failed-start"):
+            return None
+        contents = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME and not is_temporary(p.name))
+        shown = ", ".join(contents[:4]) + (", ..." if len(contents) > 4 else "")
+        hint = ("pass --resume to continue that run" if state in ("partial", "complete")
+                else "it is not a run this command can continue")
+        raise RunError(f"--out {out} is not empty ({shown}); {hint}, or choose another --out")
     config_path = out / "config.json"
     if not config_path.is_file():
         raise RunError(f"--resume: nothing to resume in {out} (no config.json)")
+    stored = _read_json(config_path)
+    if not _is_run_config(stored):
+        raise RunError(f"--resume: {config_path} is not a run config")
+    last = out / "last.pt"
+    if not last.is_file():
+        recorded = [line for line in _lines(out / "metrics.jsonl")]
+        if recorded or (out / "summary.json").exists():
+            raise RunError(f"--resume: {last} is missing, so there is no checkpoint to continue from "
+                           f"(metrics.jsonl records {len(recorded)} epochs); nothing was changed")
+        raise RunError(f"--resume: {last} is missing: no epoch of the run in {out} finished, so there is "
+                       f"nothing to continue; start it again as a new run with the same --out")
+    checkpoint = load_checkpoint(last)
+    check_checkpoint(checkpoint, stored, last)
+    return {**stored, "_epochs_done": int(checkpoint["epoch"]), "_history": list(checkpoint["history"])}
+
+
+def _lines(path: Path) -> list[str]:
     try:
-        stored = json.loads(config_path.read_text())
-        stored["config"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RunError(f"--resume: {config_path} is not a run config ({exc})") from None
-    return stored
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def check_checkpoint(checkpoint: dict, stored: dict, path: Path) -> None:
+    """Refuse a checkpoint that is not the last one of the run ``stored`` describes, whatever its
+    shapes: its run id must be the run's (a checkpoint of format 1, written before run ids, must
+    carry the run's options)."""
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") not in CHECKPOINT_FORMATS:
+        found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise RunError(f"{path}: unknown checkpoint format {found!r}")
+    for key in ("epoch", "model", "optimizer", "rng", "history"):
+        if key not in checkpoint:
+            raise RunError(f"{path}: not a training checkpoint (no {key!r})")
+    run_id, owner = stored.get("run_id"), checkpoint.get("run_id")
+    if owner is not None or checkpoint["format"] >= 2:
+        if owner != run_id:
+            raise RunError(f"{path} belongs to another run (run id {owner}), not to the run in {path.parent} "
+                           f"(run id {run_id}); refusing to continue from it")
+    else:
+        theirs = dict(checkpoint.get("config") or {})
+        ours = {key: stored["config"].get(key, LEGACY.get(key)) for key in theirs}
+        if not _is_builtin(theirs.get("variant", "base")) and not _is_builtin(ours.get("variant", "base")):
+            theirs.pop("variant", None)
+            ours.pop("variant", None)
+        if not theirs or ours != theirs:
+            raise RunError(f"{path} belongs to another run (its options differ from {path.parent / 'config.json'}); "
+                           "refusing to continue from it")
+    if int(checkpoint["epoch"]) != len(checkpoint["history"]):
+        raise RunError(f"{path}: epoch {checkpoint['epoch']} but {len(checkpoint['history'])} epochs of history")
+
+
+def _is_builtin(variant: str) -> bool:
+    from mnetcost.calculator.spec import BUILTIN_VARIANTS
+
+    return str(variant) in BUILTIN_VARIANTS
 
 
 def mismatches(stored: dict, config: TrainConfig) -> list[str]:
-    """The identity fields where ``config`` differs from a stored run config."""
+    """The identity fields where ``config`` differs from a stored run config. A spec is compared by
+    its content (a spec file may move); keys an older run lacks take their ``LEGACY`` value."""
     wrong = []
-    defaults = TrainConfig()
     for key in IDENTITY:
-        old, new = stored.get(key, getattr(defaults, key)), getattr(config, key)
+        old = stored.get(key, LEGACY[key] if key in LEGACY else getattr(TrainConfig(), key))
+        new = getattr(config, key)
+        if key == "spec_toml":
+            if old is not None and new is not None and old != new:
+                wrong.append(f"the spec's content differs from the one stored in the run ({stored.get('variant')})")
+            continue
+        if key == "variant" and not _is_builtin(old) and not _is_builtin(new):
+            continue  # both spec files: compared by content above
         if isinstance(old, list) or isinstance(new, (list, tuple)):
             old, new = list(old or []), list(new)
         if old != new:
             wrong.append(f"{key} {old!r} (run) vs {new!r} (now)")
     return wrong
+
+
+def spec_text(variant: str) -> str:
+    """The TOML text of a built-in variant or a spec file, after :func:`load_spec` accepted it."""
+    from mnetcost.calculator.spec import BUILTIN_DIR, load_spec
+
+    load_spec(variant)  # every refusal (missing, folder, not a regular file, invalid) in its words
+    if _is_builtin(variant):
+        return (BUILTIN_DIR / f"{variant}.toml").read_text(encoding="utf-8")
+    try:
+        return Path(variant).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunError(f"{variant}: cannot read spec file: {exc}") from None
+
+
+def model_spec(config: TrainConfig):
+    """The run's spec: parsed from the text stored in the run, else loaded from ``variant``."""
+    from mnetcost.calculator.spec import load_spec, parse_spec
+
+    if config.spec_toml is not None:
+        return parse_spec(config.spec_toml, str(config.variant))
+    return load_spec(config.variant)
+
+
+def determinism(device_name: str, dist: D.Dist) -> dict:
+    """What bit-identical results depend on besides the options and the data: the resumed part of
+    a run reproduces an uninterrupted one only where these agree."""
+    import platform
+
+    return {"threads": torch.get_num_threads(), "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "machine": platform.machine(), "device": device_name,
+            "world_size": dist.world, "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cuda": torch.version.cuda, "mnetcost": __version__}
+
+
+def determinism_changes(before: dict | None, now: dict) -> list[str]:
+    if not before:
+        return []
+    return [f"{key} {before[key]} -> {now[key]}" for key in ("threads", "torch", "numpy", "machine", "device",
+                                                              "deterministic_algorithms", "cuda")
+            if key in before and before[key] != now[key]]
 
 
 # --- the loop ----------------------------------------------------------------------------------
@@ -344,6 +582,39 @@ class Trainer:
                            f"nothing of this epoch was saved")
         return {"loss": loss_total / count, "train_acc": correct_total / count, "count": int(count)}
 
+    @torch.no_grad()
+    def recompute_bn_stats(self, epoch: int) -> int:
+        """Precise BatchNorm statistics: reset every BatchNorm layer's running mean and variance
+        and set them to the average over ``bn_batches`` training batches (``batch_size`` images
+        each, no augmentation) of the batch statistics the current weights produce, with the rest
+        of the model in eval mode (dropout off, the FMP layers' fixed evaluation draw), so the
+        statistics match what evaluation feeds them. The batches are the first ones of a
+        permutation drawn from a generator seeded by (seed, epoch); every rank uses the same
+        images, so every rank ends with the same statistics. No global random state is consumed:
+        training goes on exactly as it would without this step. Returns the images used."""
+        layers = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not layers or self.config.bn_batches < 1:
+            return 0
+        n = len(self.data.train_y)
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + 7_919 + epoch)
+        chosen = torch.randperm(n, generator=generator)[: self.config.bn_batches * self.config.batch_size]
+        momenta = [layer.momentum for layer in layers]
+        self.net.eval()
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # cumulative average over the batches below
+            layer.train()
+        try:
+            for start in range(0, len(chosen), self.config.batch_size):
+                index = chosen[start:start + self.config.batch_size].to(self.device)
+                with self.autocast():
+                    self.net(self.prepare(self.data.train_x[index], augment=False))
+        finally:
+            for layer, momentum in zip(layers, momenta):
+                layer.momentum = momentum
+            self.net.eval()
+        return len(chosen)
+
     @torch.inference_mode()
     def evaluate(self, batch: int = 1000) -> dict:
         """Test loss and accuracy in eval mode (deterministic FMP draw, or the average of
@@ -436,22 +707,23 @@ class RunResult:
     history: list
 
 
-def analytic_cost(config: TrainConfig) -> dict:
+def analytic_cost(config: TrainConfig, spec=None) -> dict:
     from mnetcost.calculator.cost import network_cost
     from mnetcost.calculator.resolver import resolve
 
-    network = resolve(config.variant, alpha=config.alpha, delta=config.delta, classes=config.classes,
-                      resolution=tuple(config.resolution))
+    network = resolve(spec if spec is not None else model_spec(config), alpha=config.alpha, delta=config.delta,
+                      classes=config.classes, resolution=tuple(config.resolution))
     cost = network_cost(network, "paper")
     return {"spec": network.variant, "params": int(cost.params), "mult_adds": int(cost.mult_adds)}
 
 
-def summarize(out: Path, config: TrainConfig, dataset_info: dict, cost: dict, history: list, device: str) -> dict:
+def summarize(out: Path, config: TrainConfig, dataset_info: dict, cost: dict, history: list, device: str,
+              run_id: str | None = None) -> dict:
     best = max(history, key=lambda row: row["test_acc"]) if history else None
     train_seconds = sum(row["train_seconds"] for row in history)
     images = sum(row["images"] for row in history)
     return {
-        "format": RUN_FORMAT, "name": out.name, "variant": config.variant, "spec": cost["spec"],
+        "format": RUN_FORMAT, "name": out.name, "run_id": run_id, "variant": config.variant, "spec": cost["spec"],
         "alpha": config.alpha, "delta": config.delta, "classes": config.classes,
         "resolution": list(config.resolution), "dataset": dataset_info["name"],
         "dataset_source": config.dataset, "train_images": dataset_info["train"],
@@ -465,109 +737,206 @@ def summarize(out: Path, config: TrainConfig, dataset_info: dict, cost: dict, hi
         "epochs": len(history), "epochs_planned": config.epochs, "complete": len(history) >= config.epochs,
         "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed, "augment": config.augment,
         "dropout": config.dropout, "fmp_mode": config.fmp_mode, "test_draws": config.test_draws,
-        "device": device, "world_size": config.world_size,
+        "bn_stats": config.bn_stats, "bn_batches": config.bn_batches if config.bn_stats == "precise" else 0,
+        "device": device, "world_size": config.world_size, "threads": config.threads,
         "train_seconds": round(train_seconds, 3),
         "images_per_s": round(images / train_seconds, 1) if train_seconds > 0 else None,
     }
 
 
-def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict | None = None,
-        quiet: bool = False, dist: D.Dist = D.Dist(), stop_after: int | None = None) -> RunResult:
-    """Train ``config`` on ``dataset`` into ``out`` (already checked by :func:`check_out_dir`).
+def kept(out: Path, saved_epoch: int) -> str:
+    """What a failed or interrupted run leaves, truthfully."""
+    if saved_epoch:
+        return f"{out} keeps epoch {saved_epoch} (last.pt); --resume --out {out} continues from it"
+    return "no epoch was completed, so nothing of the run was kept"
 
-    ``resume_state``: the stored config.json of the run being resumed (its last checkpoint, if
-    any, is loaded). ``stop_after``: stop (as if interrupted) after that many epochs of this call,
-    for tests.
+
+def _remove_started(out: Path) -> None:
+    """Undo a start that saved no epoch: the run's files and temporaries go, ``.lock`` stays."""
+    for path in out.iterdir() if out.is_dir() else ():
+        if path.name in RUN_FILES or is_temporary(path.name):
+            path.unlink(missing_ok=True)
+
+
+def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict | None = None,
+        quiet: bool = False, dist: D.Dist = D.Dist(), stop_after: int | None = None,
+        command: str | None = None) -> RunResult:
+    """Train ``config`` on ``dataset`` into ``out`` (already checked by :func:`check_out_dir`; the
+    caller holds the folder's lock).
+
+    ``resume_state``: the stored config.json of the run being resumed, as :func:`check_out_dir`
+    returns it (its last checkpoint is loaded and checked again). ``stop_after``: stop (as if
+    interrupted) after that many epochs of this call, for tests. ``command``: the command line to
+    record (default: ``sys.argv``). A fresh run that fails or is interrupted before its first
+    checkpoint removes the files it wrote; the exception says what the folder keeps.
     """
+    import datetime
+    import os
+    import uuid
+
     out = Path(out)
+    if config.bn_stats not in BN_STATS:
+        raise RunError(f"bn_stats must be one of {', '.join(BN_STATS)}, got {config.bn_stats!r}")
     device = pick_device(config.device, dist)
-    cost = analytic_cost(config)
+    spec = model_spec(config)
+    cost = analytic_cost(config, spec)
     dataset_info = dataset.describe()
+    config = _replace(config, threads=torch.get_num_threads())
+    fresh = resume_state is None
     start_epoch, history, best_acc = 0, [], -1.0
     checkpoint = None
-    if resume_state is not None and (out / "last.pt").is_file():
+    if not fresh:
+        if not (out / "last.pt").is_file():
+            raise RunError(f"--resume: {out / 'last.pt'} is missing, so there is no checkpoint to continue from; "
+                           "nothing was changed")
         checkpoint = load_checkpoint(out / "last.pt")
-        if checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise RunError(f"{out / 'last.pt'}: unknown checkpoint format {checkpoint.get('format')!r}")
+        check_checkpoint(checkpoint, resume_state, out / "last.pt")
         start_epoch = int(checkpoint["epoch"])
         history = list(checkpoint["history"])
         best_acc = max((row["test_acc"] for row in history), default=-1.0)
+        if config.epochs < start_epoch:
+            raise RunError(f"--epochs {config.epochs}: the run in {out} has already done {start_epoch} epochs; "
+                           f"plan at least {start_epoch} (nothing was changed)")
+    run_id = D.broadcast(dist, (resume_state or {}).get("run_id") or uuid.uuid4().hex)
 
     # Same initial weights on every rank and every run of this seed; per-rank streams afterwards.
     from mnetcost.nn.models import build_model
 
     seed_everything(config.seed)
-    model = build_model(config.variant, alpha=config.alpha, delta=config.delta, classes=config.classes,
+    model = build_model(spec, alpha=config.alpha, delta=config.delta, classes=config.classes,
                         resolution=tuple(config.resolution), dropout=config.dropout, fmp_seed=config.seed,
                         fmp_mode=config.fmp_mode)
     seed_everything(config.seed + 7919 * dist.rank)
     data = DeviceData.from_dataset(dataset, device)
     trainer = Trainer(model, data, config, device, dist)
     if checkpoint is not None:
-        trainer.net.load_state_dict(checkpoint["model"])
-        trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            trainer.net.load_state_dict(checkpoint["model"])
+            trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            detail = " ".join(str(exc).split())
+            raise RunError(f"{out / 'last.pt'} does not fit the model of the run in {out}: "
+                           f"{detail[:300]}") from None
         states = checkpoint["rng"]
         if len(states) != dist.world:
             raise RunError(f"{out / 'last.pt'} was written by {len(states)} processes, now {dist.world}")
         restore_rng(states[dist.rank], trainer.generators)
 
     device_name = str(device) if device.type == "cpu" else torch.cuda.get_device_name(device)
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        for name in RUN_FILES:  # temporary files a killed process could not remove
-            for stale in out.glob(f".{name}.*.tmp"):
-                stale.unlink(missing_ok=True)
-        stored = {"format": RUN_FORMAT, **asdict(config), "config": asdict(config), "dataset_info": dataset_info,
-                  "class_names": list(dataset.class_names), "spec": cost["spec"],
-                  "params": cost["params"], "mult_adds": cost["mult_adds"], "device_used": device_name,
-                  "mnetcost_version": __version__, "torch_version": torch.__version__,
-                  "command": " ".join(sys.argv)}
-        write_json(out / "config.json", stored)
-        if history:  # rebuild from the checkpoint: drops a line a kill may have left unmatched
-            write_jsonl(out / "metrics.jsonl", history)
-    D.barrier(dist)
-
+    now = determinism(device_name, dist)
+    changes = [] if fresh else determinism_changes(resume_state.get("determinism"), now)
+    if changes and dist.main:
+        print(f"note: resuming {out} with {', '.join(changes)}: the result may differ in its last bits from "
+              "an uninterrupted run", file=sys.stderr, flush=True)
+    saved_epoch = start_epoch
     show = dist.main and not quiet
     progress = Progress(enabled=sys.stderr.isatty() and sys.stdout.isatty(), lines=show)
-    epochs_run = 0
-    with progress:
-        progress.start(start_epoch, config.epochs)
-        if start_epoch and show:
-            progress.note(f"resuming {out} after epoch {start_epoch} of {config.epochs}")
-        for epoch in range(start_epoch + 1, config.epochs + 1):
-            if stop_after is not None and epochs_run >= stop_after:
-                raise KeyboardInterrupt
-            progress.epoch(epoch, trainer.steps_per_epoch())
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            began = time.perf_counter()
-            train = trainer.train_epoch(on_step=progress.step if show else None)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            trained = time.perf_counter()
-            test = trainer.evaluate()
-            ended = time.perf_counter()
-            row = {"epoch": epoch, "loss": train["loss"], "train_acc": train["train_acc"], **test,
-                   "seconds": round(ended - began, 3), "train_seconds": round(trained - began, 3),
-                   "eval_seconds": round(ended - trained, 3), "images": train["count"],
-                   "images_per_s": round(train["count"] / max(trained - began, 1e-9), 1)}
-            history.append(row)
-            improved = test["test_acc"] > best_acc
-            best_acc = max(best_acc, test["test_acc"])
-            states = D.gather(dist, capture_rng(trainer.generators))
-            if dist.main:
-                state = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model": trainer.net.state_dict(),
-                         "optimizer": trainer.optimizer.state_dict(), "rng": states, "history": history,
-                         "config": config.identity()}
-                if improved:
-                    save_checkpoint(out / "best.pt", state)
-                save_checkpoint(out / "last.pt", state)
-                write_jsonl(out / "metrics.jsonl", history)
-                write_json(out / "summary.json", summarize(out, config, dataset_info, cost, history, device_name))
-            D.barrier(dist)
-            epochs_run += 1
-            progress.done({**row, "best": best_acc}, config.epochs)
-    summary = summarize(out, config, dataset_info, cost, history, device_name)
-    if dist.main and (not (out / "summary.json").is_file() or not history or start_epoch >= config.epochs):
-        write_json(out / "summary.json", summary)
+    try:
+        error = None
+        if dist.main:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                if fresh:
+                    clear_failed_start(out)
+                else:
+                    for stale in out.iterdir():  # temporary files a killed process could not remove
+                        if is_temporary(stale.name):
+                            stale.unlink(missing_ok=True)
+                entry = {"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                         "command": command if command is not None else " ".join(sys.argv), "cwd": os.getcwd(),
+                         "from_epoch": start_epoch, "epochs": config.epochs, "threads": config.threads}
+                previous = list((resume_state or {}).get("commands") or [])
+                if not fresh and not previous and resume_state.get("command"):  # a run of format 1
+                    previous = [{"command": resume_state["command"], "from_epoch": 0}]
+                public = {key: value for key, value in asdict(config).items() if key != "spec_toml"}
+                stored = {"format": RUN_FORMAT, "run_id": run_id, **public, "config": asdict(config),
+                          "dataset_info": dataset_info, "class_names": list(dataset.class_names),
+                          "spec": cost["spec"], "params": cost["params"], "mult_adds": cost["mult_adds"],
+                          "device_used": device_name, "mnetcost_version": __version__,
+                          "torch_version": torch.__version__, "determinism": now,
+                          "command": previous[0]["command"] if previous else entry["command"],
+                          "commands": previous + [entry]}
+                save_json(out / "config.json", stored)
+                if history:  # rebuild from the checkpoint: drops a line a kill may have left unmatched
+                    save_file(out / "metrics.jsonl", _jsonl(history))
+                    save_json(out / "summary.json", summarize(out, config, dataset_info, cost, history, device_name,
+                                                              run_id))
+            except (SaveError, OSError) as exc:
+                error = str(exc) if isinstance(exc, SaveError) else f"cannot write in {out}: {exc.strerror or exc}"
+        error = D.broadcast(dist, error)  # every rank stops, or none
+        if error:
+            raise SaveError(error)
+
+        epochs_run = 0
+        with progress:
+            progress.start(start_epoch, config.epochs)
+            if start_epoch and show:
+                progress.note(f"resuming {out} after epoch {start_epoch} of {config.epochs}")
+            for epoch in range(start_epoch + 1, config.epochs + 1):
+                if stop_after is not None and epochs_run >= stop_after:
+                    raise KeyboardInterrupt
+                progress.epoch(epoch, trainer.steps_per_epoch())
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                began = time.perf_counter()
+                train = trainer.train_epoch(on_step=progress.step if show else None)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                trained = time.perf_counter()
+                if config.bn_stats == "precise":
+                    trainer.recompute_bn_stats(epoch)
+                test = trainer.evaluate()
+                ended = time.perf_counter()
+                row = {"epoch": epoch, "loss": train["loss"], "train_acc": train["train_acc"], **test,
+                       "seconds": round(ended - began, 3), "train_seconds": round(trained - began, 3),
+                       "eval_seconds": round(ended - trained, 3), "images": train["count"],
+                       "images_per_s": round(train["count"] / max(trained - began, 1e-9), 1)}
+                history.append(row)
+                improved = test["test_acc"] > best_acc
+                best_acc = max(best_acc, test["test_acc"])
+                states = D.gather(dist, capture_rng(trainer.generators))
+                error = None
+                if dist.main:
+                    state = {"format": CHECKPOINT_FORMAT, "run_id": run_id, "epoch": epoch,
+                             "model": trainer.net.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+                             "rng": states, "history": history, "config": config.identity()}
+                    try:
+                        if improved:
+                            save_checkpoint(out / "best.pt", state)
+                        save_checkpoint(out / "last.pt", state)
+                        saved_epoch = epoch
+                        save_file(out / "metrics.jsonl", _jsonl(history))
+                        save_json(out / "summary.json",
+                                  summarize(out, config, dataset_info, cost, history, device_name, run_id))
+                    except SaveError as exc:
+                        error = str(exc)
+                error = D.broadcast(dist, error)  # also the barrier after rank 0's writes
+                if error:
+                    raise SaveError(error)
+                saved_epoch = epoch
+                epochs_run += 1
+                progress.done({**row, "best": best_acc}, config.epochs)
+        summary = summarize(out, config, dataset_info, cost, history, device_name, run_id)
+        if dist.main and (not (out / "summary.json").is_file() or not history or start_epoch >= config.epochs):
+            save_json(out / "summary.json", summary)
+    except BaseException as exc:
+        if fresh and saved_epoch == 0 and dist.main:
+            _remove_started(out)
+        if isinstance(exc, Diverged):
+            raise Diverged(f"{exc}; {kept(out, saved_epoch)}") from None
+        if isinstance(exc, SaveError):
+            raise SaveError(f"{exc}; {kept(out, saved_epoch)}") from None
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+            raise Interrupted(saved_epoch) from None
+        raise
     return RunResult(out=out, summary=summary, history=history)
+
+
+def _jsonl(rows: list[dict]):
+    return lambda stream: stream.write("".join(json.dumps(row) + "\n" for row in rows).encode())
+
+
+def _replace(config: TrainConfig, **changes) -> TrainConfig:
+    from dataclasses import replace
+
+    return replace(config, **changes)

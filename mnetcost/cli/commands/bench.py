@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from mnetcost.cli.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RESOLUTION, convention_option, format_option,
-                              note_alpha, require_torch)
+                              integer, note_alpha, require_torch)
 
 
 @click.command("bench")
@@ -18,11 +18,11 @@ from mnetcost.cli.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RES
 @click.option("--resolution", "-r", type=RESOLUTION, default=32, show_default=True, help="Input size in pixels.")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="Where to run (auto: CUDA when available).")
-@click.option("--batch-size", type=click.IntRange(min=0), default=64, show_default=True,
+@click.option("--batch-size", type=integer("batch size", minimum=0), default=64, show_default=True,
               help="Batch for the throughput figure (images/s); 0 or 1 skips it.")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--warmup", type=integer("warmup", minimum=0), default=10, show_default=True,
               help="Untimed forward passes before timing.")
-@click.option("--repeats", type=click.IntRange(min=1), default=30, show_default=True,
+@click.option("--repeats", type=integer("repeats", minimum=1), default=30, show_default=True,
               help="Timed forward passes; the median is reported.")
 @click.option("--threads", type=POSITIVE, default=None, metavar="N",
               help="torch.set_num_threads(N) first (default: torch's own choice, recorded).")
@@ -52,17 +52,16 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
       mnetcost bench --variant fmp --alpha 0.25 --delta 2
       mnetcost bench --variant all --alpha 0.25,0.5,1 --delta 1,2,4 --out latency.json --plot latency.png
     """
-    from mnetcost.files import check_target, write_json
+    from mnetcost.files import check_outputs, write_json
     from mnetcost.calculator.resolver import resolve
     from mnetcost.analysis.sweep import parse_variants
 
-    # Check everything before the first (slow) measurement.
-    if out is not None:
-        check_target(out, "--out")
+    # Check everything before the first (slow) measurement: both outputs writable, not one file.
     if plot_file is not None:
-        from mnetcost.analysis.plot import check_output
+        from mnetcost.analysis.plot import image_format
 
-        check_output(plot_file, "--plot")
+        image_format(plot_file, "--plot")
+    check_outputs({"--out": out, "--plot": plot_file})
     variants = parse_variants(variant)
     note_alpha(alphas)
     configs = [(v, a, d, classes, resolution) for v in variants for a in alphas for d in deltas]

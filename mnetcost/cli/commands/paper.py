@@ -31,10 +31,11 @@ def paper_views(rows: list[dict]):
             views.append(View(
                 title=f"Table {table}, {dataset.upper().replace('CIFAR', 'CIFAR-')} (millions; mnetcost: paper convention)",
                 columns=[Column("model", "model"), Column("accuracy", "accuracy", True),
-                         Column("paper_ma", "paper Mult-Adds", True), Column("ma", "mnetcost", True),
-                         Column("ma_diff", "diff", True), Column("ma_verdict", "verdict"),
-                         Column("paper_p", "paper params", True), Column("p", "mnetcost", True),
-                         Column("p_diff", "diff", True), Column("p_verdict", "verdict")],
+                         Column("paper_ma", "paper Mult-Adds", True, group="ma"),
+                         Column("ma", "mnetcost", True, group="ma"), Column("ma_diff", "diff", True, group="ma"),
+                         Column("ma_verdict", "verdict", group="ma"),
+                         Column("paper_p", "paper params", True, group="p"), Column("p", "mnetcost", True, group="p"),
+                         Column("p_diff", "diff", True, group="p"), Column("p_verdict", "verdict", group="p")],
                 rows=view_rows, notes=notes,
             ))
     totals = summary(rows)

@@ -16,7 +16,8 @@ from mnetcost.cli.options import convention_option, format_option
 @click.option("--latency", "latency_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Latency results from `mnetcost bench --out FILE` (for --x latency).")
 @click.option("--runs", "runs_dir", type=click.Path(), default=None, metavar="DIR",
-              help="Add your training runs: DIR/summary.json and DIR/*/summary.json from `mnetcost train`.")
+              help="Add your training runs: every summary.json in DIR or below it (`mnetcost train`, `mnetcost grid`); "
+                   "runs that differ only in their seed are averaged.")
 @click.option("--no-paper", is_flag=True, help="Leave the paper's points out (plot only --runs).")
 @click.option("--table", "tables", type=click.Choice(("4", "5", "6")), multiple=True,
               help="Only the paper's rows of Table 4 (base), 5 (mp3) or 6 (fmp); repeatable. Default: all.")
@@ -30,7 +31,8 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
     and params as mnetcost computes them), one marker and colour per variant, each point
     labelled with α and δ, the baseline (MobileNet α=1 δ=1) ringed, and the Pareto front — no
     other point has lower-or-equal cost and higher-or-equal accuracy, one strictly — drawn as a
-    step line. --runs adds your runs as hollow markers. --format json also prints
+    step line. --runs adds your runs as hollow markers (runs that differ only in their seed as
+    one point: their mean, with their range as an error bar). --format json also prints
     {"points": [...], "front": [...]}.
 
     \b
@@ -44,7 +46,10 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
     from mnetcost.analysis.plot import check_output, collect_points, load_latency
 
     # Everything that can be wrong with the input is checked before anything is drawn or written.
+    from mnetcost.files import check_outputs
+
     check_output(out)
+    check_outputs({"--out": out}, {"--latency": latency_file, "--runs": runs_dir})
     if x == "latency" and latency_file is None:
         raise click.UsageError("--x latency needs --latency FILE (write it with `mnetcost bench --out FILE`)")
     if latency_file is not None and x != "latency":
@@ -59,9 +64,12 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
     if runs_dir is not None:
         from mnetcost.analysis.sweep import load_runs
 
+        from mnetcost.analysis.runs import mean_over_seeds
+
         runs, warnings = load_runs(runs_dir)
         for line in warnings:
             click.echo(line, err=True)
+        runs = mean_over_seeds(runs)  # runs that differ only in their seed: one point, their mean
     points, warnings = collect_points(dataset, include_paper=not no_paper, runs=runs, convention=convention,
                                       latency=latency, tables=chosen)
     for line in warnings:

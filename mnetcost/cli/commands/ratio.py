@@ -8,6 +8,25 @@ import click
 from mnetcost.cli.options import ALPHA, DELTA, POSITIVE, format_option, note_alpha
 
 
+def as_float(value: Fraction) -> float | None:
+    """The nearest float, or None beyond the float range (the exact fraction is reported too)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def ratio_text(value: Fraction, places: int = 4) -> str:
+    """A ratio for people, computed in decimal from the exact fraction (any size): ``0.5328``
+    below a million, ``9.343066e+17`` (scientific, visibly rounded) above."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as context:
+        context.prec = 60
+        number = Decimal(value.numerator) / Decimal(value.denominator)
+        return f"{number:.{places}f}" if abs(number) < 10**6 else f"{number:.6e}"
+
+
 def ratio_report(M: int, N: int, alpha: float, delta: int, kernel: int, feature: int) -> dict:
     """Per-layer counts of the modified (alpha, delta) and the original (1, 1) depthwise separable
     conv, their exact ratios and the closed form and approximation the paper gives."""
@@ -37,14 +56,14 @@ def ratio_report(M: int, N: int, alpha: float, delta: int, kernel: int, feature:
         "M": M, "N": N, "alpha": alpha, "delta": delta, "kernel": kernel, "feature": feature,
         "modified": layer_dict(modified),
         "original": layer_dict(original),
-        "ratio_params": float(ratio_params),
+        "ratio_params": as_float(ratio_params),
         "ratio_params_fraction": str(ratio_params),
-        "ratio_mult_adds": float(ratio_mult_adds),
+        "ratio_mult_adds": as_float(ratio_mult_adds),
         "ratio_mult_adds_fraction": str(ratio_mult_adds),
         "formula": "(alpha*D_K^2 + alpha^2*N)*delta / (D_K^2 + N)",
-        "ratio_formula": float(formula),
+        "ratio_formula": as_float(formula),
         "ratio_formula_fraction": str(formula),
-        "approx": float(approx),
+        "approx": as_float(approx),
         "approx_formula": "alpha^2*delta",
         "channels_are_integers": modified.in_channels == alpha * M and modified.out_channels == alpha * N,
     }
@@ -78,15 +97,19 @@ def ratio_views(report: dict):
         title="Ratios (modified / original); M and D_F cancel",
         columns=[Column("ratio", "ratio"), Column("value", "value", True), Column("exact", "exact fraction", True)],
         rows=[
-            {"ratio": "parameters (from the counts)", "value": f"{report['ratio_params']:.4f}",
+            {"ratio": "parameters (from the counts)", "value": ratio_text(Fraction(report["ratio_params_fraction"])),
              "exact": report["ratio_params_fraction"]},
-            {"ratio": "Mult-Adds (from the counts)", "value": f"{report['ratio_mult_adds']:.4f}",
+            {"ratio": "Mult-Adds (from the counts)",
+             "value": ratio_text(Fraction(report["ratio_mult_adds_fraction"])),
              "exact": report["ratio_mult_adds_fraction"]},
-            {"ratio": "closed form (α·D_K² + α²·N)·δ / (D_K² + N)", "value": f"{report['ratio_formula']:.4f}",
+            {"ratio": "closed form (α·D_K² + α²·N)·δ / (D_K² + N)",
+             "value": ratio_text(Fraction(report["ratio_formula_fraction"])),
              "exact": report["ratio_formula_fraction"]},
-            {"ratio": "approximation α²·δ", "value": f"{report['approx']:.4f}", "exact": str(Fraction(str(a)) ** 2 * d)},
+            {"ratio": "approximation α²·δ", "value": ratio_text(Fraction(str(a)) ** 2 * d),
+             "exact": str(Fraction(str(a)) ** 2 * d)},
         ],
-        notes=[f"ratio ≈ {report['ratio_params']:.2f} (exact), {report['approx']:.2f} (α²·δ)"]
+        notes=[f"ratio ≈ {ratio_text(Fraction(report['ratio_params_fraction']), 2)} (exact), "
+               f"{ratio_text(Fraction(str(a)) ** 2 * d, 2)} (α²·δ)"]
         + ([] if report["channels_are_integers"] else
            ["note: α·M or α·N is not an integer; the counts use int() channels as Keras builds them, "
             "the closed form uses real-valued α·M and α·N"]),

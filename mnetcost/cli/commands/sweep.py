@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from mnetcost.cli.options import (ALPHA_LIST, CLASSES_LIST, COUNT_SI, DELTA_LIST, RESOLUTION_LIST, convention_option,
-                              format_option, note_alpha, rounding_option)
+                              dtype_option, format_option, integer, memory_dtype, memory_options, note_alpha,
+                              rounding_option)
 
 TABLE_LIMIT = 40
 
@@ -28,27 +29,35 @@ def _budget(value: int | None) -> str:
               help="Keep configurations with at most this many Mult-Adds (SI: 10M = 10,000,000).")
 @click.option("--max-params", type=COUNT_SI, default=None, metavar="COUNT[K|M|G]",
               help="Keep configurations with at most this many parameters (SI: 1M = 1,000,000).")
+@memory_options
+@dtype_option
 @convention_option
 @rounding_option
 @click.option("--runs", "runs_dir", type=click.Path(), default=None, metavar="DIR",
               help="Also show accuracies of training runs (DIR/*/summary.json from `mnetcost train`).")
 @click.option("--sort", "sort_key", type=click.Choice(("mult_adds", "params", "accuracy", "variant", "alpha",
-                                                        "delta", "classes", "resolution")),
+                                                        "delta", "classes", "resolution", "peak_activation_bytes",
+                                                        "weight_bytes")),
               default="mult_adds", show_default=True,
               help="Sort order (ascending; accuracy: best first, unknown last).")
-@click.option("--front", "front_cost", type=click.Choice(("mult_adds", "params")), default="mult_adds",
+@click.option("--front", "front_cost", type=click.Choice(("mult_adds", "params", "peak_activation_bytes",
+                                                         "weight_bytes")), default="mult_adds",
               show_default=True, help="Cost axis of the accuracy Pareto front that marks rows.")
 @click.option("--known-only", is_flag=True, help="Only configurations with a known accuracy.")
 @click.option("--front-only", is_flag=True, help="Only configurations on the accuracy Pareto front.")
-@click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--limit", type=integer("limit", minimum=0), default=None, metavar="N",
               help=f"Show at most N rows (0 = all). Default: {TABLE_LIMIT} for table/markdown, all for json/csv.")
 @format_option
-def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_params, convention, rounding,
-            runs_dir, sort_key, front_cost, known_only, front_only, limit, fmt):
+def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_params, target, max_peak_memory,
+            max_weight_bytes, dtype, convention, rounding, runs_dir, sort_key, front_cost, known_only, front_only, limit,
+            fmt):
     """Evaluate a design space at once and answer budget questions.
 
     Prices every combination of --variant, --alpha, --delta, --classes and --resolution with the
-    vectorised engine, keeps those within --max-mult-adds/--max-params, and lists them sorted.
+    vectorised engine, keeps those within --max-mult-adds/--max-params and the memory budgets
+    (--max-peak-memory for the peak activation bytes, --max-weight-bytes for the deployed weight
+    bytes, or a --target board's SRAM and Flash; at --dtype, int8 by default with --target), and
+    lists them sorted.
     Known accuracies (the paper's Tables 4-6 at 32 px, and your runs with --runs) are shown, and
     rows on the accuracy Pareto front are marked: no other shown configuration for the same
     classes has fewer-or-equal cost (--front) and higher-or-equal accuracy, one of them strictly.
@@ -57,14 +66,21 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     Examples:
       mnetcost sweep --max-mult-adds 10M --known-only --sort accuracy
       mnetcost sweep -v base -a 0.25:1.0:0.05 -d 1,2,3,4 --max-params 1M --format json
+      mnetcost sweep --target stm32f746 --known-only --sort accuracy
+      mnetcost sweep --max-peak-memory 256KiB --max-weight-bytes 1MiB --dtype int8
     """
     import numpy as np
 
     from mnetcost.calculator.cost import get_convention
+    from mnetcost.calculator.memory import format_bytes
     from mnetcost.cli.render import Column, View, emit, millions
     from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
                                 rows_as_dicts, skipped_notes, sort_order)
 
+    from mnetcost.calculator.targets import budgets as memory_budgets
+
+    sram, flash, board = memory_budgets(target, max_peak_memory, max_weight_bytes)  # bad input fails first
+    dtype = memory_dtype(dtype, target)
     variants = parse_variants(variant)
     note_alpha(alphas)
     known = paper_known()
@@ -78,17 +94,21 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     known = [k for k in known if k.source != "paper" or k.variant in BUILTIN_VARIANTS]
 
-    result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding)
+    result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding, dtype)
     for line in skipped_notes(result.skipped):
         click.echo(line, err=True)
     if result.evaluated and not len(result) and result.skipped:
-        raise click.UsageError("no configuration in this sweep can be built (see the notes above)")
+        raise click.UsageError("no configuration in this sweep can be built or priced (see the notes above)")
 
     keep = np.ones(len(result), dtype=bool)
     if max_mult_adds is not None:
         keep &= result.mult_adds <= max_mult_adds
     if max_params is not None:
         keep &= result.params <= max_params
+    if sram is not None:
+        keep &= result.peak_activation_bytes <= sram
+    if flash is not None:
+        keep &= result.weight_bytes <= flash
     fitting = result.take(keep)
     accuracy, source, paper_accuracy = attach_accuracy(fitting, known)
     on_front = accuracy_front(fitting, accuracy, front_cost)
@@ -112,25 +132,40 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     if multi:
         columns += [Column("classes", "classes", True), Column("resolution", "px", True)]
     columns += [Column("mult_adds", conv.unit if conv.ops_per_mac == 1 else "Mult-Adds", True),
-                Column("params", "params", True), Column("accuracy", "accuracy %", True),
+                Column("params", "params", True), Column("peak_activation_bytes", f"peak RAM {dtype}", True),
+                Column("weight_bytes", f"weights {dtype}", True), Column("accuracy", "accuracy %", True),
                 Column("source", "source"), Column("front", "front")]
     table_rows = [{
         **row,
         "alpha": f"{row['alpha']:g}",
         "mult_adds": millions(row["mult_adds"]),
         "params": millions(row["params"]),
+        "peak_activation_bytes": format_bytes(row["peak_activation_bytes"]),
+        "weight_bytes": format_bytes(row["weight_bytes"]),
         "accuracy": "" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}",
         "source": row["accuracy_source"] or "",
         "front": "★" if row["on_front"] else "",
     } for row in rows]
     budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
-               f"params ≤ {_budget(max_params)}" if max_params is not None else ""]
+               f"params ≤ {_budget(max_params)}" if max_params is not None else "",
+               f"peak RAM ≤ {format_bytes(sram)}" if sram is not None else "",
+               f"weights ≤ {format_bytes(flash)}" if flash is not None else ""]
     budget_text = " and ".join(b for b in budgets if b)
     title = (f"{len(fitting):,} of {len(result):,} configurations" + (f" with {budget_text}" if budget_text else "")
              + f" (convention {conv.name}, sorted by {sort_key})")
+    filters = " and ".join(text for text, on in (("with a known accuracy", known_only),
+                                                 ("on the accuracy front", front_only)) if on)
+    if filters:  # the count in the title is the rows the filters keep, not the configurations before them
+        within = f"{len(fitting):,} with {budget_text} of {len(result):,}" if budget_text else f"{len(result):,}"
+        title = (f"{total:,} configuration{'s' if total != 1 else ''} {filters}, of {within} priced "
+                 f"(convention {conv.name}, sorted by {sort_key})")
     notes = [f"★ = on the accuracy Pareto front ({front_cost.replace('_', '-')} vs accuracy, per number of "
              "classes): no other row has fewer-or-equal cost and higher-or-equal accuracy, one strictly.",
-             "accuracy: paper = Chen & Su Tables 4-6 as printed (CIFAR at 32 px); others are your runs."]
+             "accuracy: paper = Chen & Su Tables 4-6 as printed (CIFAR at 32 px); others are your runs.",
+             f"memory at {dtype}: peak RAM = input + output activation bytes of the largest layer (one layer at a "
+             "time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
+             + (f"; target {board.name}: {board.board}, {format_bytes(board.sram_bytes)} SRAM, "
+                f"{format_bytes(board.flash_bytes)} Flash" if board else "") + "."]
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:

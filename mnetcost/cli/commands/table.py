@@ -3,7 +3,45 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.cli.options import config_options, convention_option, format_option, note_alpha, rounding_option, variant_option
+from mnetcost.cli.options import (config_options, convention_option, dtype_option, format_option, memory_dtype,
+                                  memory_options, note_alpha, rounding_option, variant_option)
+
+
+def memory_notes(report: dict) -> list[str]:
+    """The memory totals (and the fit, when asked) of one configuration, as lines under its table."""
+    from mnetcost.calculator.memory import format_bytes
+
+    lines = [
+        f"memory ({report['dtype']}): peak activations {report['peak_activation_bytes']:,} B "
+        f"({format_bytes(report['peak_activation_bytes'])}) at {report['peak_layer']} (★; input + output of one "
+        f"layer, layers run one at a time with BatchNorm and ReLU fused); weights {report['weight_bytes']:,} B "
+        f"({format_bytes(report['weight_bytes'])}) for {report['deploy_params']:,} deployed params (BatchNorm "
+        f"folded); training keeps {report['training_activation_bytes_per_image']:,} B "
+        f"({format_bytes(report['training_activation_bytes_per_image'])}) of activations per image (fp32)",
+    ]
+    if report.get("fit"):
+        lines.append(fit_note(report["fit"], report["peak_activation_bytes"], report["weight_bytes"]))
+    return lines
+
+
+def fit_note(fit: dict, peak: int, weights: int) -> str:
+    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.calculator.targets import get_target
+
+    def part(label, need, budget, margin):
+        if budget is None:
+            return f"{label}: no budget"
+        share = f"{need / budget:.0%} of {format_bytes(budget)}" if budget else f"budget {budget} B"
+        verdict = (f"fits, {format_bytes(margin)} to spare" if margin >= 0
+                   else f"does NOT fit, {format_bytes(-margin)} ({-margin:,} B) over")
+        return f"{label} {format_bytes(need)} = {share}: {verdict}"
+
+    where = get_target(fit["target"]).board if fit.get("target") else "the budgets"
+    verdict = "FITS" if fit["fits"] else "DOES NOT FIT"
+    return (f"{verdict} {where}: " + "; ".join((
+        part("peak RAM", peak, fit["sram_bytes"], fit["sram_margin_bytes"]),
+        part("weights (Flash)", weights, fit["flash_bytes"], fit["flash_margin_bytes"]),
+    )) + (f"; binding: {fit['binding']}" if fit.get("binding") else ""))
 
 
 def layer_view(report: dict):
@@ -14,22 +52,29 @@ def layer_view(report: dict):
     rows = [
         {"name": layer["name"], "type_stride": layer["type_stride"], "filter_shape": layer["filter_shape"],
          "input": "×".join(map(str, layer["input"])), "output": "×".join(map(str, layer["output"])),
-         "params": layer["params"], key: layer[key]}
+         "params": layer["params"], key: layer[key],
+         "activation_bytes": layer["input_bytes"] + layer["output_bytes"], "weight_bytes": layer["weight_bytes"],
+         "peak": "★" if layer["peak"] else ""}
         for layer in report["layers"]
     ]
-    footer = {"name": "total", "params": report["params"], key: report[key]}
+    footer = {"name": "total", "params": report["params"], key: report[key],
+              "activation_bytes": report["peak_activation_bytes"], "weight_bytes": report["weight_bytes"],
+              "peak": "peak"}
     title = (f"{report['variant']}" + (f" (Table {report['paper_table']})" if report.get("paper_table") else "")
              + f": α={report['alpha']:g} δ={report['delta']} classes={report['classes']} "
                f"input={report['resolution']}")
     notes = [
         f"total: {millions(report['params'])} params, {millions(report[key])} {unit} "
         f"(convention '{report['convention']}': {report['convention_detail']['description']})",
+        *memory_notes(report),
     ]
     return View(
         title=title,
-        columns=[Column("name", "layer", wrap=False), Column("type_stride", "Type / Stride", wrap=False),
+        columns=[Column("name", "layer", wrap=False), Column("type_stride", "Type / Stride"),
                  Column("filter_shape", "Filter Shape"), Column("input", "Input Size"),
-                 Column("output", "Output"), Column("params", "Params", True), Column(key, unit, True)],
+                 Column("output", "Output"), Column("params", "Params", True), Column(key, unit, True),
+                 Column("activation_bytes", f"In+Out B ({report['dtype']})", True), Column("peak", ""),
+                 Column("weight_bytes", f"Weight B ({report['dtype']})", True)],
         rows=rows, footer=footer, notes=notes,
     )
 
@@ -43,20 +88,42 @@ def grid_view(rows: list[dict]):
     first = rows[0]
     view_rows = [
         {"variant": r["variant"], "alpha": r["alpha"], "delta": r["delta"], key: r[key], "params": r["params"],
-         "mult_adds_change": f"{r['mult_adds_change']:+.1%}", "params_change": f"{r['params_change']:+.1%}"}
+         "mult_adds_change": f"{r['mult_adds_change']:+.1%}", "params_change": f"{r['params_change']:+.1%}",
+         "peak_activation_bytes": r["peak_activation_bytes"], "weight_bytes": r["weight_bytes"],
+         "deploy_params": r["deploy_params"],
+         "fits": ("yes" if r["fit"]["fits"] else f"no ({'RAM' if not r['fit']['fits_sram'] else ''}"
+                  f"{'+' if not (r['fit']['fits_sram'] or r['fit']['fits_flash']) else ''}"
+                  f"{'Flash' if not r['fit']['fits_flash'] else ''})") if "fit" in r else None}
         for r in rows
     ]
+    fit_columns = [Column("fits", "fits")] if "fit" in first else []
     return View(
         title=(f"{first['variant']}: totals per configuration, classes={first['classes']} "
                f"input={first['resolution']} (convention '{first['convention']}')"),
         columns=[Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True),
                  Column(key, unit, True), Column("params", "Params", True),
                  Column("mult_adds_change", f"{unit} vs baseline", True),
-                 Column("params_change", "Params vs baseline", True)],
+                 Column("params_change", "Params vs baseline", True),
+                 Column("peak_activation_bytes", f"Peak act. B ({first['dtype']})", True),
+                 Column("weight_bytes", f"Weight B ({first['dtype']})", True),
+                 Column("deploy_params", "Deploy params", True), *fit_columns],
         rows=view_rows,
         notes=[f"baseline: MobileNet (Table 1, α=1, δ=1) at the same classes and input: "
-               f"{first['baseline_mult_adds'] * scale:,} {unit}, {first['baseline_params']:,} params"],
+               f"{first['baseline_mult_adds'] * scale:,} {unit}, {first['baseline_params']:,} params",
+               f"memory at {first['dtype']}: peak activation bytes (input + output of the largest layer, one "
+               "layer at a time) and deployed weight bytes (BatchNorm folded)"]
+        + ([_budget_note(first["fit"])] if "fit" in first else []),
     )
+
+
+def _budget_note(fit: dict) -> str:
+    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.calculator.targets import get_target
+
+    where = get_target(fit["target"]).board if fit.get("target") else "budgets"
+    parts = [f"RAM {format_bytes(fit['sram_bytes'])}" if fit["sram_bytes"] is not None else "",
+             f"Flash {format_bytes(fit['flash_bytes'])}" if fit["flash_bytes"] is not None else ""]
+    return f"fits: {where}, " + " and ".join(p for p in parts if p)
 
 
 @click.command("table")
@@ -64,12 +131,20 @@ def grid_view(rows: list[dict]):
 @config_options(lists=True)
 @convention_option
 @rounding_option
+@dtype_option
+@memory_options
 @format_option
-def command(variant, alpha, delta, classes, resolution, convention, rounding, fmt):
+def command(variant, alpha, delta, classes, resolution, convention, rounding, dtype, target, max_peak_memory,
+            max_weight_bytes, fmt):
     """A variant layer by layer in the paper's notation (Tables 1-3), with params and Mult-Adds.
 
     With comma lists (--alpha 1,0.5,0.25 --delta 2,4) it prints the summary grid of Tables 4-6:
     totals per configuration and the change against the α=1, δ=1 MobileNet baseline.
+
+    Memory at --dtype: per layer the input + output activation bytes (★ marks the peak) and the
+    deployed weight bytes; totals: peak activation bytes, weight bytes, deploy params, training
+    activation bytes per image. --target BOARD (or --max-peak-memory/--max-weight-bytes) says
+    whether the model fits and by how much.
     """
     from mnetcost.calculator.cost import network_cost
     from mnetcost.cli.render import emit
@@ -77,13 +152,20 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, fm
     from mnetcost.calculator.resolver import plan, resolve
     from mnetcost.calculator.spec import load_spec
 
+    from mnetcost.calculator.report import fit_dict
+    from mnetcost.calculator.targets import budgets
+
+    budgets(target, max_peak_memory, max_weight_bytes)  # a bad budget fails before any work
+    dtype = memory_dtype(dtype, target)
     spec = load_spec(variant)
     note_alpha(alpha)
     if len(alpha) == 1 and len(delta) == 1:
         network_plan = plan(spec, classes, resolution)
-        report = network_report(network_cost(resolve(spec, alpha[0], delta[0], classes, resolution, rounding,
-                                                     network_plan), convention))
+        cost = network_cost(resolve(spec, alpha[0], delta[0], classes, resolution, rounding, network_plan), convention,
+                            dtype)
+        report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes))
         emit(fmt, report, [layer_view(report)])
     else:
-        rows = grid_report(spec, alpha, delta, classes, resolution, convention, rounding)
+        rows = grid_report(spec, alpha, delta, classes, resolution, convention, rounding, dtype=dtype, target=target,
+                           max_peak_memory=max_peak_memory, max_weight_bytes=max_weight_bytes)
         emit(fmt, rows, [grid_view(rows)])

@@ -1,0 +1,458 @@
+"""Training runs read back from their folders, aggregated over seeds, set beside the paper's
+printed accuracy, and the paper's claims checked against them (``mnetcost report``).
+
+Records -> groups -> claims, each a pure step over plain data:
+
+* :func:`load_records`: every run folder under a directory (any depth: a folder holding
+  ``config.json`` or ``summary.json``), read from its JSON files only (no torch, no checkpoint).
+* :func:`group_records`: one group per configuration and recipe (dataset, variant, alpha, delta,
+  classes, resolution, and the options that change results: batch size, lr, augmentation,
+  dropout, FMP mode, test draws, BatchNorm statistics); the seeds of a group are its sample. Each
+  group gets best and final test accuracy as mean, sample standard deviation, min and max over
+  its seeds, the paper's printed accuracy and the difference, params and Mult-Adds computed by
+  the calculator for the configuration (never copied from a summary), training activation memory
+  where :mod:`mnetcost.calculator.memory` is available, epochs and training time.
+* :func:`check_claims`: the paper's claims, for each paper configuration they concern: δ=4 beats
+  δ=2 at each (variant, α); fmp beats mp3 and mp3 beats base at each (α, δ); fmp α=0.25 δ=2
+  beats the baseline (base α=1 δ=1) with fewer Mult-Adds. A verdict compares the difference of
+  the means with the seed spread (:func:`verdict`).
+
+Accuracies stay fractions in [0, 1]; differences are fractions too (0.021 = 2.1 points).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mnetcost.errors import MnetcostError
+
+RECIPE_KEYS = ("batch_size", "lr", "augment", "dropout", "fmp_mode", "test_draws", "bn_stats", "bn_batches")
+METRICS = ("best", "final")
+VERDICTS = ("holds", "fails", "inconclusive", "not measured")
+PAPER_DATASETS = {10: "cifar10", 100: "cifar100"}
+SKIP_FOLDERS = {"logs"}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run folder as its JSON files describe it."""
+
+    name: str  # path relative to the report's directory
+    variant: str
+    alpha: float
+    delta: int
+    classes: int
+    resolution: int
+    dataset: str  # the data's name (cifar10, cifar10-jpeg, ...)
+    seed: int | None
+    recipe: tuple  # ((key, value), ...) for RECIPE_KEYS present
+    best: float | None  # best test accuracy over epochs (None: no epoch finished)
+    final: float | None
+    epochs: int
+    epochs_planned: int | None
+    complete: bool
+    seconds: float | None  # training + evaluation time of its epochs
+    device: str | None = None
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _metrics(path: Path) -> list[dict]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line a kill cut short
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _fraction(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value) if 0 <= value <= 1 else None
+
+
+def run_folders(root: Path) -> list[Path]:
+    """Folders under ``root`` (``root`` included) holding config.json or summary.json, sorted;
+    a run folder's subfolders and ``logs`` folders are not searched."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        if "config.json" in files or "summary.json" in files:
+            found.append(Path(folder))
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_FOLDERS)
+    return sorted(found)
+
+
+def read_record(folder: Path, root: Path) -> RunRecord:
+    """One run folder; ValueError naming the first problem when it is not a readable run."""
+    summary = _read_json(folder / "summary.json")
+    config = _read_json(folder / "config.json")
+    summary = summary if isinstance(summary, dict) else {}
+    stored = config.get("config") if isinstance(config, dict) and isinstance(config.get("config"), dict) else {}
+    if not summary and not stored:
+        raise ValueError("neither summary.json nor config.json is a run's")
+
+    def pick(key):
+        return summary[key] if key in summary else stored.get(key)
+
+    variant, alpha, delta, classes, resolution = (pick(k) for k in ("variant", "alpha", "delta", "classes",
+                                                                   "resolution"))
+    if not isinstance(variant, str) or not variant:
+        raise ValueError(f"'variant' must be a non-empty string, got {variant!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise ValueError(f"'alpha' must be a number greater than 0, got {alpha!r}")
+    for key, value in (("delta", delta), ("classes", classes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key!r} must be a positive integer, got {value!r}")
+    if isinstance(resolution, list) and len(resolution) == 2 and resolution[0] == resolution[1]:
+        resolution = resolution[0]
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"'resolution' must be a square size in pixels, got {resolution!r}")
+    rows = _metrics(folder / "metrics.jsonl")
+    accuracies = [a for a in (_fraction(row.get("test_acc")) for row in rows) if a is not None]
+    best = _fraction(summary.get("best_test_accuracy"))
+    final = _fraction(summary.get("final_test_accuracy"))
+    if best is None and accuracies:
+        best, final = max(accuracies), accuracies[-1]
+    epochs = summary.get("epochs") if isinstance(summary.get("epochs"), int) else len(rows)
+    planned = summary.get("epochs_planned") if isinstance(summary.get("epochs_planned"), int) else stored.get("epochs")
+    planned = planned if isinstance(planned, int) else None
+    seconds = sum(float(row["seconds"]) for row in rows if isinstance(row.get("seconds"), (int, float)))
+    if not seconds and isinstance(summary.get("train_seconds"), (int, float)):
+        seconds = float(summary["train_seconds"])
+    dataset = summary.get("dataset") if isinstance(summary.get("dataset"), str) else None
+    if dataset is None and isinstance(config, dict) and isinstance(config.get("dataset_info"), dict):
+        dataset = config["dataset_info"].get("name")
+    if not isinstance(dataset, str) or not dataset:
+        source = str(stored.get("dataset", "?"))
+        dataset = source if source in PAPER_DATASETS.values() else Path(source).name
+    seed = pick("seed")
+    recipe = tuple((key, pick(key)) for key in RECIPE_KEYS if pick(key) is not None)
+    relative = os.path.relpath(folder, root)
+    return RunRecord(name=folder.name if relative == "." else relative.replace(os.sep, "/"), variant=variant,
+                     alpha=float(alpha), delta=delta, classes=classes, resolution=resolution, dataset=dataset,
+                     seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None, recipe=recipe,
+                     best=best, final=final, epochs=epochs, epochs_planned=planned,
+                     complete=planned is not None and epochs >= planned > 0 and bool(summary),
+                     seconds=seconds or None, device=summary.get("device") if isinstance(summary.get("device"), str)
+                     else None)
+
+
+def load_records(directory: str | Path) -> tuple[list[RunRecord], list[str]]:
+    """Every run under ``directory`` and warnings for folders that are not readable runs. A
+    missing directory, or one without any run, is an error."""
+    root = Path(directory)
+    if not root.exists():
+        raise MnetcostError(f"{directory}: no such folder")
+    if not root.is_dir():
+        raise MnetcostError(f"{directory}: not a folder (give the grid's --out folder or a run folder)")
+    records, warnings = [], []
+    for folder in run_folders(root):
+        try:
+            records.append(read_record(folder, root))
+        except ValueError as exc:
+            warnings.append(f"warning: skipping {folder}: {exc}")
+    if not records and not warnings:
+        raise MnetcostError(f"{directory}: no run folders (config.json or summary.json) in it or below it")
+    return records, warnings
+
+
+# --- groups: one configuration and recipe, its seeds --------------------------------------------
+@dataclass(frozen=True)
+class Stats:
+    mean: float
+    std: float | None  # sample standard deviation (n - 1); None for one seed
+    low: float
+    high: float
+    n: int
+
+    @property
+    def spread(self) -> float:
+        """max - min over the seeds (0 for one seed)."""
+        return self.high - self.low
+
+
+def stats(values: list[float]) -> Stats | None:
+    if not values:
+        return None
+    n = len(values)
+    mean = math.fsum(values) / n
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return Stats(mean, std, min(values), max(values), n)
+
+
+@dataclass
+class Group:
+    dataset: str
+    variant: str
+    alpha: float
+    delta: int
+    classes: int
+    resolution: int
+    recipe: tuple
+    runs: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def paper_dataset(self) -> str | None:
+        return PAPER_DATASETS.get(self.classes) if self.resolution == 32 else None
+
+    def accuracy(self, metric: str = "best") -> Stats | None:
+        return stats([getattr(r, metric) for r in self.runs if getattr(r, metric) is not None])
+
+
+def group_records(records: list[RunRecord]) -> list[Group]:
+    """Runs that differ in their seed only share a group; groups in the order of the paper's
+    tables (dataset, variant base/mp3/fmp/others, alpha descending, delta), runs by seed."""
+    groups: dict[tuple, Group] = {}
+    for record in records:
+        key = (record.dataset, record.variant, round(record.alpha, 9), record.delta, record.classes,
+               record.resolution, record.recipe)
+        if key not in groups:
+            groups[key] = Group(record.dataset, record.variant, record.alpha, record.delta, record.classes,
+                                record.resolution, record.recipe)
+        groups[key].runs.append(record)
+    order = {"base": 0, "mp3": 1, "fmp": 2}
+    result = sorted(groups.values(), key=lambda g: (g.dataset, order.get(g.variant, 3), g.variant, -g.alpha, g.delta,
+                                                    repr(g.recipe)))
+    for group in result:
+        group.runs.sort(key=lambda r: (r.seed is None, r.seed or 0, r.name))
+    return result
+
+
+def paper_accuracies() -> dict[tuple, float]:
+    """(dataset, variant, alpha, delta) -> the paper's printed accuracy (fraction)."""
+    from mnetcost.calculator.paper import load_paper_results
+
+    return {(r.dataset, r.variant, round(r.alpha, 9), r.delta): float(r.accuracy_pct / 100)
+            for r in load_paper_results()}
+
+
+def _costs(group: Group) -> dict:
+    """Params and Mult-Adds (paper convention) by the calculator; training activation bytes per
+    image and peak inference activation bytes (fp32) when the memory model is there."""
+    from mnetcost.calculator.cost import network_cost
+    from mnetcost.calculator.resolver import resolve
+
+    try:
+        network = resolve(group.variant, alpha=group.alpha, delta=group.delta, classes=group.classes,
+                          resolution=group.resolution)
+    except MnetcostError as exc:
+        return {"params": None, "mult_adds": None, "cost_note": str(exc).splitlines()[0]}
+    cost = network_cost(network, "paper")
+    result = {"params": int(cost.params), "mult_adds": int(cost.mult_adds)}
+    try:
+        from mnetcost.calculator.memory import network_memory
+    except ImportError:
+        return result
+    fmp_mode = dict(group.recipe).get("fmp_mode", "tf")
+    try:
+        memory = network_memory(network, fmp_mode=fmp_mode)
+    except MnetcostError:
+        return result
+    result["peak_activation_bytes"] = int(memory.peak_activation_bytes)
+    result["training_activation_bytes_per_image"] = int(memory.training_activation_bytes_per_image)
+    return result
+
+
+def _stats_dict(value: Stats | None) -> dict:
+    if value is None:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
+    return {"mean": value.mean, "std": value.std, "min": value.low, "max": value.high, "n": value.n}
+
+
+def describe_groups(groups: list[Group]) -> list[dict]:
+    """The report's rows (the JSON contract): one per group."""
+    printed = paper_accuracies()
+    rows = []
+    for group in groups:
+        best, final = group.accuracy("best"), group.accuracy("final")
+        paper = printed.get((group.paper_dataset, group.variant, round(group.alpha, 9), group.delta))
+        seconds = [r.seconds for r in group.runs if r.seconds is not None]
+        costs = _costs(group)
+        batch = dict(group.recipe).get("batch_size")
+        per_image = costs.get("training_activation_bytes_per_image")
+        rows.append({
+            "dataset": group.dataset, "paper_dataset": group.paper_dataset, "variant": group.variant,
+            "alpha": group.alpha, "delta": group.delta, "classes": group.classes, "resolution": group.resolution,
+            "recipe": dict(group.recipe), "runs": [r.name for r in group.runs],
+            "seeds": [r.seed for r in group.runs], "complete": sum(r.complete for r in group.runs),
+            "best_test_accuracy": _stats_dict(best), "final_test_accuracy": _stats_dict(final),
+            "paper_accuracy": paper,
+            "best_minus_paper": best.mean - paper if best is not None and paper is not None else None,
+            "params": costs.get("params"), "mult_adds": costs.get("mult_adds"),
+            "peak_activation_bytes": costs.get("peak_activation_bytes"),
+            "training_activation_bytes": per_image * batch if per_image is not None and isinstance(batch, int)
+            else None,
+            "epochs": sorted({r.epochs for r in group.runs}),
+            "epochs_planned": sorted({r.epochs_planned for r in group.runs if r.epochs_planned is not None}),
+            "seconds_per_run": math.fsum(seconds) / len(seconds) if seconds else None,
+            "cost_note": costs.get("cost_note"),
+        })
+    return rows
+
+
+# --- the paper's claims ----------------------------------------------------------------------------
+def verdict(a: Stats | None, b: Stats | None) -> tuple[str, float | None, float | None]:
+    """Does ``a`` beat ``b``? (verdict, difference of the means, margin). The margin is the
+    larger seed spread (max - min) of the two; the claim ``holds`` when the difference exceeds
+    it, ``fails`` when the difference is below minus it, and is ``inconclusive`` in between
+    (within the seed spread). ``not measured`` when either side has no finished epoch. With one
+    seed on each side the margin is 0: the verdict then rests on single runs (the report says so)."""
+    if a is None or b is None:
+        return "not measured", None, None
+    difference = a.mean - b.mean
+    margin = max(a.spread, b.spread)
+    if difference > margin:
+        return "holds", difference, margin
+    if difference < -margin:
+        return "fails", difference, margin
+    return "inconclusive", difference, margin
+
+
+def _label(variant: str, alpha: float, delta: int) -> str:
+    return f"{variant} α={alpha:g} δ={delta}"
+
+
+def _claim_pairs(dataset: str, rows: set[tuple]) -> list[tuple[str, tuple, tuple]]:
+    """(claim, a, b) with a and b (variant, alpha, delta) from the paper's rows of ``dataset``."""
+    pairs = []
+    for variant in ("base", "mp3", "fmp"):
+        for alpha in sorted({r[1] for r in rows if r[0] == variant}, reverse=True):
+            if (variant, alpha, 2) in rows and (variant, alpha, 4) in rows:
+                pairs.append(("δ=4 beats δ=2", (variant, alpha, 4), (variant, alpha, 2)))
+    for delta in (2, 4):
+        for alpha in sorted({r[1] for r in rows if r[2] == delta}, reverse=True):
+            for better, worse in (("fmp", "mp3"), ("mp3", "base")):
+                if (better, alpha, delta) in rows and (worse, alpha, delta) in rows:
+                    pairs.append((f"{better} beats {worse}", (better, alpha, delta), (worse, alpha, delta)))
+    if ("fmp", 0.25, 2) in rows and ("base", 1.0, 1) in rows:
+        pairs.append(("fmp α=0.25 δ=2 beats the baseline with fewer Mult-Adds", ("fmp", 0.25, 2), ("base", 1.0, 1)))
+    return pairs
+
+
+def check_claims(groups: list[Group], metric: str = "best") -> list[dict]:
+    """The paper's claims for every dataset and recipe that has runs comparable with the paper
+    (its classes and 32x32 images), each with the measured means, spreads, difference, the
+    paper's own difference, and a verdict."""
+    if metric not in METRICS:
+        raise MnetcostError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    printed = paper_accuracies()
+    cohorts: dict[tuple, dict] = {}
+    for group in groups:
+        if group.paper_dataset is None:
+            continue
+        cohorts.setdefault((group.dataset, group.paper_dataset, group.recipe), {})[
+            (group.variant, round(group.alpha, 9), group.delta)] = group
+    claims = []
+    for (dataset, paper_dataset, recipe), found in cohorts.items():
+        rows = {(v, a, d) for (ds, v, a, d) in printed if ds == paper_dataset}
+        for claim, a_key, b_key in _claim_pairs(paper_dataset, rows):
+            a_group, b_group = found.get(a_key), found.get(b_key)
+            a_stats = a_group.accuracy(metric) if a_group else None
+            b_stats = b_group.accuracy(metric) if b_group else None
+            outcome, difference, margin = verdict(a_stats, b_stats)
+            paper_a, paper_b = printed[(paper_dataset, *a_key)], printed[(paper_dataset, *b_key)]
+            item = {
+                "claim": claim, "dataset": dataset, "paper_dataset": paper_dataset, "recipe": dict(recipe),
+                "metric": metric, "a": _label(*a_key), "b": _label(*b_key),
+                "a_accuracy": _stats_dict(a_stats), "b_accuracy": _stats_dict(b_stats),
+                "difference": difference, "margin": margin, "paper_difference": paper_a - paper_b,
+                "verdict": outcome,
+            }
+            if b_key == ("base", 1.0, 1):
+                from mnetcost.calculator.cost import network_cost
+                from mnetcost.calculator.resolver import resolve
+
+                classes = {"cifar10": 10, "cifar100": 100}[paper_dataset]
+                a_cost, b_cost = (network_cost(resolve(v, alpha=al, delta=d, classes=classes, resolution=32), "paper")
+                                  for v, al, d in (a_key, b_key))
+                item["a_mult_adds"], item["b_mult_adds"] = int(a_cost.mult_adds), int(b_cost.mult_adds)
+                if item["verdict"] == "holds" and a_cost.mult_adds >= b_cost.mult_adds:
+                    item["verdict"] = "fails"
+            item["evidence"] = evidence(item)
+            claims.append(item)
+    return claims
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def _side(label: str, value: dict) -> str:
+    if not value["n"]:
+        return f"{label}: no run"
+    spread = (f" ± {100 * value['std']:.1f} (sd), range {100 * value['min']:.1f}–{100 * value['max']:.1f}"
+              if value["n"] > 1 else "")
+    seeds = f"{value['n']} seed" + ("s" if value["n"] != 1 else "")
+    return f"{label} {_pct(value['mean'])}{spread} ({seeds})"
+
+
+def evidence(item: dict) -> str:
+    """One sentence backing a verdict with the numbers."""
+    a, b = item["a_accuracy"], item["b_accuracy"]
+    parts = [f"{_side(item['a'], a)} vs {_side(item['b'], b)}"]
+    if item["difference"] is not None:
+        points = 100 * item["difference"]
+        if a["n"] == 1 and b["n"] == 1:
+            parts.append(f"difference {points:+.1f} points; one seed each, so the seed spread is unknown")
+        else:
+            parts.append(f"difference {points:+.1f} points against a seed spread of {100 * item['margin']:.1f}")
+    parts.append(f"paper {100 * item['paper_difference']:+.1f} points")
+    if "a_mult_adds" in item:
+        parts.append(f"Mult-Adds {item['a_mult_adds'] / 1e6:.2f} M vs {item['b_mult_adds'] / 1e6:.2f} M "
+                     f"({item['a_mult_adds'] / item['b_mult_adds']:.2f}x)")
+    return "; ".join(parts)
+
+
+def report(directory: str | Path, metric: str = "best") -> tuple[dict, list[str]]:
+    """Everything ``mnetcost report`` shows, as data: {"runs": [group rows], "claims": [...]} and
+    warnings."""
+    records, warnings = load_records(directory)
+    groups = group_records(records)
+    unfinished = [r.name for r in records if r.best is None]
+    if unfinished:
+        shown = ", ".join(unfinished[:4]) + (", ..." if len(unfinished) > 4 else "")
+        warnings.append(f"note: {len(unfinished)} run(s) have no finished epoch yet: {shown}")
+    return {"metric": metric, "runs": describe_groups(groups), "claims": check_claims(groups, metric)}, warnings
+
+
+# --- seeds averaged for plots ------------------------------------------------------------------------
+def mean_over_seeds(known: list) -> list:
+    """:class:`~mnetcost.analysis.sweep.KnownResult` runs that differ only in their seed, as one
+    point each: the mean accuracy, ``seeds`` the count, ``accuracy_min``/``accuracy_max`` the
+    range. A run without a seed or recipe stays its own point."""
+    from dataclasses import replace
+
+    groups: dict[tuple, list] = {}
+    for item in known:
+        key = (item.key, item.dataset, getattr(item, "recipe", ())) if getattr(item, "seed", None) is not None \
+            else (id(item),)
+        groups.setdefault(key, []).append(item)
+    merged = []
+    for items in groups.values():
+        if len(items) == 1:
+            merged.append(items[0])
+            continue
+        values = [i.accuracy for i in items]
+        name = items[0].source
+        stem = name.rsplit("-s", 1)[0] if name.rsplit("-s", 1)[-1].isdigit() else name
+        merged.append(replace(items[0], source=f"{stem} ({len(items)} seeds)", accuracy=math.fsum(values) / len(values),
+                              seed=None, seeds=len(items), accuracy_min=min(values), accuracy_max=max(values)))
+    return merged

@@ -1,0 +1,319 @@
+"""Memory as a cost: activation bytes, peak RAM, weight storage by precision, training memory.
+
+Everything here is computed from the same resolved :class:`~mnetcost.calculator.resolver.Layer`
+records and the same per-layer cost terms (:func:`mnetcost.calculator.cost.layer_terms`) that price
+parameters and Mult-Adds: one source of truth, exact Python integers (numpy int64 arrays in a
+vectorised sweep).
+
+**Precision** (``dtype``): ``fp32`` and ``fp16`` store weights, biases and activations at 4 and 2
+bytes. ``int8`` stores weights and activations at 1 byte, biases as int32 (4 bytes) and one fp32
+scale (4 bytes) per output channel of every conv and FC layer (per-channel quantization; the few
+bytes of per-tensor activation scales/zero points are not counted).
+
+**Deployed weights**: BatchNorm is folded into the conv before it, which then has one bias per
+output channel (the ``deploy`` convention): deploy params = conv/FC weights + one bias per output
+channel of every conv followed by BatchNorm + FC bias. Weight bytes (Flash) = weights x weight
+bytes + biases x bias bytes + scales x 4 (int8).
+
+**Inference execution model** (peak RAM): layers run one after another; BatchNorm and ReLU are
+fused into their conv; each layer holds its whole input and its whole output buffer at once (the
+image is conv1's input; max/fractional/average pools and the classifier are layers too). A layer
+needs ``input_bytes + output_bytes``; the peak is the largest of these over all layers, and the
+first layer that reaches it is the ``peak_layer``.
+
+**Training activation memory per image**: what PyTorch's autograd keeps for the backward pass of
+mnetcost's model (:mod:`mnetcost.nn.models`, fp32, in ``train()``), counted once per distinct
+tensor and charged to the first layer that saves it, per image (the slope in the batch size):
+
+* conv / depthwise / pointwise block (conv -> BatchNorm -> in-place ReLU): the conv saves its
+  input (a new tensor when TF-'same' padding is asymmetric and an explicit pad makes a padded
+  copy, or when the layer before did not save its output, e.g. the image or a pool's output);
+  BatchNorm saves its input (the conv output); ReLU saves its output. 4 bytes per element.
+* max pooling: its input (the padded copy when padded explicitly) and its argmax indices (int64,
+  8 bytes per output element); the output is saved by the next layer.
+* fractional max pooling, ``fmp_mode="tf"``: which candidate won in the row stage (uint8,
+  C x out_h x in_w) and in the column stage (uint8, C x out_h x out_w); input and output are not
+  kept. ``fmp_mode="torch"`` (``F.fractional_max_pool2d``): its input and int64 indices.
+* global average pooling: nothing (its backward needs only the input's shape).
+* classifier: dropout's noise tensor (4 bytes per feature on CPU; a CUDA fused dropout keeps a
+  1-byte mask instead, 3 bytes per feature less) and the linear layer's input (4 per feature).
+
+Parameters, BatchNorm running statistics and what does not grow with the batch (BatchNorm's
+per-channel batch mean and inverse std, FMP's window index tables) are not per-image activations
+and are not counted. The loss's own buffers (log-softmax of the logits) are outside the model.
+
+Nothing here imports torch; :mod:`mnetcost.nn.crosscheck` checks every figure against the real
+model's tensors (forward hooks, a BatchNorm-folded copy, ``torch.autograd.graph.saved_tensors_hooks``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mnetcost.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mnetcost.calculator.cost import Terms
+    from mnetcost.calculator.resolver import Layer, Network
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Bytes per stored number at one deployment precision."""
+
+    name: str
+    activation_bytes: int
+    weight_bytes: int
+    bias_bytes: int
+    scale_bytes: int  # per output channel of every conv/FC; 0 for float precisions
+    description: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "activation_bytes": self.activation_bytes, "weight_bytes": self.weight_bytes,
+                "bias_bytes": self.bias_bytes, "scale_bytes_per_output_channel": self.scale_bytes,
+                "description": self.description}
+
+
+DTYPES: dict[str, Precision] = {
+    p.name: p
+    for p in (
+        Precision("fp32", 4, 4, 4, 0, "float32 weights, biases and activations (4 bytes each)"),
+        Precision("fp16", 2, 2, 2, 0, "float16 weights, biases and activations (2 bytes each)"),
+        Precision("int8", 1, 1, 4, 4, "int8 weights and activations (1 byte), int32 biases (4 bytes), "
+                                      "one fp32 scale (4 bytes) per output channel of every conv/FC"),
+    )
+}
+DEFAULT_DTYPE = "fp32"
+TARGET_DTYPE = "int8"  # what --target assumes unless --dtype says otherwise
+WEIGHTED_KINDS = ("conv", "dw", "pw", "fc")
+CONV_KINDS = ("conv", "dw", "pw")
+FMP_MODES = ("tf", "torch")
+TRAIN_FLOAT_BYTES = 4  # training runs in fp32
+INDEX_BYTES = 8  # int64 argmax indices of max pooling
+WINNER_BYTES = 1  # uint8 winners of the TF-style FMP
+
+
+def get_dtype(name: str | Precision) -> Precision:
+    if isinstance(name, Precision):
+        return name
+    try:
+        return DTYPES[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown dtype {name!r} (one of {', '.join(DTYPES)})") from None
+
+
+def _check_fmp_mode(fmp_mode: str) -> None:
+    if fmp_mode not in FMP_MODES:
+        raise ConfigError(f"fmp_mode must be one of {', '.join(FMP_MODES)}, got {fmp_mode!r}")
+
+
+# --- per-layer rules ---------------------------------------------------------------------------
+def explicit_padding(layer: Layer) -> bool:
+    """Whether mnetcost's PyTorch model pads this layer with a separate pad module (a padded copy
+    of the input exists): convs with asymmetric TF-'same' padding; max pools with asymmetric
+    padding or padding wider than half the kernel (what ``nn.MaxPool2d`` refuses)."""
+    top, bottom, left, right = layer.padding
+    symmetric = top == bottom and left == right
+    if layer.kind in CONV_KINDS:
+        return not symmetric
+    if layer.kind == "maxpool":
+        return not symmetric or 2 * max(top, left) > layer.kernel
+    return False
+
+
+def _padded_elements(layer: Layer):
+    top, bottom, left, right = layer.padding
+    return (layer.in_h + top + bottom) * (layer.in_w + left + right) * layer.in_c
+
+
+def training_bytes(layer: Layer, previous_saved_output: bool, fmp_mode: str = "tf"):
+    """(bytes per image autograd newly keeps for ``layer``, whether it keeps the layer's output)
+    under the rule in the module docstring. ``previous_saved_output``: the layer before kept its
+    output (so this layer's unpadded input is already counted)."""
+    kind = layer.kind
+    in_elements = layer.in_h * layer.in_w * layer.in_c
+    out_elements = layer.out_h * layer.out_w * layer.out_c
+    if kind in CONV_KINDS:
+        if explicit_padding(layer):
+            saved = _padded_elements(layer)
+        else:
+            saved = 0 if previous_saved_output else in_elements
+        saved = saved + out_elements * (int(layer.bn) + int(layer.relu))
+        return saved * TRAIN_FLOAT_BYTES, bool(layer.relu)
+    if kind == "maxpool":
+        if explicit_padding(layer):
+            saved = _padded_elements(layer)
+        else:
+            saved = 0 if previous_saved_output else in_elements
+        return saved * TRAIN_FLOAT_BYTES + out_elements * INDEX_BYTES, False
+    if kind == "fmp":
+        if fmp_mode == "torch":
+            saved = 0 if previous_saved_output else in_elements
+            return saved * TRAIN_FLOAT_BYTES + out_elements * INDEX_BYTES, False
+        rows = layer.out_h * layer.in_w * layer.in_c if layer.in_h > layer.out_h else 0
+        cols = out_elements if layer.in_w > layer.out_w else 0
+        return (rows + cols) * WINNER_BYTES, False
+    if kind == "avgpool":
+        return 0, False
+    if kind == "fc":  # dropout's noise + the linear layer's input, both over the flattened features
+        return 2 * in_elements * TRAIN_FLOAT_BYTES, False
+    raise ConfigError(f"layer {layer.name}: no memory rule for layer kind {kind!r}")
+
+
+def weight_counts(layer: Layer, terms: Terms) -> tuple:
+    """(weights, biases, per-channel scales) of the deployed layer: BatchNorm folded into a bias
+    per output channel; scales (used at int8) per output channel of every conv/FC."""
+    biases = terms.bias + terms.bn_channels
+    scales = layer.out_c if layer.kind in WEIGHTED_KINDS else 0
+    return terms.weights, biases, scales
+
+
+def stored_bytes(precision: Precision, weights, biases, scales):
+    return weights * precision.weight_bytes + biases * precision.bias_bytes + scales * precision.scale_bytes
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    """Memory of one layer: activation elements and bytes (at the precision), deployed weights."""
+
+    name: str
+    kind: str
+    input_elements: int
+    output_elements: int
+    weight_elements: int  # conv/FC weights
+    bias_elements: int  # folded BatchNorm biases + FC bias
+    scale_elements: int  # per-output-channel scales (stored only at int8)
+    input_bytes: int
+    output_bytes: int
+    weight_bytes: int
+    training_bytes: int  # per image, fp32, what autograd newly keeps for this layer
+
+    @property
+    def activation_bytes(self) -> int:
+        """Input + output bytes: what the layer needs at once under the execution model."""
+        return self.input_bytes + self.output_bytes
+
+    @property
+    def deploy_params(self) -> int:
+        return self.weight_elements + self.bias_elements
+
+
+@dataclass(frozen=True)
+class NetworkMemory:
+    dtype: Precision
+    fmp_mode: str
+    layers: tuple[LayerMemory, ...]
+    peak_activation_bytes: int
+    peak_layer: str
+    weight_bytes: int
+    deploy_params: int
+    training_activation_bytes_per_image: int
+
+    def as_dict(self) -> dict:
+        """The top-level memory keys of the JSON contract (exact integers, bytes)."""
+        return {"dtype": self.dtype.name, "peak_activation_bytes": self.peak_activation_bytes,
+                "peak_layer": self.peak_layer, "weight_bytes": self.weight_bytes,
+                "deploy_params": self.deploy_params,
+                "training_activation_bytes_per_image": self.training_activation_bytes_per_image}
+
+
+def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp_mode: str = "tf",
+                   terms=None) -> NetworkMemory:
+    """Every layer's activation and weight bytes at ``dtype``, the inference peak (execution model
+    above), the deployed weight bytes and params, and the training activation bytes per image.
+    ``terms`` (one :class:`~mnetcost.calculator.cost.Terms` per layer) saves recomputing them."""
+    from mnetcost.calculator.cost import layer_terms
+
+    precision = get_dtype(dtype)
+    _check_fmp_mode(fmp_mode)
+    act = precision.activation_bytes
+    rows = []
+    peak, peak_layer = -1, ""
+    weight_total = params_total = training_total = 0
+    saved_output = False
+    for number, layer in enumerate(network.layers):
+        layer_term = terms[number] if terms is not None else layer_terms(layer)
+        weights, biases, scales = weight_counts(layer, layer_term)
+        in_elements = layer.in_h * layer.in_w * layer.in_c
+        out_elements = layer.out_h * layer.out_w * layer.out_c
+        train, saved_output = training_bytes(layer, saved_output, fmp_mode)
+        stored = stored_bytes(precision, weights, biases, scales)
+        row = LayerMemory(name=layer.name, kind=layer.kind, input_elements=in_elements,
+                          output_elements=out_elements, weight_elements=weights, bias_elements=biases,
+                          scale_elements=scales, input_bytes=in_elements * act, output_bytes=out_elements * act,
+                          weight_bytes=stored, training_bytes=train)
+        rows.append(row)
+        if row.input_bytes + row.output_bytes > peak:
+            peak, peak_layer = row.input_bytes + row.output_bytes, layer.name
+        weight_total += stored
+        params_total += weights + biases
+        training_total += train
+    return NetworkMemory(dtype=precision, fmp_mode=fmp_mode, layers=tuple(rows), peak_activation_bytes=peak,
+                         peak_layer=peak_layer, weight_bytes=weight_total, deploy_params=params_total,
+                         training_activation_bytes_per_image=training_total)
+
+
+# --- the named API (read by the deploy side, issue 9) --------------------------------------------
+def weight_bytes(network: Network, dtype: str | Precision = DEFAULT_DTYPE) -> int:
+    """Bytes of the deployed weights (BatchNorm folded) of ``network`` at ``dtype``."""
+    return network_memory(network, dtype).weight_bytes
+
+
+def deploy_params(network: Network) -> int:
+    """Numbers in the deployed model: conv/FC weights + one bias per conv output channel (BatchNorm
+    folded) + FC bias. Equals ``network_cost(network, "deploy").params``."""
+    return network_memory(network).deploy_params
+
+
+def peak_activation(network: Network, dtype: str | Precision = DEFAULT_DTYPE) -> tuple[int, str]:
+    """(peak activation bytes, the layer that sets it) under the execution model."""
+    memory = network_memory(network, dtype)
+    return memory.peak_activation_bytes, memory.peak_layer
+
+
+def training_activation_bytes(network: Network, fmp_mode: str = "tf") -> int:
+    """Bytes per image that autograd keeps for the backward pass (fp32; see the module docstring)."""
+    return network_memory(network, fmp_mode=fmp_mode).training_activation_bytes_per_image
+
+
+# --- the vectorised sweep ------------------------------------------------------------------------
+def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTYPE):
+    """(params, mult_adds, peak_activation_bytes, weight_bytes) as int64 arrays for layers from
+    :func:`~mnetcost.calculator.resolver.resolve_arrays`: the cost terms of each layer are computed
+    once and priced for all four; one Python step per layer, every (alpha, delta) point at once."""
+    import numpy as np
+
+    from mnetcost.calculator.cost import get_convention, layer_terms
+
+    conv = get_convention(convention)
+    precision = get_dtype(dtype)
+    params = mult_adds = weights = biases = scales = 0
+    peak = 0
+    previous_out = None
+    for layer in layers:
+        terms = layer_terms(layer)
+        params = params + conv.params(terms)
+        mult_adds = mult_adds + conv.mult_adds(terms)
+        out_elements = layer.out_h * layer.out_w * layer.out_c
+        # a layer's input is the previous layer's output (the resolver chains them)
+        in_elements = layer.in_h * layer.in_w * layer.in_c if previous_out is None else previous_out
+        peak = np.maximum(peak, in_elements + out_elements)
+        previous_out = out_elements
+        weights = weights + terms.weights
+        biases = biases + terms.bias + terms.bn_channels
+        if layer.kind in WEIGHTED_KINDS:
+            scales = scales + layer.out_c
+    stored = stored_bytes(precision, np.asarray(weights, dtype=np.int64), np.asarray(biases, dtype=np.int64),
+                          np.asarray(scales, dtype=np.int64))
+    return (np.asarray(params, dtype=np.int64), np.asarray(mult_adds, dtype=np.int64),
+            np.asarray(peak, dtype=np.int64) * precision.activation_bytes, np.asarray(stored, dtype=np.int64))
+
+
+# --- formatting helper -----------------------------------------------------------------------------
+def format_bytes(value: int) -> str:
+    """Bytes for people, binary units: ``512 B``, ``320.0 KiB``, ``4.59 MiB``, ``1.20 GiB``."""
+    value = int(value)
+    for factor, unit, digits in ((2**30, "GiB", 2), (2**20, "MiB", 2), (2**10, "KiB", 1)):
+        if abs(value) >= factor:
+            return f"{value / factor:.{digits}f} {unit}"
+    return f"{value} B"

@@ -1,0 +1,361 @@
+"""A model to ONNX with evaluation semantics, checked against PyTorch in ONNX Runtime.
+
+What the file computes is what ``model.eval()`` computes:
+
+* **BatchNorm folded** into the convolution before it (the exporter's optimizer does the fold; a
+  fold that yields an all-zero bias, as a freshly initialised BatchNorm does, loses that bias, so
+  :func:`tidy` puts a zero bias back: every conv of the file has one bias per output channel,
+  the ``deploy`` counting convention, whatever the weights' values).
+* **No dropout** (eval mode).
+* **Fractional max pooling with its fixed evaluation draw** (``eval_draw`` of
+  :class:`mnetcost.nn.fmp.FractionalMaxPool2d`) as standard operators: the draw's row and column
+  windows become two constant index tables, and each FMP layer becomes ``Gather`` (rows) ->
+  ``Reshape`` -> ``ReduceMax`` -> ``Gather`` (columns) -> ``Reshape`` -> ``ReduceMax``
+  (:class:`FixedDrawFMP`). No custom operator. ``nn.FractionalMaxPool2d``-style layers
+  (``fmp_mode="torch"``) draw per image and channel and have no such form: they are refused.
+
+The exporter is PyTorch's ``torch.export``-based one (``torch.onnx.export(..., dynamo=True)``,
+which needs ``onnxscript``), at opset :data:`OPSET`, with a dynamic batch dimension. The file is one
+self-contained ``.onnx`` (weights inside, no ``.data`` side file), its conv nodes named after the
+layers (``conv1``, ``conv_dw_1`` ...), the exporter's per-node stack traces removed, and the
+configuration recorded in the model's metadata (``mnetcost.*`` keys).
+
+:func:`check_outputs` runs the file in ONNX Runtime and compares with PyTorch's eval output:
+``max |ORT - PyTorch| <= tolerance * max(1, max |PyTorch|)`` (:data:`DEFAULT_TOLERANCE`).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from mnetcost.errors import MnetcostError
+
+OPSET = 18
+DEFAULT_TOLERANCE = 1e-4
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+# Operators whose presence means the file does not have evaluation semantics.
+TRAINING_OPS = ("BatchNormalization", "Dropout")
+
+
+class ExportError(MnetcostError):
+    """A model that cannot be exported as asked (exit 2)."""
+
+
+class ToleranceError(Exception):
+    """ONNX Runtime's output differs from PyTorch's beyond the tolerance (exit 1, nothing written)."""
+
+    def __init__(self, check: "OutputCheck"):
+        self.check = check
+        super().__init__(f"ONNX Runtime differs from PyTorch by {check.max_abs_diff:.3g} (max |logit| "
+                         f"{check.max_abs_reference:.3g}), beyond the tolerance {check.tolerance:g} x "
+                         f"max(1, max |logit|) = {check.allowed:.3g}")
+
+
+# --- evaluation-mode model -------------------------------------------------------------------
+class FixedDrawFMP(nn.Module):
+    """One fixed draw of TensorFlow-style fractional max pooling as gathers and maxima.
+
+    ``rows`` (out_h x K) and ``cols`` (out_w x K) list each window's input positions (padded by
+    repeating the last one, harmless for a max): the output is the max over the row candidates,
+    then over the column candidates. Exports as Gather / Reshape / ReduceMax."""
+
+    def __init__(self, rows: torch.Tensor, cols: torch.Tensor):
+        super().__init__()
+        self.out_h, self.k_h = (int(v) for v in rows.shape)
+        self.out_w, self.k_w = (int(v) for v in cols.shape)
+        self.register_buffer("rows", rows.reshape(-1).clone(), persistent=False)
+        self.register_buffer("cols", cols.reshape(-1).clone(), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"out=({self.out_h}, {self.out_w}), window=({self.k_h}, {self.k_w})"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.index_select(2, self.rows).unflatten(2, (self.out_h, self.k_h)).amax(3)
+        return y.index_select(3, self.cols).unflatten(3, (self.out_w, self.k_w)).amax(4)
+
+
+def _input_sizes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, int]]:
+    """The (height, width) each child module receives for input ``x`` (one forward pass)."""
+    sizes, hooks = {}, []
+    for name, module in model.named_children():
+        hooks.append(module.register_forward_pre_hook(
+            lambda module, args, name=name: sizes.__setitem__(name, tuple(int(v) for v in args[0].shape[-2:]))))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sizes
+
+
+def eval_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode whose FMP layers are :class:`FixedDrawFMP` modules holding
+    the draw each layer uses in ``eval()``; the copy computes exactly what ``model.eval()`` does.
+    Raises :class:`ExportError` for layers without a standard-operator form."""
+    from mnetcost.nn.fmp import FractionalMaxPool2d, TorchFractionalMaxPool2d, window_index
+
+    for name, module in model.named_modules():
+        if isinstance(module, TorchFractionalMaxPool2d):
+            raise ExportError(f"layer {name}: fmp_mode 'torch' (nn.FractionalMaxPool2d) draws its windows per image "
+                              "and channel and has no ONNX form; export a model built with fmp_mode 'tf'")
+    copy_ = copy.deepcopy(model).eval().to("cpu", memory_format=torch.contiguous_format)
+    network = getattr(model, "network", None)
+    fmp = [name for name, module in copy_.named_children() if isinstance(module, FractionalMaxPool2d)]
+    if not fmp:
+        return copy_
+    if network is None:
+        raise ExportError("a model with fractional max pooling needs its resolved network (build_model's model)")
+    shape = (1, network.spec.in_channels, *network.resolution)
+    sizes = _input_sizes(copy_, torch.zeros(shape))
+    for name in fmp:
+        layer = getattr(copy_, name)
+        height, width = sizes[name]
+        row_cum, col_cum = layer.sequences(height, width, layer.eval_draw)
+        setattr(copy_, name, FixedDrawFMP(window_index(row_cum, height, layer.overlapping),
+                                          window_index(col_cum, width, layer.overlapping)))
+    return copy_
+
+
+# --- export ------------------------------------------------------------------------------------
+def _quiet_export(model: nn.Module, x: torch.Tensor):
+    """``torch.onnx.export`` (torch.export-based) without its progress lines and warnings."""
+    import contextlib
+    import io
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return torch.onnx.export(
+                model, (x,), None, dynamo=True, opset_version=OPSET, optimize=True, verbose=False,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+            )
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def tidy(proto, metadata: dict | None = None):
+    """Make the exported graph a clean deployment file (in place; returns ``proto``): conv nodes
+    named after their layer, a zero bias for every conv whose folded bias the optimizer dropped,
+    no per-node metadata (stack traces with local paths), ``metadata`` as ``mnetcost.*`` props."""
+    from onnx import numpy_helper
+
+    initializers = {init.name: init for init in proto.graph.initializer}
+    used = {node.name for node in proto.graph.node}
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2 or node.input[1] not in initializers:
+            continue
+        weight_name = node.input[1]
+        layer = weight_name.split(".")[0]
+        if layer and layer not in used:
+            used.discard(node.name)
+            node.name = layer
+            used.add(layer)
+        if node.op_type == "Conv" and len(node.input) == 2:
+            out_channels = int(initializers[weight_name].dims[0])
+            bias_name = weight_name[: -len("weight")] + "bias" if weight_name.endswith("weight") else weight_name + ".bias"
+            bias = numpy_helper.from_array(np.zeros(out_channels, dtype=np.float32), bias_name)
+            proto.graph.initializer.append(bias)
+            initializers[bias_name] = bias
+            node.input.append(bias_name)
+    for value in (*proto.graph.input, *proto.graph.output):
+        del value.metadata_props[:]
+    del proto.metadata_props[:]
+    for key, value in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"mnetcost.{key}", value if isinstance(value, str) else json.dumps(value)
+    return proto
+
+
+def export_proto(model: nn.Module, *, metadata: dict | None = None, example_batch: int = 2):
+    """``model`` (eval semantics, see the module docstring) as an ``onnx.ModelProto``."""
+    network = getattr(model, "network", None)
+    exportable = eval_copy(model)
+    if network is None:
+        raise ExportError("export needs a model built by mnetcost (build_model), which knows its input shape")
+    x = torch.zeros((example_batch, network.spec.in_channels, *network.resolution))
+    try:
+        program = _quiet_export(exportable, x)
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many types; say which and where
+        raise ExportError(f"torch.onnx.export failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    proto = program.model_proto
+    tidy(proto, {"opset": OPSET, "dtype": "fp32", **(metadata or {})})
+    ops = op_counts(proto)
+    left = [op for op in TRAINING_OPS if op in ops]
+    if left:
+        raise ExportError(f"the exported graph still has {', '.join(left)} nodes (no evaluation semantics)")
+    return proto
+
+
+def serialize(proto) -> bytes:
+    """The whole model, weights included, as bytes (refuses what does not fit in one protobuf)."""
+    data = proto.SerializeToString()
+    if not data:
+        raise ExportError("the exported model is empty")
+    return data
+
+
+def metadata_of(proto) -> dict:
+    """The ``mnetcost.*`` metadata of a file, JSON values decoded."""
+    found = {}
+    for entry in proto.metadata_props:
+        if entry.key.startswith("mnetcost."):
+            try:
+                found[entry.key[len("mnetcost."):]] = json.loads(entry.value)
+            except ValueError:
+                found[entry.key[len("mnetcost."):]] = entry.value
+    return found
+
+
+def op_counts(proto) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in proto.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+# --- what the file stores ----------------------------------------------------------------------
+@dataclass
+class WeightCensus:
+    """The weights of a file as stored: per role (conv/FC weight, bias), element counts by dtype,
+    bytes, and the quantization parameters (scales, zero points) of a QDQ file."""
+
+    float_weight_elements: int = 0  # float32 elements of conv/FC weights and biases
+    int8_weight_elements: int = 0  # int8 elements of conv/FC weights
+    int32_bias_elements: int = 0
+    weight_bytes: int = 0  # conv/FC weights and biases as stored (any dtype)
+    scale_bytes: int = 0  # quantization scales of weights and biases
+    zero_point_bytes: int = 0
+    other_float_elements: int = 0  # float initializers that are neither weights nor quantization params
+    tensors: list = field(default_factory=list)  # (layer input name, role, dtype, elements)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weight_bytes + self.scale_bytes + self.zero_point_bytes
+
+    def as_dict(self) -> dict:
+        return {"float_weight_elements": self.float_weight_elements,
+                "int8_weight_elements": self.int8_weight_elements,
+                "int32_bias_elements": self.int32_bias_elements,
+                "weight_bytes": self.weight_bytes, "scale_bytes": self.scale_bytes,
+                "zero_point_bytes": self.zero_point_bytes, "weight_storage_bytes": self.total_bytes,
+                "other_float_elements": self.other_float_elements}
+
+
+def weight_census(proto) -> WeightCensus:
+    """Count what the Conv and Gemm nodes read as weight and bias: initializers fed directly
+    (fp32 file) or through ``DequantizeLinear`` (QDQ int8 file), with that node's scale and
+    zero point."""
+    from onnx import numpy_helper
+
+    initializers = {init.name: init for init in proto.graph.initializer}
+    producers = {out: node for node in proto.graph.node for out in node.output}
+    census = WeightCensus()
+    counted: set[str] = set()
+
+    def array(name):
+        return numpy_helper.to_array(initializers[name])
+
+    def take(name: str, role: str, layer: str):
+        if name in initializers and name not in counted:
+            counted.add(name)
+            values = array(name)
+            census.tensors.append((layer, role, str(values.dtype), int(values.size)))
+            census.weight_bytes += int(values.nbytes)
+            if values.dtype == np.float32:
+                census.float_weight_elements += int(values.size)
+            elif values.dtype == np.int8 and role == "weight":
+                census.int8_weight_elements += int(values.size)
+            elif values.dtype == np.int32 and role == "bias":
+                census.int32_bias_elements += int(values.size)
+            return
+        node = producers.get(name)
+        if node is not None and node.op_type == "DequantizeLinear" and node.input[0] in initializers:
+            take(node.input[0], role, layer)
+            for position, attr in ((1, "scale_bytes"), (2, "zero_point_bytes")):
+                if len(node.input) > position and node.input[position] in initializers \
+                        and node.input[position] not in counted:
+                    counted.add(node.input[position])
+                    setattr(census, attr, getattr(census, attr) + int(array(node.input[position]).nbytes))
+
+    for node in proto.graph.node:
+        if node.op_type in ("Conv", "Gemm"):
+            take(node.input[1], "weight", node.name)
+            if len(node.input) > 2 and node.input[2]:
+                take(node.input[2], "bias", node.name)
+    quant_params = {name for node in proto.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
+                    for name in node.input[1:]}
+    census.other_float_elements = sum(
+        int(np.prod(init.dims)) for name, init in initializers.items()
+        if name not in counted and name not in quant_params and init.data_type == 1)  # 1 = FLOAT
+    return census
+
+
+# --- ONNX Runtime against PyTorch ----------------------------------------------------------------
+@dataclass(frozen=True)
+class OutputCheck:
+    images: int
+    max_abs_diff: float
+    max_abs_reference: float
+    tolerance: float
+    top1_agreement: float  # share of images whose argmax agrees
+
+    @property
+    def allowed(self) -> float:
+        return self.tolerance * max(1.0, self.max_abs_reference)
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.max_abs_diff)) and self.max_abs_diff <= self.allowed
+
+    def as_dict(self) -> dict:
+        return {"images": self.images, "max_abs_diff": self.max_abs_diff,
+                "max_abs_logit": self.max_abs_reference, "tolerance": self.tolerance,
+                "allowed_abs_diff": self.allowed, "top1_agreement": self.top1_agreement, "passed": self.passed}
+
+
+def torch_reference(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """PyTorch's eval-mode output for ``x`` (the model's mode is restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).float().cpu().numpy()
+    finally:
+        model.train(was_training)
+
+
+def compare(reference: np.ndarray, output: np.ndarray, tolerance: float) -> OutputCheck:
+    diff = float(np.max(np.abs(output.astype(np.float64) - reference.astype(np.float64)))) if reference.size else 0.0
+    return OutputCheck(images=int(reference.shape[0]), max_abs_diff=diff,
+                       max_abs_reference=float(np.max(np.abs(reference))) if reference.size else 0.0,
+                       tolerance=float(tolerance),
+                       top1_agreement=float(np.mean(reference.argmax(1) == output.argmax(1))))
+
+
+def check_outputs(model: nn.Module, session, x: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) -> OutputCheck:
+    """Run ``x`` through the ONNX Runtime ``session`` and through ``model`` in eval mode."""
+    from mnetcost.deploy.runtime import run
+
+    return compare(torch_reference(model, x), run(session, x), tolerance)
+
+
+def check_batch(network, images: int = 16, seed: int = 0) -> np.ndarray:
+    """Standard-normal inputs of the model's shape (what a normalised image looks like)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((images, network.spec.in_channels, *network.resolution)).astype(np.float32)

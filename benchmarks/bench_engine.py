@@ -4,6 +4,10 @@
    ``python -c "import click, rich"`` (the floor any click + rich CLI pays). Target: <= 1.5x.
 2. Throughput of the vectorised engine on 100,000 (variant, alpha, delta) configurations.
    Target: >= 100,000 configurations per second.
+3. What the memory figures cost (issue 8): one configuration priced with and without them
+   (``resolve`` + ``network_cost`` against the same + ``.memory``), and the sweep with and without
+   them (``sweep_totals`` against ``memory.sweep_costs``, which adds peak activation and weight
+   bytes). Target: <= 1.5x the time without.
 
 Run: python benchmarks/bench_engine.py [--repeats 15] [--configs 100000]
 """
@@ -94,6 +98,56 @@ def engine_throughput(configs: int) -> None:
     print(f"throughput: {total / median:,.0f} configurations/s  (target >= 100,000)")
 
 
+def _median_time(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def memory_overhead(configs: int, repeats: int = 15) -> None:
+    """Ratios measured in one run, the two sides interleaved so that load drifts hit both alike."""
+    import numpy as np
+
+    from mnetcost.calculator.cost import network_cost, sweep_totals
+    from mnetcost.calculator.memory import sweep_costs
+    from mnetcost.calculator.resolver import plan, resolve, resolve_arrays
+
+    grid = [(variant, alpha, delta) for variant in ("base", "mp3", "fmp") for alpha in (0.25, 0.5, 0.75, 1.0)
+            for delta in (1, 2, 4)]
+    plans = {variant: plan(variant, 10, 32) for variant in ("base", "mp3", "fmp")}
+
+    def scalar(with_memory: bool):
+        for variant, alpha, delta in grid:
+            cost = network_cost(resolve(variant, alpha, delta, network_plan=plans[variant]), "paper")
+            if with_memory:
+                cost.memory  # noqa: B018 - the figures are computed on first use
+
+    rng = np.random.default_rng(1)
+    per_variant = configs // 3
+    alphas = np.round(rng.uniform(0.1, 1.5, size=per_variant), 3)
+    deltas = rng.integers(1, 9, size=per_variant)
+
+    def vectorised(with_memory: bool):
+        for variant in ("base", "mp3", "fmp"):
+            layers = resolve_arrays(plans[variant], alphas, deltas)
+            sweep_costs(layers, "paper", "int8") if with_memory else sweep_totals(layers, "paper")
+
+    for label, function, count in (("one configuration at a time (table, paper, plot)", scalar, len(grid)),
+                                   ("vectorised sweep", vectorised, 3 * per_variant)):
+        function(True), function(False)  # warm up
+        without, with_memory = [], []
+        for _ in range(repeats):
+            without.append(_median_time(lambda: function(False), 1))
+            with_memory.append(_median_time(lambda: function(True), 1))
+        base, extra = statistics.median(without), statistics.median(with_memory)
+        print(f"memory figures, {label}: {count:,} configurations in {base * 1000:.1f} ms without, "
+              f"{extra * 1000:.1f} ms with (medians of {repeats}) = {extra / base:.2f}x; best of {repeats}: "
+              f"{min(with_memory) / min(without):.2f}x  (target <= 1.5x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -101,6 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     cli_startup(args.repeats)
     engine_throughput(args.configs)
+    memory_overhead(args.configs)
 
 
 if __name__ == "__main__":

@@ -69,8 +69,8 @@ def test_table_all_formats_and_conventions():
         result = run("table", "--variant", "mp3", "--format", fmt)
         assert result.exit_code == 0 and "conv_pw_13" in result.output
     csv_out = run("table", "--variant", "base", "--format", "csv").output.splitlines()
-    assert csv_out[0] == "name,type_stride,filter_shape,input,output,params,mult_adds"
-    assert csv_out[-1].endswith(",3239114,11596288")
+    assert csv_out[0] == "name,type_stride,filter_shape,input,output,params,mult_adds,activation_bytes,peak,weight_bytes"
+    assert csv_out[-1].endswith(",3239114,11596288,98304,peak,12825128")  # + peak activation and weight bytes (fp32)
     flops = json.loads(run("table", "--convention", "flops", "--format", "json").output)
     assert flops["flops"] == 2 * flops["mult_adds"] == 2 * 11_596_288
     assert flops["unit"] == "FLOPs"

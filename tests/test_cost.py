@@ -118,7 +118,9 @@ def test_conventions():
     assert (flops.params, flops.mult_adds, flops.convention.unit) == (paper.params, paper.mult_adds, "FLOPs")
     fvcore = network_cost(net, "fvcore")
     assert fvcore.mult_adds == paper.mult_adds + 2 * bn_elements + pooled
-    assert set(CONVENTIONS) == {"paper", "trainable", "weights", "flops", "fvcore"}
+    deploy = network_cost(net, "deploy")  # BatchNorm folded: one bias per channel instead of 4 numbers
+    assert (deploy.params, deploy.mult_adds) == (paper.params - 3 * bn_channels, paper.mult_adds)
+    assert set(CONVENTIONS) == {"paper", "trainable", "weights", "flops", "fvcore", "deploy"}
 
 
 @pytest.mark.parametrize("variant", ["base", "mp3", "fmp"])

@@ -31,7 +31,7 @@ def test_two_gloo_processes_train_one_run(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     # only rank 0 printed the summary and wrote the folder
     summary = json.loads(result.stdout)
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.jsonl",
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "best.pt", "config.json", "last.pt", "metrics.jsonl",
                                                       "summary.json"]
     assert summary == json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs"] == 2
@@ -52,3 +52,36 @@ def test_two_gloo_processes_train_one_run(tmp_path):
     single = subprocess.run([sys.executable, "-m", "mnetcost", *map(str, common), "--epochs", "4", "--resume"],
                             capture_output=True, text=True, timeout=120)
     assert single.returncode == 2 and "world_size 2 (run) vs 1 (now)" in single.stderr
+
+
+@pytest.mark.parametrize("case", ["bad option", "refused in the command", "locked"])
+def test_an_error_under_torchrun_is_printed_once_without_a_traceback(tmp_path, case):
+    """Every rank meets the same error: rank 0 prints it, once, and every rank exits 0, so that
+    torchrun adds no ChildFailedError traceback of its own."""
+    out = tmp_path / "run"
+    args = ["train", "--alpha", "0.25", "--dataset", tmp_path / "no-such-data", "--out", out, "--device", "cpu"]
+    expected = "no such file or folder"
+    if case == "bad option":
+        args += ["--lr", "nan"]
+        expected = "lr must be a finite number"
+    elif case == "locked":
+        data = tiny_official_folder(tmp_path / "data", train=64, test=16)
+        args[args.index(tmp_path / "no-such-data")] = data
+        holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                                   "from mnetcost.files import run_lock\n"
+                                   f"with run_lock({str(out)!r}, 'a test holder'):\n"
+                                   "    print('held', flush=True); time.sleep(120)"],
+                                  stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        expected = "is in use by pid"
+    try:
+        result = torchrun(*args, timeout=120)
+    finally:
+        if case == "locked":
+            holder.kill()
+            holder.wait()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mnetcost: error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "ChildFailedError" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 0
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == [".lock"]

@@ -19,7 +19,7 @@ from mnetcost.analysis import grid as G
 from mnetcost.calculator.cost import network_cost
 from mnetcost.calculator.resolver import resolve
 from mnetcost.cli import main
-from mnetcost.files import run_lock
+from mnetcost.files import lock_holder, run_lock
 
 from cifar_helpers import tiny_official_folder
 
@@ -164,10 +164,14 @@ def test_a_killed_grid_resumes_its_partial_run(data_root, cache, tmp_path):
     finally:
         os.killpg(worker.pid, signal.SIGKILL)  # the grid and its train, as a scheduler's kill would
         worker.wait()
+    deadline = time.monotonic() + 30  # the orphaned train dies a moment after the grid is reaped
+    while lock_holder(run) is not None:
+        assert time.monotonic() < deadline, lock_holder(run)
+        time.sleep(0.1)
     done = len((run / "metrics.jsonl").read_text().splitlines())
     assert 1 <= done < 500
     listing = dry_run(*args[:-2], "--epochs", done + 2)
-    assert [(i["state"], i["holder"]) for i in listing] == [("partial", None)]  # no stale lock after kill -9
+    assert [(i["state"], i["holder"]) for i in listing] == [("partial", None)], listing  # no stale lock
     result = grid(*args, "--epochs", done + 2)
     assert result.returncode == 0, result.stderr
     item = outcomes(result)[f"{LABEL}/base-a0.25-d1-s0"]

@@ -433,8 +433,13 @@ def run_one(task: Task | dict, echo: Callable[[str], None] | None = None) -> dic
                 if echo is not None:
                     echo(line.rstrip("\n"))
             returncode = process.wait()
-        except BaseException:  # interrupted ourselves: let train save its epoch and stop, then go
+        except BaseException:  # interrupted ourselves: let train stop with its last epoch saved, then go
             _stop(process)
+            try:
+                stream.write(process.stderr.read())
+                stream.write(f"=== interrupted; train's exit status {process.returncode}\n")
+            except (OSError, ValueError):
+                pass
             raise
         stream.write(f"=== exit status {returncode} after {time.perf_counter() - began:.1f} s\n")
     seconds = time.perf_counter() - began
@@ -445,19 +450,26 @@ def run_one(task: Task | dict, echo: Callable[[str], None] | None = None) -> dic
                         returncode, seconds, after)
     if returncode in (130, -2):
         return _outcome(task, before, "interrupted", _last_message(tail), returncode, seconds, after)
-    text = "".join(tail)
-    if LOCKED_TEXT in text or after.state == "running":
-        return _outcome(task, before, "taken", _last_message(tail), returncode, seconds, after)
+    locked = [line.strip() for line in tail if LOCKED_TEXT in line]
+    if locked or after.state == "running":
+        holder = locked[-1].split(LOCKED_TEXT, 1)[1].split(";")[0].strip() if locked else after.holder
+        return _outcome(task, before, "taken", f"in use by {holder}", returncode, seconds, after)
     if after.state == "done":  # another worker finished it meanwhile
         return _outcome(task, before, "skipped", "completed by another worker", returncode, seconds, after)
     return _outcome(task, before, "failed", _last_message(tail), returncode, seconds, after)
 
 
 def _stop(process: subprocess.Popen, grace: float = 30.0) -> None:
+    """Stop ``train`` after the grid was interrupted: a Ctrl-C in a terminal reached it too, so give
+    it a moment to stop by itself; else pass SIGINT on (it keeps its last completed epoch); kill it
+    only when it does not stop within ``grace`` seconds."""
     import signal
 
-    if process.poll() is not None:
+    try:
+        process.wait(timeout=5)
         return
+    except subprocess.TimeoutExpired:
+        pass
     try:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=grace)

@@ -17,7 +17,10 @@ from pathlib import Path
 from mnetcost.errors import MnetcostError
 
 IMAGE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
-X_AXES = ("mult_adds", "params", "latency")
+X_AXES = ("mult_adds", "params", "latency", "peak_memory", "weight_bytes")
+RUNTIME_NAMES = {"torch": "eager PyTorch", "onnxruntime": "ONNX Runtime (fp32)",
+                 "onnxruntime-int8": "ONNX Runtime (static int8)"}
+MEMORY_AXES = {"peak_memory": "peak_activation_bytes", "weight_bytes": "weight_bytes"}  # axis -> point key
 DATASETS = {"cifar10": ("CIFAR-10", 10), "cifar100": ("CIFAR-100", 100)}
 VARIANT_STYLE = {  # colour-blind-safe (Okabe-Ito) colours, one marker shape per variant
     "base": ("#0072B2", "o", "base (Table 1: strided convs)"),
@@ -47,8 +50,16 @@ def check_output(path: str | Path, option: str = "--out") -> str:
 
 
 # --- data --------------------------------------------------------------------------------------
-def load_latency(path: str | Path) -> dict[tuple, dict]:
-    """Latency results written by ``mnetcost bench --out FILE``, keyed like sweep configurations."""
+def bench_runtimes(results: list) -> list[str]:
+    """The runtimes of ``mnetcost bench`` results in order of appearance (a result without a
+    ``runtime`` key, from before ``--runtime`` existed, is eager PyTorch)."""
+    return list(dict.fromkeys(item.get("runtime", "torch") for item in results if isinstance(item, dict)))
+
+
+def load_latency(path: str | Path, runtime: str | None = None) -> dict[tuple, dict]:
+    """Latency results written by ``mnetcost bench --out FILE``, keyed like sweep configurations:
+    those of ``runtime`` (``torch``, ``onnxruntime``, ``onnxruntime-int8``); a file measured in
+    several runtimes needs one named."""
     from mnetcost.analysis.sweep import config_key
 
     file = Path(path)
@@ -62,8 +73,16 @@ def load_latency(path: str | Path) -> dict[tuple, dict]:
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, list):
         raise MnetcostError(f"--latency {path}: no 'results' list (is it from `mnetcost bench --out`?)")
+    runtimes = bench_runtimes(results)
+    if runtime is None and len(runtimes) > 1:
+        raise MnetcostError(f"--latency {path} was measured in {', '.join(runtimes)}: choose one with --runtime")
+    if runtime is not None and runtimes and runtime not in runtimes:
+        raise MnetcostError(f"--runtime {runtime}: {path} has {', '.join(runtimes)} only "
+                            f"(measure it with `mnetcost bench --runtime {runtime}`)")
     table = {}
     for number, item in enumerate(results):
+        if runtime is not None and isinstance(item, dict) and item.get("runtime", "torch") != runtime:
+            continue
         try:
             key = config_key(item["variant"], item["alpha"], item["delta"], item["classes"], item["resolution"])
             latency = float(item["latency_ms"])
@@ -82,10 +101,25 @@ def _costs(variant: str, alpha: float, delta: int, classes: int, resolution: int
     return cost.params, cost.mult_adds
 
 
+def _memory(item, dtype: str) -> tuple:
+    """(peak activation bytes, weight bytes) of a point's configuration at ``dtype``, or (None, None)
+    when it cannot be resolved (a run whose spec file is gone)."""
+    from mnetcost.calculator.cost import network_cost
+    from mnetcost.calculator.resolver import resolve
+
+    try:
+        cost = network_cost(resolve(item.variant, item.alpha, item.delta, item.classes, item.resolution), "paper",
+                            dtype)
+        return cost.peak_activation_bytes, cost.weight_bytes
+    except MnetcostError:
+        return None, None
+
+
 def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs=(), convention: str = "paper",
-                   latency: dict | None = None, tables=None) -> tuple[list[dict], list[str]]:
+                   latency: dict | None = None, tables=None, dtype: str = "fp32") -> tuple[list[dict], list[str]]:
     """The points to plot and warnings. Each point: variant, alpha, delta, classes, resolution,
-    mult_adds, params, accuracy (fraction), source ("paper" or the run's name), baseline, and
+    mult_adds, params, peak_activation_bytes and weight_bytes at ``dtype`` (None when the
+    configuration cannot be resolved), accuracy (fraction), source ("paper" or the run's name), baseline, and
     latency_ms/images_per_s when ``latency`` (from :func:`load_latency`) is given. ``tables``
     limits the paper's points to some of Tables 4, 5, 6 (each includes the baseline)."""
     from mnetcost.analysis.sweep import paper_known
@@ -120,6 +154,8 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
                  "resolution": item.resolution, "mult_adds": int(mult_adds), "params": int(params),
                  "accuracy": item.accuracy, "source": item.source, "dataset": item.dataset,
                  "baseline": item.is_baseline}
+        point["peak_activation_bytes"], point["weight_bytes"] = _memory(item, dtype)
+        point["dtype"] = dtype
         if getattr(item, "seeds", 1) > 1:  # the mean of several seeds (analysis.runs.mean_over_seeds)
             point.update(seeds=item.seeds, accuracy_min=item.accuracy_min, accuracy_max=item.accuracy_max)
         if latency is not None:
@@ -152,6 +188,8 @@ def describe(point: dict) -> str:
 
 
 def x_value(point: dict, x: str):
+    if x in MEMORY_AXES:
+        return point[MEMORY_AXES[x]]
     return point["latency_ms"] if x == "latency" else point[x]
 
 
@@ -180,7 +218,18 @@ def _axis_text(x: str, unit: str) -> tuple[str, object]:
         return f"{unit} per image (log scale)", lambda v, _: _si(v)
     if x == "params":
         return "Parameters (log scale)", lambda v, _: _si(v)
+    if x == "peak_memory":
+        return f"Peak activation memory, {unit} (bytes, log scale)", lambda v, _: _binary(v)
+    if x == "weight_bytes":
+        return f"Weight storage, {unit} (bytes, log scale)", lambda v, _: _binary(v)
     return "Latency at batch 1 (ms per image, log scale)", lambda v, _: f"{v:g} ms"
+
+
+def _binary(value: float) -> str:
+    for factor, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if value >= factor:
+            return f"{value / factor:g} {suffix}"
+    return f"{value:g} B"
 
 
 def _si(value: float) -> str:
@@ -190,50 +239,168 @@ def _si(value: float) -> str:
     return f"{value:g}"
 
 
-def _place_labels(ax, fig, anchors, texts, colours, line=()):
-    """Greedy label placement: for each point try offsets around it and keep the first whose
-    box overlaps no earlier label, marker or segment of ``line`` (else the least overlapping)."""
+LABEL_RADII = (5, 9, 14, 20, 28, 38, 50)  # points from the marker; beyond 12 a thin leader line joins them
+LABEL_ANGLES = (20, -20, 160, 200, 90, 270, 45, -45, 135, 225, 0, 180, 67, -67, 113, 247)
+
+
+def _segment_hits(p, q, rect) -> bool:
+    """Whether the segment p-q crosses the rectangle (x0, y0, x1, y1) (Liang-Barsky clipping)."""
+    (x0, y0), (x1, y1) = p, q
+    dx, dy = x1 - x0, y1 - y0
+    low, high = 0.0, 1.0
+    for step, room in ((-dx, x0 - rect[0]), (dx, rect[2] - x0), (-dy, y0 - rect[1]), (dy, rect[3] - y0)):
+        if step == 0:
+            if room < 0:
+                return False
+            continue
+        t = room / step
+        if step < 0:
+            low = max(low, t)
+        else:
+            high = min(high, t)
+        if low > high:
+            return False
+    return True
+
+
+def _overlap(a, b) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _place_labels(ax, fig, anchors, texts, colours, line=(), *, lines=(), shifts=None, fontsize=7):
+    """Label every point without two labels touching. In display space, for each point (the most
+    crowded first) try spots on rings around it (``LABEL_RADII`` x ``LABEL_ANGLES``), nearest
+    first, and keep the first whose box overlaps no placed label, no marker and crosses no
+    segment of ``line`` (the front) or ``lines`` (data polylines: series, guides, error bars);
+    if none is free, the least bad. A label set off by more than 12 points gets a thin leader
+    line to its marker. ``shifts``: per point, the marker's horizontal offset in points (see
+    :func:`_dodge`)."""
+    import math
+
+    from matplotlib.transforms import offset_copy
+
     renderer = fig.canvas.get_renderer()
-    markers = []
-    for x, y in anchors:
+    scale = fig.dpi / 72
+    shifts = list(shifts) if shifts is not None else [0.0] * len(anchors)
+    centres = []
+    for (x, y), shift in zip(anchors, shifts):
         px, py = ax.transData.transform((x, y))
-        markers.append((px - 5, py - 5, px + 5, py + 5))
+        centres.append((px + shift * scale, py))
+    radius = 4.5 * scale
+    markers = [(cx - radius, cy - radius, cx + radius, cy + radius) for cx, cy in centres]
+    polylines = [list(line)] if len(line) else []
+    polylines += [list(polyline) for polyline in lines]
     segments = []
-    points = [ax.transData.transform(p) for p in line]
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        segments.append((min(x0, x1) - 1.5, min(y0, y1) - 1.5, max(x0, x1) + 1.5, max(y0, y1) + 1.5))
+    for polyline in polylines:
+        pixels = [tuple(ax.transData.transform(point)) for point in polyline]
+        segments += list(zip(pixels, pixels[1:]))
     frame = ax.get_window_extent(renderer)
+    sizes = []
+    for text in texts:
+        probe = ax.text(0, 0, text, fontsize=fontsize)
+        box = probe.get_window_extent(renderer)
+        sizes.append((box.width, box.height))
+        probe.remove()
+    candidates = []
+    for r in LABEL_RADII:
+        for angle in LABEL_ANGLES:
+            c, s_ = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+            ha = "left" if c > 0.3 else ("right" if c < -0.3 else "center")
+            va = "bottom" if s_ > 0.3 else ("top" if s_ < -0.3 else "center")
+            candidates.append((r, r * c, r * s_, ha, va))
+
+    def rect_of(i, dx, dy, ha, va):
+        w, h = sizes[i]
+        x = centres[i][0] + dx * scale
+        y = centres[i][1] + dy * scale
+        x0 = x if ha == "left" else (x - w if ha == "right" else x - w / 2)
+        y0 = y if va == "bottom" else (y - h if va == "top" else y - h / 2)
+        return (x0 - 1, y0 - 1, x0 + w + 1, y0 + h + 1)
+
+    crowd = [sum(1 for other in centres if abs(other[0] - c[0]) < 60 and abs(other[1] - c[1]) < 25)
+             for c in centres]
+    order = sorted(range(len(anchors)), key=lambda i: (-crowd[i], centres[i][0], centres[i][1]))
     placed: list[tuple] = []
-    offsets = [(6, 3, "left", "bottom"), (6, -3, "left", "top"), (-6, 3, "right", "bottom"),
-               (-6, -3, "right", "top"), (0, 8, "center", "bottom"), (0, -8, "center", "top"),
-               (10, 10, "left", "bottom"), (-10, -10, "right", "top"), (10, -12, "left", "top"),
-               (-10, 12, "right", "bottom"), (0, 16, "center", "bottom"), (0, -16, "center", "top")]
-
-    def overlap(a, b):
-        return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-
-    order = sorted(range(len(anchors)), key=lambda i: (anchors[i][0], anchors[i][1]))
     for i in order:
         best = None
-        for dx, dy, ha, va in offsets:
-            label = ax.annotate(texts[i], anchors[i], xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
-                                fontsize=7, color=colours[i], zorder=4)
-            box = label.get_window_extent(renderer)
-            rect = (box.x0 - 1, box.y0 - 1, box.x1 + 1, box.y1 + 1)
-            outside = (rect[0] < frame.x0) or (rect[2] > frame.x1) or (rect[1] < frame.y0) or (rect[3] > frame.y1)
-            score = sum(overlap(rect, other) for other in placed)
-            score += sum(overlap(rect, m) for j, m in enumerate(markers) if j != i)
-            score += 0.5 * sum(overlap(rect, segment) for segment in segments)
-            score += 1e6 if outside else 0
+        for r, dx, dy, ha, va in candidates:
+            rect = rect_of(i, dx, dy, ha, va)
+            outside = rect[0] < frame.x0 or rect[2] > frame.x1 or rect[1] < frame.y0 or rect[3] > frame.y1
+            score = 1e9 if outside else 0.0
+            score += 10 * sum(_overlap(rect, other) for other in placed)
+            score += 10 * sum(_overlap(rect, m) for j, m in enumerate(markers) if j != i)
+            score += 40 * sum(1 for p, q in segments if _segment_hits(p, q, rect))
             if best is None or score < best[0]:
-                if best is not None:
-                    best[1].remove()
-                best = (score, label, rect)
-            else:
-                label.remove()
+                best = (score, rect, r, dx, dy, ha, va)
             if score == 0:
                 break
-        placed.append(best[2])
+        _, rect, r, dx, dy, ha, va = best
+        placed.append(rect)
+        leader = dict(arrowstyle="-", color=colours[i], linewidth=0.5, alpha=0.7, shrinkA=0, shrinkB=3) \
+            if r > 12 else None
+        ax.annotate(texts[i], anchors[i], xycoords=offset_copy(ax.transData, fig=fig, x=shifts[i], units="points"),
+                    xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=fontsize,
+                    color=colours[i], zorder=4, arrowprops=leader)
+
+
+def _dodge(xs, ys, log_x: bool = True, step: float = 7.0) -> list[float]:
+    """Horizontal marker offsets in points for points that share a position (same cost and
+    accuracy: base and mp3 at equal params), so no marker hides another: a group of k is spread
+    ``step`` points apart around its place; a point alone stays put."""
+    import math
+
+    groups: dict = {}
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        key = (round(math.log10(x), 3) if log_x and x > 0 else round(x, 9), round(y, 3))
+        groups.setdefault(key, []).append(i)
+    shifts = [0.0] * len(xs)
+    for members in groups.values():
+        for rank, i in enumerate(members):
+            shifts[i] = (rank - (len(members) - 1) / 2) * step
+    return shifts
+
+
+def _compress_gap(ax, values, low: float, high: float, band: float = 0.06):
+    """When the points' values leave an empty stretch longer than 30 % of the axis (runs far
+    below the paper's points), squeeze it to ``band`` of the height with a piecewise-linear
+    axis, shade it and say so, instead of squeezing every point into a corner. Returns the
+    (start, end) squeezed, or None."""
+    import numpy as np
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    ordered = sorted(values)
+    if len(ordered) < 2:
+        return None
+    size, at = max((b - a, k) for k, (a, b) in enumerate(zip(ordered, ordered[1:])))
+    if size <= 0.3 * (high - low):
+        return None
+    start, end = ordered[at] + 2.5, ordered[at + 1] - 2.5
+    kept = (start - low) + (high - end)
+    factor = band / (1 - band) * kept / (end - start)
+
+    def forward(y):
+        y = np.asarray(y, dtype=float)
+        return np.where(y <= start, y, np.where(y >= end, y - (end - start) * (1 - factor),
+                                                start + (y - start) * factor))
+
+    def inverse(v):
+        v = np.asarray(v, dtype=float)
+        top = start + (end - start) * factor
+        return np.where(v <= start, v, np.where(v >= top, v + (end - start) * (1 - factor),
+                                                start + (v - start) / factor))
+
+    ax.set_yscale("function", functions=(forward, inverse))
+    ax.set_ylim(low, high)
+    ticks = [t for t in MaxNLocator(nbins=4).tick_values(low, start) if low <= t <= start]
+    ticks += [t for t in MaxNLocator(nbins=6).tick_values(end, high) if end <= t <= high]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.axhspan(start, end, facecolor="#eeeeee", edgecolor="none", zorder=0)
+    for y in (start, end):
+        ax.plot([-0.012, 0.012], [y, y], transform=ax.get_yaxis_transform(), color="black", linewidth=0.9,
+                clip_on=False, zorder=5)
+    ax.text(0.5, (start + end) / 2, f"{start:.0f}–{end:.0f} % squeezed (no points there)", fontsize=7,
+            color="#666666", ha="center", va="center", transform=ax.get_yaxis_transform(), zorder=1)
+    return start, end
 
 
 def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds", unit: str = "Mult-Adds",
@@ -249,17 +416,23 @@ def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds"
     ys = [100 * p["accuracy"] for p in points]
     others: dict = {}
     handles = {}
+    from matplotlib.transforms import offset_copy
+
     anchors, texts, colours = [], [], []
     staircase: list[tuple] = []
-    for point, px, py in zip(points, xs, ys):
+    bars: list[list[tuple]] = []  # error bars, avoided by the labels
+    shifts = _dodge(xs, ys)  # points that share a position are set side by side, none hidden
+    for point, px, py, shift in zip(points, xs, ys, shifts):
         colour, marker, name = _style(point["variant"], others)
         paper = point["source"] == "paper"
+        place = offset_copy(ax.transData, fig=ax.figure, x=shift, units="points") if shift else ax.transData
         ax.scatter([px], [py], s=46, marker=marker, zorder=3, linewidths=1.6,
-                   facecolors=colour if paper else "white", edgecolors=colour)
+                   facecolors=colour if paper else "white", edgecolors=colour, transform=place)
         if point.get("accuracy_min") is not None:  # a mean over seeds: their range as an error bar
             low, high = 100 * point["accuracy_min"], 100 * point["accuracy_max"]
             ax.errorbar([px], [py], yerr=[[py - low], [high - py]], fmt="none", ecolor=colour, elinewidth=1.1,
-                        capsize=3, zorder=2)
+                        capsize=3, zorder=2, transform=place)
+            bars.append([(px, low), (px, high)])
         key = (name, paper)
         if key not in handles:
             handles[key] = Line2D([], [], linestyle="none", marker=marker, markersize=7, markeredgewidth=1.6,
@@ -268,7 +441,7 @@ def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds"
                                   if point.get("accuracy_min") is not None else f"{point['variant']}: your runs (hollow)")
         if point["baseline"]:
             ax.scatter([px], [py], s=230, marker="o", facecolors="none", edgecolors="black", linewidths=1.3,
-                       zorder=2)
+                       zorder=2, transform=place)
             handles[("baseline", True)] = Line2D([], [], linestyle="none", marker="o", markersize=13,
                                                  markerfacecolor="none", markeredgecolor="black",
                                                  label="baseline: MobileNet α=1 δ=1")
@@ -292,9 +465,11 @@ def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds"
     ax.set_xscale("log")
     if xs:
         ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
-        ax.set_ylim(min(ys) - 2.5, max(ys) + 2.5)
+        spans = ys + [100 * p[k] for p in points for k in ("accuracy_min", "accuracy_max") if p.get(k) is not None]
+        ax.set_ylim(min(spans) - 2.5, max(spans) + 2.5)
+        _compress_gap(ax, spans, min(spans) - 2.5, max(spans) + 2.5)
     label, formatter = _axis_text(x, unit)
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_locator(LogLocator(base=2) if x in MEMORY_AXES else LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(formatter))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(label)
@@ -303,7 +478,7 @@ def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds"
     ax.set_axisbelow(True)
     if title:
         ax.set_title(title, fontsize=12)
-    return handles, (ax, anchors, texts, colours, staircase)
+    return handles, (ax, anchors, texts, colours, staircase, bars, shifts)
 
 
 def legend_handles(*handle_dicts) -> list:
@@ -322,18 +497,19 @@ def legend_handles(*handle_dicts) -> list:
 def place_labels(fig, *jobs) -> None:
     """Lay the figure out, then place every axes' point labels (see :func:`draw_axes`)."""
     fig.canvas.draw()
-    for ax, anchors, texts, colours, staircase in jobs:
-        _place_labels(ax, fig, anchors, texts, colours, staircase)
+    for ax, anchors, texts, colours, staircase, bars, shifts in jobs:
+        _place_labels(ax, fig, anchors, texts, colours, staircase, lines=bars, shifts=shifts)
+    fig.set_layout_engine("none")  # the labels were placed for this layout: keep it when saving
 
 
-def new_figure(width: float, height: float, columns: int = 1):
-    """An Agg-backed Figure (no pyplot: the caller's backend is untouched) and its axes."""
+def new_figure(width: float, height: float, columns: int = 1, rows: int = 1):
+    """An Agg-backed Figure (no pyplot: the caller's backend is untouched) and its axes (row by row)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=150, layout="constrained")
     FigureCanvasAgg(fig)
-    return fig, fig.subplots(1, columns, squeeze=False)[0]
+    return fig, fig.subplots(rows, columns, squeeze=False).ravel()
 
 
 def add_footnote(fig, text: str, fontsize: float = 7) -> None:
@@ -346,15 +522,17 @@ def add_footnote(fig, text: str, fontsize: float = 7) -> None:
 
 
 def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset: str = "cifar10",
-         convention: str = "paper", title: str | None = None, footnote: str | None = None, tables=None):
+         convention: str = "paper", title: str | None = None, footnote: str | None = None, tables=None,
+         dtype: str = "fp32"):
     """A matplotlib Figure (Agg) of accuracy against ``x``: points per variant, runs hollow,
     the baseline ringed, each point labelled α/δ, the front as a step line."""
     from mnetcost.calculator.cost import get_convention
 
-    unit = get_convention(convention).unit
+    unit = dtype if x in MEMORY_AXES else get_convention(convention).unit
     fig, (ax,) = new_figure(10, 5.8)
     name, _ = DATASETS.get(dataset, (dataset, 0))
-    what = {"mult_adds": unit, "params": "parameters", "latency": "measured latency"}[x]
+    what = {"mult_adds": unit, "params": "parameters", "latency": "measured latency",
+            "peak_memory": f"peak activation memory ({dtype})", "weight_bytes": f"weight storage ({dtype})"}[x]
     source = f"Chen & Su, {tables_text(tables)}" if any(p["source"] == "paper" for p in points) else ""
     if any(p["source"] != "paper" for p in points):
         source = f"{source} + your runs" if source else "your runs"
@@ -395,14 +573,22 @@ def tables_text(tables=None) -> str:
     return f"Table {chosen[0]}" if len(chosen) == 1 else "Tables " + ", ".join(map(str, chosen))
 
 
-def paper_footnote(convention: str, include_paper: bool, x: str, tables=None) -> str:
+def paper_footnote(convention: str, include_paper: bool, x: str, tables=None, dtype: str = "fp32",
+                   runtime: str | None = None) -> str:
     parts = []
     if include_paper:
         parts.append(f"Paper points: accuracy as printed in Chen & Su, {tables_text(tables)}; "
                      f"Mult-Adds and parameters computed by mnetcost (convention '{convention}') for each "
                      "configuration, not the paper's printed figures.")
     if x == "latency":
-        parts.append("Latency: measured by `mnetcost bench` on this machine (median, batch 1).")
+        parts.append("Latency: measured by `mnetcost bench` on this machine (median, batch 1)"
+                     + (f" in {RUNTIME_NAMES.get(runtime, runtime)}." if runtime else "."))
+    if x == "peak_memory":
+        parts.append(f"Peak activation memory at {dtype}: input + output bytes of the largest layer, layers run one "
+                     "at a time with BatchNorm and ReLU fused (mnetcost's execution model; the paper prints none).")
+    if x == "weight_bytes":
+        parts.append(f"Weight storage at {dtype}: deployed weights with BatchNorm folded into one bias per conv "
+                     "output channel (mnetcost's figure; the paper prints none).")
     parts.append("Front: no other point has lower-or-equal cost and higher-or-equal accuracy (one strictly).")
     return "\n".join(parts)
 
@@ -426,23 +612,34 @@ def draw_latency(bench: dict, title: str | None = None):
     results = bench["results"]
     if not results:
         raise MnetcostError("no bench results to plot")
-    batched = [r for r in results if r.get("images_per_s")]
-    panels = [("latency_ms", "batch 1: latency, median (bars: 10th–90th percentile)", results)]
-    if batched:
-        panels.append(("per_image_ms", f"batch {bench['batch_size']}: ms per image (1000 / images/s)", batched))
-    fig, axes = new_figure(7.0 * len(panels) + 2.4, 6.6, columns=len(panels))
+    runtimes = bench_runtimes(results)  # one row of panels per runtime, on shared axis ranges
+    panels = []
+    for runtime in runtimes:
+        mine = [r for r in results if r.get("runtime", "torch") == runtime]
+        batched = [r for r in mine if r.get("images_per_s")]
+        named = f"{RUNTIME_NAMES.get(runtime, runtime)}, " if len(runtimes) > 1 else ""
+        panels.append(("latency_ms", f"{named}batch 1: latency, median (bars: 10th–90th percentile)", mine))
+        if batched:
+            panels.append(("per_image_ms", f"{named}batch {bench['batch_size']}: ms per image (1000 / images/s)",
+                           batched))
+    columns = len(panels) // len(runtimes)
+    fig, axes = new_figure(7.0 * columns + 2.4, 6.6 if len(runtimes) == 1 else 4.6 * len(runtimes),
+                           columns=columns, rows=len(runtimes))
     others: dict = {}
     handles = {}
+    jobs = []  # labels are placed once the whole figure is laid out
+    ranges: dict = {}  # key -> (axes, xlim, ylim) of each runtime's panel
     for ax, (key, label, rows) in zip(axes, panels):
         xs = [r["mult_adds"] for r in rows]
         ys = [r["latency_ms"] if key == "latency_ms" else 1000 / r["images_per_s"] for r in rows]
-        anchors, texts, colours = [], [], []
+        anchors, texts, colours, obstacles = [], [], [], []
         for r, px, py in zip(rows, xs, ys):
             colour, marker, name = _style(r["variant"], others)
             ax.scatter([px], [py], s=40, marker=marker, color=colour, zorder=3)
             if key == "latency_ms" and r.get("latency_ms_p10") is not None and r.get("latency_ms_p90") is not None:
                 ax.errorbar([px], [py], yerr=[[max(py - r["latency_ms_p10"], 0)], [max(r["latency_ms_p90"] - py, 0)]],
                             fmt="none", ecolor=colour, elinewidth=0.8, alpha=0.6, zorder=2)
+                obstacles.append([(px, min(py, r["latency_ms_p10"])), (px, max(py, r["latency_ms_p90"]))])
             handles.setdefault(name, Line2D([], [], linestyle="none", marker=marker, markersize=7, color=colour,
                                             label=name))
             anchors.append((px, py))
@@ -456,11 +653,14 @@ def draw_latency(bench: dict, title: str | None = None):
                 line.sort()
                 ax.plot([p[1] for p in line], [p[2] for p in line], color=_style(variant, others)[0], alpha=0.35,
                         linewidth=1.0, zorder=1)
+                obstacles.append([(p[1], p[2]) for p in line])
                 handles.setdefault("series", Line2D([], [], color="#666666", alpha=0.5, linewidth=1.0,
                                                     label="lines join δ = 1, 2, 4…\nat one variant and α"))
         ratio = statistics.median(y / x for x, y in zip(xs, ys))
         low, high = min(xs) / 1.5, max(xs) * 1.5
         ax.plot([low, high], [ratio * low, ratio * high], color="#888888", linestyle=":", linewidth=1.2, zorder=1)
+        guide = [(low * (high / low) ** (k / 20), ratio * low * (high / low) ** (k / 20)) for k in range(21)]
+        obstacles.append(guide)  # in pieces: a straight line on log axes is not one on linear pixels
         handles.setdefault("guide", Line2D([], [], color="#888888", linestyle=":", linewidth=1.2,
                                            label="time ∝ Mult-Adds\n(slope 1, through the median)"))
         ax.set_xscale("log")
@@ -469,6 +669,7 @@ def draw_latency(bench: dict, title: str | None = None):
         tops = [max(y, r.get("latency_ms_p90") or 0) if key == "latency_ms" else y for r, y in zip(rows, ys)]
         bottoms = [min(y, r.get("latency_ms_p10") or y) if key == "latency_ms" else y for r, y in zip(rows, ys)]
         ax.set_ylim(min(bottoms) / 1.5, max(tops) * 1.5)
+        ranges.setdefault(key, []).append((ax, ax.get_xlim(), ax.get_ylim()))
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _si(v)))
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -480,19 +681,29 @@ def draw_latency(bench: dict, title: str | None = None):
         ax.set_title(label, fontsize=10)
         ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
-        fig.canvas.draw()
-        _place_labels(ax, fig, anchors, texts, colours)
+        jobs.append((ax, anchors, texts, colours, obstacles))
+    for group in ranges.values():  # runtimes on the same scales, so their rows compare at a glance
+        if len(group) > 1:
+            xlim = (min(g[1][0] for g in group), max(g[1][1] for g in group))
+            ylim = (min(g[2][0] for g in group), max(g[2][1] for g in group))
+            for ax, _, _ in group:
+                ax.set_xlim(*xlim)
+                ax.set_ylim(*ylim)
     ordered = [h for k, h in handles.items() if k not in ("guide", "series")]
     ordered += [handles[k] for k in ("series", "guide") if k in handles]
-    axes[-1].legend(handles=ordered, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
-                    frameon=False)
+    axes[columns - 1].legend(handles=ordered, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                             fontsize=8, frameon=False)
     threads = bench.get("threads")
     layout = "channels-last" if bench.get("channels_last") else "NCHW"
     plural = "" if threads == 1 else "s"
     where = (f"{bench.get('device', '?')} ({bench.get('device_name', '')}), {threads} thread{plural}, "
-             f"{layout}, torch {bench.get('torch')}")
+             f"{layout}, torch {bench.get('torch')}"
+             + (f", onnxruntime {bench['onnxruntime']}" if bench.get("onnxruntime") else ""))
     fig.suptitle(title or f"Measured inference time vs Mult-Adds — {where}", fontsize=11)
     fig.canvas.draw()
+    for ax, anchors, texts, colours, obstacles in jobs:
+        _place_labels(ax, fig, anchors, texts, colours, lines=obstacles)
+    fig.set_layout_engine("none")  # the labels were placed for this layout: keep it when saving
     return fig
 
 
@@ -537,10 +748,12 @@ def draw_curves(curves: list[dict], title: str | None = None):
         summary, rows = curve["summary"], curve["rows"]
         colour = _style(variant, others)[0] if by_variant else palette[number % len(palette)]
         epochs = [r["epoch"] for r in rows]
-        loss_ax.plot(epochs, [r["loss"] for r in rows], color=colour, linestyle="--", marker=".")
-        loss_ax.plot(epochs, [r["test_loss"] for r in rows], color=colour, marker=".")
-        acc_ax.plot(epochs, [100 * r["train_acc"] for r in rows], color=colour, linestyle="--", marker=".")
-        acc_ax.plot(epochs, [100 * r["test_acc"] for r in rows], color=colour, marker=".")
+        dot = {"marker": "." if len(rows) > 3 else "o", "markersize": 6 if len(rows) > 3 else 7}
+        loss_ax.plot(epochs, [r["loss"] for r in rows], color=colour, linestyle="--", markerfacecolor="white", **dot)
+        loss_ax.plot(epochs, [r["test_loss"] for r in rows], color=colour, **dot)
+        acc_ax.plot(epochs, [100 * r["train_acc"] for r in rows], color=colour, linestyle="--", markerfacecolor="white",
+                    **dot)
+        acc_ax.plot(epochs, [100 * r["test_acc"] for r in rows], color=colour, **dot)
         what = curve["name"]
         if {"variant", "alpha", "delta"} <= set(summary):
             what = f"{summary['variant']} α={summary['alpha']:g} δ={summary['delta']}"
@@ -549,12 +762,16 @@ def draw_curves(curves: list[dict], title: str | None = None):
         best = max(rows, key=lambda r: r["test_acc"])
         handles.append(Line2D([], [], color=colour, marker=".", label=f"{what}\nbest test {100 * best['test_acc']:.1f}%"
                                                                     f" (epoch {best['epoch']})"))
-    handles += [Line2D([], [], color="#444444", linestyle="--", label="training (running mean over the epoch)"),
-                Line2D([], [], color="#444444", label="test set, after the epoch (eval mode)")]
+    handles += [Line2D([], [], color="#444444", linestyle="--", marker="o", markersize=4, markerfacecolor="white",
+                       label="training (running mean over the epoch)"),
+                Line2D([], [], color="#444444", marker="o", markersize=4, label="test set, after the epoch (eval mode)")]
+    first = min(r["epoch"] for c in curves for r in c["rows"])
+    last = max(r["epoch"] for c in curves for r in c["rows"])
     for ax, label in ((loss_ax, "Cross-entropy loss"), (acc_ax, "Top-1 accuracy (%)")):
+        ax.set_xlim(first - 0.5, last + 0.5)  # whole epochs, even for a run of one (not 0.945-1.05)
         ax.set_xlabel("Epoch")
         ax.set_ylabel(label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(True, color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
     acc_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,

@@ -48,7 +48,7 @@ model's tensors (forward hooks, a BatchNorm-folded copy, ``torch.autograd.graph.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mnetcost.errors import ConfigError
 
@@ -172,9 +172,9 @@ def stored_bytes(precision: Precision, weights, biases, scales):
     return weights * precision.weight_bytes + biases * precision.bias_bytes + scales * precision.scale_bytes
 
 
-@dataclass(frozen=True)
-class LayerMemory:
-    """Memory of one layer: activation elements and bytes (at the precision), deployed weights."""
+class LayerMemory(NamedTuple):
+    """Memory of one layer: activation elements and bytes (at the precision), deployed weights.
+    (A named tuple: built once per layer on every priced configuration, so it is kept cheap.)"""
 
     name: str
     kind: str
@@ -231,20 +231,21 @@ def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp
     peak, peak_layer = -1, ""
     weight_total = params_total = training_total = 0
     saved_output = False
+    weight_width, bias_width, scale_width = precision.weight_bytes, precision.bias_bytes, precision.scale_bytes
     for number, layer in enumerate(network.layers):
         layer_term = terms[number] if terms is not None else layer_terms(layer)
-        weights, biases, scales = weight_counts(layer, layer_term)
+        weights = layer_term.weights  # = weight_counts(layer, terms), inlined: this loop runs per configuration
+        biases = layer_term.bias + layer_term.bn_channels
+        scales = layer.out_c if layer.kind in WEIGHTED_KINDS else 0
         in_elements = layer.in_h * layer.in_w * layer.in_c
         out_elements = layer.out_h * layer.out_w * layer.out_c
         train, saved_output = training_bytes(layer, saved_output, fmp_mode)
-        stored = stored_bytes(precision, weights, biases, scales)
-        row = LayerMemory(name=layer.name, kind=layer.kind, input_elements=in_elements,
-                          output_elements=out_elements, weight_elements=weights, bias_elements=biases,
-                          scale_elements=scales, input_bytes=in_elements * act, output_bytes=out_elements * act,
-                          weight_bytes=stored, training_bytes=train)
-        rows.append(row)
-        if row.input_bytes + row.output_bytes > peak:
-            peak, peak_layer = row.input_bytes + row.output_bytes, layer.name
+        stored = weights * weight_width + biases * bias_width + scales * scale_width
+        both = (in_elements + out_elements) * act
+        rows.append(LayerMemory(layer.name, layer.kind, in_elements, out_elements, weights, biases, scales,
+                                in_elements * act, out_elements * act, stored, train))
+        if both > peak:
+            peak, peak_layer = both, layer.name
         weight_total += stored
         params_total += weights + biases
         training_total += train
@@ -315,5 +316,10 @@ def format_bytes(value: int) -> str:
     value = int(value)
     for factor, unit, digits in ((2**30, "GiB", 2), (2**20, "MiB", 2), (2**10, "KiB", 1)):
         if abs(value) >= factor:
-            return f"{value / factor:.{digits}f} {unit}"
+            try:
+                return f"{value / factor:.{digits}f} {unit}"
+            except OverflowError:  # beyond a float (alpha 1e300): decimal, visibly rounded
+                from decimal import Decimal
+
+                return f"{Decimal(value) / factor:.3e} {unit}"
     return f"{value} B"

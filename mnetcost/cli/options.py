@@ -12,7 +12,12 @@ def fail(message: str):
     raise click.UsageError(message)
 
 
-INSTALL_TORCH = "pip install 'mnetcost[torch]' (or pip install '.[torch]' in a checkout of mnetcost)"
+def install_hint(extra: str) -> str:
+    """How to add an extra, right for an installed package and for a checkout alike."""
+    return f"pip install 'mnetcost[{extra}]' (or pip install '.[{extra}]' in a checkout of mnetcost)"
+
+
+INSTALL_TORCH = install_hint("torch")
 
 
 def require_torch(command: str, fvcore: bool = False) -> None:
@@ -37,7 +42,13 @@ def require_extra(command: str, needed: tuple[str, ...], extra: str) -> None:
             __import__(name)
         except ImportError:
             raise MnetcostError(f"mnetcost {command} needs {' and '.join(needed)} ({name} is not installed): "
-                                f"pip install 'mnetcost[{extra}]'") from None
+                                f"{install_hint(extra)}") from None
+
+
+def require_deploy(command: str) -> None:
+    """One line and exit 2 without the ``[deploy]`` extra: torch, onnx, onnxruntime and onnxscript
+    (which PyTorch's ONNX exporter needs)."""
+    require_extra(command, ("torch", "onnx", "onnxruntime", "onnxscript"), "deploy")
 
 
 class _Parsed(click.ParamType):

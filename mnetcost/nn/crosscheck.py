@@ -340,6 +340,24 @@ def fold_batchnorm(model):
     return folded
 
 
+def _random_batchnorm(model, seed: int = 0) -> None:
+    """Give every BatchNorm of ``model`` seeded random statistics and affine parameters, so that
+    folding it is a real test (at initialisation they are 0, 1, 1, 0)."""
+    import torch
+    from torch import nn
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+                channels = module.num_features
+                module.running_mean.copy_(torch.randn(channels, generator=generator) * 0.2)
+                module.running_var.copy_(torch.rand(channels, generator=generator) * 1.5 + 0.5)
+                if module.affine:
+                    module.weight.copy_(torch.rand(channels, generator=generator) + 0.5)
+                    module.bias.copy_(torch.randn(channels, generator=generator) * 0.2)
+
+
 def _layer_owner(model, names: list[str]) -> dict[str, str]:
     """Top-level module name -> resolved layer it belongs to (``flatten``/``dropout`` -> ``fc``)."""
     owner, pending = {}, []
@@ -547,6 +565,7 @@ def memory_check(network: Network, dtype: str = "fp32", *, model=None, fmp_mode:
     memory = network_memory(network, precision, fmp_mode)
     if model is None:
         model = models.build_from_network(network, fmp_mode=fmp_mode)
+        _random_batchnorm(model)  # an untrained model's BatchNorms are near identities: folding them proves little
     itemsize = getattr(torch, TORCH_DTYPES[precision.name]).itemsize
     shapes = activation_shapes(model, network)
     folded = fold_batchnorm(model)

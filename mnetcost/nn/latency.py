@@ -64,7 +64,15 @@ PASSES_PER_ROUND = 5
 
 
 class _Subject:
-    """One configuration under test: its model, its inputs, and the times measured so far."""
+    """One configuration under test: its model, its inputs, and the times measured so far.
+
+    The interface :func:`time_subjects` and :func:`record` use: ``config``, ``runtime``, ``cost``
+    (a :class:`~mnetcost.calculator.cost.NetworkCost`), ``inputs`` (batch size -> input),
+    ``times`` (batch size -> seconds) and ``run(batch, passes, timed)``. The deployment side's
+    ONNX Runtime subjects (:mod:`mnetcost.deploy.latency`) implement it too, so one bench times
+    every runtime in the same rounds."""
+
+    runtime = "torch"
 
     def __init__(self, config, *, device, batch_size, channels_last, fmp_mode, convention, seed=0):
         import torch
@@ -127,8 +135,10 @@ def record(subject, batch_size: int) -> dict:
     variant, alpha, delta, classes, resolution = subject.config
     single = subject.times[1]
     result = {
+        "runtime": subject.runtime,
         "variant": variant, "alpha": alpha, "delta": delta, "classes": classes, "resolution": resolution,
         "params": subject.cost.params, "mult_adds": subject.cost.mult_adds,
+        "peak_activation_bytes": subject.cost.peak_activation_bytes, "weight_bytes": subject.cost.weight_bytes,
         "latency_ms": 1000 * statistics.median(single),
         "latency_ms_p10": 1000 * _percentile(single, 0.1),
         "latency_ms_p90": 1000 * _percentile(single, 0.9),
@@ -157,12 +167,22 @@ def run_bench(configs, *, device="auto", batch_size: int = 64, warmup: int = 10,
     batch_size = batch_size if batch_size > 1 else 1
     subjects = [_Subject(config, device=the_device, batch_size=batch_size, channels_last=channels_last,
                          fmp_mode=fmp_mode, convention=convention) for config in configs]
+    return measure(subjects, device=the_device, batch_size=batch_size, warmup=warmup, repeats=repeats,
+                   channels_last=channels_last, fmp_mode=fmp_mode, convention=convention)
+
+
+def measure(subjects, *, device, batch_size: int, warmup: int, repeats: int, channels_last: bool, fmp_mode: str,
+            convention: str, extra: dict | None = None) -> dict:
+    """Time ``subjects`` in interleaved rounds (:func:`time_subjects`) and build the results object;
+    ``extra`` adds top-level keys (the deployment side's runtime versions)."""
+    import torch
+
     time_subjects(subjects, warmup=warmup, repeats=repeats)
     results = [record(subject, batch_size) for subject in subjects]
     return {
         "schema": SCHEMA,
-        "device": str(the_device),
-        "device_name": device_name(the_device),
+        "device": str(device),
+        "device_name": device_name(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "batch_size": batch_size,
@@ -171,5 +191,7 @@ def run_bench(configs, *, device="auto", batch_size: int = 64, warmup: int = 10,
         "channels_last": channels_last,
         "fmp_mode": fmp_mode,
         "convention": convention,
+        "runtimes": list(dict.fromkeys(subject.runtime for subject in subjects)),
+        **(extra or {}),
         "results": results,
     }

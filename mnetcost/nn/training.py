@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shlex
 import sys
 import time
 from contextlib import nullcontext
@@ -843,7 +844,7 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
                         if is_temporary(stale.name):
                             stale.unlink(missing_ok=True)
                 entry = {"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                         "command": command if command is not None else " ".join(sys.argv), "cwd": os.getcwd(),
+                         "command": command if command is not None else shlex.join(sys.argv), "cwd": os.getcwd(),
                          "from_epoch": start_epoch, "epochs": config.epochs, "threads": config.threads}
                 previous = list((resume_state or {}).get("commands") or [])
                 if not fresh and not previous and resume_state.get("command"):  # a run of format 1

@@ -8,7 +8,8 @@ import importlib.util
 # command name -> module, in the order `mnetcost --help` lists them
 COMMAND_MODULES = {
     name: f"{__name__}.{name}"
-    for name in ("ratio", "table", "paper", "sweep", "crosscheck", "train", "grid", "report", "plot", "bench")
+    for name in ("ratio", "table", "paper", "sweep", "crosscheck", "train", "grid", "report", "plot", "bench",
+                 "export", "evaluate")
 }
 
 

@@ -31,6 +31,10 @@ from mnetcost.cli.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RES
                    "much faster on CPU).")
 @click.option("--fmp-mode", type=click.Choice(("tf", "torch")), default="tf", show_default=True,
               help="Fractional max pooling implementation of the fmp variant.")
+@click.option("--runtime", "runtime_text", default="torch", show_default=True,
+              metavar="torch,onnxruntime,onnxruntime-int8|all",
+              help="Runtimes, timed in the same rounds: eager PyTorch, ONNX Runtime fp32, ONNX Runtime static "
+                   "int8 (the models `mnetcost export` writes; needs mnetcost[deploy]).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Write the results as JSON (for `mnetcost plot --x latency --latency FILE`).")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
@@ -38,12 +42,13 @@ from mnetcost.cli.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RES
 @convention_option
 @format_option
 def command(variant, alphas, deltas, classes, resolution, device, batch_size, warmup, repeats, threads,
-            channels_last, fmp_mode, out, plot_file, convention, fmt):
+            channels_last, fmp_mode, runtime_text, out, plot_file, convention, fmt):
     """Measure inference latency (ms per image at batch 1) and throughput (images/s at
     --batch-size) for every combination of --variant, --alpha and --delta.
 
     Each figure is the median of --repeats timed passes after --warmup untimed ones, in eval
-    mode under torch.inference_mode(). The JSON (--format json, or --out FILE) records the device,
+    mode under torch.inference_mode(). --runtime times each configuration in several runtimes
+    in the same interleaved rounds (ONNX Runtime on the CPU with PyTorch's thread count). The JSON (--format json, or --out FILE) records the device,
     torch version and thread count beside the results. Timings depend on the machine and its
     load; compare numbers measured in one run.
 
@@ -51,6 +56,7 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
     Examples:
       mnetcost bench --variant fmp --alpha 0.25 --delta 2
       mnetcost bench --variant all --alpha 0.25,0.5,1 --delta 1,2,4 --out latency.json --plot latency.png
+      mnetcost bench --variant all --alpha 0.25,0.5 --delta 1,2 --runtime torch,onnxruntime,onnxruntime-int8
     """
     from mnetcost.files import check_outputs, write_json
     from mnetcost.calculator.resolver import resolve
@@ -67,17 +73,36 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
     configs = [(v, a, d, classes, resolution) for v in variants for a in alphas for d in deltas]
     for config in configs:
         resolve(*config)  # raises a one-line ConfigError (e.g. a layer with 0 channels) before timing
+    from mnetcost.deploy.latency import parse_runtimes
+
+    runtimes = parse_runtimes(runtime_text)
+    deployed = [r for r in runtimes if r != "torch"]
+    if deployed and fmp_mode == "torch" and any(layer.kind == "fmp" for c in configs for layer in resolve(*c).layers):
+        raise click.UsageError(f"--runtime {','.join(deployed)} needs --fmp-mode tf: nn.FractionalMaxPool2d "
+                               "has no ONNX form")
+    if deployed:
+        from mnetcost.cli.options import require_deploy
+
+        require_deploy("bench --runtime " + ",".join(deployed))
     require_torch("bench")
 
     from mnetcost.nn.latency import pick_device, run_bench
 
     pick_device(device)
 
-    if len(configs) > 1:
-        click.echo(f"measuring {len(configs)} configurations, {repeats} timed passes each"
+    if len(configs) > 1 or len(runtimes) > 1:
+        click.echo(f"measuring {len(configs)} configurations"
+                   + (f" in {len(runtimes)} runtimes" if len(runtimes) > 1 else "") + f", {repeats} timed passes each"
                    + (f" at batch 1 and {batch_size}" if batch_size > 1 else "") + " ...", err=True)
-    result = run_bench(configs, device=device, batch_size=batch_size, warmup=warmup, repeats=repeats,
-                       threads=threads, channels_last=channels_last, fmp_mode=fmp_mode, convention=convention)
+    if runtimes == ["torch"]:
+        result = run_bench(configs, device=device, batch_size=batch_size, warmup=warmup, repeats=repeats,
+                           threads=threads, channels_last=channels_last, fmp_mode=fmp_mode, convention=convention)
+    else:
+        from mnetcost.deploy.latency import run_bench_runtimes
+
+        result = run_bench_runtimes(configs, runtimes, device=device, batch_size=batch_size, warmup=warmup,
+                                    repeats=repeats, threads=threads, channels_last=channels_last,
+                                    fmp_mode=fmp_mode, convention=convention)
     if out is not None:
         write_json(out, result)
         click.echo(f"wrote {out}", err=True)
@@ -90,21 +115,22 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
     from mnetcost.cli.render import Column, View, emit, millions
 
     rows = [{
-        "variant": r["variant"], "alpha": f"{r['alpha']:g}", "delta": r["delta"],
+        "runtime": r["runtime"], "variant": r["variant"], "alpha": f"{r['alpha']:g}", "delta": r["delta"],
         "mult_adds": millions(r["mult_adds"]),
         "latency_ms": f"{r['latency_ms']:.3f}",
         "spread": f"{r['latency_ms_p10']:.3f}–{r['latency_ms_p90']:.3f}",
         "images_per_s": "" if r["images_per_s"] is None else f"{r['images_per_s']:,.0f}",
         "gmacs_per_s": f"{r['gmacs_per_s']:.2f}",
     } for r in result["results"]]
-    columns = [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True),
+    columns = [Column("runtime", "runtime")] if len(runtimes) > 1 else []
+    columns += [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True),
                Column("mult_adds", "Mult-Adds", True), Column("latency_ms", "ms/img", True),
                Column("spread", "p10–p90", True)]
     if batch_size > 1:
         columns.append(Column("images_per_s", f"img/s@{batch_size}", True))
     columns.append(Column("gmacs_per_s", "GMAC/s", True))
     title = (f"Inference on {result['device']} ({result['device_name']}), {result['threads']} threads, "
-             f"torch {result['torch']}")
+             f"torch {result['torch']}" + (f", onnxruntime {result['onnxruntime']}" if "onnxruntime" in result else ""))
     notes = [f"ms/img: median latency at batch 1 of {repeats} timed passes after {warmup} warm-up passes "
              "(p10–p90: its spread)" + (f"; img/s@{batch_size}: throughput at batch {batch_size}" if batch_size > 1
                                         else "") + "; GMAC/s = Mult-Adds × images/s achieved."]

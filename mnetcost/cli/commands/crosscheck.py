@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.cli.options import (config_options, convention_option, fail, format_option, require_torch,
-                              rounding_option, variant_option)
+from mnetcost.cli.options import (config_options, convention_option, dtype_option, fail, format_option,
+                              require_torch, rounding_option, variant_option)
 
 _CONFIG_PARAMS = ("variant", "alpha", "delta", "classes", "resolution", "rounding")
 
@@ -53,6 +53,7 @@ def _one_views(check, fmt: str):
     conv = check.convention
     params_how = {4: "parameter_count + BatchNorm running mean/var buffers",
                   2: "parameter_count (trainable)",
+                  1: "parameter_count of a BatchNorm-folded copy",
                   0: "parameter_count without BatchNorm γ/β"}[conv.bn_params]
     flops_how = ("fvcore's default op handles" if conv.name == "fvcore"
                  else "op handles for conv and linear only")
@@ -62,14 +63,55 @@ def _one_views(check, fmt: str):
         f"fvcore side: FlopCountAnalysis ({flops_how}), {params_how}; model in eval(), input 1×"
         f"{net.spec.in_channels}×{height}×{width}",
         _ops_note(check.unsupported_ops),
-        (f"all {len(check.layers)} layers agree" if check.agree else
+        (f"all {len(check.layers)} layers agree" if check.totals_agree and not disagree else
          f"DISAGREE: {len(disagree)} of {len(check.layers)} layers ({', '.join(layer.name for layer in disagree)})"
          + ("" if check.totals_agree else "; totals differ")),
     ]
     has_fmp = any(layer.kind == "fmp" for layer in net.layers)
     title = (f"crosscheck: {net.variant}, α={net.alpha:g}, δ={net.delta}, {net.classes} classes, "
              f"{height}×{width}" + (f", FMP {check.fmp_mode}" if has_fmp else ""))
-    return [View(title=title, columns=columns, rows=rows, notes=notes, footer=footer)]
+    views = [View(title=title, columns=columns, rows=rows, notes=notes, footer=footer)]
+    if check.memory is not None:
+        views.append(_memory_view(check.memory, title))
+    return views
+
+
+def _memory_view(memory, title: str):
+    """Per layer: the engine's activation, weight and training bytes beside the model's own."""
+    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.cli.render import Column, View
+
+    columns = [
+        Column("name", "layer", wrap=False),
+        Column("input_bytes", "in B", True, group="in"), Column("model_input_bytes", "model", True, group="in"),
+        Column("output_bytes", "out B", True, group="out"), Column("model_output_bytes", "model", True, group="out"),
+        Column("weight_bytes", "weight B", True, group="w"), Column("folded_weight_bytes", "folded", True, group="w"),
+        Column("training_bytes", "train B/img", True, group="t"),
+        Column("measured_training_bytes", "autograd", True, group="t"), Column("agree", "agree"),
+    ]
+    rows = [{**layer.as_dict(), "agree": _yes(layer.agree)} for layer in memory.layers]
+    footer = {"name": "total", "input_bytes": memory.peak_activation_bytes,
+              "model_input_bytes": memory.measured_peak_bytes, "output_bytes": None, "model_output_bytes": None,
+              "weight_bytes": memory.weight_bytes, "folded_weight_bytes": memory.folded_weight_bytes,
+              "training_bytes": memory.training_activation_bytes_per_image,
+              "measured_training_bytes": memory.measured_training_bytes_per_image, "agree": _yes(memory.totals_agree)}
+    bad = memory.disagreeing
+    notes = [
+        f"memory at {memory.dtype}: in/out B = the layer's input/output activation bytes (engine) and the real "
+        "tensors' elements x bytes per element (forward hooks, batch 1, eval); total row: peak input + output "
+        f"({memory.peak_layer}: {format_bytes(memory.peak_activation_bytes)}; model: {memory.measured_peak_layer})",
+        f"weight B: deployed weights (BatchNorm folded) against a BatchNorm-folded copy of the model: "
+        f"{memory.deploy_params:,} vs {memory.folded_params:,} params; the folded copy's output differs from the "
+        f"model's by {memory.fold_max_diff:.1e} (relative)",
+        "train B/img: what autograd keeps per image for the backward pass (fp32) against the distinct tensors "
+        "torch.autograd.graph.saved_tensors_hooks sees in train() at batches 2 and 4 (the slope); "
+        f"{memory.per_batch_bytes:,} B more per batch do not grow with it (BatchNorm batch statistics, FMP index "
+        "tables)",
+        (f"memory: all {len(memory.layers)} layers agree" if memory.agree else
+         f"memory DISAGREES: {len(bad)} of {len(memory.layers)} layers ({', '.join(layer.name for layer in bad)})"
+         + ("" if memory.totals_agree else "; totals differ")),
+    ]
+    return View(title=f"{title}: memory", columns=columns, rows=rows, notes=notes, footer=footer)
 
 
 def _all_views(results, convention, fmt: str):
@@ -83,7 +125,7 @@ def _all_views(results, convention, fmt: str):
         Column("delta", "δ", True), Column("classes", "classes", True), Column("resolution", "input", True),
         Column("params", "params", True), *([Column("fvcore_params", "fvcore params", True)] if wide else []),
         Column(key, unit, True), *([Column(f"fvcore_{key}", f"fvcore {unit}", True)] if wide else []),
-        Column("layers", "layers", True), Column("agree", "agree"),
+        Column("layers", "layers", True), Column("memory", "memory"), Column("agree", "agree"),
     ]
     rows = []
     for config, check in results:
@@ -92,7 +134,7 @@ def _all_views(results, convention, fmt: str):
                      "params": check.params, "fvcore_params": check.fvcore_params,
                      key: check.mult_adds * scale, f"fvcore_{key}": check.fvcore_mult_adds * scale,
                      "layers": f"{len(check.layers) - len(check.disagreeing)}/{len(check.layers)}",
-                     "agree": _yes(check.agree)})
+                     "memory": _yes(check.memory_agree), "agree": _yes(check.agree)})
     ops = {}
     for _, check in results:
         for op, n in check.unsupported_ops.items():
@@ -100,7 +142,8 @@ def _all_views(results, convention, fmt: str):
     good = sum(check.agree for _, check in results)
     notes = [f"convention {convention.name}: {convention.description}", _ops_note(ops),
              *([] if wide else ["params and Mult-Adds: the engine's; 'layers': layers whose params and "
-                                "Mult-Adds equal fvcore's; 'agree': every layer and both totals equal "
+                                "Mult-Adds equal fvcore's; 'memory': every layer's activation, weight and "
+                                "training bytes equal the model's tensors; 'agree': all of it "
                                 "(--format csv or json adds fvcore's totals)"]),
              f"{good} of {len(results)} configurations agree on every layer"]
     return [View(title=f"crosscheck --all ({len(results)} configurations)", columns=columns, rows=rows,
@@ -116,14 +159,18 @@ def _all_views(results, convention, fmt: str):
               help="Fractional max pooling module: tf (TensorFlow's algorithm) or torch (the built-in).")
 @click.option("--all", "run_all", is_flag=True,
               help="Every configuration of Tables 4-6 (both datasets) and a few unprinted ones, one row each.")
+@dtype_option
 @format_option
 @click.pass_context
-def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, fmp_mode, run_all, fmt):
-    """Check the engine's parameters and Mult-Adds against fvcore, layer by layer.
+def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, fmp_mode, run_all, dtype, fmt):
+    """Check the engine's parameters, Mult-Adds and memory against the real model, layer by layer.
 
     Builds the PyTorch model from the same resolved layers, runs fvcore's FlopCountAnalysis and
-    parameter_count on it (eval mode) and prints both figures per layer. Exit status 1 if any
-    layer disagrees.
+    parameter_count on it (eval mode) and prints both figures per layer; then compares every
+    layer's activation shapes and bytes at --dtype with the model's tensors (forward hooks), the
+    deployed weight bytes and params with a BatchNorm-folded copy, and the training activation
+    bytes per image with what autograd saves (saved_tensors_hooks). Exit status 1 if any
+    figure disagrees.
     """
     from click.core import ParameterSource
 
@@ -143,7 +190,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
         results = []
         for config in all_configurations():
             network = resolve(config.variant, config.alpha, config.delta, config.classes, config.resolution)
-            results.append((config, crosscheck(network, conv, fmp_mode=fmp_mode)))
+            results.append((config, crosscheck(network, conv, fmp_mode=fmp_mode, dtype=dtype or "fp32")))
         obj = [dict(check.summary(), source=config.source) for config, check in results]
         emit(fmt, obj, _all_views(results, conv, fmt))
         bad = [check for _, check in results if not check.agree]
@@ -151,15 +198,23 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
             names = "; ".join(f"{c.network.variant} α={c.network.alpha:g} δ={c.network.delta} "
                               f"classes={c.network.classes}" for c in bad)
             raise click.ClickException(f"crosscheck failed: {len(bad)} of {len(results)} configurations "
-                                       f"disagree with fvcore ({names})")
+                                       f"disagree with fvcore or the model's tensors ({names})")
         return
     network = resolve(variant, alpha, delta, classes, resolution, rounding=rounding)
-    check = crosscheck(network, conv, fmp_mode=fmp_mode)
+    check = crosscheck(network, conv, fmp_mode=fmp_mode, dtype=dtype or "fp32")
     emit(fmt, check.as_dict(), _one_views(check, fmt))
     if not check.agree:
-        detail = ", ".join(f"{layer.name} (params {layer.params:,} vs {layer.fvcore_params:,}, "
-                           f"{conv.unit} {layer.mult_adds:,} vs {layer.fvcore_mult_adds:,})"
-                           for layer in check.disagreeing)
-        raise click.ClickException(
-            f"crosscheck failed: {len(check.disagreeing)} of {len(check.layers)} layers disagree with fvcore"
-            + (f": {detail}" if detail else "") + ("" if check.totals_agree else "; totals differ"))
+        problems = []
+        if check.disagreeing or not check.totals_agree:
+            detail = ", ".join(f"{layer.name} (params {layer.params:,} vs {layer.fvcore_params:,}, "
+                               f"{conv.unit} {layer.mult_adds:,} vs {layer.fvcore_mult_adds:,})"
+                               for layer in check.disagreeing)
+            problems.append(f"{len(check.disagreeing)} of {len(check.layers)} layers disagree with fvcore"
+                            + (f": {detail}" if detail else "") + ("" if check.totals_agree else "; totals differ"))
+        if not check.memory_agree:
+            memory = check.memory
+            detail = ", ".join(layer.name for layer in memory.disagreeing)
+            problems.append(f"memory of {len(memory.disagreeing)} of {len(memory.layers)} layers disagrees with the "
+                            f"model's tensors" + (f": {detail}" if detail else "")
+                            + ("" if memory.totals_agree else "; memory totals differ"))
+        raise click.ClickException("crosscheck failed: " + "; ".join(problems))

@@ -182,7 +182,8 @@ def command(ctx, paper_tables, variants, alphas, deltas, seeds, dataset, root, d
         if _given(ctx, param.name):
             forwarded += _as_argv(param, train_options[param.name])
     tasks = [G.make_task(run, root, data_argument, forwarded, epochs) for run in mine]
-    shard_text = f"shard {index}/{count} ({source}): {len(mine)} of {len(runs)} runs" if count > 1 else f"{len(runs)} runs"
+    total = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
+    shard_text = f"shard {index}/{count} ({source}): {len(mine)} of {total}" if count > 1 else total
     log = (lambda message: click.echo(message, err=True))
 
     if dry_run:
@@ -193,29 +194,35 @@ def command(ctx, paper_tables, variants, alphas, deltas, seeds, dataset, root, d
         _emit_outcomes([], shard_text, fmt)
         return
 
-    log(f"mnetcost grid: {shard_text} under {root}" + (f"; {len(configs)} configurations x {len(seed_list)} seeds"
-                                                       if count == 1 else ""))
+    plural = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")  # noqa: E731
+    log(f"mnetcost grid: {shard_text} under {root}"
+        + (f"; {plural(len(configs), 'configuration')} x {plural(len(seed_list), 'seed')}" if count == 1 else ""))
 
     def report(number, total, outcome):
         detail = f" ({outcome['message']})" if outcome["message"] else ""
         took = f", {outcome['seconds']:.0f} s" if outcome["returncode"] is not None else ""
         log(f"[{number}/{total}] {outcome['name']}: {outcome['result']}{detail}{took}")
 
-    if executor == "ray":
-        from mnetcost.analysis.grid_ray import run_ray
+    try:
+        if executor == "ray":
+            from mnetcost.analysis.grid_ray import run_ray
 
-        threads = train_options.get("threads")
-        cpus = cpus_per_run if cpus_per_run is not None else float(threads or 1)
-        gpus = gpus_per_run if gpus_per_run is not None else (1.0 if train_options.get("device") == "cuda" else 0.0)
-        outcomes = run_ray(tasks, address=address, local_cpus=ray_cpus, cpus_per_run=cpus, gpus_per_run=gpus,
-                           report=report, note=log)
-    else:
-        echo = None if quiet else (lambda line: click.echo(f"    {line}", err=True))
-        outcomes = G.run_local(tasks, report=report, echo=echo)
+            threads = train_options.get("threads")
+            cpus = cpus_per_run if cpus_per_run is not None else float(threads or 1)
+            gpus = gpus_per_run if gpus_per_run is not None else (1.0 if train_options.get("device") == "cuda" else 0.0)
+            outcomes = run_ray(tasks, address=address, local_cpus=ray_cpus, cpus_per_run=cpus, gpus_per_run=gpus,
+                               report=report, note=log)
+        else:
+            echo = None if quiet else (lambda line: click.echo(f"    {line}", err=True))
+            outcomes = G.run_local(tasks, report=report, echo=echo)
+    except KeyboardInterrupt:
+        log("mnetcost grid: interrupted; every run keeps its last completed epoch: run the same command again "
+            "to continue")
+        ctx.exit(130)
     _emit_outcomes(outcomes, shard_text, fmt)
     counts = G.count_results(outcomes)
     if counts.get("interrupted"):
-        log(f"mnetcost grid: interrupted; run the same command again to continue")
+        log("mnetcost grid: interrupted; run the same command again to continue")
         ctx.exit(130)
     if counts.get("failed"):
         log(f"mnetcost grid: {counts['failed']} of {len(outcomes)} runs failed (their logs are under "

@@ -3,12 +3,27 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.cli.options import format_option
+from mnetcost.cli.options import dtype_option, format_option
+
+
+def add_memory(rows: list[dict], dtype: str) -> list[dict]:
+    """Each row with the memory totals of its configuration at ``dtype`` (32 px, as the paper)."""
+    from mnetcost.calculator.cost import network_cost
+    from mnetcost.calculator.resolver import resolve
+
+    cache: dict = {}
+    for row in rows:
+        key = (row["variant"], row["alpha"], row["delta"], row["classes"])
+        if key not in cache:
+            cache[key] = network_cost(resolve(*key, 32), "paper", dtype).memory.as_dict()
+        row.update(cache[key])
+    return rows
 
 MARK = {"agrees": "✓", "close": "≈", "disagrees": "✗"}
 
 
 def paper_views(rows: list[dict]):
+    from mnetcost.calculator.memory import format_bytes
     from mnetcost.calculator.reconcile import summary
     from mnetcost.cli.render import Column, View
 
@@ -25,6 +40,7 @@ def paper_views(rows: list[dict]):
                 "ma_diff": f"{r['mult_adds_diff']:+.1%}", "ma_verdict": f"{MARK[r['mult_adds_verdict']]} {r['mult_adds_verdict']}",
                 "paper_p": r["paper_params_printed"], "p": f"{r['params'] / 1e6:.3f}",
                 "p_diff": f"{r['params_diff']:+.1%}", "p_verdict": f"{MARK[r['params_verdict']]} {r['params_verdict']}",
+                "peak": format_bytes(r["peak_activation_bytes"]), "weights": format_bytes(r["weight_bytes"]),
             } for r in selected]
             notes = [f"  ! {r['variant']} δ={r['delta']} α={r['alpha']:g}: {c['text']}"
                      for r in selected for c in r["checks"] if not c["consistent"]]
@@ -35,7 +51,9 @@ def paper_views(rows: list[dict]):
                          Column("ma", "mnetcost", True, group="ma"), Column("ma_diff", "diff", True, group="ma"),
                          Column("ma_verdict", "verdict", group="ma"),
                          Column("paper_p", "paper params", True, group="p"), Column("p", "mnetcost", True, group="p"),
-                         Column("p_diff", "diff", True, group="p"), Column("p_verdict", "verdict", group="p")],
+                         Column("p_diff", "diff", True, group="p"), Column("p_verdict", "verdict", group="p"),
+                         Column("peak", f"peak RAM {selected[0]['dtype']}", True, group="memory"),
+                         Column("weights", f"weights {selected[0]['dtype']}", True, group="memory")],
                 rows=view_rows, notes=notes,
             ))
     totals = summary(rows)
@@ -45,7 +63,9 @@ def paper_views(rows: list[dict]):
         rows=[{"what": k, "count": v} for k, v in totals["verdicts"].items()]
         + [{"what": "failed checks of printed cells against each other", "count": totals["failed_checks"]}],
         notes=["agrees: the exact count, rounded or truncated to the printed precision, is the printed figure; "
-               "close: within 1 %; diff = (paper - mnetcost) / mnetcost. See docs/reconciliation.md."],
+               "close: within 1 %; diff = (paper - mnetcost) / mnetcost. See docs/reconciliation.md.",
+               "peak RAM: input + output activation bytes of the largest layer (one layer at a time); weights: "
+               "deployed weight bytes (BatchNorm folded); the paper prints neither (see docs/memory.md)."],
     ))
     return views
 
@@ -54,8 +74,9 @@ def paper_views(rows: list[dict]):
 @click.option("--table", "tables", type=click.Choice(["4", "5", "6"]), multiple=True,
               help="Only these tables (repeatable); default all.")
 @click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default=None, help="Only this dataset.")
+@dtype_option
 @format_option
-def command(tables, dataset, fmt):
+def command(tables, dataset, dtype, fmt):
     """The paper's Tables 4-6 beside mnetcost's Mult-Adds and params for the same configurations,
     the difference in % and a verdict per cell, with checks of the paper's cells against each other."""
     from mnetcost.calculator.reconcile import reconcile
@@ -66,4 +87,4 @@ def command(tables, dataset, fmt):
         rows = [r for r in rows if str(r["table"]) in tables]
     if dataset:
         rows = [r for r in rows if r["dataset"] == dataset]
-    emit(fmt, rows, paper_views(rows))
+    emit(fmt, add_memory(rows, dtype or "fp32"), paper_views(rows))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.cli.options import convention_option, format_option
+from mnetcost.cli.options import convention_option, dtype_option, format_option
 
 
 @click.command("plot")
@@ -11,10 +11,14 @@ from mnetcost.cli.options import convention_option, format_option
               help="Image to write: .png, .svg or .pdf (chosen by the suffix).")
 @click.option("--dataset", type=click.Choice(("cifar10", "cifar100")), default="cifar10", show_default=True,
               help="Which of the paper's datasets (and of your runs) to plot.")
-@click.option("--x", "x", type=click.Choice(("mult_adds", "params", "latency")), default="mult_adds",
-              show_default=True, help="Horizontal axis (log scale); latency needs --latency.")
+@click.option("--x", "x", type=click.Choice(("mult_adds", "params", "latency", "peak_memory", "weight_bytes")),
+              default="mult_adds", show_default=True,
+              help="Horizontal axis (log scale); latency needs --latency; peak_memory (peak activation bytes) "
+                   "and weight_bytes (deployed weights) are at --dtype.")
 @click.option("--latency", "latency_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Latency results from `mnetcost bench --out FILE` (for --x latency).")
+@click.option("--runtime", type=click.Choice(("torch", "onnxruntime", "onnxruntime-int8")), default=None,
+              help="Whose latency, when --latency was measured in several runtimes (`bench --runtime`).")
 @click.option("--runs", "runs_dir", type=click.Path(), default=None, metavar="DIR",
               help="Add your training runs: every summary.json in DIR or below it (`mnetcost train`, `mnetcost grid`); "
                    "runs that differ only in their seed are averaged.")
@@ -23,8 +27,9 @@ from mnetcost.cli.options import convention_option, format_option
               help="Only the paper's rows of Table 4 (base), 5 (mp3) or 6 (fmp); repeatable. Default: all.")
 @click.option("--title", default=None, help="Figure title (default: dataset and axis).")
 @convention_option
+@dtype_option
 @format_option
-def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, convention, fmt):
+def command(out, dataset, x, latency_file, runtime, runs_dir, no_paper, tables, title, convention, dtype, fmt):
     """Plot accuracy against cost with the Pareto front.
 
     Every configuration of the paper's Tables 4-6 for --dataset (accuracy as printed; Mult-Adds
@@ -41,6 +46,7 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
       mnetcost plot --dataset cifar100 --out pareto100.svg --runs runs/
       mnetcost bench --variant all --alpha 0.25,0.5,1 --delta 1,2,4 --out latency.json
       mnetcost plot --x latency --latency latency.json --out latency.png
+      mnetcost plot --x latency --latency latency.json --runtime onnxruntime-int8 --out latency-int8.png
     """
     from mnetcost.errors import MnetcostError
     from mnetcost.analysis.plot import check_output, collect_points, load_latency
@@ -54,12 +60,16 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
         raise click.UsageError("--x latency needs --latency FILE (write it with `mnetcost bench --out FILE`)")
     if latency_file is not None and x != "latency":
         raise click.UsageError("--latency is only used with --x latency")
+    if runtime is not None and latency_file is None:
+        raise click.UsageError("--runtime chooses the runtime of --latency FILE (with --x latency)")
     if no_paper and tables:
         raise click.UsageError("--table selects paper rows; it cannot be combined with --no-paper")
     if no_paper and runs_dir is None:
         raise click.UsageError("--no-paper leaves nothing to plot without --runs DIR")
     chosen = {int(t) for t in tables} or None
-    latency = load_latency(latency_file) if latency_file is not None else None
+    latency = load_latency(latency_file, runtime) if latency_file is not None else None
+    if latency is not None and runtime is None:  # a file of one runtime: name it on the figure
+        runtime = next((item.get("runtime", "torch") for item in latency.values()), None)
     runs = []
     if runs_dir is not None:
         from mnetcost.analysis.sweep import load_runs
@@ -70,8 +80,19 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
         for line in warnings:
             click.echo(line, err=True)
         runs = mean_over_seeds(runs)  # runs that differ only in their seed: one point, their mean
+    dtype = dtype or "fp32"
+    if dtype != "fp32" and x not in ("peak_memory", "weight_bytes"):
+        raise click.UsageError("--dtype is only used with --x peak_memory or --x weight_bytes")
     points, warnings = collect_points(dataset, include_paper=not no_paper, runs=runs, convention=convention,
-                                      latency=latency, tables=chosen)
+                                      latency=latency, tables=chosen, dtype=dtype)
+    if x in ("peak_memory", "weight_bytes"):  # a run whose spec file is gone has no memory figures
+        from mnetcost.analysis.plot import describe
+
+        gone = [p for p in points if p["peak_activation_bytes"] is None]
+        if gone:
+            warnings.append(f"warning: skipping {len(gone)} point(s) whose spec cannot be resolved, so their memory is "
+                            f"unknown: {', '.join(describe(p) for p in gone[:4])}")
+            points = [p for p in points if p["peak_activation_bytes"] is not None]
     for line in warnings:
         click.echo(line, err=True)
     if not points:
@@ -83,10 +104,12 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
 
     front = front_of(points, x)
     figure = draw(points, front, x=x, dataset=dataset, convention=convention, title=title, tables=chosen,
-                  footnote=paper_footnote(convention, not no_paper, x, chosen))
+                  footnote=paper_footnote(convention, not no_paper, x, chosen, dtype, runtime=runtime), dtype=dtype)
     save_figure(figure, out)
     click.echo(f"wrote {out} ({len(points)} points, {len(front)} on the front)", err=True)
 
+    from mnetcost.analysis.plot import x_value
+    from mnetcost.calculator.memory import format_bytes
     from mnetcost.cli.render import Column, View, emit, millions
 
     on_front = {id(p) for p in front}
@@ -94,12 +117,16 @@ def command(out, dataset, x, latency_file, runs_dir, no_paper, tables, title, co
         "source": p["source"], "variant": p["variant"], "alpha": f"{p['alpha']:g}", "delta": p["delta"],
         "mult_adds": millions(p["mult_adds"]), "params": millions(p["params"]),
         "latency_ms": f"{p['latency_ms']:.3f}" if "latency_ms" in p else None,
+        "memory": format_bytes(x_value(p, x)) if x in ("peak_memory", "weight_bytes") else None,
         "accuracy": f"{100 * p['accuracy']:.1f}", "front": "★" if id(p) in on_front else "",
-    } for p in sorted(points, key=lambda p: (p.get("latency_ms", 0) if x == "latency" else p[x], -p["accuracy"]))]
+    } for p in sorted(points, key=lambda p: (p.get("latency_ms", 0) if x == "latency" else x_value(p, x),
+                                             -p["accuracy"]))]
     columns = [Column("source", "source"), Column("variant", "variant"), Column("alpha", "α", True),
                Column("delta", "δ", True), Column("mult_adds", "Mult-Adds", True), Column("params", "params", True)]
     if x == "latency":
         columns.append(Column("latency_ms", "ms/image", True))
+    if x in ("peak_memory", "weight_bytes"):
+        columns.append(Column("memory", f"{'peak RAM' if x == 'peak_memory' else 'weights'} {dtype}", True))
     columns += [Column("accuracy", "accuracy %", True), Column("front", "front")]
     view = View(title=f"{dataset}: {len(points)} points, {len(front)} on the Pareto front (by {x})",
                 columns=columns, rows=rows)

@@ -111,6 +111,13 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
     from mnetcost.nn import distributed as D
     from mnetcost.nn import training as T
 
+    def refuse_if_held():  # the clearest answer while another process uses the folder
+        holder = lock_holder(out) if out.is_dir() else None
+        if holder:
+            raise T.RunError(f"--out {out} is in use by {holder}; nothing was changed")
+
+    if resume:
+        refuse_if_held()
     stored = T.check_out_dir(out, resume=True) if resume else None
     spec_toml = None
     if stored is not None:  # a resumed run keeps its own options unless given again
@@ -140,14 +147,12 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
         summary = T._read_json(out / "summary.json")
         if done >= values["epochs"] == stored["config"]["epochs"] and isinstance(summary, dict) \
                 and summary.get("run_id", stored.get("run_id")) == stored.get("run_id") and T._done(summary):
-            holder = lock_holder(out)
-            if holder:
-                raise T.RunError(f"--out {out} is in use by {holder}; nothing was changed")
             click.echo(f"mnetcost train: {out} is complete ({done} of {values['epochs']} epochs); nothing to "
                        "train (raise --epochs to continue it)", err=True)
             _report(fmt, summary, stored["_history"], out)
             return
     else:  # after the model: a bad option is reported as such, whatever --out holds
+        refuse_if_held()
         T.check_out_dir(out, resume=False)
 
     if values["threads"]:

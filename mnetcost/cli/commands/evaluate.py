@@ -1,0 +1,122 @@
+"""``mnetcost evaluate``: test accuracy of a run's checkpoint in PyTorch and of ONNX files in ONNX Runtime."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mnetcost.cli.options import POSITIVE, fail, format_option, require_deploy, require_torch
+
+
+@click.command("evaluate")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True, metavar="DIR",
+              help="A `mnetcost train` run folder (its config gives the model, dataset, mean and std).")
+@click.option("--onnx", "onnx_files", type=click.Path(path_type=Path), multiple=True, metavar="FILE",
+              help="An ONNX file (fp32 or int8) to evaluate in ONNX Runtime; repeat for several.")
+@click.option("--torch/--no-torch", "with_torch", default=None,
+              help="Also evaluate the checkpoint in PyTorch [default: only when no --onnx is given].")
+@click.option("--checkpoint", type=click.Choice(("best", "last")), default="best", show_default=True,
+              help="Which checkpoint of --run PyTorch evaluates.")
+@click.option("--dataset", "-D", default=None, metavar="cifar10|cifar100|PATH",
+              help="Test images [default: the run's dataset]; always preprocessed with the run's mean and std.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where downloads and decoded arrays are cached [default: $MNETCOST_DATA or ~/.cache/mnetcost].")
+@click.option("--batch-size", type=POSITIVE, default=500, show_default=True, help="Images per forward pass.")
+@click.option("--limit", type=POSITIVE, default=None, metavar="N", help="Only the first N test images.")
+@click.option("--threads", type=POSITIVE, default=None, metavar="N",
+              help="CPU threads for PyTorch and ONNX Runtime [default: their own choice].")
+@format_option
+def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batch_size, limit, threads, fmt):
+    """Test-set accuracy of a trained run: its checkpoint in PyTorch (--run DIR) and ONNX files
+    in ONNX Runtime (--run DIR --onnx FILE ...), on the same images with the same preprocessing
+    (the per-channel mean and std of the run's training images). FMP layers use their fixed
+    evaluation draw in both. JSON: one object per evaluation (a list for several) with at least
+    runtime, dtype, accuracy, images.
+
+    \b
+    Examples:
+      mnetcost evaluate --run runs/fmp-a0.25-d2
+      mnetcost evaluate --run runs/fmp-a0.25-d2 --torch --onnx fmp.onnx --onnx fmp.int8.onnx
+    """
+    if not Path(run_dir).is_dir():
+        fail(f"--run {run_dir}: " + ("not a folder" if Path(run_dir).exists() else "no such folder"))
+    for path in onnx_files:
+        if not Path(path).is_file():
+            fail(f"--onnx {path}: " + ("not a file" if Path(path).exists() else "no such file"))
+    if dataset is not None and dataset not in ("cifar10", "cifar100") and not Path(dataset).expanduser().exists():
+        fail(f"--dataset {dataset}: no such file or folder")
+    if with_torch is None:
+        with_torch = not onnx_files
+    if not with_torch and not onnx_files:
+        fail("--no-torch without --onnx leaves nothing to evaluate")
+    if onnx_files:
+        require_deploy("evaluate --onnx")
+    else:
+        require_torch("evaluate")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    from mnetcost.deploy import evaluate as EV
+
+    run = EV.open_run(run_dir, checkpoint)
+    model = EV.run_model(run)
+    network = model.network
+    sessions = []
+    if onnx_files:
+        from mnetcost.deploy import runtime as R
+
+        for path in onnx_files:  # every file is checked before the (slow) data and evaluation
+            proto = R.load_onnx(path)
+            sess = R.session(proto, threads)
+            shape = R.input_shape(sess)
+            expected = (network.spec.in_channels, *network.resolution)
+            if tuple(shape[1:]) != tuple(expected):
+                fail(f"--onnx {path}: its input is {list(shape)}, the run's model takes [N, "
+                     f"{', '.join(map(str, expected))}]")
+            out_shape = sess.get_outputs()[0].shape
+            if len(out_shape) != 2 or out_shape[1] != run.config.classes:
+                fail(f"--onnx {path}: its output is {list(out_shape)}, the run has {run.config.classes} classes")
+            sessions.append((path, proto, sess))
+    data = EV.run_dataset(run, data_dir) if dataset is None else EV.load_data(dataset, data_dir)
+    EV.check_fits(data, run.config.classes, network.resolution, f"--dataset {dataset or run.config.dataset}")
+    train_x = data.train_x if dataset is None else EV.run_dataset(run, data_dir).train_x
+    normalization = EV.normalization_of(train_x)
+    images, labels = data.test_x, data.test_y
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+
+    common = {"run": str(run_dir), "dataset": data.name, "variant": run.config.variant, "alpha": run.config.alpha,
+              "delta": run.config.delta}
+    results = []
+    if with_torch:
+        acc = EV.accuracy_torch(model, images, labels, normalization, batch_size)
+        results.append(_row(acc, common, checkpoint=checkpoint, epoch=run.epoch, onnx=None))
+    for path, proto, sess in sessions:
+        from mnetcost.deploy.export import metadata_of
+
+        acc = EV.accuracy_onnx(sess, EV.file_dtype(proto), images, labels, normalization, batch_size)
+        meta = metadata_of(proto)
+        results.append(_row(acc, common, checkpoint=meta.get("checkpoint"), epoch=meta.get("epoch"), onnx=str(path)))
+        if meta.get("run") not in (None, run.name):
+            click.echo(f"note: {path} was exported from run {meta['run']}, not {run.name}", err=True)
+
+    from mnetcost.cli.render import Column, View, emit
+
+    rows = [{"runtime": r["runtime"], "dtype": r["dtype"], "model": r["onnx"] or f"{r['checkpoint']}.pt",
+             "accuracy": f"{100 * r['accuracy']:.2f} %", "correct": r["correct"], "images": r["images"],
+             "seconds": f"{r['seconds']:.1f}"} for r in results]
+    view = View(title=f"Test accuracy of {run_dir} on {data.name} ({len(labels):,} images)",
+                columns=[Column("runtime", "runtime"), Column("dtype", "dtype"), Column("model", "model"),
+                         Column("accuracy", "accuracy", True), Column("correct", "correct", True),
+                         Column("images", "images", True), Column("seconds", "s", True)],
+                rows=rows,
+                notes=["Same images, same preprocessing (the run's training mean and std); FMP layers use "
+                       "their fixed evaluation draw."])
+    emit(fmt, results[0] if len(results) == 1 else results, [view])
+
+
+def _row(acc, common: dict, **extra) -> dict:
+    return {"runtime": acc.runtime, "dtype": acc.dtype, "accuracy": acc.accuracy, "correct": acc.correct,
+            "images": acc.images, **common, **extra, "seconds": round(acc.seconds, 3)}

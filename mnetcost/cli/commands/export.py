@@ -1,0 +1,152 @@
+"""``mnetcost export``: a model to ONNX (fp32 or int8), checked in ONNX Runtime against PyTorch."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mnetcost.cli.options import POSITIVE, config_options, fail, format_option, note_alpha, require_deploy, variant_option
+
+_MODEL_OPTIONS = ("variant", "alpha", "delta", "classes", "resolution")
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+@click.command("export")
+@variant_option
+@config_options(lists=False)
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="A `mnetcost train` run folder: export its checkpoint; the model comes from its config.")
+@click.option("--checkpoint", type=click.Choice(("best", "last")), default="best", show_default=True,
+              help="Which checkpoint of --run.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, metavar="FILE",
+              help="The .onnx file to write (one self-contained file).")
+@click.option("--int8", is_flag=True,
+              help="Static int8 post-training quantization (ONNX Runtime, QDQ, per-channel weights).")
+@click.option("--dataset", "-D", default=None, metavar="cifar10|cifar100|PATH",
+              help="Images for the check and the int8 calibration [default: the run's dataset].")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where downloads and decoded arrays are cached [default: $MNETCOST_DATA or ~/.cache/mnetcost].")
+@click.option("--calibration-images", type=POSITIVE, default=512, show_default=True, metavar="N",
+              help="Training images that calibrate the int8 activation ranges.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+              help="Refuse the export when max |ONNX Runtime - PyTorch| > tolerance x max(1, max |logit|).")
+@click.option("--check-images", type=POSITIVE, default=64, show_default=True, metavar="N",
+              help="Images compared between ONNX Runtime and PyTorch.")
+@click.option("--threads", type=POSITIVE, default=None, metavar="N",
+              help="CPU threads for PyTorch and ONNX Runtime [default: their own choice].")
+@format_option
+@click.pass_context
+def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint, out, int8, dataset, data_dir,
+            calibration_images, tolerance, check_images, threads, fmt):
+    """Export a model to ONNX with evaluation semantics: BatchNorm folded into the convs, no
+    dropout, fractional max pooling with its fixed evaluation draw as standard operators
+    (Gather, Reshape, ReduceMax), opset 18, dynamic batch.
+
+    The file is run in ONNX Runtime and compared with PyTorch's eval output on --check-images
+    images; beyond --tolerance the export is refused (exit 1) and nothing is written. Either a
+    fresh model (--variant/--alpha/--delta/--classes/--resolution, initial weights) or a trained
+    run (--run DIR: its best checkpoint, everything else from the run's config). --int8 quantizes
+    statically, calibrated on --calibration-images training images of --dataset (the run's dataset
+    by default), preprocessed with the run's mean and std.
+
+    \b
+    Examples:
+      mnetcost export --variant fmp --alpha 0.25 --delta 2 --out fmp.onnx
+      mnetcost export --run runs/fmp-a0.25-d2 --out fmp.onnx
+      mnetcost export --run runs/fmp-a0.25-d2 --int8 --out fmp.int8.onnx
+    """
+    from mnetcost.files import check_target
+
+    check_target(out, "--out")
+    if run_dir is not None:
+        given = [name for name in _MODEL_OPTIONS if _given(ctx, name)]
+        if given:
+            fail(f"--run takes the model from the run's config; drop --{given[0]}")
+        if not Path(run_dir).is_dir():
+            fail(f"--run {run_dir}: " + ("not a folder" if Path(run_dir).exists() else "no such folder"))
+    else:
+        if _given(ctx, "checkpoint"):
+            fail("--checkpoint needs --run")
+        from mnetcost.calculator.resolver import resolve
+
+        note_alpha(alpha)
+        resolve(variant, alpha, delta, classes, resolution)  # a bad configuration is named before any work
+        if int8 and dataset is None:
+            fail("--int8 needs calibration images: pass --dataset (or export a trained --run)")
+    if dataset is not None and dataset not in ("cifar10", "cifar100") and not Path(dataset).expanduser().exists():
+        fail(f"--dataset {dataset}: no such file or folder")
+    require_deploy("export")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    from mnetcost.deploy import export as EX
+    from mnetcost.deploy import pipeline as P
+    from mnetcost.files import atomic_write
+
+    if run_dir is not None:
+        source = P.run_source(run_dir, checkpoint, dataset=dataset, data_dir=data_dir)
+    else:
+        source = P.fresh_source(variant, alpha, delta, classes, resolution, dataset=dataset, data_dir=data_dir)
+    try:
+        exported = P.export_source(source, int8=int8, calibration_images=calibration_images, tolerance=tolerance,
+                                   check_images=check_images, threads=threads)
+    except EX.ToleranceError as exc:
+        raise click.ClickException(f"export refused, nothing written: {exc}") from None
+    atomic_write(out, lambda stream: stream.write(exported.data))
+    record = {"out": str(out), **exported.record}
+    click.echo(f"wrote {out} ({len(exported.data):,} bytes)", err=True)
+    _emit(fmt, record)
+
+
+def _emit(fmt: str, record: dict) -> None:
+    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.cli.render import Column, View, emit
+
+    meta = record["metadata"]
+    weights = record["file_weights"]
+    check = record["check"]
+    rows = [
+        ("file", f"{record['out']} ({record['bytes']:,} bytes)"),
+        ("model", f"{meta.get('variant')} α={meta.get('alpha')} δ={meta.get('delta')}, {meta.get('classes')} classes, "
+                  f"{'×'.join(str(v) for v in meta.get('resolution', []))}"
+                  + (f", run {meta['run']} ({meta['checkpoint']}.pt, epoch {meta['epoch']})" if "run" in meta else
+                     ", initial weights")),
+        ("format", f"ONNX opset {record['opset']}, {record['dtype']}, exporter {record['exporter']}, "
+                   f"onnx {record['onnx']}, onnxruntime {record['onnxruntime']}"),
+        ("operators", ", ".join(f"{op} {n}" for op, n in record["ops"].items())),
+        ("check", f"max |ORT − PyTorch| = {check['max_abs_diff']:.3g} ≤ {check['allowed_abs_diff']:.3g} "
+                  f"(tolerance {check['tolerance']:g} × max(1, max |logit| {check['max_abs_logit']:.3g})) on "
+                  f"{check['inputs']}; top-1 agreement {100 * check['top1_agreement']:.1f} %"),
+    ]
+    if record["dtype"] == "fp32":
+        rows.append(("float weights in file", f"{weights['float_weight_elements']:,} elements "
+                                              f"(deploy convention: {record['deploy_params']:,} params)"))
+        rows.append(("weight bytes", f"file {weights['weight_storage_bytes']:,}, engine fp32 "
+                                     f"{record['engine_weight_bytes']['fp32']:,}"))
+    else:
+        q = record["quantization"]
+        rows.append(("int8", f"{q['format']}, weights {q['weights']}, activations {q['activations']}, biases "
+                             f"{q['biases']}; calibrated on {q['calibration_images']} training images of "
+                             f"{q['calibration_dataset']}"))
+        rows.append(("int8 vs fp32", f"max |Δ| {q['max_abs_diff_vs_fp32']:.3g}, top-1 agreement "
+                                     f"{100 * q['top1_agreement_vs_fp32']:.1f} % on the check images"))
+        rows.append(("weights in file", f"{weights['int8_weight_elements']:,} int8 weights, "
+                                        f"{weights['int32_bias_elements']:,} int32 biases "
+                                        f"(deploy convention: {record['deploy_params']:,} params)"))
+        rows.append(("weight bytes", f"file {weights['weight_storage_bytes']:,} ({format_bytes(weights['weight_storage_bytes'])}: "
+                                     f"weights+biases {weights['weight_bytes']:,}, scales {weights['scale_bytes']:,}, "
+                                     f"zero points {weights['zero_point_bytes']:,}); engine int8 "
+                                     f"{record['engine_weight_bytes']['int8']:,} "
+                                     f"({format_bytes(record['engine_weight_bytes']['int8'])})"))
+    view = View(title="ONNX export", columns=[Column("quantity", "quantity", wrap=False), Column("value", "value")],
+                rows=[{"quantity": k, "value": v} for k, v in rows],
+                notes=["The engine counts int8 weights, int32 biases and one fp32 scale per output channel; "
+                       "ONNX Runtime's QDQ file also stores the biases' own scales and every zero point."]
+                if record["dtype"] == "int8" else [])
+    emit(fmt, record, [view])

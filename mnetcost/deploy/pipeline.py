@@ -1,0 +1,143 @@
+"""``mnetcost export`` and ``mnetcost evaluate`` as library calls: what to export (a fresh model or a
+trained run), the export with its check against PyTorch, int8 quantization, and the record that
+the commands print. Nothing here writes a file: the caller writes :attr:`Exported.data`."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mnetcost.deploy import evaluate as EV
+from mnetcost.deploy import export as EX
+from mnetcost.errors import MnetcostError
+
+DEFAULT_CHECK_IMAGES = 64
+
+
+@dataclass
+class Source:
+    """A model to export and what goes with it."""
+
+    model: object  # mnetcost.nn.models.MobileNet
+    metadata: dict
+    run: EV.Run | None = None
+    normalization: EV.Normalization | None = None
+    check_images: np.ndarray | None = None  # normalised float32; None: standard-normal inputs
+    check_source: str = "standard-normal inputs"
+    train_images: np.ndarray | None = None  # uint8, for calibration
+    calibration_source: str | None = None
+
+    @property
+    def network(self):
+        return self.model.network
+
+
+def fresh_source(variant, alpha, delta, classes, resolution, *, dataset: str | None = None, data_dir=None) -> Source:
+    """A freshly initialised model (``build_model``'s weights, seed 0); with ``dataset``, its test
+    images check the export and its training images calibrate int8 (normalised by its own
+    training statistics)."""
+    import torch
+
+    from mnetcost.nn.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(variant, alpha=alpha, delta=delta, classes=classes, resolution=resolution).eval()
+    network = model.network
+    metadata = {"variant": str(variant), "alpha": alpha, "delta": delta, "classes": classes,
+                "resolution": list(network.resolution), "spec": network.variant, "weights": "initial (seed 0)",
+                "fmp_mode": "tf", "fmp_draw": 0}
+    source = Source(model=model, metadata=metadata)
+    if dataset is not None:
+        data = EV.load_data(dataset, data_dir)
+        EV.check_fits(data, classes, network.resolution, f"--dataset {dataset}")
+        _attach_data(source, data, EV.normalization_of(data.train_x))
+        source.metadata.update(mean=source.normalization.mean.tolist(), std=source.normalization.std.tolist())
+    return source
+
+
+def run_source(run_dir, checkpoint: str = "best", *, dataset: str | None = None, data_dir=None) -> Source:
+    """A trained run's checkpoint; its dataset (or ``dataset``) gives the check and calibration
+    images, normalised by the run's training statistics."""
+    run = EV.open_run(run_dir, checkpoint)
+    model = EV.run_model(run)
+    run_data = EV.run_dataset(run, data_dir) if dataset is None else None
+    data = run_data if run_data is not None else EV.load_data(dataset, data_dir)
+    EV.check_fits(data, run.config.classes, model.network.resolution, f"--dataset {dataset or run.config.dataset}")
+    if run_data is None:  # the run's own statistics, even for another dataset
+        run_data = EV.run_dataset(run, data_dir)
+    normalization = EV.normalization_of(run_data.train_x)
+    source = Source(model=model, metadata=EV.run_metadata(run, normalization), run=run)
+    _attach_data(source, data, normalization)
+    return source
+
+
+def _attach_data(source: Source, data, normalization: EV.Normalization) -> None:
+    source.normalization = normalization
+    source.check_images = normalization.apply(data.test_x[:DEFAULT_CHECK_IMAGES])
+    source.check_source = f"the first {len(source.check_images)} test images of {data.name}"
+    source.train_images = data.train_x
+    source.calibration_source = data.name
+
+
+@dataclass
+class Exported:
+    proto: object
+    data: bytes
+    record: dict = field(default_factory=dict)
+
+
+def export_source(source: Source, *, int8: bool = False, calibration_images: int = 512,
+                  tolerance: float = EX.DEFAULT_TOLERANCE, check_images: int = DEFAULT_CHECK_IMAGES,
+                  threads: int | None = None) -> Exported:
+    """Export, run in ONNX Runtime, compare with PyTorch (raises :class:`ToleranceError` beyond
+    ``tolerance``), quantize when ``int8``; return the file's bytes and its record."""
+    from mnetcost.calculator import memory
+    from mnetcost.deploy import quantize as Q
+    from mnetcost.deploy import runtime as R
+
+    if int8 and source.train_images is None:
+        raise MnetcostError("--int8 needs calibration images: pass --dataset (or export a --run)")
+    began = time.perf_counter()
+    proto = EX.export_proto(source.model, metadata=source.metadata)
+    exported_s = time.perf_counter() - began
+    x = source.check_images[:check_images] if source.check_images is not None \
+        else EX.check_batch(source.network, check_images)
+    fp32_session = R.session(proto, threads)
+    check = EX.check_outputs(source.model, fp32_session, x, tolerance)
+    if not check.passed:
+        raise EX.ToleranceError(check)
+    record = {"dtype": "fp32", "opset": EX.OPSET, "exporter": "torch.onnx.export(dynamo=True)",
+              **R.versions(), "check": {**check.as_dict(), "inputs": source.check_source if source.check_images
+                                        is not None else f"{len(x)} standard-normal inputs (seed 0)"},
+              "export_seconds": round(exported_s, 2)}
+    final = proto
+    if int8:
+        calibration = EV.calibration_images(source.train_images, calibration_images)
+        began = time.perf_counter()
+        final = Q.quantize_int8(proto, source.normalization.apply(calibration))
+        int8_session = R.session(final, threads)
+        fp32_out = R.run(fp32_session, x)
+        int8_out = R.run(int8_session, x)
+        against_fp32 = EX.compare(fp32_out, int8_out, tolerance)
+        record.update(dtype="int8", quantization={
+            "method": "onnxruntime.quantization.quantize_static", "format": "QDQ", "weights": "int8, per channel, "
+            "symmetric", "activations": "int8, per tensor, min/max calibration", "biases": "int32",
+            "calibration_images": int(len(calibration)), "calibration_dataset": source.calibration_source,
+            "calibration": "training images drawn by a seeded generator (seed 0)",
+            "seconds": round(time.perf_counter() - began, 2),
+            "max_abs_diff_vs_fp32": against_fp32.max_abs_diff,
+            "top1_agreement_vs_fp32": against_fp32.top1_agreement})
+    census = EX.weight_census(final)
+    network = source.network
+    record.update({
+        "ops": EX.op_counts(final),
+        "nodes": len(final.graph.node),
+        "file_weights": census.as_dict(),
+        "deploy_params": memory.deploy_params(network),
+        "engine_weight_bytes": {dtype: memory.weight_bytes(network, dtype) for dtype in ("fp32", "int8")},
+        "metadata": EX.metadata_of(final),
+    })
+    data = EX.serialize(final)
+    record["bytes"] = len(data)
+    return Exported(proto=final, data=data, record=record)

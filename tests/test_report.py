@@ -1,0 +1,201 @@
+"""`mnetcost report`: run folders read back (no torch), seeds aggregated, the paper beside them,
+the paper's claims checked with verdicts; `plot --runs` averages seeds."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mnetcost.analysis import runs as R
+from mnetcost.calculator.cost import network_cost
+from mnetcost.calculator.resolver import resolve
+from mnetcost.cli import main
+
+RECIPE = {"batch_size": 128, "lr": 0.001, "augment": False, "dropout": 0.1, "fmp_mode": "tf", "test_draws": 1}
+
+
+def write_run(root: Path, variant: str, alpha: float, delta: int, seed: int, accuracies: list[float], *,
+              dataset="cifar10", classes=10, planned=None, summary=True, **recipe) -> Path:
+    """A run folder as `mnetcost train` writes it (JSON files only; no checkpoints needed)."""
+    folder = root / dataset / f"{variant}-a{alpha:g}-d{delta}-s{seed}"
+    folder.mkdir(parents=True)
+    options = {**RECIPE, **recipe, "variant": variant, "alpha": alpha, "delta": delta, "classes": classes,
+               "resolution": [32, 32], "seed": seed, "epochs": planned or len(accuracies)}
+    (folder / "config.json").write_text(json.dumps({**options, "config": options,
+                                                    "dataset_info": {"name": dataset}}))
+    rows = [{"epoch": i + 1, "loss": 1.0, "train_acc": a, "test_loss": 1.0, "test_acc": a, "seconds": 30.0}
+            for i, a in enumerate(accuracies)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    if summary and accuracies:
+        (folder / "summary.json").write_text(json.dumps({
+            **options, "name": folder.name, "dataset": dataset, "best_test_accuracy": max(accuracies),
+            "final_test_accuracy": accuracies[-1], "epochs": len(accuracies),
+            "epochs_planned": planned or len(accuracies), "complete": len(accuracies) >= (planned or len(accuracies)),
+            "params": 1, "mult_adds": 1, "train_seconds": 20.0 * len(accuracies)}))
+    return folder
+
+
+def report_json(*args):
+    result = CliRunner().invoke(main, ["report", *map(str, args), "--format", "json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout), result
+
+
+@pytest.fixture
+def grid(tmp_path):
+    """fmp > mp3 clearly (2 seeds each); mp3 vs base within the seed range; δ=4 below δ=2 for fmp;
+    the baseline with one seed; a partial run; a run with another recipe."""
+    root = tmp_path / "grid"
+    write_run(root, "fmp", 0.25, 2, 0, [0.70, 0.80])
+    write_run(root, "fmp", 0.25, 2, 1, [0.78, 0.76])
+    write_run(root, "mp3", 0.25, 2, 0, [0.70])
+    write_run(root, "mp3", 0.25, 2, 1, [0.74])
+    write_run(root, "base", 0.25, 2, 0, [0.71])
+    write_run(root, "base", 0.25, 2, 1, [0.73])
+    write_run(root, "fmp", 0.25, 4, 0, [0.60, 0.65], planned=10)  # partial: 2 of 10 epochs
+    write_run(root, "base", 1, 1, 0, [0.76])
+    write_run(root, "base", 0.25, 2, 0, [0.90], dataset="cifar10-aug", augment=True)
+    (root / "logs" / "cifar10").mkdir(parents=True)
+    (root / "logs" / "cifar10" / "x.log").write_text("not a run")
+    return root
+
+
+def test_groups_aggregate_seeds_with_exact_statistics(grid):
+    data, result = report_json(grid)
+    rows = {(r["dataset"], r["variant"], r["alpha"], r["delta"]): r for r in data["runs"]}
+    assert len(rows) == 6 and not result.stderr
+    fmp = rows[("cifar10", "fmp", 0.25, 2)]
+    assert fmp["seeds"] == [0, 1] and fmp["runs"] == ["cifar10/fmp-a0.25-d2-s0", "cifar10/fmp-a0.25-d2-s1"]
+    best, final = fmp["best_test_accuracy"], fmp["final_test_accuracy"]
+    assert best["mean"] == pytest.approx(0.79) and best["std"] == pytest.approx(math.sqrt(2 * 0.01 ** 2))
+    assert (best["min"], best["max"], best["n"]) == (0.78, 0.80, 2)
+    assert final["mean"] == pytest.approx(0.78) and final["std"] == pytest.approx(math.sqrt(2 * 0.02 ** 2))
+    assert fmp["paper_accuracy"] == 0.821 and fmp["best_minus_paper"] == pytest.approx(0.79 - 0.821)
+    cost = network_cost(resolve("fmp", alpha=0.25, delta=2, classes=10, resolution=32), "paper")
+    assert (fmp["params"], fmp["mult_adds"]) == (cost.params, cost.mult_adds)  # computed, not the summary's 1
+    assert fmp["epochs"] == [2] and fmp["seconds_per_run"] == 60.0 and fmp["complete"] == 2
+    assert isinstance(fmp["training_activation_bytes"], int) and fmp["training_activation_bytes"] > 0
+    partial = rows[("cifar10", "fmp", 0.25, 4)]
+    assert (partial["epochs"], partial["epochs_planned"], partial["complete"]) == ([2], [10], 0)
+    other = rows[("cifar10-aug", "base", 0.25, 2)]
+    assert other["recipe"]["augment"] is True and other["best_test_accuracy"]["mean"] == 0.90
+    single = rows[("cifar10", "base", 1.0, 1)]
+    assert single["best_test_accuracy"]["std"] is None and single["paper_accuracy"] == 0.767
+
+
+def test_claims_have_verdicts_backed_by_numbers(grid):
+    data, _ = report_json(grid)
+    claims = {(c["dataset"], c["a"], c["b"]): c for c in data["claims"]}
+    fmp_mp3 = claims[("cifar10", "fmp α=0.25 δ=2", "mp3 α=0.25 δ=2")]
+    # fmp 0.79 (0.78-0.80) vs mp3 0.72 (0.70-0.74): +7 points against a range of 4
+    assert fmp_mp3["verdict"] == "holds" and fmp_mp3["difference"] == pytest.approx(0.07)
+    assert fmp_mp3["margin"] == pytest.approx(0.04) and fmp_mp3["paper_difference"] == pytest.approx(0.821 - 0.712)
+    assert "+7.0 points against a seed spread of 4.0" in fmp_mp3["evidence"]
+    mp3_base = claims[("cifar10", "mp3 α=0.25 δ=2", "base α=0.25 δ=2")]
+    assert mp3_base["verdict"] == "inconclusive" and mp3_base["difference"] == pytest.approx(0.0)
+    deltas = claims[("cifar10", "fmp α=0.25 δ=4", "fmp α=0.25 δ=2")]
+    # δ=4 (one partial seed, 0.65) vs δ=2 (0.79 ± range 0.02): -14 points, beyond the range
+    assert deltas["verdict"] == "fails" and deltas["difference"] == pytest.approx(0.65 - 0.79)
+    baseline = claims[("cifar10", "fmp α=0.25 δ=2", "base α=1 δ=1")]
+    assert baseline["verdict"] == "holds" and baseline["difference"] == pytest.approx(0.79 - 0.76)
+    fmp_cost = network_cost(resolve("fmp", alpha=0.25, delta=2, classes=10, resolution=32), "paper").mult_adds
+    base_cost = network_cost(resolve("base", alpha=1, delta=1, classes=10, resolution=32), "paper").mult_adds
+    assert (baseline["a_mult_adds"], baseline["b_mult_adds"]) == (fmp_cost, base_cost) and fmp_cost < base_cost
+    unmeasured = claims[("cifar10", "mp3 α=1 δ=4", "mp3 α=1 δ=2")]
+    assert unmeasured["verdict"] == "not measured" and unmeasured["difference"] is None
+    # the run with another recipe is its own cohort: it is never compared with the others
+    assert all(c["recipe"]["augment"] is False for c in data["claims"] if c["dataset"] == "cifar10")
+    aug = [c for c in data["claims"] if c["dataset"] == "cifar10-aug" and c["verdict"] != "not measured"]
+    assert aug == []
+    assert {c["verdict"] for c in data["claims"]} <= set(R.VERDICTS)
+    # every claim of the paper's CIFAR-10 rows is listed once per cohort: 9 + 12 + 1
+    assert sum(1 for c in data["claims"] if c["dataset"] == "cifar10") == 22
+
+
+def test_verdict_rule():
+    two = R.stats([0.80, 0.78])
+    assert R.verdict(two, R.stats([0.70, 0.74]))[0] == "holds"
+    assert R.verdict(R.stats([0.70, 0.74]), two)[0] == "fails"
+    assert R.verdict(two, R.stats([0.77, 0.79]))[0] == "inconclusive"
+    assert R.verdict(R.stats([0.5]), R.stats([0.4])) == ("holds", pytest.approx(0.1), 0.0)
+    assert R.verdict(None, two) == ("not measured", None, None)
+    assert R.stats([]) is None
+
+
+def test_final_metric_and_every_format(grid):
+    data, _ = report_json(grid, "--metric", "final")
+    claim = next(c for c in data["claims"] if (c["a"], c["b"]) == ("fmp α=0.25 δ=2", "mp3 α=0.25 δ=2"))
+    assert claim["metric"] == "final" and claim["a_accuracy"]["mean"] == pytest.approx(0.78)
+    for fmt, marker in (("table", "The paper's claims"), ("markdown", "| data |"), ("csv", "dataset,variant")):
+        result = CliRunner().invoke(main, ["report", str(grid), "--format", fmt], catch_exceptions=False)
+        assert result.exit_code == 0 and marker in result.stdout, result.output
+    table = CliRunner().invoke(main, ["report", str(grid)], catch_exceptions=False).stdout
+    assert "79.0 ± 1.4" in table and "82.1" in table and "-3.1" in table  # fmp: mean ± sd, paper, Δ
+    assert "augment=True" in table  # recipes differ, so the column shows what differs
+
+
+def test_unfinished_and_malformed_runs_are_noted(tmp_path):
+    root = tmp_path / "g"
+    write_run(root, "base", 0.25, 2, 0, [0.5])
+    write_run(root, "mp3", 0.25, 2, 0, [], planned=5, summary=False)  # started, no epoch yet
+    broken = root / "cifar10" / "broken"
+    broken.mkdir()
+    (broken / "summary.json").write_text("{not json")
+    data, result = report_json(root)
+    assert "warning: skipping" in result.stderr and "broken" in result.stderr
+    assert "no finished epoch" in result.stderr and "mp3-a0.25-d2-s0" in result.stderr
+    row = next(r for r in data["runs"] if r["variant"] == "mp3")
+    assert row["best_test_accuracy"]["n"] == 0 and row["epochs"] == [0]
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p / "missing", "no such folder"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "no run folders"),
+    (lambda p: (p / "f.txt").write_text("x") and p / "f.txt", "not a folder"),
+])
+def test_bad_directory_is_one_line_exit_2(tmp_path, make, words):
+    result = CliRunner().invoke(main, ["report", str(make(tmp_path))], catch_exceptions=False)
+    assert result.exit_code == 2 and result.stdout == "" and result.stderr.count("\n") == 1
+    assert words in result.stderr
+
+
+def test_report_imports_no_torch(grid):
+    code = ("import sys; from mnetcost.cli import main\n"
+            f"try:\n    main(['report', {str(grid)!r}, '--format', 'json'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'fvcore', 'matplotlib') if m in sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
+
+
+# --- plot --runs: the mean over seeds beside the paper ------------------------------------------------
+def test_plot_runs_draws_the_mean_over_seeds(grid, tmp_path):
+    from mnetcost.analysis.plot import collect_points, draw, front_of
+    from mnetcost.analysis.sweep import load_runs
+
+    runs, _ = load_runs(grid)  # the grid layout nests runs two folders deep
+    assert len(runs) == 9
+    merged = R.mean_over_seeds(runs)
+    points, _ = collect_points("cifar10", runs=merged)
+    fmp = [p for p in points if p["source"] != "paper" and (p["variant"], p["alpha"], p["delta"]) == ("fmp", 0.25, 2)]
+    assert len(fmp) == 1
+    assert fmp[0]["accuracy"] == pytest.approx(0.79) and fmp[0]["seeds"] == 2
+    assert (fmp[0]["accuracy_min"], fmp[0]["accuracy_max"]) == (0.78, 0.80)
+    assert fmp[0]["source"] == "fmp-a0.25-d2 (2 seeds)"
+    # runs of another recipe are never averaged with these
+    base = [p for p in points if p["source"] != "paper" and (p["variant"], p["alpha"], p["delta"]) == ("base", 0.25, 2)]
+    assert sorted(p["accuracy"] for p in base) == pytest.approx([0.72, 0.90])
+    figure = draw(points, front_of(points))
+    bars = [c for c in figure.axes[0].containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars) == 3  # fmp, mp3 and base at alpha 0.25 delta 2: two seeds each
+    out = tmp_path / "runs.png"
+    result = CliRunner().invoke(main, ["plot", "--runs", str(grid), "--out", str(out), "--format", "json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    measured = [p for p in json.loads(result.stdout)["points"] if p["source"] != "paper"]
+    assert len(measured) == 6 and sum(p.get("seeds", 1) for p in measured) == 9
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

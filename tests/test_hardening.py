@@ -227,6 +227,18 @@ def test_numbers_are_ascii_digits_in_mnetcosts_words(args, option):
     assert option in line and "ASCII digits" in line and "invalid literal" not in line
 
 
+def test_every_numeric_option_uses_the_shared_parsers():
+    """click's INT/FLOAT types (and IntRange/FloatRange) take '١٠', '1_000', nan and inf: every
+    command's numbers go through mnetcost.calculator.params (options.integer/number/...)."""
+    import click
+
+    from mnetcost.cli.commands import COMMAND_MODULES, load
+
+    loose = [f"{name} --{param.name}" for name in COMMAND_MODULES for param in load(name).params
+             if isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType))]
+    assert loose == []
+
+
 # --- 16: closed, full or narrow stdout --------------------------------------------------------------
 def mnetcost_shell(command: str, encoding: str = "utf-8", **env):
     return subprocess.run(["sh", "-c", f"{sys.executable} -m mnetcost {command}"], capture_output=True,

@@ -241,7 +241,7 @@ class WeightCensus:
     weight_bytes: int = 0  # conv/FC weights and biases as stored (any dtype)
     scale_bytes: int = 0  # quantization scales of weights and biases
     zero_point_bytes: int = 0
-    other_float_elements: int = 0  # float initializers that are neither weights nor quantization params
+    other_float_elements: int = 0  # float initializers that are not weights, quantization params or pad values
     tensors: list = field(default_factory=list)  # (layer input name, role, dtype, elements)
 
     @property
@@ -298,11 +298,12 @@ def weight_census(proto) -> WeightCensus:
             take(node.input[1], "weight", node.name)
             if len(node.input) > 2 and node.input[2]:
                 take(node.input[2], "bias", node.name)
-    quant_params = {name for node in proto.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
-                    for name in node.input[1:]}
-    census.other_float_elements = sum(
+    not_weights = {name for node in proto.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
+                   for name in node.input[1:]}  # scales and zero points
+    not_weights |= {node.input[2] for node in proto.graph.node if node.op_type == "Pad" and len(node.input) > 2}
+    census.other_float_elements = sum(  # pad values (max pooling pads with -inf) are not weights either
         int(np.prod(init.dims)) for name, init in initializers.items()
-        if name not in counted and name not in quant_params and init.data_type == 1)  # 1 = FLOAT
+        if name not in counted and name not in not_weights and init.data_type == 1)  # 1 = FLOAT
     return census
 
 

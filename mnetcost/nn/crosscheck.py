@@ -554,6 +554,17 @@ def memory_check(network: Network, dtype: str = "fp32", *, model=None, fmp_mode:
     every layer's input/output shapes and bytes (forward hooks, batch 1, eval), the deployed weight
     bytes and params (a BatchNorm-folded copy), and the training activation bytes per image (what
     ``saved_tensors_hooks`` sees at two batch sizes, in ``train()`` on a copy of the model)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a few tiny passes: threads only add contention
+    try:
+        return _memory_check(network, dtype, model, fmp_mode)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryCheck:
     import copy
 
     import torch

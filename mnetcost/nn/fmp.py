@@ -189,21 +189,20 @@ class PairAxis:
 
     The max over such windows needs no ``K x out`` gather table: the two candidates are two
     gathers of whole rows (or columns), or, when every window is 2 long (``uniform``: 4 -> 2,
-    2 -> 1), two strided views. The backward pass copies each output's gradient to its winner
-    with two ``index_copy_`` calls and no scatter, ``where`` or zero fill."""
+    2 -> 1), two strided views. The backward pass puts each output's gradient on its winner with
+    one gather and no scatter, ``where`` or zero fill."""
 
-    __slots__ = ("size", "out", "starts", "ends", "long_windows", "long_ends", "uniform")
+    __slots__ = ("size", "out", "starts", "ends", "sources", "uniform")
 
     def __init__(self, cum: list[int], device=None):
         lengths = [end - start for start, end in zip(cum, cum[1:])]
         if not lengths or min(lengths) < 1 or max(lengths) > 2:
             raise ValueError(f"windows {cum} are not all 1 or 2 positions long")
         self.size, self.out = cum[-1], len(lengths)
-        ends = [end - 1 for end in cum[1:]]
-        longs = [i for i, length in enumerate(lengths) if length == 2]
         as_tensor = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
-        self.starts, self.ends = as_tensor(cum[:-1]), as_tensor(ends)
-        self.long_windows, self.long_ends = as_tensor(longs), as_tensor([ends[i] for i in longs])
+        self.starts, self.ends = as_tensor(cum[:-1]), as_tensor([end - 1 for end in cum[1:]])
+        # input position p of window i, place k (0 or 1) reads row 2i + k of route_back's pairs
+        self.sources = as_tensor([2 * i + k for i, length in enumerate(lengths) for k in range(length)])
         self.uniform = self.size == 2 * self.out
 
     @staticmethod
@@ -224,23 +223,18 @@ class PairAxis:
 
     def route_back(self, grad: torch.Tensor, won: torch.Tensor) -> torch.Tensor:
         """The gradient of :meth:`max`: ``grad`` (outer, out, inner) goes to each window's winner,
-        zero to the other position. Exact: the split is a bitwise AND with an all-ones or all-zeros
-        mask (``grad * won`` would turn an infinite gradient into NaN)."""
+        zero to the other position. Each window's two shares are written side by side (``pairs``:
+        window ``i``'s first position at row ``2i``, its last at ``2i + 1``) and one gather puts
+        every input position's share in place. Exact: the split is a bitwise AND with an
+        all-ones or all-zeros mask (``grad * won`` would turn an infinite gradient into NaN)."""
         bits = grad.view(_SAME_SIZE_INT[grad.element_size()])
-        to_last = bits & won.to(bits.dtype).neg_()
-        to_first = (bits ^ to_last).view(grad.dtype)
-        to_last = to_last.view(grad.dtype)
         outer, _, inner = grad.shape
-        result = grad.new_empty((outer, self.size, inner))
-        if self.uniform:
-            pairs = result.view(outer, self.out, 2, inner)
-            pairs[:, :, 0] = to_first
-            pairs[:, :, 1] = to_last
-            return result
-        result.index_copy_(1, self.starts, to_first)  # every position is a start or a long window's end
-        if len(self.long_windows):
-            result.index_copy_(1, self.long_ends, to_last.index_select(1, self.long_windows))
-        return result
+        pairs = grad.new_empty((outer, self.out, 2, inner))
+        pair_bits = pairs.view(bits.dtype)
+        to_last = torch.bitwise_and(bits, won.to(bits.dtype).neg_(), out=pair_bits[:, :, 1])
+        torch.bitwise_xor(bits, to_last, out=pair_bits[:, :, 0])
+        pairs = pairs.view(outer, 2 * self.out, inner)
+        return pairs if self.uniform else pairs.index_select(1, self.sources)
 
 
 _SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}

@@ -366,9 +366,9 @@ def check_out_dir(out: Path, resume: bool) -> dict | None:
             return None
         contents = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME and not is_temporary(p.name))
         shown = ", ".join(contents[:4]) + (", ..." if len(contents) > 4 else "")
-        hint = ("pass --resume to continue that run" if state in ("partial", "complete")
-                else "it is not a run this command can continue")
-        raise RunError(f"--out {out} is not empty ({shown}); {hint}, or choose another --out")
+        hint = ("pass --resume to continue that run, or choose another --out" if state in ("partial", "complete")
+                else "choose another --out")
+        raise RunError(f"--out {out} is not empty ({shown}); {hint}")
     config_path = out / "config.json"
     if not config_path.is_file():
         raise RunError(f"--resume: nothing to resume in {out} (no config.json)")

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from mnetcost.cli.options import POSITIVE, config_options, fail, format_option, note_alpha, require_deploy, variant_option
+from mnetcost.cli.options import (POSITIVE, config_options, fail, format_option, note_alpha, number, require_deploy,
+                                  variant_option)
 
 _MODEL_OPTIONS = ("variant", "alpha", "delta", "classes", "resolution")
 
@@ -32,7 +33,7 @@ def _given(ctx: click.Context, name: str) -> bool:
               help="Where downloads and decoded arrays are cached [default: $MNETCOST_DATA or ~/.cache/mnetcost].")
 @click.option("--calibration-images", type=POSITIVE, default=512, show_default=True, metavar="N",
               help="Training images that calibrate the int8 activation ranges.")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+@click.option("--tolerance", type=number("tolerance", minimum=0), default=1e-4, show_default=True,
               help="Refuse the export when max |ONNX Runtime - PyTorch| > tolerance x max(1, max |logit|).")
 @click.option("--check-images", type=POSITIVE, default=64, show_default=True, metavar="N",
               help="Images compared between ONNX Runtime and PyTorch.")

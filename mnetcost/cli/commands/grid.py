@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnetcost.cli.options import ALPHA_LIST, DELTA_LIST, fail, format_option, require_extra
+from mnetcost.cli.options import ALPHA_LIST, DELTA_LIST, fail, format_option, integer, number, require_extra
 from mnetcost.cli.commands import train as train_module
 
 # train's options the grid sets itself (per run, or for the grid as a whole); every other option of
@@ -85,11 +85,11 @@ def _parsed(parser, option: str, text):
               help="local: one run after another here; ray: one Ray task per run (needs mnetcost[ray]).")
 @click.option("--address", default=None, metavar="ADDR",
               help="Ray cluster to use (e.g. ray://head:10001 or auto) [default: $RAY_ADDRESS, else a local instance].")
-@click.option("--ray-cpus", type=click.IntRange(min=1), default=None,
+@click.option("--ray-cpus", type=integer("ray cpus"), default=None,
               help="CPUs of the local Ray instance started without --address [default: all].")
-@click.option("--cpus-per-run", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--cpus-per-run", type=number("cpus per run", minimum=0, minimum_open=True), default=None,
               help="Ray resources of each run [default: --threads, else 1].")
-@click.option("--gpus-per-run", type=click.FloatRange(min=0), default=None,
+@click.option("--gpus-per-run", type=number("gpus per run", minimum=0), default=None,
               help="Ray GPUs of each run [default: 1 with --device cuda, else 0].")
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo the runs' training output (it is in the logs).")
 @format_option

@@ -38,8 +38,9 @@ def _recipe_text(recipe: dict, common: dict) -> str:
               help="Which test accuracy the claims compare: the best epoch's or the last epoch's.")
 @format_option
 def command(directory, metric, fmt):
-    """Every run under DIR (a `mnetcost grid --out` folder, or any folder of `mnetcost train` runs)
-    beside the paper's printed accuracy, and the paper's claims checked against them.
+    """Runs beside the paper's accuracy, and the paper's claims checked against them.
+
+    DIR: a `mnetcost grid --out` folder, or any folder of `mnetcost train` runs (at any depth).
 
     One row per configuration: best and final test accuracy as mean ± standard deviation over its
     seeds (runs that differ only in their seed), the difference from the paper (points), params and

@@ -51,7 +51,7 @@ OPTIONS = {
               "--known-only": FLAG, "--front-only": FLAG, "--limit": NUMBER, "--runs": PATH, "--format": FORMAT},
     "plot": {"--out": PATH, "--dataset": choice("cifar10", "cifar100"), "--x": choice("mult_adds", "params", "latency"),
              "--latency": PATH, "--runs": PATH, "--no-paper": FLAG, "--table": choice("4", "5", "6"),
-             "--title": ODD, "--format": FORMAT},
+             "--title": st.one_of(st.sampled_from(["$\\foo$", "a $ b", "^_{}%", ""]), ODD), "--format": FORMAT},
     "report": {"--metric": choice("best", "final"), "--format": FORMAT},
 }
 HEAVY = {  # driven into refusals only: their --alpha is always invalid

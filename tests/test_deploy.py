@@ -26,7 +26,8 @@ from mnetcost.deploy import export as EX  # noqa: E402
 from mnetcost.deploy import runtime as R  # noqa: E402
 from mnetcost.nn.models import build_model  # noqa: E402
 
-from cifar_helpers import learnable_images, official_files, write_official_archive  # noqa: E402
+from cifar_helpers import (image_files, learnable_images, official_files, write_official_archive,  # noqa: E402
+                           write_tar)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,9 +301,9 @@ def test_an_onnx_file_of_another_model_is_refused(trained_run, exported):
 
 def test_a_dataset_with_other_classes_is_refused(trained_run, tmp_path):
     run, _, cache, _ = trained_run
-    archive = write_official_archive(tmp_path / "five.tar.gz",
-                                     official_files(learnable_images(20, 5, 0), learnable_images(10, 5, 1),
-                                                    class_names=[f"c{i}" for i in range(5)]))
+    names = [f"c{i}" for i in range(5)]  # an image-folder archive of 5 classes
+    archive = write_tar(tmp_path / "five.tar.gz", image_files({"train": learnable_images(20, 5, 0),
+                                                               "test": learnable_images(10, 5, 1)}, names))
     result = cli("evaluate", "--run", run, "--dataset", archive, "--data-dir", cache)
     assert result.exit_code == 2 and "5 classes, the model 10" in result.stderr
 

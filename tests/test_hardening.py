@@ -367,6 +367,17 @@ def test_curves_after_one_epoch_have_an_epoch_axis():
         assert [t for t in ax.get_xticks() if 0.5 <= t <= 1.5] == [1.0]
 
 
+def test_dollar_signs_in_a_title_or_a_run_name_are_drawn_as_written(tmp_path):
+    run_dir = tmp_path / "runs" / "a$\\x$"
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(json.dumps({"variant": "base", "alpha": 0.25, "delta": 2, "classes": 10,
+                                                      "resolution": 32, "best_test_accuracy": 0.5,
+                                                      "dataset": "cifar10"}))
+    result = run("plot", "--runs", tmp_path / "runs", "--title", "$\\foo$", "--out", tmp_path / "p.png")
+    assert result.exit_code == 0 and result.exception is None, result.stderr
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_runs_far_below_do_not_squeeze_the_papers_points():
     from mnetcost.analysis.plot import collect_points, draw, front_of
     from mnetcost.analysis.sweep import KnownResult

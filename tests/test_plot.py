@@ -77,7 +77,8 @@ def test_runs_are_added_and_bad_summaries_skipped(tmp_path):
     mine = [p for p in json.loads(result.stdout)["points"] if p["source"] != "paper"]
     assert mine == [{"variant": "mp3", "alpha": 0.25, "delta": 2, "classes": 10, "resolution": 32,
                      "mult_adds": 1777408, "params": 433458, "accuracy": 0.9, "source": "mine", "dataset": "cifar10",
-                     "baseline": False}]
+                     "baseline": False, "peak_activation_bytes": (32 * 32 * 3 + 32 * 32 * 8) * 4,
+                     "weight_bytes": 4 * 421_530, "dtype": "fp32"}]  # conv1 holds the peak; deployed fp32 weights
     # a run beating everything cheaper is on the front
     assert any(p["source"] == "mine" for p in json.loads(result.stdout)["front"])
     only = run("--out", str(tmp_path / "only.png"), "--runs", str(runs), "--no-paper", "--format", "json")

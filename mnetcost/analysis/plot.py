@@ -239,6 +239,21 @@ def _si(value: float) -> str:
     return f"{value:g}"
 
 
+def _literal_text(function):
+    """Text in a figure is drawn as written: a ``$`` in a title, a run's or a spec's name is not
+    matplotlib mathtext (``--title '$\\foo$'`` was a traceback)."""
+    import functools
+
+    @functools.wraps(function)
+    def literal(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return function(*args, **kwargs)
+
+    return literal
+
+
 LABEL_RADII = (5, 9, 14, 20, 28, 38, 50)  # points from the marker; beyond 12 a thin leader line joins them
 LABEL_ANGLES = (20, -20, 160, 200, 90, 270, 45, -45, 135, 225, 0, 180, 67, -67, 113, 247)
 
@@ -403,6 +418,7 @@ def _compress_gap(ax, values, low: float, high: float, band: float = 0.06):
     return start, end
 
 
+@_literal_text
 def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds", unit: str = "Mult-Adds",
               title: str = "") -> tuple[dict, tuple]:
     """Draw points and front into ``ax``. Returns (legend handles by key, the label job that
@@ -494,6 +510,7 @@ def legend_handles(*handle_dicts) -> list:
     return ordered + [merged[k] for k in (("baseline", True), ("front", True)) if k in merged]
 
 
+@_literal_text
 def place_labels(fig, *jobs) -> None:
     """Lay the figure out, then place every axes' point labels (see :func:`draw_axes`)."""
     fig.canvas.draw()
@@ -512,6 +529,7 @@ def new_figure(width: float, height: float, columns: int = 1, rows: int = 1):
     return fig, fig.subplots(rows, columns, squeeze=False).ravel()
 
 
+@_literal_text
 def add_footnote(fig, text: str, fontsize: float = 7) -> None:
     """Small grey lines under the axes, with room reserved for them in the constrained layout."""
     lines = text.count("\n") + 1
@@ -521,6 +539,7 @@ def add_footnote(fig, text: str, fontsize: float = 7) -> None:
     fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
 
 
+@_literal_text
 def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset: str = "cifar10",
          convention: str = "paper", title: str | None = None, footnote: str | None = None, tables=None,
          dtype: str = "fp32"):
@@ -600,6 +619,7 @@ def points_as_json(points: list[dict], front: list[dict]) -> dict:
     return {"points": [clean(p) for p in points], "front": [clean(p) for p in front]}
 
 
+@_literal_text
 def draw_latency(bench: dict, title: str | None = None):
     """Measured time against Mult-Adds from a ``mnetcost bench`` result: batch-1 latency (left)
     and per-image time at the larger batch (right), log-log, with a slope-1 guide (time
@@ -730,6 +750,7 @@ def load_curves(folders) -> list[dict]:
     return curves
 
 
+@_literal_text
 def draw_curves(curves: list[dict], title: str | None = None):
     """Learning curves: loss (left) and top-1 accuracy (right) against epoch, one colour per
     run, training dashed and test solid."""
@@ -759,6 +780,8 @@ def draw_curves(curves: list[dict], title: str | None = None):
             what = f"{summary['variant']} α={summary['alpha']:g} δ={summary['delta']}"
             if summary.get("mult_adds"):
                 what += f" ({summary['mult_adds'] / 1e6:.2f}M Mult-Adds)"
+        if len({c["summary"].get("bn_stats", "running") for c in curves}) > 1:  # train --bn-stats differs
+            what += f", BatchNorm statistics: {summary.get('bn_stats', 'running')}"
         best = max(rows, key=lambda r: r["test_acc"])
         handles.append(Line2D([], [], color=colour, marker=".", label=f"{what}\nbest test {100 * best['test_acc']:.1f}%"
                                                                     f" (epoch {best['epoch']})"))

@@ -355,3 +355,33 @@ def test_bench_times_every_runtime_in_one_run(tmp_path):
     from mnetcost.analysis.plot import draw_latency
 
     assert len(draw_latency(data).axes) >= 6  # a row of panels per runtime (+ nothing else)
+
+
+def test_runtime_predictors_example_reads_a_bench_file(tmp_path):
+    """examples/runtime_predictors.py: Spearman rho per runtime and the time ratios, on a file
+    whose answers are known (time falls as Mult-Adds rise; ONNX Runtime exactly 2x faster)."""
+    results = []
+    for number, mult_adds in enumerate((1_000_000, 4_000_000, 9_000_000)):
+        common = {"variant": "base", "alpha": 0.25 * (number + 1), "delta": 1, "classes": 10, "resolution": 32,
+                  "mult_adds": mult_adds, "params": 1000 * (number + 1), "peak_activation_bytes": 5000,
+                  "weight_bytes": 4000 * (number + 1)}
+        torch_ms = 3.0 - number  # the most Mult-Adds the fastest
+        results.append({**common, "runtime": "torch", "latency_ms": torch_ms, "images_per_s": 1000 / torch_ms})
+        results.append({**common, "runtime": "onnxruntime", "latency_ms": torch_ms / 2, "images_per_s": 2000 / torch_ms})
+    bench = tmp_path / "latency.json"
+    bench.write_text(json.dumps({"threads": 1, "batch_size": 64, "results": results}))
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "runtime_predictors.py"), str(bench)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import runtime_predictors as RP
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    result = RP.analyse(json.loads(bench.read_text()))
+    assert result["spearman"]["torch"]["latency_ms"]["mult_adds"] == pytest.approx(-1.0)
+    assert result["spearman"]["onnxruntime"]["per_image_ms"]["weight_bytes"] == pytest.approx(-1.0)
+    assert np.isnan(result["spearman"]["torch"]["latency_ms"]["peak_activation_bytes"])  # all tied: undefined
+    assert result["speedups"][("torch", "onnxruntime", "latency_ms")] == pytest.approx((2.0, 2.0, 2.0))
+    assert RP.ranks([3, 1, 3, 2]) == [3.5, 1.0, 3.5, 2.0]
+    assert "torch / onnxruntime, batch 1 latency: 2.00x [2.00, 2.00]" in done.stdout

@@ -3,11 +3,14 @@ Table 3, determinism in eval(), test-time averaging, gradients, and the torch bu
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
 from mnetcost.nn.fmp import (  # noqa: E402
     FractionalMaxPool2d,
+    PairAxis,
     TorchFractionalMaxPool2d,
     fractional_max_pool2d_reference,
     pooled_size,
@@ -207,3 +210,121 @@ def test_half_precision_and_no_grad_paths_agree():
     half = x.detach().bfloat16()
     assert layer(half).dtype == torch.bfloat16
     assert torch.equal(layer(half).float(), layer(half.float()))  # a max only selects: exact in any dtype
+
+
+# --- the fast path (disjoint windows of 1 or 2 positions) against a window-by-window definition ----
+def _reference_winners(x, rows, cols):
+    """Window by window, the tie rule the layer documents: the max over rows in each column (the
+    first row wins a tie), then over those columns (the first column wins a tie); a NaN anywhere
+    in a window gives NaN. Returns the outputs and each output's winner as a flat H*W index."""
+    n, c, h, w = x.shape
+    out = x.new_empty((n, c, len(rows) - 1, len(cols) - 1))
+    winner = torch.empty(out.shape, dtype=torch.long)
+    for i, (r0, r1) in enumerate(zip(rows, rows[1:])):
+        for j, (c0, c1) in enumerate(zip(cols, cols[1:])):
+            best = best_at = None
+            for col in range(c0, c1):
+                column, at = x[:, :, r0, col], torch.full((n, c), r0 * w + col)
+                for row in range(r0 + 1, r1):
+                    won = x[:, :, row, col] > column
+                    column, at = torch.where(won, x[:, :, row, col], column), torch.where(won, row * w + col, at)
+                if best is None:
+                    best, best_at = column, at
+                else:
+                    won = column > best
+                    best, best_at = torch.where(won, column, best), torch.where(won, at, best_at)
+            window = x[:, :, r0:r1, c0:c1]
+            out[:, :, i, j] = torch.where(window.isnan().flatten(2).any(2), float("nan"), best)
+            winner[:, :, i, j] = best_at
+    return out, winner
+
+
+def _reference_grad(x, winner, grad):
+    n, c, h, w = x.shape
+    routed = torch.zeros((n, c, h * w), dtype=grad.dtype).scatter_add_(2, winner.flatten(2), grad.flatten(2))
+    return routed.view(n, c, h, w)
+
+
+def _check_fast_path(x, ratio, seed, pseudo_random=False, draw=0):
+    layer = FractionalMaxPool2d(ratio, pseudo_random=pseudo_random, seed=seed).eval()
+    layer.eval_draw = draw
+    rows, cols = layer.sequences(x.shape[2], x.shape[3], draw)
+    fast = PairAxis.fits(rows, False) and PairAxis.fits(cols, False)  # else windows of 3+: the general path
+    assert isinstance(layer._index(x.shape[2], x.shape[3], x.device, draw)[0], PairAxis) == fast
+    return fast, _check_against_reference(layer, x, rows, cols, seed)
+
+
+def _check_against_reference(layer, x, rows, cols, seed):
+    expected, winner = _reference_winners(x.detach(), rows, cols)
+    leaf = x.detach().clone().requires_grad_()
+    y = layer(leaf)
+    torch.testing.assert_close(y, expected, rtol=0, atol=0, equal_nan=True)
+    grad = torch.randn(y.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)).to(x.dtype)
+    y.backward(grad)
+    want = _reference_grad(x, winner, grad)
+    # bit for bit, signed zeros included: each input gets its window's gradient or +0.0
+    assert leaf.grad.shape == x.shape and torch.equal(leaf.grad, want)
+    assert torch.equal(torch.signbit(leaf.grad), torch.signbit(want))
+    with torch.no_grad():  # the inference path (no winners kept) gives the same values
+        torch.testing.assert_close(layer(x), expected, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("shape,ratio", [((2, 3, 32, 32), 1.44), ((2, 5, 22, 15), 1.44), ((1, 2, 11, 9), 1.7),
+                                         ((3, 4, 4, 4), 1.44), ((2, 3, 2, 2), 1.44), ((1, 1, 13, 7), 1.01)])
+def test_fast_path_equals_the_window_definition_with_ties_and_infinities(shape, ratio, dtype, memory_format):
+    g = torch.Generator().manual_seed(sum(shape))
+    x = torch.randint(-2, 3, shape, generator=g).to(dtype)  # five values: ties in most windows
+    x.view(-1)[:: 17] = float("inf")
+    x.view(-1)[5:: 23] = float("-inf")
+    for draw in range(3):
+        assert _check_fast_path(x.contiguous(memory_format=memory_format), ratio, seed=draw, draw=draw)[0]
+    assert _check_fast_path(x.transpose(2, 3), ratio, seed=1, pseudo_random=True)[0]  # neither layout: copied
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(2, 24), w=st.integers(2, 24),
+       ratio=st.floats(1.01, 1.99), pseudo_random=st.booleans(), channels_last=st.booleans(),
+       seed=st.integers(0, 10_000), levels=st.integers(1, 6))
+def test_fast_path_property(n, c, h, w, ratio, pseudo_random, channels_last, seed, levels):
+    if pooled_size(h, ratio) < 1 or pooled_size(w, ratio) < 1:
+        return
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, levels, (n, c, h, w), generator=g).float()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    _check_fast_path(x, ratio, seed, pseudo_random, draw=seed % 3)  # either path: the same definition
+
+
+def test_fast_path_keeps_the_layout_and_only_one_byte_winners():
+    layer = FractionalMaxPool2d(1.44).train()
+    x = torch.randn(4, 6, 22, 22).contiguous(memory_format=torch.channels_last).requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = layer(x)
+    assert y.shape == (4, 6, 15, 15) and y.is_contiguous(memory_format=torch.channels_last)
+    # what the memory engine counts for fmp_mode "tf": a byte per row-stage and per column-stage output
+    per_batch = [t for t in saved if t.dim() and t.shape[0] in (4, 4 * 15)]
+    assert [t.dtype for t in per_batch] == [torch.bool, torch.bool]
+    assert sum(t.numel() for t in per_batch) == 4 * 6 * (15 * 22 + 15 * 15)
+    y.backward(torch.ones_like(y))
+    assert x.grad.is_contiguous(memory_format=torch.channels_last) and x.grad.sum() == y.numel()
+
+
+def test_overlapping_and_long_windows_keep_the_general_path():
+    assert not isinstance(FractionalMaxPool2d(1.44, overlapping=True)._index(10, 10, "cpu", 0)[0], PairAxis)
+    assert not isinstance(FractionalMaxPool2d(2.5)._index(10, 10, "cpu", 0)[0], PairAxis)  # windows of 2 or 3
+    with pytest.raises(ValueError, match="not all 1 or 2"):
+        PairAxis([0, 3, 4])
+
+
+@pytest.mark.parametrize("overlapping", [False, True])
+def test_a_nan_in_a_window_gives_nan_as_the_reference(overlapping):
+    layer = FractionalMaxPool2d(1.44, overlapping=overlapping).eval()
+    x = torch.randn(1, 2, 10, 10)
+    x[0, 0, 3, 4] = float("nan")
+    x[0, 1, 0, 0] = float("nan")
+    rows, cols = layer.sequences(10, 10, 0)
+    torch.testing.assert_close(layer(x), fractional_max_pool2d_reference(x, rows, cols, overlapping),
+                               rtol=0, atol=0, equal_nan=True)

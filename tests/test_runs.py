@@ -203,15 +203,22 @@ def test_the_run_keeps_its_spec_and_resumes_from_anywhere(data_root, cache, tmp_
 # --- 4 and 5. determinism and history ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def two_ways(data_root, cache, tmp_path_factory):
-    """Two epochs with --threads 2 straight, and one epoch with --threads 2 then a --resume that
-    does not repeat --threads (in an environment whose default is 1 thread)."""
+    """Two epochs with --threads 1 straight, and one epoch with --threads 1 then a --resume that
+    does not repeat --threads, in an environment whose default is 2 threads (which change the
+    result's last bits: see the control run)."""
     root = tmp_path_factory.mktemp("two_ways")
-    straight = cli(*train_args(data_root, cache, root / "straight", "--epochs", "2", "--threads", "2"))
+    straight = cli(*train_args(data_root, cache, root / "straight", "--epochs", "2", "--threads", "1"))
     assert straight.returncode == 0, straight.stderr
-    first = cli(*train_args(data_root, cache, root / "resumed", "--epochs", "1", "--threads", "2"))
-    assert first.returncode == 0, first.stderr
-    resumed = cli("train", "--resume", "--out", root / "resumed", "--epochs", "2", "--quiet", "--data-dir", cache)
+    for name in ("resumed", "control"):
+        first = cli(*train_args(data_root, cache, root / name, "--epochs", "1", "--threads", "1"))
+        assert first.returncode == 0, first.stderr
+    resumed = cli("train", "--resume", "--out", root / "resumed", "--epochs", "2", "--quiet", "--data-dir", cache,
+                  env={"OMP_NUM_THREADS": "2"})
     assert resumed.returncode == 0, resumed.stderr
+    control = cli("train", "--resume", "--out", root / "control", "--epochs", "2", "--quiet", "--data-dir", cache,
+                  "--threads", "2")
+    assert control.returncode == 0, control.stderr
+    assert "note: resuming" in control.stderr and "threads 1 -> 2" in control.stderr
     return root
 
 
@@ -222,18 +229,21 @@ def test_a_resume_without_threads_is_bit_identical_to_an_uninterrupted_run(two_w
     last_b = torch.load(b / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(last_a[key], last_b[key]) for key in last_a)
     stored = json.loads((b / "config.json").read_text())
-    assert [entry["threads"] for entry in stored["commands"]] == [2, 2]  # the run's threads, not the default 1
-    assert stored["config"]["threads"] == 2
+    assert [entry["threads"] for entry in stored["commands"]] == [1, 1]  # the run's threads, not the default 2
+    assert stored["config"]["threads"] == 1
+    # the control: the same resume on 2 threads is a different run in its last bits
+    last_c = torch.load(two_ways / "control" / "last.pt", weights_only=True)["model"]
+    assert not all(torch.equal(last_a[key], last_c[key]) for key in last_a)
     for key in ("threads", "torch", "numpy", "python", "machine", "device", "world_size"):
         assert key in stored["determinism"], key
-    assert stored["determinism"]["torch"] == torch.__version__ and stored["determinism"]["threads"] == 2
+    assert stored["determinism"]["torch"] == torch.__version__ and stored["determinism"]["threads"] == 1
 
 
 def test_the_command_history_is_kept_and_fewer_epochs_than_done_are_refused(two_ways, data_root, cache):
     out = two_ways / "resumed"
     stored = json.loads((out / "config.json").read_text())
     first, second = stored["commands"]
-    assert "--epochs 1" in first["command"] and "--threads 2" in first["command"] and "--resume" not in first["command"]
+    assert "--epochs 1" in first["command"] and "--threads 1" in first["command"] and "--resume" not in first["command"]
     assert "--resume" in second["command"] and second["from_epoch"] == 1 and second["epochs"] == 2
     assert stored["command"] == first["command"]  # the original command line stays
     before = snapshot(out)

@@ -203,7 +203,7 @@ def export_proto(model: nn.Module, *, metadata: dict | None = None, example_batc
 
 
 def serialize(proto) -> bytes:
-    """The whole model, weights included, as bytes (refuses what does not fit in one protobuf)."""
+    """The whole model, weights included, as the bytes of one ``.onnx`` file."""
     data = proto.SerializeToString()
     if not data:
         raise ExportError("the exported model is empty")

@@ -574,7 +574,8 @@ def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryC
 
     precision = get_dtype(dtype)
     memory = network_memory(network, precision, fmp_mode)
-    if model is None:
+    own = model is None
+    if own:
         model = models.build_from_network(network, fmp_mode=fmp_mode)
         _random_batchnorm(model)  # an untrained model's BatchNorms are near identities: folding them proves little
     itemsize = getattr(torch, TORCH_DTYPES[precision.name]).itemsize
@@ -585,7 +586,7 @@ def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryC
     with torch.no_grad():
         reference = model.eval()(probe)
         fold_diff = float((folded(probe) - reference).abs().max() / max(1.0, float(reference.abs().max())))
-    trainee = copy.deepcopy(model)
+    trainee = model if own else copy.deepcopy(model)  # train() passes update BatchNorm statistics
     small, large = (saved_bytes(trainee, network, batch) for batch in TRAIN_BATCHES)
     span = TRAIN_BATCHES[1] - TRAIN_BATCHES[0]
     folded_modules = dict(folded.named_children())

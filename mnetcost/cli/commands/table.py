@@ -91,9 +91,7 @@ def grid_view(rows: list[dict]):
          "mult_adds_change": f"{r['mult_adds_change']:+.1%}", "params_change": f"{r['params_change']:+.1%}",
          "peak_activation_bytes": r["peak_activation_bytes"], "weight_bytes": r["weight_bytes"],
          "deploy_params": r["deploy_params"],
-         "fits": ("yes" if r["fit"]["fits"] else f"no ({'RAM' if not r['fit']['fits_sram'] else ''}"
-                  f"{'+' if not (r['fit']['fits_sram'] or r['fit']['fits_flash']) else ''}"
-                  f"{'Flash' if not r['fit']['fits_flash'] else ''})") if "fit" in r else None}
+         "fits": _fits_text(r["fit"]) if "fit" in r else None}
         for r in rows
     ]
     fit_columns = [Column("fits", "fits")] if "fit" in first else []
@@ -114,6 +112,14 @@ def grid_view(rows: list[dict]):
                "layer at a time) and deployed weight bytes (BatchNorm folded)"]
         + ([_budget_note(first["fit"])] if "fit" in first else []),
     )
+
+
+def _fits_text(fit: dict) -> str:
+    """``yes``, or ``no (RAM)``, ``no (Flash)``, ``no (RAM + Flash)``."""
+    if fit["fits"]:
+        return "yes"
+    short = [name for name, ok in (("RAM", fit["fits_sram"]), ("Flash", fit["fits_flash"])) if not ok]
+    return f"no ({' + '.join(short)})"
 
 
 def _budget_note(fit: dict) -> str:

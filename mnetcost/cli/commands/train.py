@@ -63,8 +63,9 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Channels-last memory format (much faster on CPU).")
 @click.option("--threads", type=integer("threads"), default=None,
-              help="CPU threads for torch [default: torch's choice, one per core; with --resume: the run's "
-                   "recorded threads, so the result is bit-identical to an uninterrupted run].")
+              help="CPU threads for torch [default: OMP_NUM_THREADS if set, else the cores other processes "
+                   "leave idle, sampled at the start; with --resume: the run's recorded threads, so the "
+                   "result is bit-identical to an uninterrupted run].")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Run folder [default: runs/<variant>-a<alpha>-d<delta>-<dataset>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
@@ -155,11 +156,14 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
         refuse_if_held()
         T.check_out_dir(out, resume=False)
 
-    if values["threads"]:
-        import torch
+    from mnetcost.nn import threads as thread_policy
 
-        torch.set_num_threads(values["threads"])
+    # --threads N (or the resumed run's), else OMP_NUM_THREADS, else the cores other processes leave
+    # idle: a torch thread on a busy core stalls every OpenMP barrier (mnetcost/nn/threads.py)
+    thread_choice = thread_policy.apply(thread_policy.choose_threads(values["threads"]))
     dist = D.from_env()
+    if dist.main and not quiet and thread_choice.source == "idle-cores":
+        click.echo(f"mnetcost train: {thread_choice.describe()} CPU threads; --threads N to choose", err=True)
     want_cuda = values["device"] == "cuda" or (values["device"] == "auto" and _cuda_available())
     if want_cuda and dist.enabled:  # NCCL's object collectives use the current device
         import torch

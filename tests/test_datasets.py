@@ -195,7 +195,7 @@ def test_cli_md5_failure_is_one_line_and_leaves_nothing(tmp_path, tiny):
     archive, _ = official_like(tmp_path, tiny)  # not the real archive: the official MD5 fails
     data_dir = tmp_path / "data"
     result = run_cli("train", "--dataset", "cifar10", "--data-dir", str(data_dir), "--out", str(tmp_path / "run"),
-                     "--alpha", "0.25", env={"MNETCOST_CIFAR10_URL": archive.as_uri()})
+                     "--alpha", "0.25", "--threads", "1", env={"MNETCOST_CIFAR10_URL": archive.as_uri()})
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2 and "downloading" in lines[0]  # a progress note, then the error

@@ -3,7 +3,6 @@ refusal, int8 quantization, evaluation of a trained run, the [deploy] extra, bad
 exports, real ONNX Runtime sessions, a real (tiny) training run."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -81,9 +80,11 @@ def test_onnx_runtime_computes_what_pytorch_eval_computes(exported, name):
     fmp_layers = sum(layer.kind == "fmp" for layer in network.layers)
     assert ops.get("ReduceMax", 0) == 2 * fmp_layers and ops.get("Gather", 0) == 2 * fmp_layers
     assert ops.get("MaxPool", 0) == sum(layer.kind == "maxpool" for layer in network.layers)
+    assert "Pad" not in ops  # TF-'same' max pooling's -inf padding is the MaxPool's own pads
     assert len(proto.graph.input) == 1 and proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
     meta = EX.metadata_of(proto)
-    assert (meta["variant"], meta["alpha"], meta["delta"], meta["dtype"], meta["opset"]) == (variant, 0.25, 2, "fp32", 18)
+    assert (meta["variant"], meta["alpha"], meta["delta"], meta["dtype"], meta["opset"]) == \
+        (variant, 0.25, 2, "fp32", 18)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -132,13 +133,14 @@ def test_torch_mode_fmp_is_refused():
 
 
 # --- int8 ------------------------------------------------------------------------------------------
-def test_int8_stores_every_conv_and_fc_weight_as_int8(exported):
+@pytest.mark.parametrize("name", ["fmp", "mp3"])
+def test_int8_stores_every_conv_and_fc_weight_as_int8(exported, name):
     from mnetcost.calculator.resolver import resolve
     from mnetcost.deploy.quantize import quantize_int8
 
-    path, _ = exported["fmp"]
+    path, _ = exported[name]
     fp32 = onnx.load(str(path))
-    network = resolve("fmp", 0.25, 2, 10, 32)
+    network = resolve(name, 0.25, 2, 10, 32)
     calibration = EX.check_batch(network, 32, seed=1)
     int8 = quantize_int8(fp32, calibration)
     from onnx import numpy_helper
@@ -367,7 +369,8 @@ def test_runtime_predictors_example_reads_a_bench_file(tmp_path):
                   "weight_bytes": 4000 * (number + 1)}
         torch_ms = 3.0 - number  # the most Mult-Adds the fastest
         results.append({**common, "runtime": "torch", "latency_ms": torch_ms, "images_per_s": 1000 / torch_ms})
-        results.append({**common, "runtime": "onnxruntime", "latency_ms": torch_ms / 2, "images_per_s": 2000 / torch_ms})
+        results.append({**common, "runtime": "onnxruntime", "latency_ms": torch_ms / 2,
+                        "images_per_s": 2000 / torch_ms})
     bench = tmp_path / "latency.json"
     bench.write_text(json.dumps({"threads": 1, "batch_size": 64, "results": results}))
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "runtime_predictors.py"), str(bench)],

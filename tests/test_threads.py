@@ -95,3 +95,27 @@ def test_apply_sets_torch_threads():
         assert P.apply(P.ThreadChoice(1, "given", 2)).threads == torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_train_without_threads_uses_the_policy_says_so_and_records_it(tmp_path):
+    pytest.importorskip("torch")
+    import json
+    import re
+
+    from cifar_helpers import tiny_official_folder
+
+    data = tiny_official_folder(tmp_path / "data", train=64, test=16)
+    env = {key: value for key, value in os.environ.items() if key not in (*P.THREAD_ENV, "LOCAL_WORLD_SIZE")}
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "mnetcost", "train", "--variant", "base", "--alpha", "0.25",
+                             "--dataset", str(data), "--data-dir", str(tmp_path / "cache"), "--epochs", "1",
+                             "--batch-size", "32", "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    said = re.search(r"mnetcost train: (\d+) \(of (\d+) cores, ([\d.]+) kept busy by other processes\) CPU threads; "
+                     r"--threads N to choose", result.stderr)
+    assert said, result.stderr
+    threads, cores, busy = int(said[1]), int(said[2]), float(said[3])
+    assert threads == P.threads_for(cores, busy) and 1 <= threads <= cores <= len(P.usable_cpus())
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["config"]["threads"] == stored["determinism"]["threads"] == threads

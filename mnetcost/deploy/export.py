@@ -148,12 +148,63 @@ def _quiet_export(model: nn.Module, x: torch.Tensor):
             logger.setLevel(level)
 
 
+def fold_pads_into_max_pools(proto) -> int:
+    """Replace each ``Pad`` with value -inf that only feeds a ``MaxPool`` by that MaxPool's own
+    ``pads`` attribute (ONNX max pooling ignores padded positions: the same result), in place;
+    returns how many. TF-'same' max pooling pads asymmetrically, which PyTorch's ``MaxPool2d``
+    cannot, so the model pads explicitly with -inf; a quantizer would turn that -inf into NaN
+    scales."""
+    from onnx import helper, numpy_helper
+
+    initializers = {init.name: init for init in proto.graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {value.name for value in proto.graph.output}
+    folded = []
+    for pad in proto.graph.node:
+        if pad.op_type != "Pad" or len(pad.input) not in (2, 3) or pad.output[0] in outputs:
+            continue
+        mode = [a.s for a in pad.attribute if a.name == "mode"]
+        if mode and mode[0] != b"constant":
+            continue
+        if pad.input[1] not in initializers or len(pad.input) < 3 or pad.input[2] not in initializers:
+            continue
+        pads = numpy_helper.to_array(initializers[pad.input[1]]).tolist()
+        value = numpy_helper.to_array(initializers[pad.input[2]])
+        users = consumers.get(pad.output[0], [])
+        if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or value.size != 1 or not np.isneginf(value).all():
+            continue
+        if len(users) != 1 or users[0].op_type != "MaxPool":
+            continue
+        pool = users[0]
+        old = [list(a.ints) for a in pool.attribute if a.name == "pads"]
+        old = old[0] if old else [0, 0, 0, 0]
+        new = [pads[2] + old[0], pads[3] + old[1], pads[6] + old[2], pads[7] + old[3]]
+        for attribute in list(pool.attribute):
+            if attribute.name == "pads":
+                pool.attribute.remove(attribute)
+        pool.attribute.append(helper.make_attribute("pads", new))
+        pool.input[0] = pad.input[0]
+        folded.append(pad)
+    for pad in folded:
+        proto.graph.node.remove(pad)
+    used = {name for node in proto.graph.node for name in node.input}
+    for init in list(proto.graph.initializer):
+        if init.name not in used and any(init.name in pad.input for pad in folded):
+            proto.graph.initializer.remove(init)
+    return len(folded)
+
+
 def tidy(proto, metadata: dict | None = None):
-    """Make the exported graph a clean deployment file (in place; returns ``proto``): conv nodes
-    named after their layer, a zero bias for every conv whose folded bias the optimizer dropped,
-    no per-node metadata (stack traces with local paths), ``metadata`` as ``mnetcost.*`` props."""
+    """Make the exported graph a clean deployment file (in place; returns ``proto``): -inf pads
+    folded into their max pooling (:func:`fold_pads_into_max_pools`), conv nodes named after
+    their layer, a zero bias for every conv whose folded bias the optimizer dropped, no per-node
+    metadata (stack traces with local paths), ``metadata`` as ``mnetcost.*`` props."""
     from onnx import numpy_helper
 
+    fold_pads_into_max_pools(proto)
     initializers = {init.name: init for init in proto.graph.initializer}
     used = {node.name for node in proto.graph.node}
     for node in proto.graph.node:
@@ -168,7 +219,8 @@ def tidy(proto, metadata: dict | None = None):
             used.add(layer)
         if node.op_type == "Conv" and len(node.input) == 2:
             out_channels = int(initializers[weight_name].dims[0])
-            bias_name = weight_name[: -len("weight")] + "bias" if weight_name.endswith("weight") else weight_name + ".bias"
+            stem = weight_name[: -len("weight")] if weight_name.endswith("weight") else weight_name + "."
+            bias_name = stem + "bias"
             bias = numpy_helper.from_array(np.zeros(out_channels, dtype=np.float32), bias_name)
             proto.graph.initializer.append(bias)
             initializers[bias_name] = bias
@@ -192,7 +244,8 @@ def export_proto(model: nn.Module, *, metadata: dict | None = None, example_batc
     try:
         program = _quiet_export(exportable, x)
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types; say which and where
-        raise ExportError(f"torch.onnx.export failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise ExportError(f"torch.onnx.export failed ({type(exc).__name__}: {first})") from None
     proto = program.model_proto
     tidy(proto, {"opset": OPSET, "dtype": "fp32", **(metadata or {})})
     ops = op_counts(proto)

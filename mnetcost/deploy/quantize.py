@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnetcost.deploy.export import INPUT_NAME, metadata_of, tidy
+from mnetcost.deploy.export import INPUT_NAME, ExportError, metadata_of, tidy
 
 DEFAULT_CALIBRATION_IMAGES = 512
 CALIBRATION_BATCH = 64
@@ -59,6 +59,14 @@ def quantize_int8(proto, calibration: np.ndarray, *, batch: int = CALIBRATION_BA
         quantized = _quantize(proto, calibration, batch)
     finally:
         root.setLevel(level)
+    from onnx import numpy_helper
+
+    for init in quantized.graph.initializer:  # a scale from an infinite or empty range is NaN or 0
+        values = numpy_helper.to_array(init)
+        if values.dtype.kind == "f" and (not np.all(np.isfinite(values)) or (init.name.endswith("_scale")
+                                                                             and np.any(values == 0))):
+            raise ExportError(f"int8 quantization produced an unusable scale for {init.name} (its calibration "
+                              "range is empty or infinite)")
     return tidy(quantized, {**kept, "dtype": "int8", "calibration_images": int(len(calibration))})
 
 

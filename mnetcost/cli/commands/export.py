@@ -140,7 +140,8 @@ def _emit(fmt: str, record: dict) -> None:
         rows.append(("weights in file", f"{weights['int8_weight_elements']:,} int8 weights, "
                                         f"{weights['int32_bias_elements']:,} int32 biases "
                                         f"(deploy convention: {record['deploy_params']:,} params)"))
-        rows.append(("weight bytes", f"file {weights['weight_storage_bytes']:,} ({format_bytes(weights['weight_storage_bytes'])}: "
+        stored = weights["weight_storage_bytes"]
+        rows.append(("weight bytes", f"file {stored:,} ({format_bytes(stored)}: "
                                      f"weights+biases {weights['weight_bytes']:,}, scales {weights['scale_bytes']:,}, "
                                      f"zero points {weights['zero_point_bytes']:,}); engine int8 "
                                      f"{record['engine_weight_bytes']['int8']:,} "

@@ -43,6 +43,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from mnetcost.errors import MnetcostError
 from mnetcost.nn import training as T
 from mnetcost.nn.threads import choose_threads
 from mnetcost.calculator.cost import network_cost
@@ -206,6 +207,18 @@ def _line(r: dict) -> str:
     return text + f"  ours {r['ours_mac_per_s'] / 1e9:.2f} G MAC/s = {share:.1%} of matmul"
 
 
+def parse_config(item: str) -> tuple[str, float, int]:
+    """``variant:alpha:delta`` checked as the CLI checks it (the model must resolve)."""
+    from mnetcost.calculator.params import parse_alpha, parse_positive_int
+
+    parts = item.strip().split(":")
+    if len(parts) != 3:
+        raise ValueError(f"--configs item {item!r} is not variant:alpha:delta")
+    variant, alpha, delta = parts[0], parse_alpha(parts[1]), parse_positive_int(parts[2], "delta")
+    resolve(variant, alpha=alpha, delta=delta)
+    return variant, alpha, delta
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default="mp3:0.25:2,base:0.25:2,fmp:0.25:2,base:1:1",
@@ -221,14 +234,17 @@ def main():
     parser.add_argument("--compile", action="store_true", help="torch.compile our loop's model")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
-    device = T.pick_device(args.device)
+    try:  # bad input is one line (mnetcost's own message), as in the CLI, never a traceback
+        configs = [parse_config(item) for item in args.configs.split(",")]
+        device = T.pick_device(args.device)
+    except (MnetcostError, ValueError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     peak = matmul_rate(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {len(os.sched_getaffinity(0))} cores"
     rows = []
-    for item in args.configs.split(","):
-        variant, alpha, delta = item.split(":")
+    for variant, alpha, delta in configs:
         for load in args.load:
-            rows.append(bench(variant, float(alpha), int(delta), args, device, peak, load))
+            rows.append(bench(variant, alpha, delta, args, device, peak, load))
             if not args.json:
                 print(_line(rows[-1]), flush=True)
     result = {"device": name, "torch": torch.__version__, "default_threads": DEFAULT_THREADS,

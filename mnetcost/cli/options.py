@@ -12,25 +12,21 @@ def fail(message: str):
     raise click.UsageError(message)
 
 
+def is_given(ctx: click.Context, name: str) -> bool:
+    """Whether the user gave option ``name`` (on the command line or from the environment), not its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def install_hint(extra: str) -> str:
     """How to add an extra, right for an installed package and for a checkout alike."""
     return f"pip install 'mnetcost[{extra}]' (or pip install '.[{extra}]' in a checkout of mnetcost)"
 
 
-INSTALL_TORCH = install_hint("torch")
-
 
 def require_torch(command: str, fvcore: bool = False) -> None:
     """One line and exit 2 when the ``[torch]`` extra a command needs is not installed."""
-    from mnetcost.errors import MnetcostError
-
-    needed = ("torch", "fvcore") if fvcore else ("torch",)
-    for name in needed:
-        try:
-            __import__(name)
-        except ImportError:
-            raise MnetcostError(f"mnetcost {command} needs {' and '.join(needed)} ({name} is not installed): "
-                                f"{INSTALL_TORCH}") from None
+    require_extra(command, ("torch", "fvcore") if fvcore else ("torch",), "torch")
 
 
 def require_extra(command: str, needed: tuple[str, ...], extra: str) -> None:

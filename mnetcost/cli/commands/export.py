@@ -5,15 +5,11 @@ from pathlib import Path
 
 import click
 
-from mnetcost.cli.options import (POSITIVE, config_options, fail, format_option, note_alpha, number, require_deploy,
+from mnetcost.cli.options import (POSITIVE, config_options, fail, format_option, is_given, note_alpha, number, require_deploy,
                                   variant_option)
 
 _MODEL_OPTIONS = ("variant", "alpha", "delta", "classes", "resolution")
 
-
-def _given(ctx: click.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 @click.command("export")
@@ -64,13 +60,13 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
 
     check_target(out, "--out")
     if run_dir is not None:
-        given = [name for name in _MODEL_OPTIONS if _given(ctx, name)]
+        given = [name for name in _MODEL_OPTIONS if is_given(ctx, name)]
         if given:
             fail(f"--run takes the model from the run's config; drop --{given[0]}")
         if not Path(run_dir).is_dir():
             fail(f"--run {run_dir}: " + ("not a folder" if Path(run_dir).exists() else "no such folder"))
     else:
-        if _given(ctx, "checkpoint"):
+        if is_given(ctx, "checkpoint"):
             fail("--checkpoint needs --run")
         from mnetcost.calculator.resolver import resolve
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnetcost.cli.options import ALPHA_LIST, DELTA_LIST, fail, format_option, integer, number, require_extra
+from mnetcost.cli.options import ALPHA_LIST, DELTA_LIST, fail, format_option, integer, is_given, number, require_extra
 from mnetcost.cli.commands import train as train_module
 
 # train's options the grid sets itself (per run, or for the grid as a whole); every other option of
@@ -45,10 +45,6 @@ def _as_argv(param: click.Option, value) -> list[str]:
         words += [_long_name(param), str(Path(item).absolute()) if isinstance(item, Path) else str(item)]
     return words
 
-
-def _given(ctx: click.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _parsed(parser, option: str, text):
@@ -126,17 +122,17 @@ def command(ctx, paper_tables, variants, alphas, deltas, seeds, dataset, root, d
     seed_list = _parsed(G.parse_seeds, "--seeds", seeds)
     variant_list = parse_variants(variants) if variants is not None else None
     if variant_list is not None:
-        for number, variant in enumerate(variant_list):
+        for index, variant in enumerate(variant_list):
             if variant not in BUILTIN_VARIANTS:
                 path = Path(variant).expanduser()
                 if not path.is_file():
                     fail(f"--variant {variant!r}: not one of {', '.join(BUILTIN_VARIANTS)} and no such spec file")
-                variant_list[number] = str(path.resolve())
+                variant_list[index] = str(path.resolve())
     if root.exists() and not root.is_dir():
         fail(f"--out {root}: is a file, not a folder")
     if dataset in ("cifar10", "cifar100"):
         official = {"cifar10": 10, "cifar100": 100}[dataset]
-        if _given(ctx, "classes") and train_options["classes"] != official:
+        if is_given(ctx, "classes") and train_options["classes"] != official:
             fail(f"--classes {train_options['classes']} contradicts --dataset {dataset} ({official} classes)")
         classes, label, data_argument = official, dataset, dataset
     else:
@@ -176,10 +172,10 @@ def command(ctx, paper_tables, variants, alphas, deltas, seeds, dataset, root, d
     if executor == "ray":
         require_extra("grid --executor ray", ("ray",), "ray")
     mine = G.select_shard(runs, index, count)
-    epochs = train_options["epochs"] if _given(ctx, "epochs") else None
+    epochs = train_options["epochs"] if is_given(ctx, "epochs") else None
     forwarded = []
     for param in FORWARDED:
-        if _given(ctx, param.name):
+        if is_given(ctx, param.name):
             forwarded += _as_argv(param, train_options[param.name])
     tasks = [G.make_task(run, root, data_argument, forwarded, epochs) for run in mine]
     total = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")

@@ -9,16 +9,12 @@ from pathlib import Path
 
 import click
 
-from mnetcost.cli.options import config_options, fail, format_option, integer, number, require_torch, variant_option
+from mnetcost.cli.options import config_options, fail, format_option, integer, is_given, number, require_torch, variant_option
 
 DEVICES = ("auto", "cpu", "cuda")
 # Options a resumed run may change; every other option given explicitly must match the run.
 MAY_CHANGE = ("epochs", "device", "amp", "compile", "channels_last", "threads")
 
-
-def _given(ctx: click.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 @click.command("train")
@@ -89,8 +85,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
               "lr": lr, "seed": seed, "augment": augment, "dropout": dropout, "fmp_mode": fmp_mode,
               "test_draws": test_draws, "bn_stats": bn_stats, "bn_batches": bn_batches, "device": device,
               "amp": amp, "compile": compile_, "channels_last": channels_last, "threads": threads}
-    given = {key for key in values if _given(ctx, "compile_" if key == "compile" else key)}
-    if _given(ctx, "dataset"):
+    given = {key for key in values if is_given(ctx, "compile_" if key == "compile" else key)}
+    if is_given(ctx, "dataset"):
         given.add("dataset")
     if dataset not in datasets.OFFICIAL:
         path = Path(dataset).expanduser()
@@ -312,10 +308,10 @@ def _train(ctx, T, D, datasets, dist, values, given, dataset, data_dir, classes,
         raise datasets.DataError(error)
     if data is None:
         data = datasets.load_dataset(dataset, data_dir)
-    if _given(ctx, "classes") and classes != data.classes:
+    if is_given(ctx, "classes") and classes != data.classes:
         fail(f"--classes {classes} contradicts the dataset, which has {data.classes} classes "
              f"(classes follow the data; drop --classes)")
-    if _given(ctx, "resolution") and (resolution, resolution) != data.resolution:
+    if is_given(ctx, "resolution") and (resolution, resolution) != data.resolution:
         fail(f"--resolution {resolution} contradicts the dataset's {data.resolution[0]}x{data.resolution[1]} images")
     config = T.TrainConfig(variant=values["variant"], alpha=values["alpha"], delta=values["delta"],
                            classes=data.classes, resolution=list(data.resolution), dataset=dataset,

@@ -199,3 +199,22 @@ def test_plot_runs_draws_the_mean_over_seeds(grid, tmp_path):
     measured = [p for p in json.loads(result.stdout)["points"] if p["source"] != "paper"]
     assert len(measured) == 6 and sum(p.get("seeds", 1) for p in measured) == 9
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_verdict_resting_on_unfinished_runs_says_so(tmp_path):
+    """A claim whose runs are still training is marked provisional (table and evidence), and the
+    unfinished runs are named with their epochs; a claim on finished runs is not."""
+    root = tmp_path / "grid"
+    write_run(root, "fmp", 0.25, 2, 0, [0.60, 0.70], planned=30)  # 2 of 30 epochs
+    write_run(root, "mp3", 0.25, 2, 0, [0.65])
+    write_run(root, "base", 0.25, 2, 0, [0.60])
+    data, _ = report_json(root)
+    claims = {(c["a"], c["b"]): c for c in data["claims"]}
+    fmp_mp3 = claims[("fmp α=0.25 δ=2", "mp3 α=0.25 δ=2")]
+    assert fmp_mp3["verdict"] == "holds"
+    assert fmp_mp3["unfinished"] == ["cifar10/fmp-a0.25-d2-s0 (2 of 30 epochs)"]
+    assert "provisional, runs unfinished: cifar10/fmp-a0.25-d2-s0 (2 of 30 epochs)" in fmp_mp3["evidence"]
+    mp3_base = claims[("mp3 α=0.25 δ=2", "base α=0.25 δ=2")]
+    assert mp3_base["unfinished"] == [] and "provisional" not in mp3_base["evidence"]
+    table = CliRunner().invoke(main, ["report", str(root), "--format", "csv"], catch_exceptions=False).stdout
+    assert "holds (unfinished)" in table and table.count("(unfinished)") == 1

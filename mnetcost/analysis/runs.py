@@ -216,6 +216,11 @@ class Group:
     def accuracy(self, metric: str = "best") -> Stats | None:
         return stats([getattr(r, metric) for r in self.runs if getattr(r, metric) is not None])
 
+    def unfinished(self) -> list[str]:
+        """Its runs that have not trained all their planned epochs, as "name (E of P epochs)"."""
+        return [f"{r.name} ({r.epochs} of {r.epochs_planned} epochs)" for r in self.runs
+                if not r.complete and r.epochs_planned is not None]
+
 
 def group_records(records: list[RunRecord]) -> list[Group]:
     """Runs that differ in their seed only share a group; groups in the order of the paper's
@@ -375,6 +380,8 @@ def check_claims(groups: list[Group], metric: str = "best") -> list[dict]:
                 "a_accuracy": _stats_dict(a_stats), "b_accuracy": _stats_dict(b_stats),
                 "difference": difference, "margin": margin, "paper_difference": paper_a - paper_b,
                 "verdict": outcome,
+                # runs still training: a verdict that rests on them may change when they finish
+                "unfinished": [name for g in (a_group, b_group) if g is not None for name in g.unfinished()],
             }
             if b_key == ("base", 1.0, 1):
                 from mnetcost.calculator.cost import network_cost
@@ -418,6 +425,8 @@ def evidence(item: dict) -> str:
     if "a_mult_adds" in item:
         parts.append(f"Mult-Adds {item['a_mult_adds'] / 1e6:.2f} M vs {item['b_mult_adds'] / 1e6:.2f} M "
                      f"({item['a_mult_adds'] / item['b_mult_adds']:.2f}x)")
+    if item.get("unfinished") and item["difference"] is not None:
+        parts.append("provisional, runs unfinished: " + ", ".join(item["unfinished"]))
     return "; ".join(parts)
 
 

@@ -117,7 +117,8 @@ def command(directory, metric, fmt):
             "b": _accuracy(c["b_accuracy"]) + (f" ({c['b_accuracy']['n']})" if c["b_accuracy"]["n"] else ""),
             "difference": _points(c["difference"]),
             "margin": f"{100 * c['margin']:.1f}" if c["margin"] is not None else "",
-            "paper": _points(c["paper_difference"]), "verdict": c["verdict"],
+            "paper": _points(c["paper_difference"]),
+            "verdict": c["verdict"] + (" (unfinished)" if c["unfinished"] and c["difference"] is not None else ""),
         } for c in shown]
         counts = {v: sum(1 for c in claims if c["verdict"] == v) for v in ("holds", "fails", "inconclusive",
                                                                             "not measured")}

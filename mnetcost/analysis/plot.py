@@ -85,7 +85,7 @@ def load_latency(path: str | Path, runtime: str | None = None) -> dict[tuple, di
             continue
         try:
             key = config_key(item["variant"], item["alpha"], item["delta"], item["classes"], item["resolution"])
-            latency = float(item["latency_ms"])
+            float(item["latency_ms"])  # must be a number
         except (KeyError, TypeError, ValueError):
             raise MnetcostError(f"--latency {path}: result {number} lacks variant/alpha/delta/classes/"
                                 "resolution/latency_ms") from None

@@ -10,7 +10,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from mnetcost import ConfigError, build_model  # noqa: E402
 from mnetcost.nn.fmp import FractionalMaxPool2d, TorchFractionalMaxPool2d  # noqa: E402
-from mnetcost.nn.models import MobileNet, build_from_network  # noqa: E402
+from mnetcost.nn.models import DepthwiseConv2d, MobileNet, build_from_network  # noqa: E402
 from mnetcost.calculator.resolver import resolve  # noqa: E402
 
 
@@ -62,7 +62,8 @@ def test_blocks_follow_the_paper_and_keras():
     assert isinstance(dw.pad, nn.ConstantPad2d) and dw.pad.padding == (0, 1, 0, 1) and dw.pad.value == 0
     assert (dw.conv.in_channels, dw.conv.out_channels, dw.conv.groups) == (32, 64, 32)
     assert dw.conv.kernel_size == (3, 3) and dw.conv.stride == (2, 2) and dw.conv.bias is None
-    assert [type(m) for m in dw] == [nn.ConstantPad2d, nn.Conv2d, nn.BatchNorm2d, nn.ReLU]
+    assert [type(m) for m in dw] == [nn.ConstantPad2d, DepthwiseConv2d, nn.BatchNorm2d, nn.ReLU]
+    assert isinstance(dw.conv, nn.Conv2d)  # with delta > 1 a Conv2d subclass (same weights; see test_depthwise)
     # pointwise: 1x1, no bias, BN, ReLU
     assert (pw.conv.in_channels, pw.conv.out_channels, pw.conv.kernel_size, pw.conv.bias) == (64, 64, (1, 1), None)
     assert [type(m) for m in pw] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU]

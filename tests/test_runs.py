@@ -432,9 +432,10 @@ def test_precise_and_running_runs_train_identically_and_evaluate_differently(dat
 
 def test_a_run_of_the_previous_format_resumes_with_its_own_behaviour(finished, data_root, cache, tmp_path):
     """config.json and last.pt as mnetcost wrote them before run ids (format 1): --resume still
-    works, keeps the paper's running statistics, and names the run from then on."""
+    works, keeps the paper's running statistics and grouped depthwise convolutions, and names the
+    run from then on."""
     out = copy_run(finished / "base", tmp_path / "run")
-    new_keys = ("bn_stats", "bn_batches", "threads", "spec_toml")
+    new_keys = ("bn_stats", "bn_batches", "threads", "spec_toml", "depthwise")
     stored = json.loads((out / "config.json").read_text())
     for key in ("run_id", "commands", "determinism", *new_keys):
         stored.pop(key, None)
@@ -452,6 +453,6 @@ def test_a_run_of_the_previous_format_resumes_with_its_own_behaviour(finished, d
     assert summary["epochs"] == 3 and summary["bn_stats"] == "running"
     after = json.loads((out / "config.json").read_text())
     assert after["run_id"] == torch.load(out / "last.pt", weights_only=True)["run_id"]
-    assert after["config"]["bn_stats"] == "running"
+    assert after["config"]["bn_stats"] == "running" and after["config"]["depthwise"] == "grouped"
     assert [entry["command"] for entry in after["commands"]][:1] == [stored["command"]]  # the original, kept
     assert len(after["commands"]) == 2 and "--resume" in after["commands"][1]["command"]

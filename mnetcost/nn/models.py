@@ -42,6 +42,84 @@ class MobileNet(nn.Sequential):
         return predict_averaged(self, x, draws)
 
 
+DEPTHWISE_MODES = ("expand", "grouped")
+
+
+def repeat_channels(x: torch.Tensor, times: int) -> torch.Tensor:
+    """``x`` with every channel repeated ``times`` times in place (channels ``c0 c0 c1 c1 ...``),
+    in ``x``'s memory format (channels-last stays channels-last). Its backward pass adds the
+    ``times`` gradient slices elementwise: a sum over a trailing dimension of size 2 runs ~15x
+    slower on CPU than one add of two strided views."""
+    return _RepeatChannels.apply(x, times)
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+class _RepeatChannels(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, times: int) -> torch.Tensor:
+        ctx.times = times
+        n, c, h, w = x.shape
+        index = torch.arange(c, device=x.device).repeat_interleave(times)  # 3-4x faster than expand + copy
+        if _channels_last(x):
+            rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view: channels-last is NHWC in memory
+            return rows.index_select(1, index).view(n, h, w, c * times).permute(0, 3, 1, 2)
+        return x.index_select(1, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        times = ctx.times
+        n, ct, h, w = grad.shape
+        c = ct // times
+        if _channels_last(grad):
+            parts = grad.permute(0, 2, 3, 1).reshape(n, h, w, c, times).unbind(-1)
+            total = parts[0].clone()
+            for part in parts[1:]:
+                total.add_(part)
+            return total.permute(0, 3, 1, 2), None
+        parts = grad.reshape(n, c, times, h, w).unbind(2)
+        total = parts[0].clone()
+        for part in parts[1:]:
+            total.add_(part)
+        return total, None
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """A depthwise convolution with channel multiplier ``delta = out_channels / in_channels > 1``
+    (``groups = in_channels``): an ``nn.Conv2d`` with the same weights, state and counts.
+
+    With ``expand_input`` set (:func:`set_depthwise`, which ``mnetcost train`` uses) it computes
+    the same thing as a multiplier-1 depthwise convolution over the input with each channel
+    repeated ``delta`` times: output channel ``o`` reads input channel ``o // delta`` either way,
+    so the outputs are equal (bit for bit with channels-last inputs, tested) and the gradients equal
+    up to float summation order.
+    oneDNN (PyTorch's CPU convolutions) has fast depthwise kernels only for multiplier 1; for
+    multiplier 2 it falls back to its generic grouped kernel, several times slower (README,
+    *Speed*). Off by default; tracing (fvcore, ONNX export) always sees the plain grouped layer."""
+
+    expand_input = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        times = self.out_channels // self.in_channels
+        if not self.expand_input or times == 1 or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return super().forward(x)  # tracers (fvcore, ONNX export) see the plain grouped layer
+        return nn.functional.conv2d(repeat_channels(x, times), self.weight, self.bias, self.stride, self.padding,
+                                    self.dilation, self.out_channels)
+
+
+def set_depthwise(model: nn.Module, mode: str) -> nn.Module:
+    """``mode`` ``expand`` (multiplier-1 kernels over repeated channels) or ``grouped`` (the plain
+    grouped convolution) for every :class:`DepthwiseConv2d` in ``model``; returns ``model``."""
+    if mode not in DEPTHWISE_MODES:
+        raise ConfigError(f"depthwise must be one of {', '.join(DEPTHWISE_MODES)}, got {mode!r}")
+    for module in model.modules():
+        if isinstance(module, DepthwiseConv2d):
+            module.expand_input = mode == "expand"
+    return model
+
+
 def _symmetric(padding: tuple[int, int, int, int]) -> bool:
     top, bottom, left, right = padding
     return top == bottom and left == right
@@ -62,8 +140,10 @@ def conv_block(layer: Layer, activation: str = "relu") -> nn.Sequential:
     else:
         parts["pad"] = _pad_module(layer.padding)
         conv_padding = (0, 0)
-    parts["conv"] = nn.Conv2d(layer.in_c, layer.out_c, layer.kernel, stride=layer.stride, padding=conv_padding,
-                              groups=layer.groups, bias=False)
+    multiplied = layer.groups == layer.in_c > 1 and layer.out_c > layer.in_c and layer.out_c % layer.in_c == 0
+    conv = DepthwiseConv2d if multiplied else nn.Conv2d
+    parts["conv"] = conv(layer.in_c, layer.out_c, layer.kernel, stride=layer.stride, padding=conv_padding,
+                         groups=layer.groups, bias=False)
     if layer.bn:
         parts["bn"] = nn.BatchNorm2d(layer.out_c, eps=BN_EPS, momentum=BN_MOMENTUM)
     if layer.relu:
@@ -132,4 +212,5 @@ def build_model(variant="base", alpha: float = 1.0, delta: int = 1, classes: int
                               activation=activation)
 
 
-__all__ = ["MobileNet", "build_from_network", "build_model", "conv_block", "max_pool_block"]
+__all__ = ["DEPTHWISE_MODES", "DepthwiseConv2d", "MobileNet", "build_from_network", "build_model", "conv_block",
+           "max_pool_block", "repeat_channels", "set_depthwise"]

@@ -69,6 +69,7 @@ from mnetcost.nn.datasets import Dataset
 from mnetcost.errors import MnetcostError
 from mnetcost.files import LOCK_NAME, atomic_write
 from mnetcost.nn.fmp import predict_averaged
+from mnetcost.nn.models import set_depthwise
 
 RUN_FORMAT = 2  # 2: run ids, spec text, bn_stats, threads, command history
 CHECKPOINT_FORMAT = 2  # 2: names its run id; 1 (older) is checked by its stored options instead
@@ -78,7 +79,7 @@ RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json
 IDENTITY = ("variant", "alpha", "delta", "classes", "resolution", "dataset", "batch_size", "lr", "seed",
             "augment", "dropout", "world_size", "fmp_mode", "test_draws", "bn_stats", "bn_batches", "spec_toml")
 # What runs written before a key existed did (a resumed old run keeps its behaviour).
-LEGACY = {"bn_stats": "running", "bn_batches": 0, "spec_toml": None, "threads": None}
+LEGACY = {"bn_stats": "running", "bn_batches": 0, "spec_toml": None, "threads": None, "depthwise": "grouped"}
 BN_STATS = ("precise", "running")
 TIMING_KEYS = ("seconds", "train_seconds", "eval_seconds", "images_per_s")
 
@@ -124,6 +125,9 @@ class TrainConfig:
     amp: bool | None = None  # None: bf16 autocast on CUDA, off on CPU
     compile: bool = False
     channels_last: bool = True
+    # "expand": depthwise convolutions with delta > 1 run as multiplier-1 kernels over repeated input
+    # channels (same outputs, faster on CPU: models.DepthwiseConv2d); "grouped": the plain grouped conv.
+    depthwise: str = "expand"
     world_size: int = 1
     fmp_mode: str = "tf"  # "tf" (TensorFlow's algorithm, as the paper) or "torch" (nn.FractionalMaxPool2d)
     test_draws: int = 1  # > 1: test predictions averaged over that many fixed FMP draws (Graham)
@@ -501,7 +505,7 @@ class Trainer:
         self.dist = dist
         self.data = data
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.net = model.to(device=device, memory_format=self.memory_format)
+        self.net = set_depthwise(model, config.depthwise).to(device=device, memory_format=self.memory_format)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         model_for_steps = self.net
         if dist.enabled:

@@ -74,16 +74,16 @@ class _RepeatChannels(torch.autograd.Function):
         n, ct, h, w = grad.shape
         c = ct // times
         if _channels_last(grad):
-            parts = grad.permute(0, 2, 3, 1).reshape(n, h, w, c, times).unbind(-1)
-            total = parts[0].clone()
-            for part in parts[1:]:
-                total.add_(part)
-            return total.permute(0, 3, 1, 2), None
-        parts = grad.reshape(n, c, times, h, w).unbind(2)
-        total = parts[0].clone()
-        for part in parts[1:]:
-            total.add_(part)
-        return total, None
+            return _sum_slices(grad.permute(0, 2, 3, 1).reshape(n, h, w, c, times).unbind(-1)).permute(0, 3, 1, 2), None
+        return _sum_slices(grad.reshape(n, c, times, h, w).unbind(2)), None
+
+
+def _sum_slices(parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The elementwise sum of ``parts`` (strided views), one in-place add at a time."""
+    total = parts[0].clone()
+    for part in parts[1:]:
+        total.add_(part)
+    return total
 
 
 class DepthwiseConv2d(nn.Conv2d):

@@ -23,7 +23,6 @@ def install_hint(extra: str) -> str:
     return f"pip install 'mnetcost[{extra}]' (or pip install '.[{extra}]' in a checkout of mnetcost)"
 
 
-
 def require_torch(command: str, fvcore: bool = False) -> None:
     """One line and exit 2 when the ``[torch]`` extra a command needs is not installed."""
     require_extra(command, ("torch", "fvcore") if fvcore else ("torch",), "torch")

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import click
 
-from mnetcost.cli.options import (POSITIVE, config_options, fail, format_option, is_given, note_alpha, number, require_deploy,
-                                  variant_option)
+from mnetcost.cli.options import (POSITIVE, config_options, fail, format_option, is_given, note_alpha, number,
+                                  require_deploy, variant_option)
 
 _MODEL_OPTIONS = ("variant", "alpha", "delta", "classes", "resolution")
-
 
 
 @click.command("export")

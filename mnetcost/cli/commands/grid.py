@@ -46,7 +46,6 @@ def _as_argv(param: click.Option, value) -> list[str]:
     return words
 
 
-
 def _parsed(parser, option: str, text):
     try:
         return parser(text)

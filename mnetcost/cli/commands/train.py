@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 
-from mnetcost.cli.options import config_options, fail, format_option, integer, is_given, number, require_torch, variant_option
+from mnetcost.cli.options import (config_options, fail, format_option, integer, is_given, number, require_torch,
+                                  variant_option)
 
 DEVICES = ("auto", "cpu", "cuda")
 # Options a resumed run may change; every other option given explicitly must match the run.
 MAY_CHANGE = ("epochs", "device", "amp", "compile", "channels_last", "depthwise", "threads")
-
 
 
 @click.command("train")

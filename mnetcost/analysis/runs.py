@@ -411,6 +411,11 @@ def _side(label: str, value: dict) -> str:
     return f"{label} {_pct(value['mean'])}{spread} ({seeds})"
 
 
+def provisional(item: dict) -> bool:
+    """Whether a measured claim (from :func:`check_claims`) rests on runs still training."""
+    return bool(item.get("unfinished")) and item["difference"] is not None
+
+
 def evidence(item: dict) -> str:
     """One sentence backing a verdict with the numbers."""
     a, b = item["a_accuracy"], item["b_accuracy"]
@@ -425,7 +430,7 @@ def evidence(item: dict) -> str:
     if "a_mult_adds" in item:
         parts.append(f"Mult-Adds {item['a_mult_adds'] / 1e6:.2f} M vs {item['b_mult_adds'] / 1e6:.2f} M "
                      f"({item['a_mult_adds'] / item['b_mult_adds']:.2f}x)")
-    if item.get("unfinished") and item["difference"] is not None:
+    if provisional(item):
         parts.append("provisional, runs unfinished: " + ", ".join(item["unfinished"]))
     return "; ".join(parts)
 

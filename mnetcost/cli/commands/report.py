@@ -59,7 +59,7 @@ def command(directory, metric, fmt):
       mnetcost report grid/
       mnetcost report grid/ --format markdown > results.md
     """
-    from mnetcost.analysis.runs import report
+    from mnetcost.analysis.runs import provisional, report
     from mnetcost.cli.render import Column, View, emit, millions
 
     data, warnings = report(directory, metric)
@@ -118,7 +118,7 @@ def command(directory, metric, fmt):
             "difference": _points(c["difference"]),
             "margin": f"{100 * c['margin']:.1f}" if c["margin"] is not None else "",
             "paper": _points(c["paper_difference"]),
-            "verdict": c["verdict"] + (" (unfinished)" if c["unfinished"] and c["difference"] is not None else ""),
+            "verdict": c["verdict"] + (" (unfinished)" if provisional(c) else ""),
         } for c in shown]
         counts = {v: sum(1 for c in claims if c["verdict"] == v) for v in ("holds", "fails", "inconclusive",
                                                                             "not measured")}

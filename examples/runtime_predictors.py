@@ -5,9 +5,8 @@
 
 For every runtime in a `mnetcost bench --runtime ...` file: the Spearman rank correlation of the
 measured time (batch-1 latency: median and 10th percentile, and ms per image at the larger
-batch) with Mult-Adds, parameters,
-peak activation bytes and weight bytes (the analytic figures the bench file carries), over all
-its configurations. Then the time of each ONNX Runtime flavour relative to eager PyTorch (and of
+batch) with Mult-Adds, parameters, peak activation bytes and weight bytes (the analytic figures
+the bench file carries), over all its configurations. Then the time of each ONNX Runtime flavour relative to eager PyTorch (and of
 int8 relative to fp32), as the median and range over configurations. Standard library only.
 """
 from __future__ import annotations

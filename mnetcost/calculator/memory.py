@@ -17,9 +17,11 @@ bytes + biases x bias bytes + scales x 4 (int8).
 
 **Inference execution model** (peak RAM): layers run one after another; BatchNorm and ReLU are
 fused into their conv; each layer holds its whole input and its whole output buffer at once (the
-image is conv1's input; max/fractional/average pools and the classifier are layers too). A layer
-needs ``input_bytes + output_bytes``; the peak is the largest of these over all layers, and the
-first layer that reaches it is the ``peak_layer``.
+image is conv1's input; max/fractional/average pools and the classifier are layers too). Each
+activation tensor is alive from the layer that writes it to the last layer that reads it
+(:mod:`mnetcost.calculator.lifetimes`); the peak is the largest total alive at one layer, which for
+this chain is a layer's ``input_bytes + output_bytes``, and the first layer that reaches it is the
+``peak_layer``.
 
 **Training activation memory per image**: what PyTorch's autograd keeps for the backward pass of
 mnetcost's model (:mod:`mnetcost.nn.models`, fp32, in ``train()``), counted once per distinct
@@ -50,6 +52,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from mnetcost.calculator import lifetimes
 from mnetcost.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -217,6 +220,13 @@ class NetworkMemory:
                 "training_activation_bytes_per_image": self.training_activation_bytes_per_image}
 
 
+def activation_tensors(rows) -> list:
+    """The activation tensors of the layer chain (bytes at the rows' precision) with their lifetimes:
+    the image, then each layer's output, alive until the next layer has read it."""
+    return lifetimes.chain([row.name for row in rows], rows[0].input_bytes if rows else 0,
+                           [row.output_bytes for row in rows])
+
+
 def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp_mode: str = "tf",
                    terms=None) -> NetworkMemory:
     """Every layer's activation and weight bytes at ``dtype``, the inference peak (execution model
@@ -228,7 +238,6 @@ def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp
     _check_fmp_mode(fmp_mode)
     act = precision.activation_bytes
     rows = []
-    peak, peak_layer = -1, ""
     weight_total = params_total = training_total = 0
     saved_output = False
     weight_width, bias_width, scale_width = precision.weight_bytes, precision.bias_bytes, precision.scale_bytes
@@ -241,16 +250,14 @@ def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp
         out_elements = layer.out_h * layer.out_w * layer.out_c
         train, saved_output = training_bytes(layer, saved_output, fmp_mode)
         stored = weights * weight_width + biases * bias_width + scales * scale_width
-        both = (in_elements + out_elements) * act
         rows.append(LayerMemory(layer.name, layer.kind, in_elements, out_elements, weights, biases, scales,
                                 in_elements * act, out_elements * act, stored, train))
-        if both > peak:
-            peak, peak_layer = both, layer.name
         weight_total += stored
         params_total += weights + biases
         training_total += train
+    peak, peak_step = lifetimes.peak(activation_tensors(rows))
     return NetworkMemory(dtype=precision, fmp_mode=fmp_mode, layers=tuple(rows), peak_activation_bytes=peak,
-                         peak_layer=peak_layer, weight_bytes=weight_total, deploy_params=params_total,
+                         peak_layer=rows[peak_step].name if rows else "", weight_bytes=weight_total, deploy_params=params_total,
                          training_activation_bytes_per_image=training_total)
 
 
@@ -289,21 +296,20 @@ def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTY
     conv = get_convention(convention)
     precision = get_dtype(dtype)
     params = mult_adds = weights = biases = scales = 0
-    peak = 0
-    previous_out = None
+    names, outputs = [], []
     for layer in layers:
         terms = layer_terms(layer)
         params = params + conv.params(terms)
         mult_adds = mult_adds + conv.mult_adds(terms)
-        out_elements = layer.out_h * layer.out_w * layer.out_c
-        # a layer's input is the previous layer's output (the resolver chains them)
-        in_elements = layer.in_h * layer.in_w * layer.in_c if previous_out is None else previous_out
-        peak = np.maximum(peak, in_elements + out_elements)
-        previous_out = out_elements
+        if not names:
+            image = layer.in_h * layer.in_w * layer.in_c
+        names.append(layer.name)  # a layer's input is the previous layer's output (the resolver chains them)
+        outputs.append(layer.out_h * layer.out_w * layer.out_c)
         weights = weights + terms.weights
         biases = biases + terms.bias + terms.bn_channels
         if layer.kind in WEIGHTED_KINDS:
             scales = scales + layer.out_c
+    peak = lifetimes.peak_array(lifetimes.chain(names, image, outputs)) if names else 0
     stored = stored_bytes(precision, np.asarray(weights, dtype=np.int64), np.asarray(biases, dtype=np.int64),
                           np.asarray(scales, dtype=np.int64))
     return (np.asarray(params, dtype=np.int64), np.asarray(mult_adds, dtype=np.int64),

@@ -143,8 +143,9 @@ def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding,
     totals at ``dtype``, and whether each fits a board/budgets when given."""
     from mnetcost.calculator.resolver import plan
 
-    baseline = network_cost(resolve(baseline_spec, 1.0, 1, classes, resolution, rounding), convention)
-    network_plan = plan(spec, classes, resolution)
+    network_plan = plan(spec, classes, resolution)  # classes, resolution None: the spec's own
+    baseline = network_cost(resolve(baseline_spec, 1.0, 1, network_plan.classes, network_plan.resolution, rounding),
+                            convention)
     rows = []
     for alpha in alphas:
         for delta in deltas:

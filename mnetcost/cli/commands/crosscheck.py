@@ -152,7 +152,7 @@ def _all_views(results, convention, fmt: str):
 
 @click.command("crosscheck")
 @variant_option
-@config_options(lists=False)
+@config_options(lists=False, spec_defaults=True)
 @convention_option
 @rounding_option
 @click.option("--fmp-mode", type=click.Choice(("tf", "torch")), default="tf", show_default=True,

@@ -15,16 +15,19 @@ def _budget(value: int | None) -> str:
 
 
 @click.command("sweep")
-@click.option("--variant", "-v", default="all", show_default=True, metavar="all|base,mp3,fmp|PATH",
-              help="Variants to sweep: all, one, or a comma list (names or spec files).")
+@click.option("--variant", "-v", default="all", show_default=True, metavar="all|base,mp3,fmp,mobilenet_v2,...|PATH",
+              help="Variants to sweep: all (the paper's base, mp3 and fmp), one, or a comma list (names, such as "
+                   "mobilenet_v2 or mobilenet_v3_small_fmp, or spec files).")
 @click.option("--alpha", "-a", "alphas", type=ALPHA_LIST, default="0.25,0.5,1", show_default=True,
               help="Width multipliers: comma list and/or start:stop:step ranges (exact decimals).")
 @click.option("--delta", "-d", "deltas", type=DELTA_LIST, default="1,2,4", show_default=True,
               help="Depth multipliers δ (comma list of positive integers).")
-@click.option("--classes", "-c", "classes", type=CLASSES_LIST, default="10", show_default=True,
-              help="Numbers of classes (comma list; 10 = CIFAR-10, 100 = CIFAR-100).")
-@click.option("--resolution", "-r", "resolutions", type=RESOLUTION_LIST, default="32", show_default=True,
-              help="Input sizes in pixels (comma list).")
+@click.option("--classes", "-c", "classes", type=CLASSES_LIST, default=None,
+              help="Numbers of classes (comma list; 10 = CIFAR-10, 100 = CIFAR-100) [default: each variant's "
+                   "own: 10 for base/mp3/fmp, 1000 for mobilenet_v2/v3].")
+@click.option("--resolution", "-r", "resolutions", type=RESOLUTION_LIST, default=None,
+              help="Input sizes in pixels (comma list) [default: each variant's own: 32 for base/mp3/fmp, "
+                   "224 for mobilenet_v2/v3].")
 @click.option("--max-mult-adds", type=COUNT_SI, default=None, metavar="COUNT[K|M|G]",
               help="Keep configurations with at most this many Mult-Adds (SI: 10M = 10,000,000).")
 @click.option("--max-params", type=COUNT_SI, default=None, metavar="COUNT[K|M|G]",
@@ -127,7 +130,8 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     conv = get_convention(convention)
     rows = rows_as_dicts(fitting, order, accuracy, source, paper_accuracy, on_front, conv.ops_per_mac)
 
-    multi = len(classes) > 1 or len(resolutions) > 1
+    multi = (len(classes or ()) > 1 or len(resolutions or ()) > 1
+             or len(np.unique(result.classes)) > 1 or len(np.unique(result.resolution)) > 1)
     columns = [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True)]
     if multi:
         columns += [Column("classes", "classes", True), Column("resolution", "px", True)]

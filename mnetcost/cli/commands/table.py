@@ -134,7 +134,7 @@ def _budget_note(fit: dict) -> str:
 
 @click.command("table")
 @variant_option
-@config_options(lists=True)
+@config_options(lists=True, spec_defaults=True)
 @convention_option
 @rounding_option
 @dtype_option

@@ -289,3 +289,71 @@ def test_table_json_gives_the_published_counts():
     assert (data["mult_adds"], data["convention_detail"]["count_elementwise_ops"]) == (219_125_848, True)
     data = json.loads(cli("table", "-v", "mobilenet_v3_small", "--convention", "trainable", "--format", "json").stdout)
     assert (data["params"], data["mult_adds"]) == (2_542_856, 56_510_400)
+
+
+# --- memory with lifetimes ------------------------------------------------------------------------
+# One block with everything, small enough to follow by hand: 4x4x3 image, conv to 8 (ReLU), an
+# inverted residual to 16 channels and back to 8 with hard-swish, squeeze-excite (16 // 4 -> 8) and
+# the residual, then pool and a 2-class classifier.
+TINY = ('classes = 2\nresolution = 4\nrounding = "divisible8"\n[[layers]]\ntype = "conv"\nfilters = 8\n'
+        + block(expand=16, filters=8, se=True, activation="hardswish") + TAIL)
+TINY_LIVE = [176, 384, 640, 400, 408, 408, 656, 512, 384, 136, 10]  # elements alive at each layer, by hand
+TINY_TRAINING = [304, 512, 768, 0, 24, 16, 272, 384, 0, 0, 16]  # elements autograd newly keeps per layer
+
+
+def test_live_tensors_of_a_residual_block_with_squeeze_excite():
+    from mnetcost.calculator import lifetimes, memory
+
+    net = resolve(parse_spec(TINY, "tiny.toml"))
+    assert [l.name for l in net.layers] == ["conv1", "block1_expand", "block1_dw", "block1_se_pool",
+                                            "block1_se_reduce", "block1_se_expand", "block1_se_scale",
+                                            "block1_project", "block1_add", "avgpool", "fc"]
+    mem = memory.network_memory(net)
+    tensors = memory.activation_tensors(mem.layers, [l.inputs for l in net.layers])
+    spans = {t.name: (t.first, t.last) for t in tensors}
+    assert spans["conv1"] == (0, 8)  # the residual's input: alive until the add
+    assert spans["block1_dw"] == (2, 6)  # the squeeze-excite's input: alive until the gate multiply
+    assert spans["block1_se_expand"] == (5, 6) and spans["fc"] == (10, 10)
+    assert list(mem.live_bytes) == [4 * n for n in TINY_LIVE]
+    assert (mem.peak_activation_bytes, mem.peak_layer) == (4 * 656, "block1_se_scale")
+    # the old rule (one layer's input + output) would say 2 x 256 elements at the dw or the scale
+    assert max(r.input_bytes + r.output_bytes for r in mem.layers) == 4 * 512 < mem.peak_activation_bytes
+    assert [b.as_dict() for b in mem.blocks] == [{"block": "block1", "first_layer": "block1_expand",
+                                                  "last_layer": "block1_add", "peak_activation_bytes": 4 * 656,
+                                                  "peak_layer": "block1_se_scale"}]
+    assert [r.training_bytes for r in mem.layers] == [4 * n for n in TINY_TRAINING]
+    assert mem.training_activation_bytes_per_image == 4 * sum(TINY_TRAINING)
+    int8 = memory.network_memory(net, "int8")
+    assert int8.peak_activation_bytes == 656 and list(int8.live_bytes) == TINY_LIVE
+    assert lifetimes.peak(tensors) == (4 * 656, 6)
+
+
+@pytest.mark.parametrize("variant", ["mobilenet_v2", "mobilenet_v3_large_fmp", "mobilenet_v3_small_mp3"])
+def test_the_vectorised_sweep_prices_the_family_as_the_scalar_engine(variant):
+    import numpy as np
+
+    from mnetcost.calculator.memory import sweep_costs
+    from mnetcost.calculator.resolver import resolve_arrays
+
+    the_plan = plan(variant, 10, 32)
+    alphas, deltas = np.array([0.25, 0.35, 0.5, 0.75, 1.0, 1.3]), np.array([1, 2, 3, 1, 4, 2])
+    for convention in ("paper", "elementwise"):
+        params, mult_adds, peak, stored = sweep_costs(resolve_arrays(the_plan, alphas, deltas), convention, "int8")
+        for i, (alpha, delta) in enumerate(zip(alphas, deltas)):
+            cost = network_cost(resolve(variant, float(alpha), int(delta), 10, 32), convention, "int8")
+            assert (params[i], mult_adds[i], peak[i], stored[i]) == (cost.params, cost.mult_adds,
+                                                                     cost.peak_activation_bytes, cost.weight_bytes)
+
+
+def test_sweep_and_table_of_family_and_hybrids_at_cifar_size():
+    result = cli("sweep", "-v", "base,fmp,mobilenet_v2,mobilenet_v3_small", "-a", "0.25,1", "-d", "1,2", "-c", "10",
+                 "-r", "32", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {r["variant"] for r in rows} == {"base", "fmp", "mobilenet_v2", "mobilenet_v3_small"} and len(rows) == 16
+    for row in rows:
+        cost = network_cost(resolve(row["variant"], row["alpha"], row["delta"], 10, 32))
+        assert (row["params"], row["mult_adds"], row["peak_activation_bytes"]) == (cost.params, cost.mult_adds,
+                                                                                  cost.peak_activation_bytes)
+    own = json.loads(cli("sweep", "-v", "mobilenet_v3_large", "-a", "1", "-d", "1", "--format", "json").stdout)
+    assert [(r["classes"], r["resolution"], r["mult_adds"]) for r in own] == [(1000, 224, 216_589_760)]

@@ -32,9 +32,12 @@ tensor and charged to the first layer that saves it, per image (the slope in the
 * conv / depthwise / pointwise block (conv -> BatchNorm -> activation): the conv saves its
   input (a new tensor when TF-'same' padding is asymmetric and an explicit pad makes a padded
   copy, or when no layer before saved it, e.g. the image or a pool's output);
-  BatchNorm saves its input (the conv output); an in-place ReLU or ReLU6 saves its output (which
-  later layers reading it then share); hard-swish and hard-sigmoid save their input (the BatchNorm
-  output, or the conv output without BatchNorm). 4 bytes per element.
+  BatchNorm saves its input (the conv output); an in-place ReLU saves its output (which later
+  layers reading it then share); ReLU6 (in place too), hard-swish and hard-sigmoid keep a tensor of
+  their input's size that no other layer shares (``hardtanh_``'s backward reads the input as it was
+  before the in-place write, so autograd keeps a copy of it; hard-swish and hard-sigmoid run out of
+  place and save their input: the BatchNorm output, or the conv output without BatchNorm), and the
+  next layer saves their output itself. 4 bytes per element.
 * residual add: nothing. Squeeze-excite gate multiply: both its inputs (the depthwise output, unless
   an in-place ReLU already saved it, and the gate); its squeeze is a global average pool.
 * max pooling: its input (the padded copy when padded explicitly) and its argmax indices (int64,
@@ -97,7 +100,7 @@ DEFAULT_DTYPE = "fp32"
 TARGET_DTYPE = "int8"  # what --target assumes unless --dtype says otherwise
 WEIGHTED_KINDS = ("conv", "dw", "pw", "fc")
 CONV_KINDS = ("conv", "dw", "pw")
-SAVES_OUTPUT = ("relu", "relu6")  # in-place activations whose backward reads their output
+SAVES_OUTPUT = ("relu",)  # in-place activations whose backward reads their output (see the module docstring)
 FMP_MODES = ("tf", "torch")
 TRAIN_FLOAT_BYTES = 4  # training runs in fp32
 INDEX_BYTES = 8  # int64 argmax indices of max pooling

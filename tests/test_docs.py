@@ -217,3 +217,37 @@ def test_cited_paths_are_found_in_links_code_and_commands():
             "`results/x/`\n")
     assert [t for _, t in cited(text, "docs/page.md", {"docs", "results"})] == [
         "docs/pareto.png", "README.md", "results/cifar10-repro/run.sh", "docs/nothing-here.png", "results/x"]
+
+
+# --- every #anchor a link names is a heading of its page --------------------------------------------
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped (letters of any script, digits,
+    `_` and `-` kept), spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    found, in_fence = set(), False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+        elif not in_fence and re.match(r"#{1,6} ", line):
+            found.add(slug(line.lstrip("#")))
+    return found
+
+
+def test_every_anchor_a_link_names_exists():
+    assert slug("## `mnetcost ratio`: equations (1)–(4) and section III.A".lstrip("#")) \
+        == "mnetcost-ratio-equations-14-and-section-iiia"
+    assert slug("BatchNorm statistics for short runs (`--bn-stats`)") == "batchnorm-statistics-for-short-runs---bn-stats"
+    missing = []
+    for path in DOCS:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for target in LINK.findall(line):
+                if re.match(r"[a-z]+:", target) or "#" not in target:
+                    continue
+                page, anchor = target.split("#", 1)
+                linked = (path.parent / page).resolve() if page else path
+                if linked.suffix == ".md" and anchor not in anchors(linked):
+                    missing.append(f"{path.relative_to(ROOT).as_posix()}:{number}: {target}")
+    assert not missing, "links to headings that do not exist:\n" + "\n".join(missing)

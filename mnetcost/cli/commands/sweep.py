@@ -98,6 +98,17 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     known = [k for k in known if k.source != "paper" or k.variant in BUILTIN_VARIANTS]
 
     result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding, dtype)
+    from mnetcost.calculator.resolver import is_branched, plan
+    from mnetcost.calculator.spec import load_spec
+    from mnetcost.errors import ConfigError
+
+    def branched_spec(variant) -> bool:
+        try:
+            return is_branched([item.layer for item in plan(load_spec(variant)).layers])
+        except ConfigError:  # its own input size is too small: the sweep says so in its notes
+            return False
+
+    branched = any(branched_spec(variant) for variant in variants)
     for line in skipped_notes(result.skipped):
         click.echo(line, err=True)
     if result.evaluated and not len(result) and result.skipped:
@@ -166,8 +177,11 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     notes = [f"★ = on the accuracy Pareto front ({front_cost.replace('_', '-')} vs accuracy, per number of "
              "classes): no other row has fewer-or-equal cost and higher-or-equal accuracy, one strictly.",
              "accuracy: paper = Chen & Su Tables 4-6 as printed (CIFAR at 32 px); others are your runs.",
-             f"memory at {dtype}: peak RAM = input + output activation bytes of the largest layer (one layer at a "
-             "time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
+             f"memory at {dtype}: peak RAM = "
+             + ("the largest total of activation tensors alive at one layer (a layer's input + output in a chain "
+                "such as base/mp3/fmp; a residual's input stays alive across its block)" if branched else
+                "input + output activation bytes of the largest layer")
+             + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
              + (f"; target {board.name}: {board.board}, {format_bytes(board.sram_bytes)} SRAM, "
                 f"{format_bytes(board.flash_bytes)} Flash" if board else "") + "."]
     if total > len(rows):

@@ -90,7 +90,7 @@ def layer_view(report: dict):
     )
 
 
-def grid_view(rows: list[dict]):
+def grid_view(rows: list[dict], branched: bool = False):
     from mnetcost.cli.render import Column, View
 
     unit = rows[0]["unit"]
@@ -119,8 +119,10 @@ def grid_view(rows: list[dict]):
         rows=view_rows,
         notes=[f"baseline: MobileNet (Table 1, α=1, δ=1) at the same classes and input: "
                f"{first['baseline_mult_adds'] * scale:,} {unit}, {first['baseline_params']:,} params",
-               f"memory at {first['dtype']}: peak activation bytes (input + output of the largest layer, one "
-               "layer at a time) and deployed weight bytes (BatchNorm folded)"]
+               f"memory at {first['dtype']}: peak activation bytes ("
+               + ("the largest total of tensors alive at one layer: its inputs and output, a residual's input "
+                  "across its block" if branched else "input + output of the largest layer")
+               + ", one layer at a time) and deployed weight bytes (BatchNorm folded)"]
         + ([_budget_note(first["fit"])] if "fit" in first else []),
     )
 
@@ -185,4 +187,7 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     else:
         rows = grid_report(spec, alpha, delta, classes, resolution, convention, rounding, dtype=dtype, target=target,
                            max_peak_memory=max_peak_memory, max_weight_bytes=max_weight_bytes)
-        emit(fmt, rows, [grid_view(rows)])
+        from mnetcost.calculator.resolver import is_branched
+
+        branched = is_branched([item.layer for item in plan(spec, classes, resolution).layers])
+        emit(fmt, rows, [grid_view(rows, branched)])

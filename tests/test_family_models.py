@@ -147,3 +147,15 @@ def test_train_one_epoch_on_tiny_data(tmp_path):
     assert len(rows) == 1 and rows[0]["loss"] == rows[0]["loss"]  # finite, not NaN
     state = torch.load(out / "last.pt", weights_only=True)["model"]
     assert set(state) == set(build_model("mobilenet_v3_small", 0.25, 1, 10, 32).state_dict())
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('[[layers]]\ntype = "maxpool"\n[[layers]]\ntype = "conv"\nfilters = 8\n' + '[[layers]]\ntype = "avgpool"\n'
+     '[[layers]]\ntype = "fc"\n', [0, 17_100, 0, 64]),  # the pool before any weights keeps nothing
+    ('[[layers]]\ntype = "fc"\n', [10_800]),  # a first fc: only the linear layer's input, 30 x 30 x 3 x 4 B
+])
+def test_layers_before_the_first_weights_keep_nothing(text, expected):
+    network = resolve(parse_spec(text, "first.toml"), 1.0, 1, 10, 30)
+    check = C.memory_check(network)
+    assert [row.training_bytes for row in check.layers] == expected
+    assert [row.measured_training_bytes for row in check.layers] == expected and check.agree

@@ -49,7 +49,9 @@ tensor and charged to the first layer that saves it, per image (the slope in the
 * classifier: dropout's noise tensor (4 bytes per feature on CPU; a CUDA fused dropout keeps a
   1-byte mask instead, 3 bytes per feature less) and the linear layer's input (4 per feature).
 
-A tensor that several layers save is counted once, for the first. Parameters, BatchNorm running statistics and what does not grow with the batch (BatchNorm's
+A tensor that several layers save is counted once, for the first. Before the first layer with
+weights (a spec that starts with a pool or with ``fc``) the image carries no gradient, so autograd
+records nothing for a pool or dropout there; a first ``fc`` keeps only the linear layer's input. Parameters, BatchNorm running statistics and what does not grow with the batch (BatchNorm's
 per-channel batch mean and inverse std, FMP's window index tables) are not per-image activations
 and are not counted. The loss's own buffers (log-softmax of the logits) are outside the model.
 
@@ -180,10 +182,24 @@ def autograd_saves(layer: Layer, fmp_mode: str = "tf"):
     raise ConfigError(f"layer {layer.name}: no memory rule for layer kind {kind!r}")
 
 
-def training_bytes(layer: Layer, previous_saved_output: bool, fmp_mode: str = "tf"):
+def autograd_saves_without_grad(layer: Layer):
+    """What autograd keeps for ``layer`` when no input carries a gradient (no layer with weights ran
+    before it: the image or a pool of it): nothing for a layer without weights; a first ``fc``
+    keeps only the linear layer's input (for its weight gradient); a conv is unchanged (it keeps
+    its input for its weight gradient)."""
+    if layer.kind == "fc":
+        return [], layer.in_h * layer.in_w * layer.in_c * TRAIN_FLOAT_BYTES
+    return [], 0
+
+
+def training_bytes(layer: Layer, previous_saved_output: bool, fmp_mode: str = "tf",
+                   input_requires_grad: bool = True):
     """(bytes per image autograd newly keeps for ``layer`` in a chain, whether it keeps the layer's
     output) under the rule in the module docstring. ``previous_saved_output``: the layer before
-    kept its output (so this layer's unpadded input is already counted)."""
+    kept its output (so this layer's unpadded input is already counted). ``input_requires_grad``:
+    a layer with weights ran before this one."""
+    if not input_requires_grad and layer.kind not in CONV_KINDS:
+        return autograd_saves_without_grad(layer)[1], False
     shared, private = autograd_saves(layer, fmp_mode)
     saved = {layer.inputs[0]} if previous_saved_output and layer.inputs else set()
     new = sum(elements for name, elements in shared if name not in saved) * TRAIN_FLOAT_BYTES
@@ -302,6 +318,7 @@ def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp
     rows = []
     weight_total = params_total = training_total = 0
     saved: set[str] = set()  # tensors autograd already keeps (by the name of the layer that wrote them)
+    with_grad: set[str] = set()  # tensors that carry a gradient (a layer with weights ran before them)
     weight_width, bias_width, scale_width = precision.weight_bytes, precision.bias_bytes, precision.scale_bytes
     for number, layer in enumerate(network.layers):
         layer_term = terms[number] if terms is not None else layer_terms(layer)
@@ -310,7 +327,13 @@ def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp
         scales = layer.out_c if layer.kind in WEIGHTED_KINDS else 0
         in_elements = layer.in_h * layer.in_w * layer.in_c
         out_elements = layer.out_h * layer.out_w * layer.out_c
-        shared, train = autograd_saves(layer, fmp_mode)
+        grad = any(name in with_grad for name in layer.inputs)
+        if grad or layer.kind in WEIGHTED_KINDS:
+            with_grad.add(layer.name)
+        if grad or layer.kind in CONV_KINDS:
+            shared, train = autograd_saves(layer, fmp_mode)
+        else:
+            shared, train = autograd_saves_without_grad(layer)
         for name, elements in shared:
             if name not in saved:
                 saved.add(name)

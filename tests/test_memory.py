@@ -192,6 +192,30 @@ def test_torch_fmp_mode_has_its_own_exact_rule():
         != memory.training_activation_bytes(net, "tf")
 
 
+@pytest.mark.parametrize("rows,expected", [
+    # the image (3 x 30 x 30 = 2,700 numbers) does not require a gradient: dropout keeps no noise
+    # tensor, only the linear layer keeps its input (4 bytes per feature) for its weight gradient
+    ('type = "fc"', {"fc": 2_700 * 4}),
+    # a pool before the first layer with weights records nothing either (no argmax, no copy)
+    ('type = "maxpool"\n[[layers]]\ntype = "fc"', {"maxpool_1": 0, "fc": 15 * 15 * 3 * 4}),
+    ('type = "fmp"\nratio = 1.5\n[[layers]]\ntype = "conv"\nfilters = 8\n[[layers]]\ntype = "avgpool"\n'
+     '[[layers]]\ntype = "fc"',
+     # conv1 keeps its input (20 x 20 x 3), BatchNorm's input and ReLU's output (20 x 20 x 8 each);
+     # then dropout's noise and the linear input (8 features each)
+     {"fmp_1": 0, "conv1": (20 * 20 * 3 + 2 * 20 * 20 * 8) * 4, "avgpool": 0, "fc": 2 * 8 * 4}),
+], ids=["fc-first", "maxpool-first", "fmp-first"])
+def test_layers_before_the_first_weights_keep_no_gradient_state(tmp_path, rows, expected):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'name = "first"\n[[layers]]\n{rows}\n')
+    net = resolve(str(spec), 1.0, 1, 10, 30)
+    for fmp_mode in memory.FMP_MODES:
+        mem = memory.network_memory(net, fmp_mode=fmp_mode)
+        assert {row.name: row.training_bytes for row in mem.layers} == expected
+        model = models.build_from_network(net, fmp_mode=fmp_mode)
+        check = memory_check(net, model=model, fmp_mode=fmp_mode)
+        assert check.agree and check.measured_training_bytes_per_image == sum(expected.values())
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(variant=st.sampled_from(["base", "mp3", "fmp"]), alpha=st.floats(min_value=0.05, max_value=1.2),
        delta=st.integers(min_value=1, max_value=4), classes=st.integers(min_value=1, max_value=300),

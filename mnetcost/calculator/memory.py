@@ -37,6 +37,9 @@ tensor and charged to the first layer that saves it, per image (the slope in the
 * global average pooling: nothing (its backward needs only the input's shape).
 * classifier: dropout's noise tensor (4 bytes per feature on CPU; a CUDA fused dropout keeps a
   1-byte mask instead, 3 bytes per feature less) and the linear layer's input (4 per feature).
+* layers before the first layer with weights (a spec that starts with a pool or with ``fc``): the
+  image does not require a gradient, so autograd records nothing for a pool or dropout there; a
+  first ``fc`` keeps only the linear layer's input (for its weight gradient).
 
 Parameters, BatchNorm running statistics and what does not grow with the batch (BatchNorm's
 per-channel batch mean and inverse std, FMP's window index tables) are not per-image activations
@@ -126,13 +129,18 @@ def _padded_elements(layer: Layer):
     return (layer.in_h + top + bottom) * (layer.in_w + left + right) * layer.in_c
 
 
-def training_bytes(layer: Layer, previous_saved_output: bool, fmp_mode: str = "tf"):
+def training_bytes(layer: Layer, previous_saved_output: bool, fmp_mode: str = "tf",
+                   input_requires_grad: bool = True):
     """(bytes per image autograd newly keeps for ``layer``, whether it keeps the layer's output)
     under the rule in the module docstring. ``previous_saved_output``: the layer before kept its
-    output (so this layer's unpadded input is already counted)."""
+    output (so this layer's unpadded input is already counted). ``input_requires_grad``: a layer
+    with weights ran before this one (else the input is the image or a pool of it, and autograd
+    records nothing for a layer without weights)."""
     kind = layer.kind
     in_elements = layer.in_h * layer.in_w * layer.in_c
     out_elements = layer.out_h * layer.out_w * layer.out_c
+    if not input_requires_grad and kind not in WEIGHTED_KINDS:  # no graph yet: pools keep nothing
+        return 0, False
     if kind in CONV_KINDS:
         if explicit_padding(layer):
             saved = _padded_elements(layer)
@@ -155,8 +163,8 @@ def training_bytes(layer: Layer, previous_saved_output: bool, fmp_mode: str = "t
         return (rows + cols) * WINNER_BYTES, False
     if kind == "avgpool":
         return 0, False
-    if kind == "fc":  # dropout's noise + the linear layer's input, both over the flattened features
-        return 2 * in_elements * TRAIN_FLOAT_BYTES, False
+    if kind == "fc":  # dropout's noise (only when its input carries a gradient) + the linear layer's input
+        return (2 if input_requires_grad else 1) * in_elements * TRAIN_FLOAT_BYTES, False
     raise ConfigError(f"layer {layer.name}: no memory rule for layer kind {kind!r}")
 
 
@@ -230,7 +238,7 @@ def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp
     rows = []
     peak, peak_layer = -1, ""
     weight_total = params_total = training_total = 0
-    saved_output = False
+    saved_output = requires_grad = False
     weight_width, bias_width, scale_width = precision.weight_bytes, precision.bias_bytes, precision.scale_bytes
     for number, layer in enumerate(network.layers):
         layer_term = terms[number] if terms is not None else layer_terms(layer)
@@ -239,7 +247,8 @@ def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp
         scales = layer.out_c if layer.kind in WEIGHTED_KINDS else 0
         in_elements = layer.in_h * layer.in_w * layer.in_c
         out_elements = layer.out_h * layer.out_w * layer.out_c
-        train, saved_output = training_bytes(layer, saved_output, fmp_mode)
+        train, saved_output = training_bytes(layer, saved_output, fmp_mode, requires_grad)
+        requires_grad = requires_grad or layer.kind in WEIGHTED_KINDS
         stored = weights * weight_width + biases * bias_width + scales * scale_width
         both = (in_elements + out_elements) * act
         rows.append(LayerMemory(layer.name, layer.kind, in_elements, out_elements, weights, biases, scales,

@@ -393,3 +393,58 @@ def test_runs_far_below_do_not_squeeze_the_papers_points():
     ran = [to_axes.transform((p["mult_adds"], 100 * p["accuracy"]))[1] for p in points if p["source"] != "paper"]
     assert max(paper) - min(paper) > 0.6  # was 0.24: the paper's 70-90 % in the top quarter of 8-92 %
     assert 0 < min(ran) < min(paper) and any("squeezed" in t.get_text() for t in ax.texts)
+
+
+# --- issue 15: a short write to stdout is an error, never a truncated output with exit 0 ------------
+def _limited_file_size(limit: int):
+    """For a child process: files it writes stop at ``limit`` bytes, a real short ``write`` and
+    then EFBIG (SIGXFSZ ignored), as on a nearly full disk."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.parametrize("unbuffered", [True, False], ids=["PYTHONUNBUFFERED", "buffered"])
+def test_a_short_write_to_stdout_is_an_error_not_a_truncated_file(tmp_path, unbuffered):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:  # the default of many containers and CI runners: CPython dropped the rest of a short write
+        env["PYTHONUNBUFFERED"] = "1"
+    command = [sys.executable, "-m", "mnetcost", "sweep", "-a", "0.1:1:0.01", "--format", "json"]
+    whole = subprocess.run(command, capture_output=True, env=env, timeout=120)
+    assert whole.returncode == 0 and len(whole.stdout) > 200_000  # the full answer: 819 configurations
+    out = tmp_path / "s.json"
+    with open(out, "wb") as stream:
+        result = subprocess.run(command, stdout=stream, stderr=subprocess.PIPE, text=True, env=env, timeout=120,
+                                preexec_fn=_limited_file_size(4096))
+    assert (result.returncode, result.stderr) == (1, "mnetcost: error: cannot write to standard output: "
+                                                     "File too large\n")
+    assert out.read_bytes() == whole.stdout[:4096]  # what fitted, and the user was told the rest did not
+
+
+def test_checked_stream_writes_every_byte_through_short_writes():
+    import io
+
+    from mnetcost.cli.app import checked_stream
+
+    class Trickle(io.RawIOBase):  # a file whose every write takes at most 5 bytes
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.data += bytes(b[:5])
+            return min(len(b), 5)
+
+    raw = Trickle()
+    stream = checked_stream(io.TextIOWrapper(raw, encoding="utf-8", write_through=True))
+    text = "α=0.25 δ=2 " * 1000
+    stream.write(text)
+    stream.flush()
+    assert raw.data.decode("utf-8") == text

@@ -55,14 +55,38 @@ def torchrun_rank() -> int | None:
         return None
 
 
+def checked_stream(stream):
+    """``stream`` made to write every byte or raise: a text stream straight over an unbuffered
+    file (``PYTHONUNBUFFERED=1``, ``python -u``) is rewrapped over a ``BufferedWriter``, which
+    writes the rest after a short ``write`` (a nearly full disk, a file size limit) and raises
+    the system's error (ENOSPC, EFBIG) when no more goes. CPython's ``TextIOWrapper`` hands its
+    bytes to the unbuffered file once and drops what a short ``write`` left over, exiting 0 with
+    a truncated output. Anything else (a buffered stream, a test's capture) is returned as is."""
+    import io
+
+    raw = getattr(stream, "buffer", None)
+    if not isinstance(stream, io.TextIOWrapper) or not isinstance(raw, io.RawIOBase):
+        return stream
+    stream.flush()
+    checked = io.TextIOWrapper(io.BufferedWriter(raw), encoding=stream.encoding, errors=stream.errors,
+                               newline=None, line_buffering=stream.line_buffering, write_through=True)
+    stream.detach()  # the new wrapper owns the file now; the old one must not close it when collected
+    return checked
+
+
 def _prepare_streams() -> None:
-    """An encoding that cannot show α or ━ gets ASCII stand-ins rather than an exception."""
+    """Every write to stdout and stderr is whole or an error (:func:`checked_stream`), and an
+    encoding that cannot show α or ━ gets ASCII stand-ins rather than an exception."""
     import codecs
 
     try:
         codecs.lookup_error("mnetcost-ascii")
     except LookupError:
         codecs.register_error("mnetcost-ascii", _ascii_fallback)
+    if sys.stdout is sys.__stdout__:
+        sys.stdout = sys.__stdout__ = checked_stream(sys.stdout)
+    if sys.stderr is sys.__stderr__:
+        sys.stderr = sys.__stderr__ = checked_stream(sys.stderr)
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
             try:

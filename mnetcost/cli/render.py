@@ -172,6 +172,8 @@ def fit_panels(view: View, width: int, measure=len) -> list[tuple[View, list[int
     def fits(indices):
         return fit_columns(_sub_view(view, indices, "", False), width, measure) is not None
 
+    if not fits([0]):  # not even the key column alone (a one-column view wider than the terminal)
+        return None
     panels, current = [], [0]
     for unit in units:
         if fits(current + unit):

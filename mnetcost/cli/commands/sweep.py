@@ -72,14 +72,16 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     import numpy as np
 
     from mnetcost.calculator.cost import get_convention
-    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.calculator.memory import exact_bytes, format_bytes
+    from mnetcost.cli.commands.table import budget_text as describe_budget
     from mnetcost.cli.render import Column, View, emit, millions
     from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
                                 rows_as_dicts, skipped_notes, sort_order)
 
     from mnetcost.calculator.targets import budgets as memory_budgets
 
-    sram, flash, board = memory_budgets(target, max_peak_memory, max_weight_bytes)  # bad input fails first
+    chosen = memory_budgets(target, max_peak_memory, max_weight_bytes)  # bad input fails first
+    sram, flash, board = chosen.sram_bytes, chosen.flash_bytes, chosen.board
     dtype = memory_dtype(dtype, target)
     variants = parse_variants(variant)
     note_alpha(alphas)
@@ -148,8 +150,8 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     } for row in rows]
     budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
                f"params ≤ {_budget(max_params)}" if max_params is not None else "",
-               f"peak RAM ≤ {format_bytes(sram)}" if sram is not None else "",
-               f"weights ≤ {format_bytes(flash)}" if flash is not None else ""]
+               f"peak RAM ≤ {exact_bytes(sram)}" if sram is not None else "",
+               f"weights ≤ {exact_bytes(flash)}" if flash is not None else ""]
     budget_text = " and ".join(b for b in budgets if b)
     title = (f"{len(fitting):,} of {len(result):,} configurations" + (f" with {budget_text}" if budget_text else "")
              + f" (convention {conv.name}, sorted by {sort_key})")
@@ -164,8 +166,11 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
              "accuracy: paper = Chen & Su Tables 4-6 as printed (CIFAR at 32 px); others are your runs.",
              f"memory at {dtype}: peak RAM = input + output activation bytes of the largest layer (one layer at a "
              "time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
-             + (f"; target {board.name}: {board.board}, {format_bytes(board.sram_bytes)} SRAM, "
-                f"{format_bytes(board.flash_bytes)} Flash" if board else "") + "."]
+             + (f"; target {board.name}: {board.board}" if board else "")
+             + "".join(f"; {name} budget: " + describe_budget(resource, value, source, board and board.name)
+                       for resource, name, value, source in (("sram", "RAM", sram, chosen.sram_source),
+                                                             ("flash", "Flash", flash, chosen.flash_source))
+                       if value is not None) + "."]
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:

@@ -9,38 +9,83 @@ from mnetcost.cli.options import (config_options, convention_option, dtype_optio
 
 def memory_notes(report: dict) -> list[str]:
     """The memory totals (and the fit, when asked) of one configuration, as lines under its table."""
-    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.calculator.memory import exact_bytes
 
     lines = [
-        f"memory ({report['dtype']}): peak activations {report['peak_activation_bytes']:,} B "
-        f"({format_bytes(report['peak_activation_bytes'])}) at {report['peak_layer']} (★; input + output of one "
-        f"layer, layers run one at a time with BatchNorm and ReLU fused); weights {report['weight_bytes']:,} B "
-        f"({format_bytes(report['weight_bytes'])}) for {report['deploy_params']:,} deployed params (BatchNorm "
-        f"folded); training keeps {report['training_activation_bytes_per_image']:,} B "
-        f"({format_bytes(report['training_activation_bytes_per_image'])}) of activations per image (fp32)",
+        f"memory ({report['dtype']}): peak activations {exact_bytes(report['peak_activation_bytes'])} at "
+        f"{report['peak_layer']} (★; input + output of one layer, layers run one at a time with BatchNorm and ReLU "
+        f"fused); weights {exact_bytes(report['weight_bytes'])} for {report['deploy_params']:,} deployed params "
+        f"(BatchNorm folded); training keeps {exact_bytes(report['training_activation_bytes_per_image'])} of "
+        "activations per image (fp32)",
     ]
     if report.get("fit"):
         lines.append(fit_note(report["fit"], report["peak_activation_bytes"], report["weight_bytes"]))
     return lines
 
 
-def fit_note(fit: dict, peak: int, weights: int) -> str:
-    from mnetcost.calculator.memory import format_bytes
+BUDGET_OPTIONS = {"max_peak_memory": "--max-peak-memory", "max_weight_bytes": "--max-weight-bytes"}
+RESOURCES = {"sram": ("SRAM", "sram_bytes"), "flash": ("Flash", "flash_bytes")}
+
+
+def budget_text(resource: str, budget: int, source: str, target: str | None) -> str:
+    """Whose budget this is and how large, for people: ``the stm32f746's 320.0 KiB SRAM``, or
+    ``your --max-peak-memory budget 1,073,741,824 B (1.00 GiB) instead of the stm32f746's 320.0
+    KiB SRAM``: a budget that overrides a board is never shown as the board's."""
+    from mnetcost.calculator.memory import exact_bytes, format_bytes
     from mnetcost.calculator.targets import get_target
 
-    def part(label, need, budget, margin):
+    name, field = RESOURCES[resource]
+    board = get_target(target) if target else None
+    if source == "target":
+        return f"the {board.name}'s {format_bytes(budget)} {name}"
+    instead = f" instead of the {board.name}'s {format_bytes(getattr(board, field))} {name}" if board else ""
+    return f"your {BUDGET_OPTIONS[source]} budget {exact_bytes(budget)}{instead}"
+
+
+def share_text(need: int, budget: int) -> str:
+    """``need`` as a share of ``budget``, never shown as 0 % when it is not: ``313%``, ``7.5%``,
+    ``0.0023%``."""
+    from mnetcost.calculator.targets import used_fraction
+
+    fraction = used_fraction(need, budget)
+    if fraction >= 0.1 or fraction == 0:
+        return f"{fraction:.0%}"
+    return f"{100 * fraction:.2g}%"
+
+
+def fit_note(fit: dict, peak: int, weights: int) -> str:
+    """One line: whether the configuration fits, against what (the board's figures, or the user's
+    own budgets, named as such), by how much, and which constraint binds."""
+    from mnetcost.calculator.memory import exact_bytes, format_bytes
+    from mnetcost.calculator.targets import get_target
+
+    def part(label, resource, need):
+        budget, source = fit[RESOURCES[resource][1]], fit.get(f"{resource}_source")
         if budget is None:
             return f"{label}: no budget"
-        share = f"{need / budget:.0%} of {format_bytes(budget)}" if budget else f"budget {budget} B"
+        against = budget_text(resource, budget, source or "target", fit.get("target"))
+        share = f"= 0 B against {against}" if budget == 0 and need == 0 else (
+            f"against {against}" if budget == 0 else f"= {share_text(need, budget)} of {against}")
+        margin = budget - need
         verdict = (f"fits, {format_bytes(margin)} to spare" if margin >= 0
-                   else f"does NOT fit, {format_bytes(-margin)} ({-margin:,} B) over")
-        return f"{label} {format_bytes(need)} = {share}: {verdict}"
+                   else f"does NOT fit, {exact_bytes(-margin)} over")
+        return f"{label} {format_bytes(need)} {share}: {verdict}"
 
-    where = get_target(fit["target"]).board if fit.get("target") else "the budgets"
+    sources = {fit.get(f"{r}_source") for r in RESOURCES if fit[RESOURCES[r][1]] is not None}
+    board = get_target(fit["target"]).board if fit.get("target") else None
+    own = [RESOURCES[r][0] for r in RESOURCES if fit.get(f"{r}_source") in BUDGET_OPTIONS]
+    if board and len(own) == len(sources):  # the user's budgets replace every figure of the board
+        where = "your budget" + ("s" if len(own) > 1 else "")
+    elif board and own:
+        where = f"{board} with your own {' and '.join(own)} budget" + ("s" if len(own) > 1 else "")
+    elif board:
+        where = board
+    else:
+        where = "your budget" + ("s" if len(sources) > 1 else "")
     verdict = "FITS" if fit["fits"] else "DOES NOT FIT"
     return (f"{verdict} {where}: " + "; ".join((
-        part("peak RAM", peak, fit["sram_bytes"], fit["sram_margin_bytes"]),
-        part("weights (Flash)", weights, fit["flash_bytes"], fit["flash_margin_bytes"]),
+        part("peak RAM", "sram", peak),
+        part("weights (Flash)", "flash", weights),
     )) + (f"; binding: {fit['binding']}" if fit.get("binding") else ""))
 
 
@@ -123,13 +168,11 @@ def _fits_text(fit: dict) -> str:
 
 
 def _budget_note(fit: dict) -> str:
-    from mnetcost.calculator.memory import format_bytes
-    from mnetcost.calculator.targets import get_target
-
-    where = get_target(fit["target"]).board if fit.get("target") else "budgets"
-    parts = [f"RAM {format_bytes(fit['sram_bytes'])}" if fit["sram_bytes"] is not None else "",
-             f"Flash {format_bytes(fit['flash_bytes'])}" if fit["flash_bytes"] is not None else ""]
-    return f"fits: {where}, " + " and ".join(p for p in parts if p)
+    parts = [f"{name} ≤ " + budget_text(resource, fit[field], fit.get(f"{resource}_source") or "target",
+                                       fit.get("target"))
+             for resource, (name, field) in (("sram", ("RAM", "sram_bytes")), ("flash", ("Flash", "flash_bytes")))
+             if fit[field] is not None]
+    return "fits: " + " and ".join(parts)
 
 
 @click.command("table")

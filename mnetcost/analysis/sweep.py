@@ -288,15 +288,26 @@ def _overflow_skip(variant, classes, resolution, grid_alpha, grid_delta, exact) 
                       f"{float(alphas[first]):g}, delta {int(deltas[first])}); `mnetcost table` gives them exactly"}
 
 
+def _values(values, what: str) -> list:
+    """A sweep's list of values: any iterable (a list, a numpy array, a pandas column), not a
+    string or a single number. (A sweep's resolutions are square: one integer each.)"""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"{what} must be a list of values, got {values!r}")
+    return list(values.tolist() if hasattr(values, "tolist") else values)
+
+
 def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), convention="paper",
              rounding: str = "truncate", dtype: str = "fp32") -> Sweep:
-    """Price every combination. A (variant, classes, resolution) whose plan fails (input too
-    small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``."""
+    """Price every combination. Every alpha, delta, number of classes and resolution is checked
+    as :func:`~mnetcost.calculator.resolver.resolve` checks it (numpy scalars accepted; a bad
+    value raises the same ConfigError before any work). A (variant, classes, resolution) whose
+    plan fails (input too small) and an alpha that leaves some layer with 0 channels are recorded
+    in ``skipped``."""
     import numpy as np
 
     from mnetcost.calculator.cost import get_convention
     from mnetcost.calculator.memory import get_dtype, sweep_costs
-    from mnetcost.calculator.resolver import ROUNDINGS, plan, resolve_arrays
+    from mnetcost.calculator.resolver import ROUNDINGS, as_alpha, as_count, plan, resolve_arrays
     from mnetcost.calculator.spec import load_spec
 
     conv = get_convention(convention)
@@ -304,6 +315,10 @@ def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), co
     if rounding not in ROUNDINGS:
         raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     variants = list(variants)
+    alphas = [as_alpha(alpha) for alpha in _values(alphas, "alphas")]
+    deltas = [as_count(delta, "delta") for delta in _values(deltas, "deltas")]
+    classes_list = [as_count(classes, "classes") for classes in _values(classes_list, "classes_list")]
+    resolutions = [as_count(resolution, "resolution") for resolution in _values(resolutions, "resolutions")]
     grid_alpha, grid_delta = np.meshgrid(np.asarray(alphas, dtype=np.float64),
                                          np.asarray(deltas, dtype=np.int64), indexing="ij")
     grid_alpha, grid_delta = grid_alpha.ravel(), grid_delta.ravel()

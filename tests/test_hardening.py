@@ -6,6 +6,7 @@ failing system: a full disk, a closed stdout), nothing written; numbers are exac
 import errno
 import itertools
 import json
+import re
 import os
 import subprocess
 import sys
@@ -156,7 +157,7 @@ def test_ratio_at_alpha_1e9_shows_a_rounded_value_as_rounded():
 
 def test_plot_skips_a_run_whose_costs_no_float_can_hold(tmp_path):
     runs = tmp_path / "runs" / "huge"
-    runs.mkdir(parents=True)
+    runs.mkdir(parents=True, exist_ok=True)
     (runs / "summary.json").write_text(json.dumps({"variant": "base", "alpha": 1e300, "delta": 1, "classes": 10,
                                                    "resolution": 32, "best_test_accuracy": 0.5,
                                                    "dataset": "cifar10"}))
@@ -448,3 +449,75 @@ def test_checked_stream_writes_every_byte_through_short_writes():
     stream.write(text)
     stream.flush()
     assert raw.data.decode("utf-8") == text
+
+
+# --- issue 15: CSV is for machines; markdown headers name every column ------------------------------
+DISPLAY = re.compile(r"(\d\.\d+M$|\d (B|KiB|MiB|GiB)$|%|★|×|≈|✓|✗|^yes$|^NO$|^no \()")
+
+
+def _csv_commands(tmp_path):
+    runs = tmp_path / "runs" / "r1"
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / "summary.json").write_text(json.dumps({
+        "name": "r1", "variant": "base", "alpha": 0.25, "delta": 2, "classes": 10, "resolution": 32,
+        "best_test_accuracy": 0.61, "dataset": "cifar10"}))
+    return {
+        "table": ["table", "-a", "0.25", "--dtype", "int8"],
+        "table-grid": ["table", "-a", "0.25,0.5", "-d", "1,2", "--target", "stm32f746"],
+        "sweep": ["sweep", "-a", "0.25,0.5", "--max-peak-memory", "64KiB", "--convention", "flops"],
+        "sweep-runs": ["sweep", "-v", "base", "-a", "0.25", "-d", "2", "--runs", str(tmp_path / "runs")],
+        "paper": ["paper", "--dtype", "int8"],
+        "ratio": ["ratio", "--M", "64", "--N", "128", "--alpha", "0.5", "--delta", "2"],
+        "plot": ["plot", "--x", "peak_memory", "--dtype", "int8", "--out", str(tmp_path / "p.png")],
+        "grid": ["grid", "--paper-tables", "4", "--dataset", "cifar10", "--out", str(tmp_path / "grid"), "--dry-run"],
+    }
+
+
+@pytest.mark.parametrize("name", ["table", "table-grid", "sweep", "sweep-runs", "paper", "ratio", "plot", "grid"])
+def test_csv_is_one_table_of_exact_values_with_units_in_the_headers(tmp_path, name):
+    import csv
+    import io
+
+    result = run(*_csv_commands(tmp_path)[name], "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    header, body = rows[0], rows[1:]
+    assert body and all(len(row) == len(header) for row in body)  # one table: no blank line, no second header
+    assert len(set(header)) == len(header) and all(header)
+    for row in body:
+        for column, cell in zip(header, row):
+            assert not DISPLAY.search(cell), (column, cell)  # not 0.83M, 24.0 KiB, 12.50 %, ★, yes
+            if column.endswith(("params", "mult_adds", "flops")) or "_bytes" in column:
+                assert cell == "" or cell.isdigit() or column.endswith("_millions"), (column, cell)
+    for column in header:  # every byte count names its precision
+        if "bytes" in column:
+            assert column.endswith(("_fp32", "_fp16", "_int8")), column
+
+
+def test_csv_values_are_the_json_values(tmp_path):
+    """The CSV carries what --format json carries, not a rounding of it."""
+    import csv
+    import io
+
+    args = _csv_commands(tmp_path)["sweep-runs"]
+    data = json.loads(run(*args, "--format", "json").stdout)[0]
+    row = next(csv.DictReader(io.StringIO(run(*args, "--format", "csv").stdout)))
+    assert (int(row["mult_adds"]), int(row["params"]), int(row["peak_activation_bytes_fp32"])) == (
+        data["mult_adds"], data["params"], data["peak_activation_bytes"])
+    assert (float(row["accuracy"]), row["accuracy_source"], float(row["paper_accuracy"])) == (0.61, "r1", 0.702)
+    paper = json.loads(run("paper", "--table", "4", "--format", "json").stdout)
+    first = next(csv.DictReader(io.StringIO(run("paper", "--table", "4", "--format", "csv").stdout)))
+    assert float(first["mult_adds_diff"]) == paper[0]["mult_adds_diff"] and first["mult_adds_verdict"] == "close"
+    ratio = list(csv.DictReader(io.StringIO(run(*_csv_commands(tmp_path)["ratio"], "--format", "csv").stdout)))
+    assert [(r["quantity"], r["ratio_fraction"]) for r in ratio][-4:] == [
+        ("params", "73/137"), ("mult_adds", "73/137"), ("ratio_formula", "73/137"), ("ratio_approx", "1/2")]
+    assert float(ratio[-3]["ratio"]) == 73 / 137  # full precision, not 0.5328
+
+
+@pytest.mark.parametrize("name", ["table", "table-grid", "sweep", "paper", "ratio", "plot", "grid"])
+def test_markdown_names_every_column(tmp_path, name):
+    out = run(*_csv_commands(tmp_path)[name], "--format", "markdown").stdout
+    headers = [line for line, below in zip(out.splitlines(), out.splitlines()[1:]) if below.startswith("|---")]
+    assert headers
+    for line in headers:
+        assert all(cell.strip() for cell in line.strip("|").split(" | ")), line

@@ -410,14 +410,16 @@ def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
 
 # --- known accuracy and the front --------------------------------------------------------------
 def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
-    """Per row: the highest known accuracy (NaN if none), its source, and the paper's accuracy.
-    A result matches a row with the same variant (as given), alpha (to 9 decimals), delta,
-    classes and resolution. Vectorised over rows, one pass per known result."""
+    """Per row: the accuracy that stands for it (NaN if none), its source, and the paper's printed
+    accuracy. A training run's accuracy stands where one exists (the highest of the runs for that
+    configuration, its source the run's name), whether or not the paper printed a higher one; else
+    the paper's (source ``paper``). A result matches a row with the same variant (as given), alpha
+    (to 9 decimals), delta, classes and resolution. Vectorised over rows, one pass per result."""
     import numpy as np
 
-    accuracy = np.full(len(sweep), np.nan)
+    run_accuracy = np.full(len(sweep), np.nan)
     paper_accuracy = np.full(len(sweep), np.nan)
-    source = np.full(len(sweep), "", dtype=object)
+    run_source = np.full(len(sweep), "", dtype=object)
     alphas = np.round(sweep.alpha, 9)
     for result in known:
         if result.variant not in sweep.variants:
@@ -428,9 +430,13 @@ def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
             & (sweep.resolution == result.resolution))
         if result.source == "paper":
             paper_accuracy[rows] = result.accuracy
-        better = rows[~(accuracy[rows] >= result.accuracy)]  # NaN (unknown) compares False
-        accuracy[better] = result.accuracy
-        source[better] = result.source
+            continue
+        better = rows[~(run_accuracy[rows] >= result.accuracy)]  # NaN (no run yet) compares False
+        run_accuracy[better] = result.accuracy
+        run_source[better] = result.source
+    from_run = ~np.isnan(run_accuracy)
+    accuracy = np.where(from_run, run_accuracy, paper_accuracy)
+    source = np.where(from_run, run_source, np.where(np.isnan(paper_accuracy), "", "paper")).astype(object)
     return accuracy, source, paper_accuracy
 
 

@@ -10,6 +10,11 @@ from mnetcost.cli.options import (ALPHA_LIST, CLASSES_LIST, COUNT_SI, DELTA_LIST
 TABLE_LIMIT = 40
 
 
+def _percent(fraction: float) -> str:
+    """An accuracy (a fraction) in percent, as the paper prints it: ``70.2``."""
+    return f"{100 * fraction:.1f}"
+
+
 def _budget(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
@@ -130,24 +135,19 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     rows = rows_as_dicts(fitting, order, accuracy, source, paper_accuracy, on_front, conv.ops_per_mac)
 
     multi = len(classes) > 1 or len(resolutions) > 1
-    columns = [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True)]
-    if multi:
-        columns += [Column("classes", "classes", True), Column("resolution", "px", True)]
-    columns += [Column("mult_adds", conv.unit if conv.ops_per_mac == 1 else "Mult-Adds", True),
-                Column("params", "params", True), Column("peak_activation_bytes", f"peak RAM {dtype}", True),
-                Column("weight_bytes", f"weights {dtype}", True), Column("accuracy", "accuracy %", True),
-                Column("source", "source"), Column("front", "front")]
-    table_rows = [{
-        **row,
-        "alpha": f"{row['alpha']:g}",
-        "mult_adds": millions(row["mult_adds"]),
-        "params": millions(row["params"]),
-        "peak_activation_bytes": format_bytes(row["peak_activation_bytes"]),
-        "weight_bytes": format_bytes(row["weight_bytes"]),
-        "accuracy": "" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}",
-        "source": row["accuracy_source"] or "",
-        "front": "★" if row["on_front"] else "",
-    } for row in rows]
+    columns = [Column("variant", "variant"), Column("alpha", "α", True, format="{:g}".format),
+               Column("delta", "δ", True)]
+    columns += [Column("classes", "classes", True, show=multi), Column("resolution", "px", True, show=multi)]
+    columns += [Column("mult_adds", conv.unit if conv.ops_per_mac == 1 else "Mult-Adds", True, format=millions),
+                *([Column("flops", "FLOPs", show=False)] if conv.ops_per_mac != 1 else []),
+                Column("params", "params", True, format=millions),
+                Column("peak_activation_bytes", f"peak RAM {dtype}", True, format=format_bytes,
+                       csv=f"peak_activation_bytes_{dtype}"),
+                Column("weight_bytes", f"weights {dtype}", True, format=format_bytes, csv=f"weight_bytes_{dtype}"),
+                Column("accuracy", "accuracy %", True, format=_percent),
+                Column("accuracy_source", "source"),
+                Column("paper_accuracy", "paper %", True, format=_percent, show=runs_dir is not None),
+                Column("on_front", "front", format=lambda on: "★" if on else "")]
     budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
                f"params ≤ {_budget(max_params)}" if max_params is not None else "",
                f"peak RAM ≤ {exact_bytes(sram)}" if sram is not None else "",
@@ -163,7 +163,9 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                  f"(convention {conv.name}, sorted by {sort_key})")
     notes = [f"★ = on the accuracy Pareto front ({front_cost.replace('_', '-')} vs accuracy, per number of "
              "classes): no other row has fewer-or-equal cost and higher-or-equal accuracy, one strictly.",
-             "accuracy: paper = Chen & Su Tables 4-6 as printed (CIFAR at 32 px); others are your runs.",
+             "accuracy: a training run's (the best of your runs for that configuration; source = the run) where "
+             "--runs holds one, else the paper's, Chen & Su Tables 4-6 as printed (CIFAR at 32 px; source = paper)"
+             + ("; paper % = the paper's figure beside your run's." if runs_dir is not None else "."),
              f"memory at {dtype}: peak RAM = input + output activation bytes of the largest layer (one layer at a "
              "time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
              + (f"; target {board.name}: {board.board}" if board else "")
@@ -175,4 +177,4 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:
         notes.append("no configuration fits" + (f" {budget_text}" if budget_text else "") + ".")
-    emit(fmt, rows, [View(title=title, columns=columns, rows=table_rows, notes=notes)])
+    emit(fmt, rows, [View(title=title, columns=columns, rows=rows, notes=notes)])

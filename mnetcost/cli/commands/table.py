@@ -89,17 +89,32 @@ def fit_note(fit: dict, peak: int, weights: int) -> str:
     )) + (f"; binding: {fit['binding']}" if fit.get("binding") else ""))
 
 
+def _percent_change(value: float) -> str:
+    return f"{value:+.1%}"
+
+
+def _star(flag) -> str:
+    return "★" if flag else ""
+
+
 def layer_view(report: dict):
+    """The layers in the paper's notation for people; for machines (CSV) the same rows as exact
+    numbers: shapes, kernel, stride, groups, bytes at the dtype named in the header."""
     from mnetcost.cli.render import Column, View, millions
 
     unit = report["unit"]
+    dtype = report["dtype"]
     key = "flops" if "flops" in report else "mult_adds"
     rows = [
-        {"name": layer["name"], "type_stride": layer["type_stride"], "filter_shape": layer["filter_shape"],
+        {"name": layer["name"], "type": layer["type"], "type_stride": layer["type_stride"],
+         "filter_shape": layer["filter_shape"], "kernel": layer["kernel"], "stride": layer["stride"],
+         "groups": layer["groups"],
          "input": "×".join(map(str, layer["input"])), "output": "×".join(map(str, layer["output"])),
-         "params": layer["params"], key: layer[key],
-         "activation_bytes": layer["input_bytes"] + layer["output_bytes"], "weight_bytes": layer["weight_bytes"],
-         "peak": "★" if layer["peak"] else ""}
+         **{f"in_{axis}": size for axis, size in zip("hwc", layer["input"])},
+         **{f"out_{axis}": size for axis, size in zip("hwc", layer["output"])},
+         "params": layer["params"], key: layer[key], "input_bytes": layer["input_bytes"],
+         "output_bytes": layer["output_bytes"], "activation_bytes": layer["input_bytes"] + layer["output_bytes"],
+         "weight_bytes": layer["weight_bytes"], "training_bytes": layer["training_bytes"], "peak": layer["peak"]}
         for layer in report["layers"]
     ]
     footer = {"name": "total", "params": report["params"], key: report[key],
@@ -113,13 +128,21 @@ def layer_view(report: dict):
         f"(convention '{report['convention']}': {report['convention_detail']['description']})",
         *memory_notes(report),
     ]
+    machine = [Column("type", "type", show=False), Column("kernel", "kernel", show=False),
+               Column("stride", "stride", show=False), Column("groups", "groups", show=False),
+               *(Column(f"{side}_{axis}", f"{side}_{axis}", show=False) for side in ("in", "out") for axis in "hwc")]
     return View(
         title=title,
-        columns=[Column("name", "layer", wrap=False), Column("type_stride", "Type / Stride"),
-                 Column("filter_shape", "Filter Shape"), Column("input", "Input Size"),
-                 Column("output", "Output"), Column("params", "Params", True), Column(key, unit, True),
-                 Column("activation_bytes", f"In+Out B ({report['dtype']})", True), Column("peak", ""),
-                 Column("weight_bytes", f"Weight B ({report['dtype']})", True)],
+        columns=[Column("name", "layer", wrap=False), *machine,
+                 Column("type_stride", "Type / Stride", csv=None), Column("filter_shape", "Filter Shape", csv=None),
+                 Column("input", "Input Size", csv=None), Column("output", "Output", csv=None),
+                 Column("params", "Params", True), Column(key, unit, True),
+                 Column("input_bytes", "input_bytes", csv=f"input_bytes_{dtype}", show=False),
+                 Column("output_bytes", "output_bytes", csv=f"output_bytes_{dtype}", show=False),
+                 Column("activation_bytes", f"In+Out B ({dtype})", True, csv=f"activation_bytes_{dtype}"),
+                 Column("peak", "peak", format=_star),
+                 Column("weight_bytes", f"Weight B ({dtype})", True, csv=f"weight_bytes_{dtype}"),
+                 Column("training_bytes", "training_bytes", csv="training_bytes_per_image_fp32", show=False)],
         rows=rows, footer=footer, notes=notes,
     )
 
@@ -131,29 +154,33 @@ def grid_view(rows: list[dict]):
     key = "flops" if "flops" in rows[0] else "mult_adds"
     scale = 2 if key == "flops" else 1
     first = rows[0]
+    dtype = first["dtype"]
     view_rows = [
         {"variant": r["variant"], "alpha": r["alpha"], "delta": r["delta"], key: r[key], "params": r["params"],
-         "mult_adds_change": f"{r['mult_adds_change']:+.1%}", "params_change": f"{r['params_change']:+.1%}",
+         "mult_adds_change": r["mult_adds_change"], "params_change": r["params_change"],
          "peak_activation_bytes": r["peak_activation_bytes"], "weight_bytes": r["weight_bytes"],
-         "deploy_params": r["deploy_params"],
-         "fits": _fits_text(r["fit"]) if "fit" in r else None}
+         "deploy_params": r["deploy_params"], "fit": r.get("fit"),
+         **({name: r["fit"][name] for name in ("fits", "fits_sram", "fits_flash")} if "fit" in r else {})}
         for r in rows
     ]
-    fit_columns = [Column("fits", "fits")] if "fit" in first else []
+    fit_columns = [Column("fit", "fits", format=_fits_text, csv=None)] + [
+        Column(name, name, show=False) for name in ("fits", "fits_sram", "fits_flash")] if "fit" in first else []
     return View(
         title=(f"{first['variant']}: totals per configuration, classes={first['classes']} "
                f"input={first['resolution']} (convention '{first['convention']}')"),
         columns=[Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True),
                  Column(key, unit, True), Column("params", "Params", True),
-                 Column("mult_adds_change", f"{unit} vs baseline", True),
-                 Column("params_change", "Params vs baseline", True),
-                 Column("peak_activation_bytes", f"Peak act. B ({first['dtype']})", True),
-                 Column("weight_bytes", f"Weight B ({first['dtype']})", True),
+                 Column("mult_adds_change", f"{unit} vs baseline", True, format=_percent_change,
+                        csv=f"{key}_change_vs_baseline"),
+                 Column("params_change", "Params vs baseline", True, format=_percent_change,
+                        csv="params_change_vs_baseline"),
+                 Column("peak_activation_bytes", f"Peak act. B ({dtype})", True, csv=f"peak_activation_bytes_{dtype}"),
+                 Column("weight_bytes", f"Weight B ({dtype})", True, csv=f"weight_bytes_{dtype}"),
                  Column("deploy_params", "Deploy params", True), *fit_columns],
         rows=view_rows,
         notes=[f"baseline: MobileNet (Table 1, α=1, δ=1) at the same classes and input: "
                f"{first['baseline_mult_adds'] * scale:,} {unit}, {first['baseline_params']:,} params",
-               f"memory at {first['dtype']}: peak activation bytes (input + output of the largest layer, one "
+               f"memory at {dtype}: peak activation bytes (input + output of the largest layer, one "
                "layer at a time) and deployed weight bytes (BatchNorm folded)"]
         + ([_budget_note(first["fit"])] if "fit" in first else []),
     )

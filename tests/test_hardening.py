@@ -521,3 +521,27 @@ def test_markdown_names_every_column(tmp_path, name):
     assert headers
     for line in headers:
         assert all(cell.strip() for cell in line.strip("|").split(" | ")), line
+
+
+def test_a_failed_write_names_its_file(tmp_path, monkeypatch):
+    """A write on an open file raises OSError without a file name ("No space left on device"):
+    the error line names the file all the same."""
+    import mnetcost.cli.render as render
+
+    target = tmp_path / "grid" / "logs" / "run.log"
+    target.parent.mkdir(parents=True)
+
+    class Full:  # the write of a real file, on a disk that is full
+        def __init__(self, stream):
+            self.stream = stream
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def emit(fmt, obj, views, csv_view=None):
+        with open(target, "a", encoding="utf-8") as stream:
+            Full(stream).write("x")
+
+    monkeypatch.setattr(render, "emit", emit)
+    line = one_error_line(run("ratio", "--M", "4", "--N", "8"), code=1)
+    assert line == f"mnetcost: error: {target}: No space left on device"

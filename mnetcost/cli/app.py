@@ -124,11 +124,34 @@ def _stdout_failed(exc: OSError) -> bool:
     return False
 
 
+def file_written(exc: OSError) -> str | None:
+    """The name of the file an OSError without a file name came from (a ``write`` on an open
+    file: "No space left on device" names no file): the innermost frame on the error's way that
+    held a named file other than stdout or stderr (closed by then, as a ``with`` block leaves it)."""
+    import io
+
+    frames = []
+    frame = exc.__traceback__
+    while frame is not None:
+        frames.append(frame.tb_frame)
+        frame = frame.tb_next
+    standard = tuple(s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if s is not None)
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            name = getattr(value, "name", None)
+            if isinstance(value, io.IOBase) and isinstance(name, str) \
+                    and not any(value is s or value is getattr(s, "buffer", None) for s in standard):
+                return name
+    return None
+
+
 def os_error_message(exc: OSError) -> str:
-    """One line for an operating-system error: the file, then the system's reason."""
+    """One line for an operating-system error: the file, then the system's reason (every write
+    error names its file)."""
     reason = exc.strerror or str(exc) or type(exc).__name__
-    if exc.filename is not None:
-        return f"{exc.filename}: {reason}"
+    name = exc.filename if exc.filename is not None else file_written(exc)
+    if name is not None:
+        return f"{name}: {reason}"
     return reason
 
 

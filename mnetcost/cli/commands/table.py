@@ -9,7 +9,7 @@ from mnetcost.cli.options import (config_options, convention_option, dtype_optio
 
 def memory_notes(report: dict) -> list[str]:
     """The memory totals (and the fit, when asked) of one configuration, as lines under its table."""
-    from mnetcost.calculator.memory import exact_bytes
+    from mnetcost.calculator.memory import exact_bytes, format_bytes
 
     alive = ("the tensors alive while one layer runs: its inputs and output, a residual's input across its "
              "block, a squeeze-excite's input beside the squeeze; layers run one at a time with BatchNorm and "

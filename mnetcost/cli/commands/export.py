@@ -56,8 +56,10 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
       mnetcost export --run runs/fmp-a0.25-d2 --int8 --out fmp.int8.onnx
     """
     from mnetcost.files import check_target
+    from mnetcost.identity import check_not_run_file
 
     check_target(out, "--out")
+    check_not_run_file(out, "--out")  # never a run's checkpoint, metrics or config, --run's own or another's
     if run_dir is not None:
         given = [name for name in _MODEL_OPTIONS if is_given(ctx, name)]
         if given:

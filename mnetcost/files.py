@@ -39,7 +39,8 @@ def atomic_write(path: Path | str, write: Callable[[io.BufferedWriter], None]) -
 
 def check_target(path: Path | str, option: str = "--out") -> Path:
     """Validate an output path before any work, as the write will need it: not a directory nor a
-    device, pipe or other non-regular file (a rename would replace it), its folder exists, is a
+    device, pipe or other non-regular file (a rename would replace it), not one of a training
+    run's own files (:func:`mnetcost.identity.check_not_run_file`), its folder exists, is a
     folder, and takes a new file — tried by creating and removing an empty temporary file there,
     since permission bits say nothing for root or under /proc and /sys. Errors are one line
     naming ``option``; nothing is left behind."""
@@ -68,6 +69,9 @@ def check_target(path: Path | str, option: str = "--out") -> Path:
                             f"{exc.strerror or type(exc).__name__}") from None
     os.close(handle)
     os.unlink(probe)
+    from mnetcost.identity import check_not_run_file
+
+    check_not_run_file(target, option)  # never a training run's checkpoint, metrics or config
     return target
 
 

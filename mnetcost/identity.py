@@ -137,7 +137,7 @@ def recipe_of(options: dict, spec_toml: str | None = None, legacy: bool = True) 
         if value is None and legacy and key in LEGACY:
             value = LEGACY[key]
         recipe[key] = value
-    recipe["variant"] = str(recipe["variant"]) if recipe["variant"] is not None else None
+    recipe["variant"] = recipe["variant"] if isinstance(recipe["variant"], str) and recipe["variant"] else None
     recipe["spec"] = spec_digest(spec_toml if spec_toml is not None else options.get("spec_toml")) \
         or (options.get("spec") if str(options.get("spec", "")).startswith("sha256:") else None)
     for key in ("alpha", "lr", "dropout"):
@@ -146,18 +146,37 @@ def recipe_of(options: dict, spec_toml: str | None = None, legacy: bool = True) 
         recipe[key] = _int(recipe[key])
     recipe["resolution"] = _resolution(recipe["resolution"])
     recipe["augment"] = recipe["augment"] if isinstance(recipe["augment"], bool) else None
+    for key in ("fmp_mode", "bn_stats"):
+        recipe[key] = recipe[key] if isinstance(recipe[key], str) else None
     if recipe["bn_stats"] == "running":
         recipe["bn_batches"] = 0
     return recipe
 
 
+def _floats(values) -> list | None:
+    """A list of finite numbers (per-channel statistics), else None."""
+    try:
+        values = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+    return values if values and all(math.isfinite(v) for v in values) else None
+
+
+def _strings(values) -> list | None:
+    if isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values):
+        return list(values)
+    return None
+
+
 def data_of(source: str | None, *, name: str | None = None, fingerprint: str | None = None, class_names=None,
             train_images: int | None = None, test_images: int | None = None, mean=None, std=None) -> dict:
-    return {"source": str(source) if source is not None else None, "name": name or name_of(source),
-            "fingerprint": fingerprint, "class_names": list(class_names) if class_names is not None else None,
-            "train_images": _int(train_images), "test_images": _int(test_images),
-            "mean": [float(v) for v in mean] if mean is not None else None,
-            "std": [float(v) for v in std] if std is not None else None}
+    """The ``data`` part of an identity; a value of the wrong kind is taken as not recorded."""
+    source = str(source) if isinstance(source, (str, Path)) and str(source) else None
+    return {"source": source, "name": name if isinstance(name, str) and name else name_of(source),
+            "fingerprint": fingerprint if isinstance(fingerprint, str) and fingerprint else None,
+            "class_names": _strings(class_names), "train_images": _int(train_images),
+            "test_images": _int(test_images), "mean": _floats(mean) if mean is not None else None,
+            "std": _floats(std) if std is not None else None}
 
 
 def new_identity(options: dict, data: dict, run_id: str | None, spec_toml: str | None = None,
@@ -172,10 +191,13 @@ def from_json(block: dict) -> RunIdentity:
     if not isinstance(block, dict) or block.get("format") != IDENTITY_FORMAT \
             or not isinstance(block.get("recipe"), dict) or not isinstance(block.get("data"), dict):
         raise ValueError("not a run identity of format 1")
-    recipe = {**recipe_of(block["recipe"], legacy=False), "spec": block["recipe"].get("spec")}
+    spec = block["recipe"].get("spec")
+    recipe = {**recipe_of(block["recipe"], legacy=False), "spec": spec if isinstance(spec, str) and spec else None}
     data = data_of(block["data"].get("source"), **{key: block["data"].get(key) for key in DATA if key != "source"})
-    return RunIdentity(recipe=recipe, data=data, seed=_int(block.get("seed")), run_id=block.get("run_id"),
-                       note=block.get("note"))
+    run_id, note = block.get("run_id"), block.get("note")
+    return RunIdentity(recipe=recipe, data=data, seed=_int(block.get("seed")),
+                       run_id=run_id if isinstance(run_id, str) and run_id else None,
+                       note=note if isinstance(note, str) else None)
 
 
 def from_config(stored: dict) -> RunIdentity:
@@ -203,7 +225,8 @@ def from_summary(summary: dict) -> RunIdentity:
     """What a ``summary.json`` alone says (a run folder without its config.json)."""
     options = {**summary, "epochs": summary.get("epochs_planned")}
     data = data_of(summary.get("dataset_source"), name=summary.get("dataset") if isinstance(summary.get("dataset"), str)
-                   else None, train_images=summary.get("train_images"), test_images=summary.get("test_images"))
+                   else None, fingerprint=summary.get("dataset_fingerprint"), train_images=summary.get("train_images"),
+                   test_images=summary.get("test_images"))
     return RunIdentity(recipe=recipe_of(options), data=data, seed=_int(summary.get("seed")),
                        run_id=summary.get("run_id") if isinstance(summary.get("run_id"), str) else None,
                        origin="summary.json")

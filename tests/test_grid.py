@@ -213,6 +213,20 @@ def test_a_failing_run_is_reported_and_the_others_go_on(data_root, cache, tmp_pa
     assert item["result"] == "failed" and item["returncode"] == 2 and "--resolution 16" in item["message"]
 
 
+def test_a_run_killed_by_a_signal_is_reported_with_the_signal(tmp_path):
+    """A train killed by SIGKILL (the kernel out of memory, a scheduler's limit) is reported as
+    killed, by which signal, not with its last progress line."""
+    fake = tmp_path / "python"  # stands in for `python -m mnetcost train`: one progress line, then killed
+    fake.write_text("#!/bin/sh\necho 'epoch 3/30: loss 1.2041, train 55.00%' >&2\nkill -9 $$\n")
+    fake.chmod(0o755)
+    task = G.make_task(G.Run(G.Configuration("base", 0.25, 2), 0, 10, "cifar10"), tmp_path / "grid", "cifar10", [], 1)
+    task.python = str(fake)
+    outcome = G.run_one(task)
+    assert (outcome["result"], outcome["returncode"]) == ("failed", -9)
+    assert outcome["message"].startswith("killed by signal 9 (SIGKILL)") and "epoch 3/30" not in outcome["message"]
+    assert "epoch 3/30" in (tmp_path / "grid" / "logs" / "cifar10" / "base-a0.25-d2-s0.log").read_text()
+
+
 def test_a_run_held_by_another_process_is_taken_not_failed(tmp_path):
     out = tmp_path / "grid"
     folder = out / "cifar10" / "fmp-a0.25-d2-s0"

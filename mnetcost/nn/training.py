@@ -419,8 +419,8 @@ def check_checkpoint(checkpoint: dict, stored: dict, path: Path, purpose: str = 
     mine = ID.from_config(stored)
     options = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else {}
     theirs = ID.from_options(options, run_id=checkpoint.get("run_id"), origin="checkpoint")
-    if theirs.run_id or checkpoint["format"] >= 2:
-        if theirs.run_id != mine.run_id:
+    if theirs.run_id or checkpoint["format"] >= 2:  # a run id on either side: the two must name one run
+        if not (theirs.run_id and mine.run_id and ID.compare(mine, theirs, "same-run").same):
             raise RunError(f"{path} belongs to another run (run id {theirs.run_id}), not to the run in {path.parent} "
                            f"(run id {mine.run_id}); refusing to {purpose}")
     else:

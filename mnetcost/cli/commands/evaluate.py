@@ -29,9 +29,14 @@ from mnetcost.cli.options import POSITIVE, fail, format_option, require_deploy, 
 def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batch_size, limit, threads, fmt):
     """Test-set accuracy of a trained run: its checkpoint in PyTorch (--run DIR) and ONNX files
     in ONNX Runtime (--run DIR --onnx FILE ...), on the same images with the same preprocessing
-    (the per-channel mean and std of the run's training images). FMP layers use their fixed
-    evaluation draw in both. JSON: one object per evaluation (a list for several) with at least
-    runtime, dtype, accuracy, images.
+    (the per-channel mean and std of the run's training images, as the run recorded them). FMP
+    layers use their fixed evaluation draw in both. JSON: one object per evaluation (a list for
+    several) with at least runtime, dtype, accuracy, images.
+
+    Everything is checked against the run first (exit 2, one line): the checkpoint must be the
+    run's own (its run id), an ONNX file must be a model `mnetcost export --run` wrote from this
+    run (its metadata), and a --dataset must have the run's classes: listed in another order, its
+    labels are mapped to the run's by class name (said on stderr); other classes are refused.
 
     \b
     Examples:

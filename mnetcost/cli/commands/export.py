@@ -47,7 +47,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
     fresh model (--variant/--alpha/--delta/--classes/--resolution, initial weights) or a trained
     run (--run DIR: its best checkpoint, everything else from the run's config). --int8 quantizes
     statically, calibrated on --calibration-images training images of --dataset (the run's dataset
-    by default), preprocessed with the run's mean and std.
+    by default), preprocessed with the run's mean and std. The checkpoint must be the run's own
+    (its run id); --out may not name a run's own file (best.pt, config.json, ...).
 
     \b
     Examples:
@@ -56,10 +57,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
       mnetcost export --run runs/fmp-a0.25-d2 --int8 --out fmp.int8.onnx
     """
     from mnetcost.files import check_target
-    from mnetcost.identity import check_not_run_file
 
-    check_target(out, "--out")
-    check_not_run_file(out, "--out")  # never a run's checkpoint, metrics or config, --run's own or another's
+    check_target(out, "--out")  # also never a run's checkpoint, metrics or config, --run's own or another's
     if run_dir is not None:
         given = [name for name in _MODEL_OPTIONS if is_given(ctx, name)]
         if given:

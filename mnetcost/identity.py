@@ -281,13 +281,13 @@ def data_fingerprint(source: str | None) -> str | None:
 
     * ``cifar10``/``cifar100``: ``official:<name>`` (every download is checked against the
       official MD5 sum, so the name fixes the content);
-    * a file (an archive): ``sha256:<hex>`` of its bytes (the 18.5 MB cifar10-jpeg.tar.xz: about
-      0.05 s);
+    * a file (an archive): ``sha256:<hex>`` of its bytes (the 18.5 MB cifar10-jpeg.tar.xz: 0.04 s
+      from the page cache, 0.3 s from disk, on a loaded 2-core machine);
     * a folder (an extracted official folder, an image tree): ``tree-sha256:<hex>`` over every
       file's relative path and size, and the bytes of the files of at most 200 MB together that
       hold the data in few files (the official batch files); hidden files do not count. Editing
       an image without changing its size is not seen; moving or copying the folder changes
-      nothing.
+      nothing. (That archive extracted, 60,000 JPEG files: about 1 s.)
 
     Computed once per process and file state."""
     if source is None:
@@ -304,14 +304,15 @@ def data_fingerprint(source: str | None) -> str | None:
             return _FINGERPRINTS[key]
         if path.is_dir():
             entries = []
-            for folder, dirs, files in os.walk(path):
+            root = str(path)
+            for folder, dirs, files in os.walk(root):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if name.startswith("."):
-                        continue
-                    full = Path(folder) / name
-                    stat = full.stat()
-                    entries.append((full.relative_to(path).as_posix(), stat.st_size, stat.st_mtime_ns))
+                prefix = os.path.relpath(folder, root).replace(os.sep, "/") + "/" if folder != root else ""
+                with os.scandir(folder) as listing:
+                    stats = {entry.name: entry.stat() for entry in listing
+                             if entry.is_file() and not entry.name.startswith(".")}
+                for name in sorted(stats):
+                    entries.append((prefix + name, stats[name].st_size, stats[name].st_mtime_ns))
             key = (str(path.resolve()), tuple(entries))
             if key not in _FINGERPRINTS:
                 digest = hashlib.sha256()

@@ -485,8 +485,8 @@ def pool(items: list, identity_of, name_of_item=lambda item: str(item)) -> list[
                 if twin is not None:
                     candidate.left_out.append((item, f"a copy of {name_of_item(twin)} (run id {mine.run_id})"))
                     break
-                twin = next((m for m in candidate.members if mine.seed is not None and identity_of(m).seed == mine.seed),
-                            None)
+                twin = next((m for m in candidate.members
+                             if mine.seed is not None and identity_of(m).seed == mine.seed), None)
                 if twin is not None:
                     candidate.left_out.append((item, f"seed {mine.seed} again (counted once, as {name_of_item(twin)})"))
                     break

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -189,7 +188,8 @@ def grid_root(runs):
 def grid_state(root, data, *extra):
     result = CliRunner().invoke(main, ["grid", "--variant", "base", "--alpha", "0.25", "--delta", "1", "--dataset",
                                        str(data), "--batch-size", "32", "--bn-batches", "2", "--epochs", "2",
-                                       "--lr", "0.003", "--out", str(root), "--dry-run", "--format", "json", *map(str, extra)])
+                                       "--lr", "0.003", "--out", str(root), "--dry-run", "--format", "json",
+                                       *map(str, extra)])
     assert result.exit_code == 0, result.output
     (item,) = json.loads(result.stdout)
     return item
@@ -360,7 +360,8 @@ def test_an_onnx_file_of_another_model_or_run_is_refused(runs, tmp_path):
     line = one_line(cli("evaluate", "--run", run, "--onnx", mp3, "--data-dir", cache))
     assert "variant 'base' (run) vs 'mp3' (file)" in line
     theirs = tmp_path / "s1.onnx"
-    assert cli("export", "--run", runs["s1"], "--out", theirs, "--data-dir", cache, "--check-images", "2").exit_code == 0
+    exported = cli("export", "--run", runs["s1"], "--out", theirs, "--data-dir", cache, "--check-images", "2")
+    assert exported.exit_code == 0, exported.output
     line = one_line(cli("evaluate", "--run", run, "--onnx", theirs, "--data-dir", cache))
     assert "run id" in line
     rows = evaluate_json("--run", runs["s1"], "--torch", "--onnx", theirs, "--data-dir", cache)  # its own run's

@@ -14,9 +14,9 @@ Preprocessing is training's: ``x * scale + shift`` per channel in float32 with `
 std)`` and ``shift = -mean / std``, where mean and std are the per-channel statistics of the run's
 **training** images (:func:`mnetcost.nn.training.channel_stats`), also when another ``--dataset``
 is evaluated: the ones the run recorded (:func:`run_normalization`; runs written before mnetcost
-recorded them are measured on the run's training data). Fractional max pooling uses its fixed evaluation draw (draw 0), in PyTorch and in the
-exported file alike; a run trained with ``--test-draws N`` reports the N-draw average in its
-summary instead.
+recorded them are measured on the run's training data). Fractional max pooling uses its fixed
+evaluation draw (draw 0), in PyTorch and in the exported file alike; a run trained with
+``--test-draws N`` reports the N-draw average in its summary instead.
 """
 from __future__ import annotations
 
@@ -168,7 +168,8 @@ def run_normalization(run: Run, data_dir=None, given=None) -> tuple[Normalizatio
     is the same data as far as the run records it: name, classes and sizes)."""
     data = run.identity.data if run.identity else {}
     if data.get("mean") is not None and data.get("std") is not None:
-        return Normalization(np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"], dtype=np.float64)), None
+        recorded = Normalization(np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"], dtype=np.float64))
+        return recorded, None
     try:
         return normalization_of(run_dataset(run, data_dir).train_x), None
     except MnetcostError as exc:

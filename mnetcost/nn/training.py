@@ -71,7 +71,7 @@ from mnetcost import identity as ID
 from mnetcost.nn import distributed as D
 from mnetcost.nn.datasets import Dataset
 from mnetcost.errors import MnetcostError
-from mnetcost.files import LOCK_NAME, atomic_write, json_safe, json_text
+from mnetcost.files import LOCK_NAME, atomic_write, json_text
 from mnetcost.nn.fmp import predict_averaged
 from mnetcost.nn.models import set_depthwise
 

@@ -20,6 +20,7 @@ from mnetcost.analysis import grid as G
 from mnetcost.calculator.cost import network_cost
 from mnetcost.calculator.resolver import resolve
 from mnetcost.cli import main
+from mnetcost.errors import MnetcostError
 from mnetcost.files import lock_holder, run_lock
 
 from cifar_helpers import tiny_official_folder
@@ -292,6 +293,8 @@ def test_cli_shards_split_the_paper_grid(tmp_path):
 def test_slurm_array_variables_choose_the_shard(env, shard, tmp_path):
     assert G.shard_from_env(env) == shard
     assert G.shard_from_env({}) is None
+    with pytest.raises(MnetcostError, match="in ASCII digits"):  # fullwidth or Arabic-Indic digits are refused
+        G.shard_from_env({**env, "SLURM_ARRAY_TASK_ID": "５"})
     args = ("--paper-tables", "4,5,6", "--out", tmp_path / "g")
     from_env = dry_run(*args, env={**no_slurm(), **env})
     explicit = dry_run(*args, "--shard", f"{shard[0]}/{shard[1]}", env=no_slurm())
@@ -401,6 +404,9 @@ def test_names_and_parsers():
     (("--paper-tables", "7"), "4, 5 and 6"),
     (("--paper-tables", "4", "--shard", "3/3"), "INDEX must be below COUNT"),
     (("--paper-tables", "4", "--shard", "a/b"), "INDEX/COUNT"),
+    (("--paper-tables", "4", "--shard", "１/2"), "INDEX/COUNT in ASCII digits"),  # fullwidth: was shard 1 of 2
+    (("--paper-tables", "4", "--shard", "0/٢"), "INDEX/COUNT in ASCII digits"),
+    (("--paper-tables", "4", "--shard", "0/2/3"), "INDEX/COUNT"),
     (("--paper-tables", "4", "--seeds", "3-1"), "ends before it starts"),
     (("--paper-tables", "4", "--seeds", "x"), "seed"),
     ((), "which runs?"),

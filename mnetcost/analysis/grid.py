@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from mnetcost import identity as ID
+from mnetcost.calculator.params import parse_int
 from mnetcost.errors import MnetcostError
 
 STATES = ("done", "partial", "todo", "running", "blocked")
@@ -168,8 +169,6 @@ def plan_runs(configs: list[Configuration], seeds: list[int], classes: int, data
 
 def parse_seeds(text: str) -> list[int]:
     """``0``, ``0,1,2`` or ``0-4`` (both ends included), in order, duplicates removed."""
-    from mnetcost.calculator.params import parse_int
-
     values: dict[int, None] = {}
     for item in str(text).split(","):
         item = item.strip()
@@ -202,11 +201,16 @@ def parse_tables(text: str) -> list[int]:
 
 # --- shards -----------------------------------------------------------------------------------------
 def parse_shard(text: str) -> tuple[int, int]:
-    """``INDEX/COUNT`` with 0 <= INDEX < COUNT."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not match:
-        raise ValueError(f"shard must be INDEX/COUNT with 0-based INDEX (e.g. 0/4), got {text!r}")
-    index, count = int(match.group(1)), int(match.group(2))
+    """``INDEX/COUNT`` with 0 <= INDEX < COUNT, in ASCII digits (as every integer option:
+    :func:`~mnetcost.calculator.params.parse_int`; ``１/2`` and ``١/٢`` are refused)."""
+    parts = str(text).split("/")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        index, count = parse_int(parts[0], "shard INDEX", 0), parse_int(parts[1], "shard COUNT", 0)
+    except ValueError:
+        raise ValueError(f"shard must be INDEX/COUNT in ASCII digits with 0-based INDEX (e.g. 0/4), "
+                         f"got {text!r}") from None
     if count < 1:
         raise ValueError(f"shard COUNT must be at least 1, got {text!r}")
     if index >= count:
@@ -225,10 +229,11 @@ def shard_from_env(env: dict | None = None) -> tuple[int, int] | None:
     values = {}
     for name in names:
         text = env.get(name, {"SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "1"}.get(name))
-        if text is None or not str(text).strip().isdigit():
-            raise MnetcostError(f"{name}={text!r}: a SLURM job array needs integer {', '.join(names[:3])} "
-                                "(or give --shard INDEX/COUNT)")
-        values[name] = int(text)
+        try:
+            values[name] = parse_int(str(text), name, 0)
+        except ValueError:
+            raise MnetcostError(f"{name}={text!r}: a SLURM job array needs integer {', '.join(names[:3])} in ASCII "
+                                "digits (or give --shard INDEX/COUNT)") from None
     task, count, low, step = (values[name] for name in names)
     step = max(step, 1)
     if task < low or (task - low) % step or (task - low) // step >= count:

@@ -164,15 +164,16 @@ def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
 
 # --- the vectorised sweep ----------------------------------------------------------------------
 def parse_variants(text: str) -> list[str]:
-    """``all``, one variant, or a comma list (names or spec paths), duplicates removed."""
-    from mnetcost.calculator.spec import BUILTIN_VARIANTS
+    """``all`` (the paper's three variants), one variant, or a comma list (names or spec paths),
+    duplicates removed."""
+    from mnetcost.calculator.spec import PAPER_VARIANTS
 
     items = [item.strip() for item in str(text).split(",")]
     if any(not item for item in items):
         raise MnetcostError(f"--variant has an empty item: {text!r}")
     variants: list[str] = []
     for item in items:
-        for name in (BUILTIN_VARIANTS if item == "all" else (item,)):
+        for name in (PAPER_VARIANTS if item == "all" else (item,)):
             if name not in variants:
                 variants.append(name)
     return variants
@@ -292,22 +293,40 @@ def _overflow_skip(variant, classes, resolution, grid_alpha, grid_delta, exact) 
                       f"{float(alphas[first]):g}, delta {int(deltas[first])}); `mnetcost table` gives them exactly"}
 
 
-def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), convention="paper",
-             rounding: str = "truncate", dtype: str = "fp32") -> Sweep:
-    """Price every combination. A (variant, classes, resolution) whose plan fails (input too
-    small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``."""
+def _values(values, what: str) -> list:
+    """A sweep's list of values: any iterable (a list, a numpy array, a pandas column), not a
+    string or a single number. (A sweep's resolutions are square: one integer each.)"""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"{what} must be a list of values, got {values!r}")
+    return list(values.tolist() if hasattr(values, "tolist") else values)
+
+
+def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, convention="paper",
+             rounding: str | None = None, dtype: str = "fp32") -> Sweep:
+    """Price every combination. ``classes_list``, ``resolutions`` and ``rounding`` None: each
+    variant's own (10, 32 and truncate for the paper's variants; 1,000, 224 and divisible8 for
+    MobileNetV2/V3). Every alpha, delta, number of classes and resolution is checked as
+    :func:`~mnetcost.calculator.resolver.resolve` checks it (numpy scalars accepted; a bad value
+    raises the same ConfigError before any work). A (variant, classes, resolution) whose plan fails
+    (input too small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``."""
     import numpy as np
 
     from mnetcost.calculator.cost import get_convention
     from mnetcost.calculator.memory import get_dtype, sweep_costs
-    from mnetcost.calculator.resolver import ROUNDINGS, plan, resolve_arrays
+    from mnetcost.calculator.resolver import ROUNDINGS, as_alpha, as_count, plan, resolve_arrays
     from mnetcost.calculator.spec import load_spec
 
     conv = get_convention(convention)
     precision = get_dtype(dtype)
-    if rounding not in ROUNDINGS:
+    if rounding is not None and rounding not in ROUNDINGS:
         raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     variants = list(variants)
+    alphas = [as_alpha(alpha) for alpha in _values(alphas, "alphas")]
+    deltas = [as_count(delta, "delta") for delta in _values(deltas, "deltas")]
+    if classes_list is not None:
+        classes_list = [as_count(classes, "classes") for classes in _values(classes_list, "classes_list")]
+    if resolutions is not None:
+        resolutions = [as_count(resolution, "resolution") for resolution in _values(resolutions, "resolutions")]
     grid_alpha, grid_delta = np.meshgrid(np.asarray(alphas, dtype=np.float64),
                                          np.asarray(deltas, dtype=np.int64), indexing="ij")
     grid_alpha, grid_delta = grid_alpha.ravel(), grid_delta.ravel()
@@ -319,11 +338,12 @@ def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), co
     evaluated = 0
     specs = {variant: load_spec(variant) for variant in variants}  # a bad variant fails before any work
     for number, variant in enumerate(variants):
-        for classes in classes_list:
-            for resolution in resolutions:
+        spec = specs[variant]
+        for classes in (classes_list if classes_list is not None else (spec.classes,)):
+            for resolution in (resolutions if resolutions is not None else (spec.resolution,)):
                 evaluated += size
                 try:
-                    the_plan = plan(specs[variant], classes, resolution)
+                    the_plan = plan(spec, classes, resolution)
                 except ConfigError as exc:
                     skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
                                     "resolution": resolution, "count": size, "reason": str(exc)})
@@ -349,12 +369,13 @@ def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), co
                     unique, first, counts = np.unique(alpha_at[bad], return_index=True, return_counts=True)
                     for alpha, at, count in zip(unique, bad[first], counts):
                         layer = layers[int(zero[at])]
-                        width = the_plan.layers[int(zero[at])].out_ch.width
+                        width = getattr(the_plan.layers[int(zero[at])].out_ch, "width", None)
+                        rule = rounding if rounding is not None else spec.rounding
                         skipped.append({
                             "variant": variant, "alpha": float(alpha), "delta": None, "classes": classes,
                             "resolution": resolution, "count": int(count), "layer": layer.name,
                             "reason": f"layer {layer.name} would have 0 channels"
-                                      + (f" ({rounding} {width} × {float(alpha):g} < 1)" if width else ""),
+                                      + (f" ({rule} {width} × {float(alpha):g} < 1)" if width else ""),
                         })
                 count = int(ok.sum())
                 if not count:
@@ -399,14 +420,16 @@ def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
 
 # --- known accuracy and the front --------------------------------------------------------------
 def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
-    """Per row: the highest known accuracy (NaN if none), its source, and the paper's accuracy.
-    A result matches a row with the same variant (as given), alpha (to 9 decimals), delta,
-    classes and resolution. Vectorised over rows, one pass per known result."""
+    """Per row: the accuracy that stands for it (NaN if none), its source, and the paper's printed
+    accuracy. A training run's accuracy stands where one exists (the highest of the runs for that
+    configuration, its source the run's name), whether or not the paper printed a higher one; else
+    the paper's (source ``paper``). A result matches a row with the same variant (as given), alpha
+    (to 9 decimals), delta, classes and resolution. Vectorised over rows, one pass per result."""
     import numpy as np
 
-    accuracy = np.full(len(sweep), np.nan)
+    run_accuracy = np.full(len(sweep), np.nan)
     paper_accuracy = np.full(len(sweep), np.nan)
-    source = np.full(len(sweep), "", dtype=object)
+    run_source = np.full(len(sweep), "", dtype=object)
     alphas = np.round(sweep.alpha, 9)
     for result in known:
         if result.variant not in sweep.variants:
@@ -417,9 +440,13 @@ def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
             & (sweep.resolution == result.resolution))
         if result.source == "paper":
             paper_accuracy[rows] = result.accuracy
-        better = rows[~(accuracy[rows] >= result.accuracy)]  # NaN (unknown) compares False
-        accuracy[better] = result.accuracy
-        source[better] = result.source
+            continue
+        better = rows[~(run_accuracy[rows] >= result.accuracy)]  # NaN (no run yet) compares False
+        run_accuracy[better] = result.accuracy
+        run_source[better] = result.source
+    from_run = ~np.isnan(run_accuracy)
+    accuracy = np.where(from_run, run_accuracy, paper_accuracy)
+    source = np.where(from_run, run_source, np.where(np.isnan(paper_accuracy), "", "paper")).astype(object)
     return accuracy, source, paper_accuracy
 
 

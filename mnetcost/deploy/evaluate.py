@@ -93,11 +93,13 @@ def run_model(run: Run):
     c = run.config
     model = build_model(model_spec(c), alpha=c.alpha, delta=c.delta, classes=c.classes, resolution=tuple(c.resolution),
                         dropout=c.dropout, fmp_seed=c.seed, fmp_mode=c.fmp_mode)
-    try:
-        model.load_state_dict(run.state)
-    except RuntimeError as exc:
+    from mnetcost.nn.training import state_mismatch
+
+    mismatch = state_mismatch(model, run.state)
+    if mismatch:
         raise MnetcostError(f"{run.path / (run.checkpoint + '.pt')}: the weights do not fit the run's model "
-                            f"({str(exc).splitlines()[0][:160]})") from None
+                            f"({c.variant} α={c.alpha:g} δ={c.delta}, {c.classes} classes): {mismatch}")
+    model.load_state_dict(run.state)
     return model.eval()
 
 

@@ -310,6 +310,31 @@ def load_checkpoint(path: Path) -> dict:
         raise RunError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
 
 
+def state_mismatch(model, state) -> str | None:
+    """What keeps ``state`` (a checkpoint's ``model`` entry) from loading into ``model``, in one
+    line a person can act on: the weights missing from it, those the model does not have, and
+    those of another shape (``conv1.conv.weight: 32×3×3×3 in the file, 8×3×3×3 in the model``),
+    a few of each named and the rest counted; None when it fits."""
+    if not isinstance(state, dict):
+        return f"the file holds a {type(state).__name__}, not a dict of weights"
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    reshaped = [f"{key}: {'×'.join(map(str, getattr(state[key], 'shape', ()))) or 'a scalar'} in the file, "
+                f"{'×'.join(map(str, value.shape)) or 'a scalar'} in the model"
+                for key, value in expected.items() if key in state
+                and tuple(getattr(state[key], "shape", ())) != tuple(value.shape)]
+
+    def some(items: list[str], shown: int = 3) -> str:
+        return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+    parts = [f"{len(reshaped)} of {len(expected)} weights have another shape ({some(reshaped, 2)})" if reshaped else "",
+             f"{len(missing)} of the model's weights are missing ({some(missing)})" if missing else "",
+             f"{len(unexpected)} weights are not the model's ({some(unexpected)})" if unexpected else ""]
+    text = "; ".join(part for part in parts if part)
+    return text or None
+
+
 # --- what a folder holds ------------------------------------------------------------------------
 def is_temporary(name: str) -> bool:
     """A temporary file of ``atomic_write`` for one of the run's files (a killed write leaves one)."""
@@ -821,13 +846,16 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
     data = DeviceData.from_dataset(dataset, device, (identity.data["mean"], identity.data["std"]))
     trainer = Trainer(model, data, config, device, dist)
     if checkpoint is not None:
+        mismatch = state_mismatch(trainer.net, checkpoint.get("model"))
+        if mismatch:
+            raise RunError(f"{out / 'last.pt'} does not fit the model of the run in {out}: {mismatch}")
         try:
             trainer.net.load_state_dict(checkpoint["model"])
             trainer.optimizer.load_state_dict(checkpoint["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
+        except (RuntimeError, ValueError, KeyError) as exc:  # the optimizer's state: its own message, whole
             detail = " ".join(str(exc).split())
-            raise RunError(f"{out / 'last.pt'} does not fit the model of the run in {out}: "
-                           f"{detail[:300]}") from None
+            raise RunError(f"{out / 'last.pt'}: the optimizer state does not fit the run in {out} "
+                           f"({type(exc).__name__}: {detail})") from None
         states = checkpoint["rng"]
         if len(states) != dist.world:
             raise RunError(f"{out / 'last.pt'} was written by {len(states)} processes, now {dist.world}")

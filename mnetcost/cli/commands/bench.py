@@ -114,21 +114,20 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
 
     from mnetcost.cli.render import Column, View, emit, millions
 
-    rows = [{
-        "runtime": r["runtime"], "variant": r["variant"], "alpha": f"{r['alpha']:g}", "delta": r["delta"],
-        "mult_adds": millions(r["mult_adds"]),
-        "latency_ms": f"{r['latency_ms']:.3f}",
-        "spread": f"{r['latency_ms_p10']:.3f}–{r['latency_ms_p90']:.3f}",
-        "images_per_s": "" if r["images_per_s"] is None else f"{r['images_per_s']:,.0f}",
-        "gmacs_per_s": f"{r['gmacs_per_s']:.2f}",
-    } for r in result["results"]]
-    columns = [Column("runtime", "runtime")] if len(runtimes) > 1 else []
-    columns += [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True),
-               Column("mult_adds", "Mult-Adds", True), Column("latency_ms", "ms/img", True),
-               Column("spread", "p10–p90", True)]
-    if batch_size > 1:
-        columns.append(Column("images_per_s", f"img/s@{batch_size}", True))
-    columns.append(Column("gmacs_per_s", "GMAC/s", True))
+    rows = [{**r, "spread": (r["latency_ms_p10"], r["latency_ms_p90"])} for r in result["results"]]
+    milliseconds = "{:.3f}".format
+    columns = [Column("runtime", "runtime", show=len(runtimes) > 1), Column("variant", "variant"),
+               Column("alpha", "α", True, format="{:g}".format), Column("delta", "δ", True),
+               Column("mult_adds", "Mult-Adds", True, format=millions),
+               Column("latency_ms", "ms/img", True, format=milliseconds, csv="latency_ms_per_image"),
+               Column("spread", "p10–p90", True, format=lambda pair: f"{pair[0]:.3f}–{pair[1]:.3f}", csv=None),
+               Column("latency_ms_p10", "p10", csv="latency_ms_per_image_p10", show=False),
+               Column("latency_ms_p90", "p90", csv="latency_ms_per_image_p90", show=False),
+               Column("images_per_s", f"img/s@{batch_size}", True, format="{:,.0f}".format,
+                      csv=f"images_per_s_at_batch_{batch_size}"),
+               Column("gmacs_per_s", "GMAC/s", True, format="{:.2f}".format)]
+    if batch_size <= 1:  # no throughput measured
+        columns = [c for c in columns if c.key != "images_per_s"]
     title = (f"Inference on {result['device']} ({result['device_name']}), {result['threads']} threads, "
              f"torch {result['torch']}" + (f", onnxruntime {result['onnxruntime']}" if "onnxruntime" in result else ""))
     notes = [f"ms/img: median latency at batch 1 of {repeats} timed passes after {warmup} warm-up passes "

@@ -113,13 +113,12 @@ def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batc
 
     from mnetcost.cli.render import Column, View, emit
 
-    rows = [{"runtime": r["runtime"], "dtype": r["dtype"], "model": r["onnx"] or f"{r['checkpoint']}.pt",
-             "accuracy": f"{100 * r['accuracy']:.2f} %", "correct": r["correct"], "images": r["images"],
-             "seconds": f"{r['seconds']:.1f}"} for r in results]
+    rows = [{**r, "model": r["onnx"] or f"{r['checkpoint']}.pt"} for r in results]
     view = View(title=f"Test accuracy of {run_dir} on {data.name} ({len(labels):,} images)",
                 columns=[Column("runtime", "runtime"), Column("dtype", "dtype"), Column("model", "model"),
-                         Column("accuracy", "accuracy", True), Column("correct", "correct", True),
-                         Column("images", "images", True), Column("seconds", "s", True)],
+                         Column("accuracy", "accuracy", True, format=lambda a: f"{100 * a:.2f} %"),
+                         Column("correct", "correct", True), Column("images", "images", True),
+                         Column("seconds", "s", True, format="{:.1f}".format)],
                 rows=rows,
                 notes=["Same images, same preprocessing (the run's training mean and std); FMP layers use "
                        "their fixed evaluation draw."])

@@ -102,8 +102,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
 
 
 def _emit(fmt: str, record: dict) -> None:
-    from mnetcost.calculator.memory import format_bytes
-    from mnetcost.cli.render import Column, View, emit
+    from mnetcost.calculator.memory import exact_bytes
+    from mnetcost.cli.render import Column, View, emit, record_view
 
     meta = record["metadata"]
     weights = record["file_weights"]
@@ -137,14 +137,12 @@ def _emit(fmt: str, record: dict) -> None:
                                         f"{weights['int32_bias_elements']:,} int32 biases "
                                         f"(deploy convention: {record['deploy_params']:,} params)"))
         stored = weights["weight_storage_bytes"]
-        rows.append(("weight bytes", f"file {stored:,} ({format_bytes(stored)}: "
-                                     f"weights+biases {weights['weight_bytes']:,}, scales {weights['scale_bytes']:,}, "
-                                     f"zero points {weights['zero_point_bytes']:,}); engine int8 "
-                                     f"{record['engine_weight_bytes']['int8']:,} "
-                                     f"({format_bytes(record['engine_weight_bytes']['int8'])})"))
+        rows.append(("weight bytes", f"file {exact_bytes(stored)}: weights+biases {weights['weight_bytes']:,}, "
+                                     f"scales {weights['scale_bytes']:,}, zero points {weights['zero_point_bytes']:,}; "
+                                     f"engine int8 {exact_bytes(record['engine_weight_bytes']['int8'])}"))
     view = View(title="ONNX export", columns=[Column("quantity", "quantity", wrap=False), Column("value", "value")],
                 rows=[{"quantity": k, "value": v} for k, v in rows],
                 notes=["The engine counts int8 weights, int32 biases and one fp32 scale per output channel; "
                        "ONNX Runtime's QDQ file also stores the biases' own scales and every zero point."]
                 if record["dtype"] == "int8" else [])
-    emit(fmt, record, [view])
+    emit(fmt, record, [view], csv_view=record_view(record))

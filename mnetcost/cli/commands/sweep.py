@@ -10,21 +10,29 @@ from mnetcost.cli.options import (ALPHA_LIST, CLASSES_LIST, COUNT_SI, DELTA_LIST
 TABLE_LIMIT = 40
 
 
+def _percent(fraction: float) -> str:
+    """An accuracy (a fraction) in percent, as the paper prints it: ``70.2``."""
+    return f"{100 * fraction:.1f}"
+
+
 def _budget(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
 @click.command("sweep")
-@click.option("--variant", "-v", default="all", show_default=True, metavar="all|base,mp3,fmp|PATH",
-              help="Variants to sweep: all, one, or a comma list (names or spec files).")
+@click.option("--variant", "-v", default="all", show_default=True, metavar="all|base,mp3,fmp,mobilenet_v2,...|PATH",
+              help="Variants to sweep: all (the paper's base, mp3 and fmp), one, or a comma list (names, such as "
+                   "mobilenet_v2 or mobilenet_v3_small_fmp, or spec files).")
 @click.option("--alpha", "-a", "alphas", type=ALPHA_LIST, default="0.25,0.5,1", show_default=True,
               help="Width multipliers: comma list and/or start:stop:step ranges (exact decimals).")
 @click.option("--delta", "-d", "deltas", type=DELTA_LIST, default="1,2,4", show_default=True,
               help="Depth multipliers δ (comma list of positive integers).")
-@click.option("--classes", "-c", "classes", type=CLASSES_LIST, default="10", show_default=True,
-              help="Numbers of classes (comma list; 10 = CIFAR-10, 100 = CIFAR-100).")
-@click.option("--resolution", "-r", "resolutions", type=RESOLUTION_LIST, default="32", show_default=True,
-              help="Input sizes in pixels (comma list).")
+@click.option("--classes", "-c", "classes", type=CLASSES_LIST, default=None,
+              help="Numbers of classes (comma list; 10 = CIFAR-10, 100 = CIFAR-100) [default: each variant's "
+                   "own: 10 for base/mp3/fmp, 1000 for mobilenet_v2/v3].")
+@click.option("--resolution", "-r", "resolutions", type=RESOLUTION_LIST, default=None,
+              help="Input sizes in pixels (comma list) [default: each variant's own: 32 for base/mp3/fmp, "
+                   "224 for mobilenet_v2/v3].")
 @click.option("--max-mult-adds", type=COUNT_SI, default=None, metavar="COUNT[K|M|G]",
               help="Keep configurations with at most this many Mult-Adds (SI: 10M = 10,000,000).")
 @click.option("--max-params", type=COUNT_SI, default=None, metavar="COUNT[K|M|G]",
@@ -72,14 +80,16 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     import numpy as np
 
     from mnetcost.calculator.cost import get_convention
-    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.calculator.memory import exact_bytes, format_bytes
+    from mnetcost.cli.commands.table import budget_text as describe_budget
     from mnetcost.cli.render import Column, View, emit, millions
     from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
                                 rows_as_dicts, skipped_notes, sort_order)
 
     from mnetcost.calculator.targets import budgets as memory_budgets
 
-    sram, flash, board = memory_budgets(target, max_peak_memory, max_weight_bytes)  # bad input fails first
+    chosen = memory_budgets(target, max_peak_memory, max_weight_bytes)  # bad input fails first
+    sram, flash, board = chosen.sram_bytes, chosen.flash_bytes, chosen.board
     dtype = memory_dtype(dtype, target)
     variants = parse_variants(variant)
     note_alpha(alphas)
@@ -95,6 +105,17 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     known = [k for k in known if k.source != "paper" or k.variant in BUILTIN_VARIANTS]
 
     result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding, dtype)
+    from mnetcost.calculator.resolver import is_branched, plan
+    from mnetcost.calculator.spec import load_spec
+    from mnetcost.errors import ConfigError
+
+    def branched_spec(variant) -> bool:
+        try:
+            return is_branched([item.layer for item in plan(load_spec(variant)).layers])
+        except ConfigError:  # its own input size is too small: the sweep says so in its notes
+            return False
+
+    branched = any(branched_spec(variant) for variant in variants)
     for line in skipped_notes(result.skipped):
         click.echo(line, err=True)
     if result.evaluated and not len(result) and result.skipped:
@@ -127,29 +148,25 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     conv = get_convention(convention)
     rows = rows_as_dicts(fitting, order, accuracy, source, paper_accuracy, on_front, conv.ops_per_mac)
 
-    multi = len(classes) > 1 or len(resolutions) > 1
-    columns = [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True)]
-    if multi:
-        columns += [Column("classes", "classes", True), Column("resolution", "px", True)]
-    columns += [Column("mult_adds", conv.unit if conv.ops_per_mac == 1 else "Mult-Adds", True),
-                Column("params", "params", True), Column("peak_activation_bytes", f"peak RAM {dtype}", True),
-                Column("weight_bytes", f"weights {dtype}", True), Column("accuracy", "accuracy %", True),
-                Column("source", "source"), Column("front", "front")]
-    table_rows = [{
-        **row,
-        "alpha": f"{row['alpha']:g}",
-        "mult_adds": millions(row["mult_adds"]),
-        "params": millions(row["params"]),
-        "peak_activation_bytes": format_bytes(row["peak_activation_bytes"]),
-        "weight_bytes": format_bytes(row["weight_bytes"]),
-        "accuracy": "" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}",
-        "source": row["accuracy_source"] or "",
-        "front": "★" if row["on_front"] else "",
-    } for row in rows]
+    multi = (len(classes or ()) > 1 or len(resolutions or ()) > 1
+             or len(np.unique(result.classes)) > 1 or len(np.unique(result.resolution)) > 1)
+    columns = [Column("variant", "variant"), Column("alpha", "α", True, format="{:g}".format),
+               Column("delta", "δ", True)]
+    columns += [Column("classes", "classes", True, show=multi), Column("resolution", "px", True, show=multi)]
+    columns += [Column("mult_adds", conv.unit if conv.ops_per_mac == 1 else "Mult-Adds", True, format=millions),
+                *([Column("flops", "FLOPs", show=False)] if conv.ops_per_mac != 1 else []),
+                Column("params", "params", True, format=millions),
+                Column("peak_activation_bytes", f"peak RAM {dtype}", True, format=format_bytes,
+                       csv=f"peak_activation_bytes_{dtype}"),
+                Column("weight_bytes", f"weights {dtype}", True, format=format_bytes, csv=f"weight_bytes_{dtype}"),
+                Column("accuracy", "accuracy %", True, format=_percent),
+                Column("accuracy_source", "source"),
+                Column("paper_accuracy", "paper %", True, format=_percent, show=runs_dir is not None),
+                Column("on_front", "front", format=lambda on: "★" if on else "")]
     budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
                f"params ≤ {_budget(max_params)}" if max_params is not None else "",
-               f"peak RAM ≤ {format_bytes(sram)}" if sram is not None else "",
-               f"weights ≤ {format_bytes(flash)}" if flash is not None else ""]
+               f"peak RAM ≤ {exact_bytes(sram)}" if sram is not None else "",
+               f"weights ≤ {exact_bytes(flash)}" if flash is not None else ""]
     budget_text = " and ".join(b for b in budgets if b)
     title = (f"{len(fitting):,} of {len(result):,} configurations" + (f" with {budget_text}" if budget_text else "")
              + f" (convention {conv.name}, sorted by {sort_key})")
@@ -161,13 +178,21 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                  f"(convention {conv.name}, sorted by {sort_key})")
     notes = [f"★ = on the accuracy Pareto front ({front_cost.replace('_', '-')} vs accuracy, per number of "
              "classes): no other row has fewer-or-equal cost and higher-or-equal accuracy, one strictly.",
-             "accuracy: paper = Chen & Su Tables 4-6 as printed (CIFAR at 32 px); others are your runs.",
-             f"memory at {dtype}: peak RAM = input + output activation bytes of the largest layer (one layer at a "
-             "time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
-             + (f"; target {board.name}: {board.board}, {format_bytes(board.sram_bytes)} SRAM, "
-                f"{format_bytes(board.flash_bytes)} Flash" if board else "") + "."]
+             "accuracy: a training run's (the best of your runs for that configuration; source = the run) where "
+             "--runs holds one, else the paper's, Chen & Su Tables 4-6 as printed (CIFAR at 32 px; source = paper)"
+             + ("; paper % = the paper's figure beside your run's." if runs_dir is not None else "."),
+             f"memory at {dtype}: peak RAM = "
+             + ("the largest total of activation tensors alive at one layer (a layer's input + output in a chain "
+                "such as base/mp3/fmp; a residual's input stays alive across its block)" if branched else
+                "input + output activation bytes of the largest layer")
+             + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
+             + (f"; target {board.name}: {board.board}" if board else "")
+             + "".join(f"; {name} budget: " + describe_budget(resource, value, source, board and board.name)
+                       for resource, name, value, source in (("sram", "RAM", sram, chosen.sram_source),
+                                                             ("flash", "Flash", flash, chosen.flash_source))
+                       if value is not None) + "."]
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:
         notes.append("no configuration fits" + (f" {budget_text}" if budget_text else "") + ".")
-    emit(fmt, rows, [View(title=title, columns=columns, rows=table_rows, notes=notes)])
+    emit(fmt, rows, [View(title=title, columns=columns, rows=rows, notes=notes)])

@@ -356,16 +356,18 @@ def _train(ctx, T, D, datasets, dist, values, given, dataset, data_dir, classes,
 def _report(fmt, summary, history, out) -> None:
     from mnetcost.cli.render import Column, View, emit
 
-    rows = [{"epoch": r["epoch"], "loss": f"{r['loss']:.4f}", "train_acc": f"{r['train_acc']:.2%}",
-             "test_loss": f"{r['test_loss']:.4f}", "test_acc": f"{r['test_acc']:.2%}",
-             "seconds": f"{r['seconds']:.1f}", "images_per_s": f"{r['images_per_s']:,.0f}"} for r in history]
+    rows = history
+    loss, percent = "{:.4f}".format, "{:.2%}".format
     bn = summary.get("bn_stats", "running")
     view = View(
         title=f"{summary['variant']} α={summary['alpha']:g} δ={summary['delta']} on {summary['dataset']} "
               f"({summary['classes']} classes) -> {out}",
-        columns=[Column("epoch", "epoch", True), Column("loss", "loss", True), Column("train_acc", "train acc", True),
-                 Column("test_loss", "test loss", True), Column("test_acc", "test acc", True),
-                 Column("seconds", "s", True), Column("images_per_s", "img/s", True)],
+        columns=[Column("epoch", "epoch", True), Column("loss", "loss", True, format=loss),
+                 Column("train_acc", "train acc", True, format=percent),
+                 Column("test_loss", "test loss", True, format=loss),
+                 Column("test_acc", "test acc", True, format=percent),
+                 Column("seconds", "s", True, format="{:.1f}".format),
+                 Column("images_per_s", "img/s", True, format="{:,.0f}".format)],
         rows=rows,
         notes=[f"best test accuracy {summary['best_test_accuracy']:.2%} (epoch {summary['best_epoch']}), final "
                f"{summary['final_test_accuracy']:.2%}; {summary['params']:,} params, {summary['mult_adds']:,} "

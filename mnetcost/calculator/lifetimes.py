@@ -1,0 +1,167 @@
+"""Tensor lifetimes: which activation tensors are alive at each step, and how they are laid out.
+
+One mechanism answers every activation-memory question of the calculator:
+
+* the **simple execution model** (layers run one after another, each holding its whole input and
+  output) is the largest sum of the tensors alive at one step, :func:`peak`;
+* a **runtime's memory planner** places each tensor at an offset in one arena so that tensors alive
+  at the same time never overlap; :func:`greedy_offsets` is TensorFlow Lite Micro's
+  ``GreedyMemoryPlanner`` (tensors largest first, ties later-added first, each at the lowest offset
+  where it fits between the tensors already placed that are alive at an overlapping step), and
+  :func:`arena_size` the arena it needs;
+* a **network with branches** (a residual's input kept across its block, a squeeze-excite's input kept
+  beside the squeeze) is only a different list of tensors: the same two functions apply.
+
+A :class:`Tensor` is alive from the step that writes it (``first``) to the last step that reads it
+(``last``), both inclusive; the network's input is written "at" step 0 by convention. Sizes are
+integers (bytes or elements) or, in a vectorised sweep, numpy int64 arrays of one shape; every
+function here only adds and compares them, so both work (the placement of :func:`greedy_offsets`
+depends on the order of the sizes and therefore takes plain integers).
+
+Standard library only (numpy arrays are accepted, never imported).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+
+class Tensor(NamedTuple):
+    """An activation tensor: its size, and the first and last step (inclusive) it is alive."""
+
+    name: str
+    size: object  # int, or a numpy int64 array in a vectorised sweep
+    first: int
+    last: int
+
+    def alive(self, step: int) -> bool:
+        return self.first <= step <= self.last
+
+
+def chain(names: Sequence[str], input_size, output_sizes: Sequence) -> list[Tensor]:
+    """The tensors of a sequential network whose step ``i`` (named ``names[i]``) reads the output of
+    step ``i - 1`` (step 0 reads the network's input of ``input_size``) and writes ``output_sizes[i]``.
+    Each output is alive until the next step has read it; the last one until the last step."""
+    steps = len(names)
+    if len(output_sizes) != steps:
+        raise ValueError(f"{steps} steps but {len(output_sizes)} output sizes")
+    tensors = [Tensor("input", input_size, 0, 0)]
+    for step, (name, size) in enumerate(zip(names, output_sizes)):
+        tensors.append(Tensor(name, size, step, min(step + 1, steps - 1)))
+    return tensors
+
+
+def graph(names: Sequence[str], input_size, output_sizes: Sequence, reads: Sequence[Sequence[str]],
+          input_name: str = "input") -> list[Tensor]:
+    """The tensors of a network whose step ``i`` (named ``names[i]``) reads the tensors named in
+    ``reads[i]`` (earlier steps' names, or ``input_name`` for the network's input) and writes
+    ``output_sizes[i]``. Each tensor is alive from the step that writes it to the last step that
+    reads it; one that no later step reads (the network's output), at its own step only. For a
+    chain (``reads[i] == (names[i - 1],)``) this is :func:`chain`."""
+    steps = len(names)
+    if len(output_sizes) != steps or len(reads) != steps:
+        raise ValueError(f"{steps} steps but {len(output_sizes)} output sizes and {len(reads)} read lists")
+    index = {input_name: 0}
+    last = [0] * (steps + 1)  # tensor 0 = the network's input, tensor i + 1 = step i's output
+    for step, (name, read) in enumerate(zip(names, reads)):
+        for source in read:
+            try:
+                tensor = index[source]
+            except KeyError:
+                raise ValueError(f"step {name!r} reads {source!r}, which no earlier step writes") from None
+            last[tensor] = max(last[tensor], step)
+        index[name] = step + 1
+        last[step + 1] = step
+    tensors = [Tensor(input_name, input_size, 0, last[0])]
+    for step, (name, size) in enumerate(zip(names, output_sizes)):
+        tensors.append(Tensor(name, size, step, last[step + 1]))
+    return tensors
+
+
+def steps_of(tensors: Sequence[Tensor]) -> int:
+    """The number of steps the tensors span (the largest ``last`` + 1)."""
+    return max(t.last for t in tensors) + 1 if tensors else 0
+
+
+def live_sizes(tensors: Sequence[Tensor], steps: int | None = None) -> list:
+    """The total size of the tensors alive at each step (integers, or arrays in a sweep)."""
+    steps = steps_of(tensors) if steps is None else steps
+    totals: list = [0] * steps
+    for tensor in tensors:
+        for step in range(max(tensor.first, 0), min(tensor.last, steps - 1) + 1):
+            totals[step] = totals[step] + tensor.size
+    return totals
+
+
+def peak(tensors: Sequence[Tensor]) -> tuple[int, int]:
+    """(largest total size alive at one step, the first step that reaches it). Plain integers."""
+    return largest(live_sizes(tensors))
+
+
+def largest(totals: Sequence) -> tuple[int, int]:
+    """(the largest of the per-step totals of :func:`live_sizes`, the first step that reaches it)."""
+    best_step = max(range(len(totals)), key=lambda step: (totals[step], -step)) if totals else 0
+    return (totals[best_step] if totals else 0), best_step
+
+
+def peak_array(tensors: Sequence[Tensor]):
+    """The largest total alive at one step, elementwise over the sizes' arrays (a vectorised sweep)."""
+    import numpy as np  # only reached with numpy sizes
+
+    totals = live_sizes(tensors)
+    return np.max(np.stack(np.broadcast_arrays(*totals)), axis=0)
+
+
+def align_up(size: int, alignment: int) -> int:
+    return (size + alignment - 1) // alignment * alignment
+
+
+def greedy_offsets(tensors: Sequence[Tensor], alignment: int = 1) -> list[int]:
+    """Offsets (in the order of ``tensors``) given by TensorFlow Lite Micro's greedy memory planner.
+
+    Sizes are rounded up to ``alignment`` first. The planner orders the tensors by size, largest first;
+    ties go to the tensor added later (it fills its list from the tail, then bubble-sorts stably). The
+    first is placed at 0; each next one at the lowest offset, scanning the tensors already placed that
+    are alive at an overlapping step in the order of their offsets, where the gap before the next such
+    tensor holds it (or after the last of them).
+    """
+    sizes = [align_up(int(t.size), alignment) for t in tensors]
+    order = sorted(range(len(tensors)), key=lambda i: (-sizes[i], -i))
+    offsets = [0] * len(tensors)
+    placed: list[int] = []  # tensor indices, kept sorted by offset (stable for equal offsets)
+    for index in order:
+        tensor, size = tensors[index], sizes[index]
+        candidate = 0
+        for other in placed:
+            if tensors[other].first > tensor.last or tensor.first > tensors[other].last:
+                continue  # never alive at the same time
+            if offsets[other] - candidate >= size:
+                break  # the gap before this tensor holds ours
+            candidate = max(candidate, offsets[other] + sizes[other])
+        offsets[index] = candidate
+        position = len(placed)
+        while position > 0 and offsets[placed[position - 1]] > candidate:
+            position -= 1
+        placed.insert(position, index)
+    return offsets
+
+
+def arena_size(tensors: Sequence[Tensor], offsets: Sequence[int] | None = None, alignment: int = 1) -> int:
+    """The arena the placement needs: the largest ``offset + aligned size`` (0 for no tensors)."""
+    if offsets is None:
+        offsets = greedy_offsets(tensors, alignment)
+    return max((offset + align_up(int(t.size), alignment) for t, offset in zip(tensors, offsets)), default=0)
+
+
+def overlaps(tensors: Sequence[Tensor], offsets: Sequence[int], alignment: int = 1) -> list[tuple[str, str]]:
+    """Pairs of tensors alive at a common step whose placements overlap (empty for a valid plan)."""
+    found = []
+    for a in range(len(tensors)):
+        for b in range(a + 1, len(tensors)):
+            ta, tb = tensors[a], tensors[b]
+            if ta.first > tb.last or tb.first > ta.last:
+                continue
+            a_end = offsets[a] + align_up(int(ta.size), alignment)
+            b_end = offsets[b] + align_up(int(tb.size), alignment)
+            if offsets[a] < b_end and offsets[b] < a_end:
+                found.append((ta.name, tb.name))
+    return found

@@ -1,0 +1,65 @@
+"""The lifetime planner: TensorFlow Lite Micro's greedy placement on the planner's own published cases,
+validity of every placement (property test), and the simple execution model as the live-tensor peak."""
+from hypothesis import given, settings, strategies as st
+
+from mnetcost.calculator import lifetimes
+from mnetcost.calculator.lifetimes import Tensor
+
+
+def _tensors(spec):
+    return [Tensor(f"t{i}", size, first, last) for i, (size, first, last) in enumerate(spec)]
+
+
+def test_greedy_matches_tflm_medium_case():
+    # TFLM's greedy_memory_planner_test.cc, TestGreedyMedium: offsets 50, 70, 40, 0, 0; arena 90
+    tensors = _tensors([(10, 0, 1), (20, 1, 2), (30, 2, 3), (40, 3, 4), (50, 0, 1)])
+    offsets = lifetimes.greedy_offsets(tensors)
+    assert offsets == [50, 70, 40, 0, 0]
+    assert lifetimes.arena_size(tensors, offsets) == 90
+    assert lifetimes.overlaps(tensors, offsets) == []
+
+
+def test_greedy_matches_tflm_basic_and_overlap_cases():
+    basics = _tensors([(10, 0, 1), (20, 2, 3)])  # TestGreedyBasics: both at 0, arena 20
+    assert lifetimes.greedy_offsets(basics) == [0, 0]
+    assert lifetimes.arena_size(basics) == 20
+    overlap = _tensors([(100, 0, 1), (50, 2, 3), (20, 1, 2)])  # TestOverlapCase: arena 120
+    assert lifetimes.arena_size(overlap) == 120
+
+
+def test_equal_sizes_place_the_later_tensor_first():
+    # a chain of equal buffers: the last-added is placed at 0 first, so the input lands above it
+    tensors = lifetimes.chain(["a", "b"], 16, [16, 16])
+    offsets = lifetimes.greedy_offsets(tensors)
+    assert offsets[2] == 0 and offsets[1] == 16 and offsets[0] == 0
+
+
+def test_alignment_rounds_each_size_up():
+    tensors = _tensors([(10, 0, 1), (20, 1, 2)])
+    assert lifetimes.arena_size(tensors, alignment=16) == 48  # 16 + 32, both alive at step 1
+
+
+def test_chain_peak_is_the_largest_input_plus_output():
+    sizes = [3 * 32 * 32, 8 * 16 * 16, 16 * 16 * 16, 16 * 8 * 8, 10]
+    tensors = lifetimes.chain(["conv1", "dw", "pool", "fc"], sizes[0], sizes[1:])
+    assert lifetimes.live_sizes(tensors) == [sizes[0] + sizes[1], sizes[1] + sizes[2], sizes[2] + sizes[3],
+                                             sizes[3] + sizes[4]]
+    assert lifetimes.peak(tensors) == (sizes[1] + sizes[2], 1)
+
+
+def test_a_residual_input_stays_alive_across_its_block():
+    # x -> expand -> dw -> project, + x: x is alive from step 0 to the add at step 3
+    tensors = _tensors([(100, 0, 3), (600, 0, 1), (600, 1, 2), (100, 2, 3), (100, 3, 3)])
+    assert lifetimes.live_sizes(tensors) == [700, 1300, 800, 300]
+    assert lifetimes.peak(tensors) == (1300, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5000), st.integers(0, 12), st.integers(0, 6)), min_size=1, max_size=25),
+       st.sampled_from([1, 4, 16]))
+def test_every_greedy_plan_is_valid_and_at_least_the_peak(spec, alignment):
+    tensors = [Tensor(f"t{i}", size, first, first + length) for i, (size, first, length) in enumerate(spec)]
+    offsets = lifetimes.greedy_offsets(tensors, alignment)
+    assert lifetimes.overlaps(tensors, offsets, alignment) == []
+    aligned = [Tensor(t.name, lifetimes.align_up(t.size, alignment), t.first, t.last) for t in tensors]
+    assert lifetimes.arena_size(tensors, offsets, alignment) >= lifetimes.peak(aligned)[0]

@@ -437,7 +437,7 @@ def test_a_run_of_the_previous_format_resumes_with_its_own_behaviour(finished, d
     out = copy_run(finished / "base", tmp_path / "run")
     new_keys = ("bn_stats", "bn_batches", "threads", "spec_toml", "depthwise")
     stored = json.loads((out / "config.json").read_text())
-    for key in ("run_id", "commands", "determinism", *new_keys):
+    for key in ("run_id", "commands", "determinism", "identity", *new_keys):
         stored.pop(key, None)
         stored["config"].pop(key, None)
     stored["format"] = 1

@@ -56,6 +56,7 @@ class KnownResult:
     path: str = ""
     seed: int | None = None  # a run's seed; runs that differ only in it are averaged for plots
     recipe: tuple = ()  # a run's options that change results ((key, value), ...): not averaged across
+    identity: object = field(default=None, compare=False, hash=False)  # a run's mnetcost.identity.RunIdentity
     seeds: int = 1  # > 1: the mean of that many seeds (mnetcost.analysis.runs.mean_over_seeds)
     accuracy_min: float | None = None  # their range
     accuracy_max: float | None = None
@@ -122,13 +123,16 @@ def _run_from_summary(path: Path, data) -> KnownResult:
     name = data.get("name")
     name = name if isinstance(name, str) and name else path.parent.name
     dataset = data.get("dataset") if isinstance(data.get("dataset"), str) else ""
+    from mnetcost import identity as ID
     from mnetcost.analysis.runs import RECIPE_KEYS
 
     seed = data.get("seed") if isinstance(data.get("seed"), int) and not isinstance(data.get("seed"), bool) else None
-    recipe = tuple((key, data[key]) for key in RECIPE_KEYS if data.get(key) is not None)
+    identity = (ID.read_run(path.parent) if (path.parent / "config.json").is_file() else None) \
+        or ID.from_summary(data)
+    recipe = tuple((key, identity.recipe[key]) for key in RECIPE_KEYS if identity.recipe.get(key) is not None)
     return KnownResult(source=name, variant=variant, alpha=float(alpha), delta=delta, classes=classes,
                        resolution=resolution, accuracy=float(accuracy), dataset=dataset, path=str(path), seed=seed,
-                       recipe=recipe, **counts)
+                       recipe=recipe, identity=identity, **counts)
 
 
 def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:

@@ -61,12 +61,10 @@ def run_source(run_dir, checkpoint: str = "best", *, dataset: str | None = None,
     images, normalised by the run's training statistics."""
     run = EV.open_run(run_dir, checkpoint)
     model = EV.run_model(run)
-    run_data = EV.run_dataset(run, data_dir) if dataset is None else None
-    data = run_data if run_data is not None else EV.load_data(dataset, data_dir)
+    data = EV.run_dataset(run, data_dir) if dataset is None else EV.load_data(dataset, data_dir)
     EV.check_fits(data, run.config.classes, model.network.resolution, f"--dataset {dataset or run.config.dataset}")
-    if run_data is None:  # the run's own statistics, even for another dataset
-        run_data = EV.run_dataset(run, data_dir)
-    normalization = EV.normalization_of(run_data.train_x)
+    # the run's own statistics (recorded, or measured on its training data), even for another dataset
+    normalization, _ = EV.run_normalization(run, data_dir, given=data if dataset is not None else None)
     source = Source(model=model, metadata=EV.run_metadata(run, normalization), run=run)
     _attach_data(source, data, normalization)
     return source

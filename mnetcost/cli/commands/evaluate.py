@@ -29,9 +29,14 @@ from mnetcost.cli.options import POSITIVE, fail, format_option, require_deploy, 
 def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batch_size, limit, threads, fmt):
     """Test-set accuracy of a trained run: its checkpoint in PyTorch (--run DIR) and ONNX files
     in ONNX Runtime (--run DIR --onnx FILE ...), on the same images with the same preprocessing
-    (the per-channel mean and std of the run's training images). FMP layers use their fixed
-    evaluation draw in both. JSON: one object per evaluation (a list for several) with at least
-    runtime, dtype, accuracy, images.
+    (the per-channel mean and std of the run's training images, as the run recorded them). FMP
+    layers use their fixed evaluation draw in both. JSON: one object per evaluation (a list for
+    several) with at least runtime, dtype, accuracy, images.
+
+    Everything is checked against the run first (exit 2, one line): the checkpoint must be the
+    run's own (its run id), an ONNX file must be a model `mnetcost export --run` wrote from this
+    run (its metadata), and a --dataset must have the run's classes: listed in another order, its
+    labels are mapped to the run's by class name (said on stderr); other classes are refused.
 
     \b
     Examples:
@@ -66,6 +71,7 @@ def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batc
     sessions = []
     if onnx_files:
         from mnetcost.deploy import runtime as R
+        from mnetcost.deploy.export import metadata_of
 
         for path in onnx_files:  # every file is checked before the (slow) data and evaluation
             proto = R.load_onnx(path)
@@ -78,12 +84,17 @@ def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batc
             out_shape = sess.get_outputs()[0].shape
             if len(out_shape) != 2 or out_shape[1] != run.config.classes:
                 fail(f"--onnx {path}: its output is {list(out_shape)}, the run has {run.config.classes} classes")
+            EV.check_onnx_metadata(run, metadata_of(proto), path)  # the run's own model, not just its shapes
             sessions.append((path, proto, sess))
     data = EV.run_dataset(run, data_dir) if dataset is None else EV.load_data(dataset, data_dir)
-    EV.check_fits(data, run.config.classes, network.resolution, f"--dataset {dataset or run.config.dataset}")
-    train_x = data.train_x if dataset is None else EV.run_dataset(run, data_dir).train_x
-    normalization = EV.normalization_of(train_x)
-    images, labels = data.test_x, data.test_y
+    what = f"--dataset {dataset}" if dataset is not None else f"the run's dataset {run.config.dataset}"
+    EV.check_fits(data, run.config.classes, network.resolution, what)
+    labels, note = EV.test_labels(run, data, what)
+    normalization, source_note = EV.run_normalization(run, data_dir, given=data if dataset is not None else None)
+    for line in (note, source_note):
+        if line:
+            click.echo(line if line.startswith("note: ") else f"note: {line}", err=True)
+    images = data.test_x
     if limit:
         images, labels = images[:limit], labels[:limit]
 
@@ -99,8 +110,6 @@ def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batc
         acc = EV.accuracy_onnx(sess, EV.file_dtype(proto), images, labels, normalization, batch_size)
         meta = metadata_of(proto)
         results.append(_row(acc, common, checkpoint=meta.get("checkpoint"), epoch=meta.get("epoch"), onnx=str(path)))
-        if meta.get("run") not in (None, run.name):
-            click.echo(f"note: {path} was exported from run {meta['run']}, not {run.name}", err=True)
 
     from mnetcost.cli.render import Column, View, emit
 

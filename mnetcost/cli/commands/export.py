@@ -47,7 +47,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
     fresh model (--variant/--alpha/--delta/--classes/--resolution, initial weights) or a trained
     run (--run DIR: its best checkpoint, everything else from the run's config). --int8 quantizes
     statically, calibrated on --calibration-images training images of --dataset (the run's dataset
-    by default), preprocessed with the run's mean and std.
+    by default), preprocessed with the run's mean and std. The checkpoint must be the run's own
+    (its run id); --out may not name a run's own file (best.pt, config.json, ...).
 
     \b
     Examples:
@@ -57,7 +58,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
     """
     from mnetcost.files import check_target
 
-    check_target(out, "--out")
+    check_target(out, "--out")  # also never a run's checkpoint, metrics or config, --run's own or another's
     if run_dir is not None:
         given = [name for name in _MODEL_OPTIONS if is_given(ctx, name)]
         if given:

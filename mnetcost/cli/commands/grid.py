@@ -135,7 +135,7 @@ def command(ctx, paper_tables, variants, alphas, deltas, seeds, dataset, root, d
             fail(f"--classes {train_options['classes']} contradicts --dataset {dataset} ({official} classes)")
         classes, label, data_argument = official, dataset, dataset
     else:
-        from mnetcost.nn.datasets import archive_stem
+        from mnetcost.identity import archive_stem
 
         path = Path(dataset).expanduser()
         if not path.exists():
@@ -176,7 +176,19 @@ def command(ctx, paper_tables, variants, alphas, deltas, seeds, dataset, root, d
     for param in FORWARDED:
         if is_given(ctx, param.name):
             forwarded += _as_argv(param, train_options[param.name])
-    tasks = [G.make_task(run, root, data_argument, forwarded, epochs) for run in mine]
+    # What each run must be to count as the grid's: train's recipe as this grid would start it (every
+    # option given, else train's default), on this data (its fingerprint), compared as train --resume does.
+    from mnetcost import identity as ID
+
+    recipe = {key: train_options[key] for key in ("batch_size", "lr", "augment", "dropout", "fmp_mode", "test_draws",
+                                                   "bn_stats", "bn_batches")}
+    recipe["world_size"] = 1
+    if dataset in ("cifar10", "cifar100") or is_given(ctx, "classes"):
+        recipe["classes"] = classes
+    if is_given(ctx, "resolution"):
+        recipe["resolution"] = resolution
+    data = ID.data_of(data_argument, fingerprint=ID.data_fingerprint(data_argument))
+    tasks = [G.make_task(run, root, data_argument, forwarded, epochs, recipe, data) for run in mine]
     total = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
     shard_text = f"shard {index}/{count} ({source}): {len(mine)} of {total}" if count > 1 else total
     log = (lambda message: click.echo(message, err=True))

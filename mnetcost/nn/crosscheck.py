@@ -235,8 +235,6 @@ def _crosscheck(network: Network, conv: Convention, model, fmp_mode: str) -> Cro
         model = fold_batchnorm(model)
     height, width = network.resolution
     inputs = torch.zeros(1, network.spec.in_channels, height, width)
-    with torch.no_grad():
-        model(inputs)  # one plain pass first: per-shape constants (FMP's eval draws) are made outside the trace
     analysis = FlopCountAnalysis(model, inputs)
     table = handle_table(conv)
     if table is not None:

@@ -204,8 +204,8 @@ def test_the_run_keeps_its_spec_and_resumes_from_anywhere(data_root, cache, tmp_
 @pytest.fixture(scope="module")
 def two_ways(data_root, cache, tmp_path_factory):
     """Two epochs with --threads 1 straight, and one epoch with --threads 1 then a --resume that
-    does not repeat --threads, in an environment whose default is 2 threads (which change the
-    result's last bits: see the control run)."""
+    does not repeat --threads, in an environment whose default is 2 threads (which can change the
+    result's last bits); and a control resumed with --threads 2."""
     root = tmp_path_factory.mktemp("two_ways")
     straight = cli(*train_args(data_root, cache, root / "straight", "--epochs", "2", "--threads", "1"))
     assert straight.returncode == 0, straight.stderr
@@ -231,9 +231,10 @@ def test_a_resume_without_threads_is_bit_identical_to_an_uninterrupted_run(two_w
     stored = json.loads((b / "config.json").read_text())
     assert [entry["threads"] for entry in stored["commands"]] == [1, 1]  # the run's threads, not the default 2
     assert stored["config"]["threads"] == 1
-    # the control: the same resume on 2 threads is a different run in its last bits
-    last_c = torch.load(two_ways / "control" / "last.pt", weights_only=True)["model"]
-    assert not all(torch.equal(last_a[key], last_c[key]) for key in last_a)
+    # the control: a resume given --threads 2 runs and records 2 threads (whether that changes the
+    # last bits depends on the CPU's kernels, so it is not asserted)
+    control = json.loads((two_ways / "control" / "config.json").read_text())
+    assert [entry["threads"] for entry in control["commands"]] == [1, 2]
     for key in ("threads", "torch", "numpy", "python", "machine", "device", "world_size"):
         assert key in stored["determinism"], key
     assert stored["determinism"]["torch"] == torch.__version__ and stored["determinism"]["threads"] == 1

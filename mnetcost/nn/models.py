@@ -93,8 +93,9 @@ class DepthwiseConv2d(nn.Conv2d):
     With ``expand_input`` set (:func:`set_depthwise`, which ``mnetcost train`` uses) it computes
     the same thing as a multiplier-1 depthwise convolution over the input with each channel
     repeated ``delta`` times: output channel ``o`` reads input channel ``o // delta`` either way,
-    so the outputs are equal (bit for bit with channels-last inputs, tested) and the gradients equal
-    up to float summation order.
+    so the outputs and gradients are equal up to float summation order (the two paths run
+    different kernels: equal bits on one CPU are not promised on another; tested against float64
+    and float32 rounding bounds).
     oneDNN (PyTorch's CPU convolutions) has fast depthwise kernels only for multiplier 1; for
     multiplier 2 it falls back to its generic grouped kernel, several times slower (README,
     *Speed*). Off by default; tracing (fvcore, ONNX export) always sees the plain grouped layer."""

@@ -151,7 +151,8 @@ def test_targets_and_fit():
 # --- against the model's own tensors ---------------------------------------------------------------
 torch = pytest.importorskip("torch")
 from mnetcost.nn import models  # noqa: E402
-from mnetcost.nn.crosscheck import fold_batchnorm, memory_check  # noqa: E402
+from mnetcost.nn.crosscheck import memory_check  # noqa: E402
+from mnetcost.nn.models import fold_batchnorm  # noqa: E402
 
 CONFIGS = [  # printed in Tables 4-6 ...
     ("base", 0.25, 2, 10, 32), ("mp3", 0.5, 4, 100, 32), ("fmp", 0.25, 2, 10, 32), ("fmp", 1.0, 4, 100, 32),

@@ -199,6 +199,37 @@ def build_from_network(network: Network, *, dropout: float = 0.1, fmp_mode: str 
     return MobileNet(modules, network)
 
 
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (in ``eval()``) with every conv -> BatchNorm pair folded into one conv
+    with a bias, the deployed form: ``W' = W * g / sqrt(v + eps)``, ``b' = beta - m * g / sqrt(v +
+    eps)`` per output channel (g, beta: the affine parameters; m, v: the running statistics). A
+    BatchNorm without running statistics cannot be folded and stays. Each ``bn`` becomes
+    ``nn.Identity``, so module names stay the layers' names (``conv1.conv.weight``)."""
+    import copy
+
+    folded = copy.deepcopy(model).eval()
+    for block in folded.modules():
+        names = list(block._modules) if isinstance(block, nn.Sequential) else []
+        for first, second in zip(names, names[1:]):
+            conv, bn = block._modules[first], block._modules[second]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.modules.batchnorm._BatchNorm)):
+                continue
+            if bn.running_mean is None or bn.running_var is None:
+                continue  # normalises by batch statistics even in eval(): cannot be folded, stays as it is
+            with torch.no_grad():
+                gain = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
+                scale = gain / torch.sqrt(bn.running_var + bn.eps)
+                fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                                  conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+                fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                shift = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
+                fused.bias.copy_((bias - bn.running_mean) * scale + shift)
+            block._modules[first] = fused
+            block._modules[second] = nn.Identity()
+    return folded
+
+
 def build_model(variant="base", alpha: float = 1.0, delta: int = 1, classes: int = 10, resolution=32, *,
                 dropout: float = 0.1, fmp_mode: str = "tf", fmp_seed: int = 0, fmp_overlapping: bool = False,
                 fmp_pseudo_random: bool = False, activation: str = "relu",
@@ -214,4 +245,4 @@ def build_model(variant="base", alpha: float = 1.0, delta: int = 1, classes: int
 
 
 __all__ = ["DEPTHWISE_MODES", "DepthwiseConv2d", "MobileNet", "build_from_network", "build_model", "conv_block",
-           "max_pool_block", "repeat_channels", "set_depthwise"]
+           "fold_batchnorm", "max_pool_block", "repeat_channels", "set_depthwise"]

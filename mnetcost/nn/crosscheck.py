@@ -196,15 +196,22 @@ def crosscheck(network: Network, convention: str | Convention = "paper", *, mode
 
     from mnetcost.calculator.memory import get_dtype
 
+    from mnetcost.nn import models
+
     get_dtype(dtype)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one tiny forward pass: threads only add contention (10x slower on a busy machine)
     try:
+        own = model is None
+        if own:  # one model for both checks (fvcore's counts do not depend on the values)
+            model = models.build_from_network(network, fmp_mode=fmp_mode)
+            if memory:
+                _random_batchnorm(model)  # an untrained model's BatchNorms are near identities: folding proves little
         check = _crosscheck(network, get_convention(convention), model, fmp_mode)
         if memory:
             from dataclasses import replace
 
-            check = replace(check, memory=memory_check(network, dtype, model=model, fmp_mode=fmp_mode))
+            check = replace(check, memory=_memory_check(network, dtype, model, fmp_mode, own))
         return check
     finally:
         torch.set_num_threads(threads)
@@ -524,12 +531,19 @@ def memory_check(network: Network, dtype: str = "fp32", *, model=None, fmp_mode:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a few tiny passes: threads only add contention
     try:
-        return _memory_check(network, dtype, model, fmp_mode)
+        own = model is None
+        if own:
+            from mnetcost.nn import models
+
+            model = models.build_from_network(network, fmp_mode=fmp_mode)
+            _random_batchnorm(model)  # an untrained model's BatchNorms are near identities: folding proves little
+        return _memory_check(network, dtype, model, fmp_mode, own)
     finally:
         torch.set_num_threads(threads)
 
 
-def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryCheck:
+def _memory_check(network: Network, dtype: str, model, fmp_mode: str, own: bool) -> MemoryCheck:
+    """``own``: the model is this check's to change (its training passes update BatchNorm statistics)."""
     import copy
 
     import torch
@@ -539,10 +553,6 @@ def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryC
 
     precision = get_dtype(dtype)
     memory = network_memory(network, precision, fmp_mode)
-    own = model is None
-    if own:
-        model = models.build_from_network(network, fmp_mode=fmp_mode)
-        _random_batchnorm(model)  # an untrained model's BatchNorms are near identities: folding them proves little
     itemsize = getattr(torch, TORCH_DTYPES[precision.name]).itemsize
     shapes = activation_shapes(model, network)
     folded = models.fold_batchnorm(model)

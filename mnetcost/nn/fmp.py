@@ -417,9 +417,6 @@ class FractionalMaxPool2d(nn.Module):
                   for cum, size in ((rows, height), (cols, width))]
         return (*tables, *owners)
 
-    # torch.compile runs this layer eagerly (a graph break on each side): a new draw per call would
-    # otherwise recompile the graph on every step until dynamo's recompile limit.
-    @torch.compiler.disable
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = int(x.shape[-2]), int(x.shape[-1])
         if self.training:
@@ -489,6 +486,19 @@ def make_fmp(ratio: float, mode: str = "tf", *, seed: int = 0, overlapping: bool
 
 def fmp_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, (FractionalMaxPool2d, TorchFractionalMaxPool2d))]
+
+
+def eager_under_compile(model: nn.Module) -> nn.Module:
+    """Make ``torch.compile`` run every FMP layer of ``model`` eagerly (a graph break on each side;
+    ``torch.compiler.disable`` on the layer's ``forward``); returns ``model``. Call it before
+    ``torch.compile(model)`` (``mnetcost train --compile`` does): a new draw per training call would
+    otherwise recompile the graph on every step until dynamo's recompile limit. Not done when the
+    layer is built: ``torch.compiler.disable`` imports dynamo, 1-2 s of CPU that every command
+    would pay without compiling anything."""
+    for layer in fmp_modules(model):
+        if not getattr(layer.forward, "_torchdynamo_disable", False):
+            layer.forward = torch.compiler.disable(layer.forward)
+    return model
 
 
 @torch.no_grad()

@@ -219,8 +219,11 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             with torch.no_grad():
                 gain = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
                 scale = gain / torch.sqrt(bn.running_var + bn.eps)
-                fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                                  conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+                # no initialisation (skip_init): every value is written below
+                fused = nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size,
+                                           conv.stride, conv.padding, conv.dilation, conv.groups, bias=True,
+                                           padding_mode=conv.padding_mode, device=conv.weight.device,
+                                           dtype=conv.weight.dtype)
                 fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
                 bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
                 shift = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)

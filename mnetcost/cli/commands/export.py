@@ -33,7 +33,8 @@ _MODEL_OPTIONS = ("variant", "alpha", "delta", "classes", "resolution")
 @click.option("--check-images", type=POSITIVE, default=64, show_default=True, metavar="N",
               help="Images compared between ONNX Runtime and PyTorch.")
 @click.option("--threads", type=POSITIVE, default=None, metavar="N",
-              help="CPU threads for PyTorch and ONNX Runtime [default: their own choice].")
+              help="CPU threads for PyTorch and ONNX Runtime [default: as `mnetcost train`: OMP_NUM_THREADS if "
+                   "set, else the cores other processes leave idle].")
 @format_option
 @click.pass_context
 def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint, out, int8, dataset, data_dir,
@@ -76,10 +77,9 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
     if dataset is not None and dataset not in ("cifar10", "cifar100") and not Path(dataset).expanduser().exists():
         fail(f"--dataset {dataset}: no such file or folder")
     require_deploy("export")
-    if threads:
-        import torch
+    from mnetcost.nn import threads as thread_policy
 
-        torch.set_num_threads(threads)
+    threads = thread_policy.apply(thread_policy.choose_threads(threads)).threads
 
     from mnetcost.deploy import export as EX
     from mnetcost.deploy import pipeline as P

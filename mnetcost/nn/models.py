@@ -207,8 +207,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     ``nn.Identity``, so module names stay the layers' names (``conv1.conv.weight``)."""
     import copy
 
-    folded = copy.deepcopy(model).eval()
-    for block in folded.modules():
+    replacements: dict[int, nn.Module] = {}  # id(original module) -> its replacement in the copy
+    for block in model.modules():
         names = list(block._modules) if isinstance(block, nn.Sequential) else []
         for first, second in zip(names, names[1:]):
             conv, bn = block._modules[first], block._modules[second]
@@ -228,9 +228,10 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                 bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
                 shift = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
                 fused.bias.copy_((bias - bn.running_mean) * scale + shift)
-            block._modules[first] = fused
-            block._modules[second] = nn.Identity()
-    return folded
+            replacements[id(conv)], replacements[id(bn)] = fused, nn.Identity()
+    # the copy takes the replacements where the pairs were (deepcopy's memo), so the folded
+    # layers' weights and statistics are never copied only to be thrown away
+    return copy.deepcopy(model, memo=dict(replacements)).eval()
 
 
 def build_model(variant="base", alpha: float = 1.0, delta: int = 1, classes: int = 10, resolution=32, *,

@@ -228,6 +228,9 @@ def test_a_run_exports_to_fp32_and_int8_and_evaluate_reports_all_three(trained_r
     assert [(r["runtime"], r["dtype"]) for r in rows] == [("torch", "fp32"), ("onnxruntime", "fp32"),
                                                          ("onnxruntime", "int8")]
     assert all(r["images"] == 64 and 0 <= r["accuracy"] <= 1 for r in rows)
+    # the thread policy of train (OMP_NUM_THREADS, else the idle cores), recorded
+    assert all(r["threads"] == r["thread_policy"]["threads"] >= 1 and r["thread_policy"]["source"] in
+               ("environment", "idle-cores") for r in rows)
     summary = json.loads((run / "summary.json").read_text())
     # the same images, preprocessing and FMP draw as training's own evaluation of best.pt
     assert rows[0]["correct"] == round(summary["best_test_accuracy"] * 64)

@@ -341,6 +341,8 @@ def test_importing_the_models_does_not_load_dynamo():
 
 
 def test_compiled_fmp_layers_run_eagerly_and_never_recompile():
+    import copy
+
     from torch._dynamo.utils import counters
 
     from mnetcost.nn.fmp import eager_under_compile
@@ -351,6 +353,8 @@ def test_compiled_fmp_layers_run_eagerly_and_never_recompile():
     wrapped = eager_under_compile(model)[1].forward
     assert getattr(wrapped, "_torchdynamo_disable", False)
     assert eager_under_compile(model)[1].forward is wrapped  # a second call wraps nothing twice
+    twin = copy.deepcopy(model)  # a copy runs its own layer, not the original's
+    assert twin[1].forward.__self__ is twin[1] and getattr(twin[1].forward, "_torchdynamo_disable", False)
     compiled = torch.compile(model, backend="eager")
     x = torch.randn(2, 3, 10, 10)
     counters.clear()

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 import random
+import types
 from contextlib import contextmanager
 
 import torch
@@ -497,7 +498,8 @@ def eager_under_compile(model: nn.Module) -> nn.Module:
     would pay without compiling anything."""
     for layer in fmp_modules(model):
         if not getattr(layer.forward, "_torchdynamo_disable", False):
-            layer.forward = torch.compiler.disable(layer.forward)
+            # a method of the layer, not a function of it: a deep copy of the model rebinds it to the copy
+            layer.forward = types.MethodType(torch.compiler.disable(type(layer).forward), layer)
     return model
 
 

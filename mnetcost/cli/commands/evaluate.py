@@ -24,7 +24,8 @@ from mnetcost.cli.options import POSITIVE, fail, format_option, require_deploy, 
 @click.option("--batch-size", type=POSITIVE, default=500, show_default=True, help="Images per forward pass.")
 @click.option("--limit", type=POSITIVE, default=None, metavar="N", help="Only the first N test images.")
 @click.option("--threads", type=POSITIVE, default=None, metavar="N",
-              help="CPU threads for PyTorch and ONNX Runtime [default: their own choice].")
+              help="CPU threads for PyTorch and ONNX Runtime [default: as `mnetcost train`: OMP_NUM_THREADS if "
+                   "set, else the cores other processes leave idle].")
 @format_option
 def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batch_size, limit, threads, fmt):
     """Test-set accuracy of a trained run: its checkpoint in PyTorch (--run DIR) and ONNX files
@@ -58,10 +59,11 @@ def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batc
         require_deploy("evaluate --onnx")
     else:
         require_torch("evaluate")
-    if threads:
-        import torch
+    from mnetcost.nn import threads as thread_policy
 
-        torch.set_num_threads(threads)
+    # a thread on a core another process keeps busy stalls every OpenMP barrier (mnetcost/nn/threads.py)
+    thread_choice = thread_policy.apply(thread_policy.choose_threads(threads))
+    threads = thread_choice.threads
 
     from mnetcost.deploy import evaluate as EV
 
@@ -99,7 +101,7 @@ def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batc
         images, labels = images[:limit], labels[:limit]
 
     common = {"run": str(run_dir), "dataset": data.name, "variant": run.config.variant, "alpha": run.config.alpha,
-              "delta": run.config.delta}
+              "delta": run.config.delta, "threads": threads, "thread_policy": thread_choice.as_dict()}
     results = []
     if with_torch:
         acc = EV.accuracy_torch(model, images, labels, normalization, batch_size)
@@ -121,7 +123,8 @@ def command(run_dir, onnx_files, with_torch, checkpoint, dataset, data_dir, batc
                          Column("seconds", "s", True, format="{:.1f}".format)],
                 rows=rows,
                 notes=["Same images, same preprocessing (the run's training mean and std); FMP layers use "
-                       "their fixed evaluation draw."])
+                       "their fixed evaluation draw.",
+                       f"CPU threads: {thread_choice.describe()}; --threads N to choose."])
     emit(fmt, results[0] if len(results) == 1 else results, [view])
 
 

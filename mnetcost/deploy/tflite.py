@@ -1,0 +1,444 @@
+"""A model to an int8 TensorFlow Lite file, run in the TensorFlow Lite interpreter and in TensorFlow Lite Micro.
+
+**The Keras model** (:func:`keras_model`) is built by walking ``network.layers``, the same resolved layers
+the PyTorch model and the calculator read (no second architecture definition), with the PyTorch
+weights copied in NHWC layouts and BatchNorm folded into each conv's bias (float64 fold):
+
+* ``conv``/``pw``: ``Conv2D`` (kernel ``(out, in, kh, kw)`` -> ``(kh, kw, in, out)``), ReLU fused;
+* ``dw``: ``DepthwiseConv2D`` with ``depth_multiplier = δ`` (output channel ``c δ + m`` reads input
+  channel ``c`` in both frameworks: ``(c δ + m, 1, kh, kw)`` -> ``(kh, kw, c, m)``);
+* ``maxpool``: ``MaxPooling2D``; every conv and pool uses TF 'same' padding, which is what the resolver
+  computed (checked per layer: :func:`mnetcost.calculator.tflite_model.lower` refuses anything else);
+* ``fmp``: its fixed evaluation draw (:func:`mnetcost.deploy.export.eval_copy`) as two ``tf.gather`` of
+  constant int32 window positions (rows, then columns; ``K`` candidates per window) and a ``K x K``
+  'valid' max pool with stride ``K``: builtins TFLite Micro runs (``GATHER``, ``MAX_POOL_2D``);
+* ``avgpool``: ``GlobalAveragePooling2D`` (``MEAN``); ``fc``: ``Dense`` (after ``Flatten`` when the input
+  is not flat, the weight's columns reordered from PyTorch's C-H-W to Keras's H-W-C).
+
+**The conversion** (:func:`convert`) is ``tf.lite.TFLiteConverter.from_keras_model`` with
+``Optimize.DEFAULT``, a representative dataset (normalised training images), ``TFLITE_BUILTINS_INT8``
+and int8 input and output: full-integer, per-channel int8 weights, int32 biases. Without calibration
+images it converts in float32 (the check of the graph against PyTorch). :func:`canonical` then renames
+the converter's tensors after the layers, orders them, puts back a zero bias the converter dropped and
+writes the file with the FlatBuffers object API (the layout :mod:`mnetcost.calculator.tflite_model`
+predicts byte for byte); it refuses a converted graph whose operators or shapes differ from the
+calculator's lowering.
+
+TensorFlow, Keras and ``tflite-micro`` come from the ``[tflite]`` extra and are imported only here.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from mnetcost.calculator import tflite_model as TM
+from mnetcost.errors import MnetcostError
+
+EXTRA = "tflite"
+MODULES = ("tensorflow", "keras", "tflite_micro")
+
+
+class TfliteError(MnetcostError):
+    """A model that cannot be exported to TensorFlow Lite as asked (exit 2)."""
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ and Python logging off the terminal (set before importing it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def versions() -> dict:
+    import keras
+    import tensorflow as tf
+    import tflite_micro
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "tflite_micro": tflite_micro.__version__}
+
+
+# --- PyTorch weights in TensorFlow layouts ------------------------------------------------------------
+def folded(block) -> tuple[np.ndarray, np.ndarray]:
+    """(weight, bias) of a conv block with its BatchNorm folded in (float64 arithmetic, float32 result)."""
+    import torch
+
+    conv = block.conv
+    weight = conv.weight.detach().to(torch.float64)
+    bias = conv.bias.detach().to(torch.float64) if conv.bias is not None else torch.zeros(weight.shape[0],
+                                                                                          dtype=torch.float64)
+    bn = getattr(block, "bn", None)
+    if bn is not None:
+        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+        weight = weight * scale.reshape(-1, 1, 1, 1)
+        bias = (bias - bn.running_mean.detach().double()) * scale + bn.bias.detach().double()
+    return weight.float().numpy(), bias.float().numpy()
+
+
+def _fmp_tables(module) -> tuple[np.ndarray, np.ndarray]:
+    rows = module.rows.reshape(module.out_h, module.k_h).numpy().astype(np.int32)
+    cols = module.cols.reshape(module.out_w, module.k_w).numpy().astype(np.int32)
+    return rows, cols
+
+
+def keras_model(model):
+    """The Keras model of ``model`` (a ``build_model`` model; eval semantics) on NHWC inputs."""
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    from mnetcost.deploy.export import ExportError, eval_copy
+
+    network = getattr(model, "network", None)
+    if network is None:
+        raise TfliteError("the TensorFlow Lite export needs a model built by mnetcost (build_model)")
+    try:
+        exportable = eval_copy(model)
+    except ExportError as exc:
+        raise TfliteError(str(exc).replace("ONNX", "TensorFlow Lite")) from None
+    activation = _activation(exportable)
+    TM.lower(network, activation)  # refuses padding TF cannot express before any work
+    height, width = network.resolution
+    x = inputs = keras.Input((height, width, network.spec.in_channels), batch_size=1, name=TM.INPUT_NAME)
+    for layer in network.layers:
+        module = getattr(exportable, layer.name)
+        if layer.kind in ("conv", "pw", "dw"):
+            weight, bias = folded(module)
+            act = activation if layer.relu else None
+            if layer.kind == "dw":
+                kernel = weight.reshape(layer.in_c, layer.delta, layer.kernel, layer.kernel).transpose(2, 3, 0, 1)
+                keras_layer = keras.layers.DepthwiseConv2D(layer.kernel, layer.stride, padding="same",
+                                                           depth_multiplier=layer.delta, activation=act,
+                                                           name=layer.name)
+            else:
+                kernel = weight.transpose(2, 3, 1, 0)
+                keras_layer = keras.layers.Conv2D(layer.out_c, layer.kernel, layer.stride, padding="same",
+                                                  activation=act, name=layer.name)
+            x = keras_layer(x)
+            keras_layer.set_weights([kernel, bias])
+        elif layer.kind == "maxpool":
+            x = keras.layers.MaxPooling2D(layer.kernel, layer.stride, padding="same", name=layer.name)(x)
+        elif layer.kind == "fmp":
+            rows, cols = _fmp_tables(module)
+            x = keras.layers.Lambda(_fmp_function(tf, rows, cols), name=layer.name)(x)
+        elif layer.kind == "avgpool":
+            x = keras.layers.GlobalAveragePooling2D(name=layer.name)(x)
+        elif layer.kind == "fc":
+            weight = module.weight.detach().numpy()
+            if len(x.shape) != 2:  # PyTorch flattens C, H, W; Keras flattens H, W, C
+                x = keras.layers.Flatten(name=f"{layer.name}_flatten")(x)
+                weight = weight.reshape(layer.out_c, layer.in_c, layer.in_h, layer.in_w).transpose(0, 2, 3, 1)
+                weight = weight.reshape(layer.out_c, -1)
+            keras_layer = keras.layers.Dense(layer.out_c, name=layer.name)
+            x = keras_layer(x)
+            keras_layer.set_weights([weight.T, module.bias.detach().numpy()])
+        else:
+            raise TfliteError(f"layer {layer.name}: no Keras layer for layer kind {layer.kind!r}")
+    return keras.Model(inputs, x, name="mnetcost")
+
+
+def _fmp_function(tf, rows: np.ndarray, cols: np.ndarray):
+    (out_h, k_h), (out_w, k_w) = rows.shape, cols.shape
+    row_index = tf.constant(rows.reshape(-1))
+    col_index = tf.constant(cols.reshape(-1))
+
+    def fmp(t):
+        t = tf.gather(t, row_index, axis=1)
+        t = tf.gather(t, col_index, axis=2)
+        return tf.nn.max_pool2d(t, (k_h, k_w), (k_h, k_w), "VALID")
+
+    return fmp
+
+
+def _activation(model) -> str:
+    from torch import nn
+
+    kinds = {type(m) for m in model.modules()} & {nn.ReLU, nn.ReLU6}
+    return "relu6" if nn.ReLU6 in kinds else "relu"
+
+
+def keras_outputs(keras_model, x_nhwc: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.asarray(keras_model(x_nhwc[i:i + 1], training=False)) for i in range(len(x_nhwc))])
+
+
+# --- conversion ----------------------------------------------------------------------------------------
+def convert(keras_model, calibration: np.ndarray | None = None) -> bytes:
+    """The converter's file for ``keras_model``: full-integer int8 calibrated on ``calibration`` (NHWC
+    float32, normalised), or float32 without it."""
+    import contextlib
+    import io
+    import warnings
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    if calibration is not None:
+        if len(calibration) == 0:
+            raise TfliteError("int8 calibration needs at least one image")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(len(calibration)))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            warnings.simplefilter("ignore")
+            return bytes(converter.convert())
+    except Exception as exc:  # noqa: BLE001 - the converter raises many types
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise TfliteError(f"the TensorFlow Lite converter failed ({type(exc).__name__}: {first})") from None
+
+
+def _schema():
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+    return fb
+
+
+def read_model(data: bytes):
+    """A ``ModelT`` (the FlatBuffers object API of the TFLite schema) of a file's bytes."""
+    fb = _schema()
+    return fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(data, 0))
+
+
+def write_model(model) -> bytes:
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def builtin_name(model, op) -> str:
+    fb = _schema()
+    code = model.operatorCodes[op.opcodeIndex]
+    number = max(code.builtinCode, code.deprecatedBuiltinCode)
+    return {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}.get(number, str(number))
+
+
+def canonical(data: bytes, network, activation: str = "relu") -> bytes:
+    """The converter's int8 file laid out as the calculator predicts (module docstring): tensors named
+    and ordered after the layers, one buffer each, a zero bias put back where the converter dropped
+    one, no CONVERSION_METADATA. Refuses (:class:`TfliteError`) a graph whose operators or tensor shapes
+    are not the calculator's lowering."""
+    fb = _schema()
+    graph = TM.lower(network, activation)
+    source = read_model(data)
+    if len(source.subgraphs) != 1:
+        raise TfliteError(f"the converter made {len(source.subgraphs)} subgraphs, expected 1")
+    sub = source.subgraphs[0]
+    got = [builtin_name(source, op) for op in sub.operators]
+    want = [op.builtin for op in graph.ops]
+    if got != want:
+        raise TfliteError(f"the converter's operators differ from the calculator's lowering: {got} vs {want}")
+    old_of: dict[str, int] = {}
+    source_op_of: dict[str, object] = {}
+    for op, spec in zip(sub.operators, graph.ops):
+        for position, name in enumerate((*spec.inputs, spec.output)):
+            index = int(op.outputs[0]) if position == len(spec.inputs) else \
+                (int(op.inputs[position]) if position < len(op.inputs) else -1)
+            if name in old_of and old_of[name] != index:
+                raise TfliteError(f"tensor {name}: the converter's graph does not follow the lowering")
+            old_of[name] = index
+        source_op_of[spec.output] = op
+    tensors, buffers = [], [fb.BufferT()]
+    for number, spec in enumerate(graph.tensors):
+        old = old_of.get(spec.name, -1)
+        tensor = fb.TensorT()
+        tensor.name = spec.name.encode()
+        tensor.shape = np.asarray(spec.shape, dtype=np.int32)
+        tensor.type = spec.dtype
+        tensor.buffer = number + 1
+        tensor.hasRank = True
+        buffer = fb.BufferT()
+        if old >= 0:
+            source_tensor = sub.tensors[old]
+            if tuple(int(v) for v in source_tensor.shape) != spec.shape or source_tensor.type != spec.dtype:
+                raise TfliteError(f"tensor {spec.name}: the converter made {list(source_tensor.shape)} of type "
+                                  f"{source_tensor.type}, the lowering {list(spec.shape)} of type {spec.dtype}")
+            tensor.quantization = _quantization(fb, source_tensor.quantization, spec)
+            stored = source.buffers[source_tensor.buffer].data
+            if spec.constant:
+                if stored is None or len(stored) != spec.nbytes:
+                    raise TfliteError(f"tensor {spec.name}: {0 if stored is None else len(stored)} bytes in the "
+                                      f"converter's file, {spec.nbytes} expected")
+                buffer.data = np.asarray(stored, dtype=np.uint8)
+        elif spec.name.endswith("/bias"):  # a zero bias the converter dropped: put it back
+            tensor.quantization = _zero_bias_quantization(fb, sub, graph, spec, old_of)
+            buffer.data = np.zeros(spec.nbytes, dtype=np.uint8)
+        else:
+            raise TfliteError(f"tensor {spec.name}: missing from the converter's graph")
+        tensors.append(tensor)
+        buffers.append(buffer)
+    index = {spec.name: number for number, spec in enumerate(graph.tensors)}
+    codes = TM.operator_codes(graph)
+    versions = {builtin_name(source, op): source.operatorCodes[op.opcodeIndex].version for op in sub.operators}
+    operator_codes = []
+    for builtin in codes:
+        code = fb.OperatorCodeT()
+        number = TM.BUILTINS[builtin][0]
+        code.builtinCode, code.deprecatedBuiltinCode, code.version = number, min(number, 127), versions[builtin]
+        operator_codes.append(code)
+    operators = []
+    for spec in graph.ops:
+        old = source_op_of[spec.output]
+        op = fb.OperatorT()
+        op.opcodeIndex = codes.index(spec.builtin)
+        op.inputs = np.asarray([index[name] for name in spec.inputs], dtype=np.int32)
+        op.outputs = np.asarray([index[spec.output]], dtype=np.int32)
+        op.builtinOptionsType, op.builtinOptions = old.builtinOptionsType, old.builtinOptions
+        operators.append(op)
+    subgraph = fb.SubGraphT()
+    subgraph.tensors, subgraph.operators, subgraph.name = tensors, operators, TM.SUBGRAPH_NAME.encode()
+    subgraph.inputs = np.asarray([index[graph.input]], dtype=np.int32)
+    subgraph.outputs = np.asarray([index[graph.output]], dtype=np.int32)
+    runtime = [m for m in source.metadata or [] if m.name == b"min_runtime_version"]
+    version_buffer = fb.BufferT()
+    version_buffer.data = np.asarray(source.buffers[runtime[0].buffer].data, dtype=np.uint8) if runtime \
+        else np.zeros(TM.MIN_RUNTIME_VERSION_BYTES, dtype=np.uint8)
+    buffers.append(version_buffer)
+    metadata = fb.MetadataT()
+    metadata.name, metadata.buffer = b"min_runtime_version", len(buffers) - 1
+    signature = fb.SignatureDefT()
+    signature.signatureKey, signature.subgraphIndex = TM.SIGNATURE_KEY.encode(), 0
+    signature.inputs = [_tensor_map(fb, TM.INPUT_NAME, index[graph.input])]
+    signature.outputs = [_tensor_map(fb, TM.OUTPUT_NAME, index[graph.output])]
+    model = fb.ModelT()
+    model.version, model.description = TM.MODEL_VERSION, graph.description.encode()
+    model.operatorCodes, model.subgraphs, model.buffers = operator_codes, [subgraph], buffers
+    model.metadata, model.signatureDefs = [metadata], [signature]
+    return write_model(model)
+
+
+def _tensor_map(fb, name: str, index: int):
+    entry = fb.TensorMapT()
+    entry.name, entry.tensorIndex = name.encode(), index
+    return entry
+
+
+def _quantization(fb, source, spec):
+    params = fb.QuantizationParametersT()
+    if spec.channels < 0:
+        return params  # the converter's empty table for int32 tensors
+    if source is None or source.scale is None or source.zeroPoint is None:
+        raise TfliteError(f"tensor {spec.name}: not quantized by the converter")
+    count = spec.channels or 1
+    if len(source.scale) != count or len(source.zeroPoint) != count:
+        raise TfliteError(f"tensor {spec.name}: {len(source.scale)} quantization scales, {count} expected")
+    params.scale = np.asarray(source.scale, dtype=np.float32)
+    params.zeroPoint = np.asarray(source.zeroPoint, dtype=np.int64)
+    params.quantizedDimension = int(source.quantizedDimension)
+    if params.quantizedDimension != spec.axis:
+        raise TfliteError(f"tensor {spec.name}: quantized along axis {params.quantizedDimension}, "
+                          f"{spec.axis} expected")
+    return params
+
+
+def _zero_bias_quantization(fb, sub, graph, spec, old_of):
+    """A dropped bias's scales: input scale x each weight scale (TFLite's int32 bias rule)."""
+    layer = spec.name[: -len("/bias")]
+    op = next(o for o in graph.ops if o.layer == layer and f"{layer}/bias" in o.inputs)
+    input_q = sub.tensors[old_of[op.inputs[0]]].quantization
+    weight_q = sub.tensors[old_of[f"{layer}/weights"]].quantization
+    params = fb.QuantizationParametersT()
+    params.scale = (np.float32(input_q.scale[0]) * np.asarray(weight_q.scale, dtype=np.float32)).astype(np.float32)
+    params.zeroPoint = np.zeros(spec.channels, dtype=np.int64)
+    params.quantizedDimension = 0
+    return params
+
+
+# --- running the file ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Quantization:
+    scale: float
+    zero_point: int
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(x / self.scale) + self.zero_point, -128, 127).astype(np.int8)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (q.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+
+
+def io_quantization(data: bytes) -> tuple[Quantization | None, Quantization | None]:
+    """The input's and output's int8 quantization (None for a float file)."""
+    model = read_model(data)
+    sub = model.subgraphs[0]
+    found = []
+    for index in (sub.inputs[0], sub.outputs[0]):
+        tensor = sub.tensors[index]
+        q = tensor.quantization
+        if tensor.type == TM.INT8 and q is not None and q.scale is not None:
+            found.append(Quantization(float(q.scale[0]), int(q.zeroPoint[0])))
+        else:
+            found.append(None)
+    return found[0], found[1]
+
+
+def tflite_interpreter(data: bytes, threads: int | None = None):
+    quiet_tensorflow()
+    import warnings
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_content=data, num_threads=threads or 1)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def run_tflite(data: bytes, x_nhwc: np.ndarray, threads: int | None = None, interpreter=None) -> np.ndarray:
+    """Float logits of the file for a float NHWC batch, one image per invoke (the file has batch 1);
+    an int8 file quantizes the input and dequantizes the output with the file's own parameters."""
+    interpreter = interpreter or tflite_interpreter(data, threads)
+    q_in, q_out = io_quantization(data)
+    inp = interpreter.get_input_details()[0]["index"]
+    out = interpreter.get_output_details()[0]["index"]
+    results = []
+    for image in x_nhwc:
+        x = image[None]
+        interpreter.set_tensor(inp, q_in.quantize(x) if q_in else x.astype(np.float32))
+        interpreter.invoke()
+        y = interpreter.get_tensor(out)
+        results.append(q_out.dequantize(y) if q_out else y.astype(np.float32))
+    return np.concatenate(results)
+
+
+def tflm_interpreter(data: bytes, arena_size: int):
+    import tflite_micro
+
+    return tflite_micro.runtime.Interpreter.from_bytes(data, arena_size=int(arena_size))
+
+
+def run_tflm(data: bytes, x_nhwc: np.ndarray, arena_size: int, interpreter=None) -> np.ndarray:
+    """As :func:`run_tflite`, in TensorFlow Lite Micro's interpreter."""
+    interpreter = interpreter or tflm_interpreter(data, arena_size)
+    q_in, q_out = io_quantization(data)
+    results = []
+    for image in x_nhwc:
+        x = image[None]
+        interpreter.set_input(q_in.quantize(x) if q_in else x.astype(np.float32), 0)
+        interpreter.invoke()
+        y = interpreter.get_output(0)
+        results.append(q_out.dequantize(y) if q_out else np.asarray(y, dtype=np.float32))
+    return np.concatenate(results)
+
+
+def nhwc(x_nchw: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
+
+
+def available() -> bool:
+    try:
+        for name in MODULES:
+            __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+__all__ = ["TfliteError", "canonical", "convert", "folded", "io_quantization", "keras_model", "nhwc",
+           "read_model", "run_tflite", "run_tflm", "versions", "write_model"]

@@ -28,7 +28,9 @@ TensorFlow, Keras and ``tflite-micro`` come from the ``[tflite]`` extra and are 
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,13 +164,38 @@ def keras_outputs(keras_model, x_nhwc: np.ndarray) -> np.ndarray:
 
 
 # --- conversion ----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def silenced():
+    """Run TensorFlow quietly: its C++ code writes to file descriptors 1 and 2 directly (the converter's
+    ``fully_quantize: ...`` line, absl warnings, the XNNPACK notice), so the descriptors themselves
+    point at a temporary file meanwhile; Python's warnings and logging are muted too."""
+    import logging
+    import tempfile
+    import warnings
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logger.setLevel(logging.ERROR)
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            logger.setLevel(level)
+
+
 def convert(keras_model, calibration: np.ndarray | None = None) -> bytes:
     """The converter's file for ``keras_model``: full-integer int8 calibrated on ``calibration`` (NHWC
     float32, normalised), or float32 without it."""
-    import contextlib
-    import io
-    import warnings
-
     quiet_tensorflow()
     import tensorflow as tf
 
@@ -181,10 +208,8 @@ def convert(keras_model, calibration: np.ndarray | None = None) -> bytes:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    stdout, stderr = io.StringIO(), io.StringIO()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            warnings.simplefilter("ignore")
+        with silenced():
             return bytes(converter.convert())
     except Exception as exc:  # noqa: BLE001 - the converter raises many types
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -379,14 +404,12 @@ def io_quantization(data: bytes) -> tuple[Quantization | None, Quantization | No
 
 def tflite_interpreter(data: bytes, threads: int | None = None):
     quiet_tensorflow()
-    import warnings
-
     import tensorflow as tf
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with silenced():
         interpreter = tf.lite.Interpreter(model_content=data, num_threads=threads or 1)
-    interpreter.allocate_tensors()
+        interpreter.allocate_tensors()
+        interpreter.invoke()  # the first invoke prints the XNNPACK notice
     return interpreter
 
 
@@ -431,14 +454,234 @@ def nhwc(x_nchw: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
 
 
-def available() -> bool:
-    try:
-        for name in MODULES:
-            __import__(name)
-    except ImportError:
-        return False
-    return True
+def require(command: str) -> None:
+    """One line and exit 2 without the ``[tflite]`` extra; TensorFlow's import (slow, and noisy on
+    file descriptor 2) happens here, silenced."""
+    from mnetcost.cli.options import require_extra
+
+    quiet_tensorflow()
+    with silenced():
+        require_extra(command, ("torch", *MODULES), EXTRA)
 
 
 __all__ = ["TfliteError", "canonical", "convert", "folded", "io_quantization", "keras_model", "nhwc",
            "read_model", "run_tflite", "run_tflm", "versions", "write_model"]
+
+
+# --- the export, checked -------------------------------------------------------------------------------
+class ToleranceError(Exception):
+    """The float TensorFlow Lite path differs from PyTorch beyond the tolerance (exit 1, nothing written)."""
+
+    def __init__(self, what: str, check):
+        self.check = check
+        super().__init__(f"{what} differs from PyTorch by {check.max_abs_diff:.3g} (max |logit| "
+                         f"{check.max_abs_reference:.3g}), beyond the tolerance {check.tolerance:g} x "
+                         f"max(1, max |logit|) = {check.allowed:.3g}")
+
+
+def op_counts(data: bytes) -> dict[str, int]:
+    model = read_model(data)
+    counts: dict[str, int] = {}
+    for op in model.subgraphs[0].operators:
+        name = builtin_name(model, op)
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def export_source(source, *, calibration_images: int = 512, tolerance: float = 1e-4, check_images: int = 64,
+                  threads: int | None = None):
+    """Export ``source`` (:class:`mnetcost.deploy.pipeline.Source`) to the int8 file and check it:
+    the Keras model and the float32 conversion against PyTorch (:class:`ToleranceError` beyond
+    ``tolerance``), the int8 file in the TensorFlow Lite interpreter against both. Returns a
+    :class:`mnetcost.deploy.pipeline.Exported` (``proto`` None) with the file's bytes and its record."""
+    import time
+
+    from mnetcost.calculator import tflm
+    from mnetcost.deploy import evaluate as EV
+    from mnetcost.deploy import export as EX
+    from mnetcost.deploy.pipeline import Exported
+
+    if source.train_images is None or source.normalization is None:
+        raise TfliteError("the int8 TensorFlow Lite file needs calibration images: pass --dataset (or export a --run)")
+    network = source.network
+    began = time.perf_counter()
+    with silenced():
+        model = keras_model(source.model)
+    x = source.check_images[:check_images] if source.check_images is not None \
+        else EX.check_batch(network, check_images)
+    inputs = source.check_source if source.check_images is not None else f"{len(x)} standard-normal inputs (seed 0)"
+    x_nhwc = nhwc(x)
+    reference = EX.torch_reference(source.model, x)
+    with silenced():
+        keras_check = EX.compare(reference, keras_outputs(model, x_nhwc), tolerance)
+    if not keras_check.passed:
+        raise ToleranceError("the Keras model", keras_check)
+    float_file = convert(model)
+    float_check = EX.compare(reference, run_tflite(float_file, x_nhwc, threads), tolerance)
+    if not float_check.passed:
+        raise ToleranceError("the float32 TensorFlow Lite file", float_check)
+    calibration = EV.calibration_images(source.train_images, calibration_images)
+    quantize_began = time.perf_counter()
+    raw = convert(model, nhwc(source.normalization.apply(calibration)))
+    data = canonical(raw, network, _activation(source.model))
+    quantize_s = time.perf_counter() - quantize_began
+    int8_out = run_tflite(data, x_nhwc, threads)
+    against_torch = EX.compare(reference, int8_out, tolerance)
+    graph = TM.lower(network, _activation(source.model))
+    layout = TM.file_layout(graph)
+    arena = tflm.arena(network, graph)
+    q_in, q_out = io_quantization(data)
+    record = {
+        "format": "tflite", "dtype": "int8", **versions(),
+        "converter": "tf.lite.TFLiteConverter.from_keras_model",
+        "check": {"keras": keras_check.as_dict(), "tflite_fp32": float_check.as_dict(), "inputs": inputs},
+        "quantization": {
+            "method": "TFLiteConverter, Optimize.DEFAULT, representative dataset, TFLITE_BUILTINS_INT8",
+            "weights": "int8, per channel, symmetric", "activations": "int8, per tensor, asymmetric",
+            "biases": "int32, per channel", "input": {"scale": q_in.scale, "zero_point": q_in.zero_point},
+            "output": {"scale": q_out.scale, "zero_point": q_out.zero_point},
+            "calibration_images": int(len(calibration)), "calibration_dataset": source.calibration_source,
+            "calibration": "training images drawn by a seeded generator (seed 0)",
+            "seconds": round(quantize_s, 2),
+            "max_abs_diff_vs_torch": against_torch.max_abs_diff,
+            "top1_agreement_vs_torch": against_torch.top1_agreement},
+        "ops": op_counts(data),
+        "operators": len(graph.ops), "tensors": len(graph.tensors),
+        "converter_bytes": len(raw),
+        "predicted": {"flash_bytes": layout.bytes, "file_parts": layout.parts, **arena.as_dict()},
+        "metadata": source.metadata,
+        "export_seconds": round(time.perf_counter() - began, 2),
+        "bytes": len(data),
+    }
+    return Exported(proto=None, data=data, record=record)
+
+
+# --- TensorFlow Lite Micro, in child processes ------------------------------------------------------
+WORKER = "mnetcost.deploy.tflm_worker"
+
+
+def _signal_name(code: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _worker(args: list, timeout: float = 600):
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH"))
+                                                        if p)}
+    try:
+        return subprocess.run([sys.executable, "-m", WORKER, *map(str, args)], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise TfliteError(f"TensorFlow Lite Micro did not finish within {timeout:g} s") from None
+
+
+def _package_root() -> str:
+    import mnetcost
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(mnetcost.__file__)))
+
+
+def _failure(result) -> str:
+    if result.returncode < 0:
+        return f"TensorFlow Lite Micro crashed ({_signal_name(result.returncode)})"
+    lines = [line for line in (result.stderr or "").strip().splitlines() if line.strip()]
+    return "TensorFlow Lite Micro refused the model" + (f" ({lines[-1][:200]})" if lines else "")
+
+
+def tflm_allocations(path, arena_size: int) -> dict:
+    """The RecordingMicroAllocator's records after one invoke in an arena of ``arena_size`` bytes."""
+    import json
+
+    result = _worker(["allocations", path, int(arena_size)])
+    if result.returncode != 0:
+        raise TfliteError(f"{_failure(result)} with a {int(arena_size):,} B arena")
+    return json.loads(result.stdout)
+
+
+def tflm_accepts(path, arena_size: int) -> bool:
+    """Whether the interpreter allocates and invokes the model in ``arena_size`` bytes (a crash counts
+    as no)."""
+    return _worker(["accepts", path, int(arena_size)]).returncode == 0
+
+
+def tflm_minimum_arena(path, low: int, high: int) -> int:
+    """The smallest arena the interpreter accepts, between ``low`` (refused) and ``high`` (accepted),
+    by bisection, one child process per probe."""
+    while high - low > 1:
+        middle = (low + high) // 2
+        if tflm_accepts(path, middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def tflm_outputs(path, images_int8: np.ndarray, arena_size: int | None = None, workers: int = 1) -> np.ndarray:
+    """The int8 outputs of TFLM for int8 NHWC images, in ``workers`` child processes at once."""
+    import tempfile
+
+    if arena_size is None:
+        arena_size = 10 * os.path.getsize(path)  # the tflite_micro package's own default
+    chunks = [chunk for chunk in np.array_split(images_int8, max(1, min(workers, len(images_int8)))) if len(chunk)]
+    with tempfile.TemporaryDirectory(prefix="mnetcost-tflm-") as folder:
+        import subprocess
+
+        running = []
+        for number, chunk in enumerate(chunks):
+            inputs, outputs = os.path.join(folder, f"in{number}.npy"), os.path.join(folder, f"out{number}.npy")
+            np.save(inputs, chunk)
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_package_root(),
+                                                                          os.environ.get("PYTHONPATH")) if p)}
+            running.append((subprocess.Popen([sys.executable, "-m", WORKER, "predict", str(path), str(arena_size),
+                                              inputs, outputs], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             text=True, env=env), outputs))
+        results = []
+        for process, outputs in running:
+            _, stderr = process.communicate()
+            if process.returncode != 0:
+                raise TfliteError(_failure(subprocess.CompletedProcess([], process.returncode, "", stderr)))
+            results.append(np.load(outputs))
+    return np.concatenate(results) if results else np.zeros((0, 0), dtype=np.int8)
+
+
+def _int8_outputs(interpreter, images_int8: np.ndarray) -> np.ndarray:
+    inp = interpreter.get_input_details()[0]["index"]
+    out = interpreter.get_output_details()[0]["index"]
+    results = []
+    for image in images_int8:
+        interpreter.set_tensor(inp, image[None])
+        interpreter.invoke()
+        results.append(interpreter.get_tensor(out).reshape(-1))
+    return np.stack(results)
+
+
+def accuracy(data: bytes, path, runtime: str, images: np.ndarray, labels: np.ndarray, normalization,
+             threads: int | None = None, batch: int = 1000):
+    """Test accuracy of the int8 file in ``runtime`` (``tflite`` or ``tflm``): images normalised as
+    training did, quantized with the file's input scale and zero point; the class is the argmax of the
+    int8 output (the scale is positive, so it is the argmax of the dequantized logits)."""
+    import time
+
+    from mnetcost.deploy.evaluate import Accuracy
+
+    q_in, _ = io_quantization(data)
+    began = time.perf_counter()
+    quantized = np.concatenate([q_in.quantize(nhwc(normalization.apply(images[start:start + batch])))
+                                for start in range(0, len(images), batch)]) if len(images) else \
+        np.zeros((0,), dtype=np.int8)
+    if runtime == "tflite":
+        outputs = _int8_outputs(tflite_interpreter(data, threads), quantized)
+        name = "tflite"
+    elif runtime == "tflm":
+        outputs = tflm_outputs(path, quantized, workers=threads or os.cpu_count() or 1)
+        name = "tflm"
+    else:
+        raise TfliteError(f"unknown TensorFlow Lite runtime {runtime!r}")
+    correct = int(np.sum(outputs.argmax(1) == labels)) if len(labels) else 0
+    return Accuracy(name, "int8", correct, int(len(labels)), time.perf_counter() - began)

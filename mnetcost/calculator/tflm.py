@@ -158,16 +158,29 @@ def _allocations(graph: TM.Graph) -> list[tuple[str, int, int]]:
     return allocs
 
 
-def tail_parts(graph: TM.Graph) -> dict[str, int]:
+def tail_parts(graph: TM.Graph, end: int = 0) -> dict[str, int]:
     """Bytes of the tail by category, alignment gaps included in the allocation that needed them (as the
-    RecordingMicroAllocator counts), for an arena whose end is 16-byte aligned."""
+    RecordingMicroAllocator counts), for an arena whose end address is ``end`` modulo 16 (0: aligned)."""
     parts = {part: 0 for part in TAIL_PARTS}
-    used = 0
+    top = ARENA_ALIGNMENT * 1024 + end  # any address with that remainder
+    pointer = top
     for part, size, alignment in _allocations(graph):
-        before = used
-        used = -(-(used + size) // alignment) * alignment
-        parts[part] += used - before
+        before = pointer
+        pointer = (pointer - size) // alignment * alignment
+        parts[part] += before - pointer
     return parts
+
+
+def minimum_arena(graph: TM.Graph, head: int) -> int:
+    """The smallest ``arena_size`` the interpreter accepts for an arena starting 16-byte aligned: the
+    head from the start, the tail from the end, whose alignment gaps depend on the end's remainder
+    modulo 16 (an end 8 bytes past alignment can save 8 bytes of gaps)."""
+    best = None
+    for end in range(ARENA_ALIGNMENT):
+        need = head + sum(tail_parts(graph, end).values())
+        size = need + (end - need) % ARENA_ALIGNMENT  # the first size >= need whose end has that remainder
+        best = size if best is None else min(best, size)
+    return best
 
 
 @dataclass(frozen=True)
@@ -180,6 +193,7 @@ class TflmArena:
     head_tensors: tuple = ()  # (name, bytes, first step, last step, offset)
     ops: int = 0
     tensors: int = 0
+    minimum: int = 0  # the smallest arena_size the interpreter accepts (16-byte aligned start)
 
     @property
     def total(self) -> int:
@@ -188,7 +202,8 @@ class TflmArena:
     def as_dict(self) -> dict:
         return {"runtime": "tflm", "tflm_version": TFLM_VERSION, "arena_bytes": self.total,
                 "arena_activation_bytes": self.head, "arena_persistent_bytes": self.tail,
-                "arena_persistent_parts": dict(self.tail_parts), "operators": self.ops, "tensors": self.tensors}
+                "arena_persistent_parts": dict(self.tail_parts), "minimum_arena_bytes": self.minimum,
+                "operators": self.ops, "tensors": self.tensors}
 
 
 def arena(network, graph: TM.Graph | None = None) -> TflmArena:
@@ -202,7 +217,7 @@ def arena(network, graph: TM.Graph | None = None) -> TflmArena:
     parts = tail_parts(graph)
     placed = tuple((t.name, int(t.size), t.first, t.last, offset) for t, offset in zip(planned, offsets))
     return TflmArena(head=head, tail=sum(parts.values()), tail_parts=parts, head_tensors=placed,
-                     ops=len(graph.ops), tensors=len(graph.tensors))
+                     ops=len(graph.ops), tensors=len(graph.tensors), minimum=minimum_arena(graph, head))
 
 
 def arena_bytes(network) -> int:

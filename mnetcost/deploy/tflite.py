@@ -168,7 +168,9 @@ def keras_outputs(keras_model, x_nhwc: np.ndarray) -> np.ndarray:
 def silenced():
     """Run TensorFlow quietly: its C++ code writes to file descriptors 1 and 2 directly (the converter's
     ``fully_quantize: ...`` line, absl warnings, the XNNPACK notice), so the descriptors themselves
-    point at a temporary file meanwhile; Python's warnings and logging are muted too."""
+    point at a temporary file meanwhile; Python's own streams (Keras's "Saved artifact ..."), warnings
+    and logging are muted too."""
+    import io
     import logging
     import tempfile
     import warnings
@@ -178,7 +180,8 @@ def silenced():
     saved = [os.dup(1), os.dup(2)]
     logger = logging.getLogger("tensorflow")
     level = logger.level
-    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         logger.setLevel(logging.ERROR)
         os.dup2(sink.fileno(), 1)
@@ -402,12 +405,18 @@ def io_quantization(data: bytes) -> tuple[Quantization | None, Quantization | No
     return found[0], found[1]
 
 
-def tflite_interpreter(data: bytes, threads: int | None = None):
+def tflite_interpreter(data: bytes, threads: int | None = None, reference: bool = False):
+    """TensorFlow Lite's interpreter: its default optimized kernels (XNNPACK; what an application gets),
+    or with ``reference`` its reference kernels, which compute the int8 file bit for bit as TensorFlow
+    Lite Micro does."""
     quiet_tensorflow()
     import tensorflow as tf
 
+    resolver = tf.lite.experimental.OpResolverType
     with silenced():
-        interpreter = tf.lite.Interpreter(model_content=data, num_threads=threads or 1)
+        interpreter = tf.lite.Interpreter(model_content=data, num_threads=threads or 1,
+                                          experimental_op_resolver_type=resolver.BUILTIN_REF if reference
+                                          else resolver.AUTO)
         interpreter.allocate_tensors()
         interpreter.invoke()  # the first invoke prints the XNNPACK notice
     return interpreter
@@ -685,3 +694,138 @@ def accuracy(data: bytes, path, runtime: str, images: np.ndarray, labels: np.nda
         raise TfliteError(f"unknown TensorFlow Lite runtime {runtime!r}")
     correct = int(np.sum(outputs.argmax(1) == labels)) if len(labels) else 0
     return Accuracy(name, "int8", correct, int(len(labels)), time.perf_counter() - began)
+
+
+# --- predicted against measured --------------------------------------------------------------------
+def synthetic_source(network, images: int = 16, seed: int = 0):
+    """A model of ``network`` whose BatchNorm statistics come from standard-normal images (so every
+    layer's activations have a useful range: with initial statistics they shrink towards zero through
+    the layers and the int8 calibration degenerates), with standard-normal calibration and check
+    images. The arena and the file do not depend on the weights' values."""
+    import torch
+
+    from mnetcost.deploy.evaluate import Normalization
+    from mnetcost.deploy.pipeline import Source
+    from mnetcost.nn.models import build_from_network
+
+    torch.manual_seed(seed)
+    model = build_from_network(network)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # a cumulative average over the batches below
+    generator = torch.Generator().manual_seed(seed)
+    shape = (images, network.spec.in_channels, *network.resolution)
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(shape, generator=generator))
+    model.eval()
+    rng = np.random.default_rng(seed)
+    # uint8 "images" whose normalisation (mean 127.5, std 1/255 scale) gives standard-normal-like inputs
+    train = rng.integers(0, 256, size=(images, *shape[1:]), dtype=np.uint8)
+    normalization = Normalization(np.full(shape[1], 0.5), np.full(shape[1], 0.25))
+    metadata = {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
+                "classes": network.classes, "resolution": list(network.resolution),
+                "weights": "initial (seed 0), BatchNorm statistics from standard-normal images"}
+    return Source(model=model.eval(), metadata=metadata, normalization=normalization,
+                  check_images=normalization.apply(train[:8]), check_source="8 synthetic images",
+                  train_images=train, calibration_source="synthetic images")
+
+
+def file_parts(data: bytes) -> dict[str, int]:
+    """What a file's bytes are, read back with the object API: weights and biases (constant buffers),
+    quantization scales and zero points, tensor names, metadata (description, min_runtime_version,
+    subgraph and signature names) and the rest (FlatBuffers structure and padding)."""
+    model = read_model(data)
+    sub = model.subgraphs[0]
+    constant = {t.buffer for t in sub.tensors}
+    weights = sum(len(b.data) for number, b in enumerate(model.buffers)
+                  if b.data is not None and number in constant)
+    quantization = sum(4 * len(t.quantization.scale) + 8 * len(t.quantization.zeroPoint) for t in sub.tensors
+                       if t.quantization is not None and t.quantization.scale is not None)
+    names = sum(len(t.name) + 1 for t in sub.tensors)
+    metadata_buffers = {m.buffer for m in model.metadata or []}
+    metadata = (len(model.description or b"") + 1 + len(sub.name or b"") + 1
+                + sum(len(m.name) + 1 for m in model.metadata or [])
+                + sum(len(b.data) for number, b in enumerate(model.buffers) if number in metadata_buffers
+                      and b.data is not None)
+                + sum(len(s.signatureKey) + 1 + sum(len(m.name) + 1 for m in (*s.inputs, *s.outputs))
+                      for s in model.signatureDefs or []))
+    known = weights + quantization + names + metadata
+    return {"weights": weights, "quantization": quantization, "names": names, "metadata": metadata,
+            "structure and padding": len(data) - known}
+
+
+@dataclass
+class Comparison:
+    quantity: str
+    predicted: int
+    measured: int
+    note: str = ""
+
+    @property
+    def agree(self) -> bool:
+        return self.predicted == self.measured
+
+    def as_dict(self) -> dict:
+        return {"quantity": self.quantity, "predicted": self.predicted, "measured": self.measured,
+                "difference": self.measured - self.predicted, "agree": self.agree, "note": self.note}
+
+
+def crosscheck_tflm(network, folder, *, probe_minimum: bool = True, calibration_images: int = 16) -> dict:
+    """Export ``network`` (a synthetic model, :func:`synthetic_source`) to the int8 file, load it in
+    TensorFlow Lite Micro (child processes) and compare the calculator's file bytes, head, tail (by
+    the interpreter's recorded categories) and minimum arena with the interpreter's."""
+    from pathlib import Path
+
+    from mnetcost.calculator import lifetimes, tflm
+
+    source = synthetic_source(network, images=calibration_images)
+    with silenced():
+        model = keras_model(source.model)
+    raw = convert(model, nhwc(source.normalization.apply(source.train_images)))
+    data = canonical(raw, network, _activation(source.model))
+    path = Path(folder) / "model.tflite"
+    path.write_bytes(data)
+    graph = TM.lower(network, _activation(source.model))
+    layout = TM.file_layout(graph)
+    arena = tflm.arena(network, graph)
+    generous = lifetimes.align_up(2 * arena.total + 65_536, tflm.ARENA_ALIGNMENT)
+    measured = tflm_allocations(path, generous)
+    records = measured["records"]
+    rows = [Comparison("file bytes", layout.bytes, len(data), f"the converter's own file: {len(raw):,} B")]
+    got_parts = file_parts(data)
+    for part in ("weights", "quantization", "names", "metadata"):
+        rows.append(Comparison(f"  {part}", layout.parts[part], got_parts[part]))
+    rows.append(Comparison("  structure and padding", layout.parts["structure"] + layout.parts["padding"],
+                           got_parts["structure and padding"],
+                           f"tables, vtables, offsets {layout.parts['structure']:,} B + alignment padding "
+                           f"{layout.parts['padding']:,} B"))
+    rows.append(Comparison("arena head (activations)", arena.head, measured.get("head", -1),
+                           f"{len(arena.head_tensors)} buffers placed by the greedy planner, 16-byte aligned"))
+    rows.append(Comparison("arena tail (persistent)", arena.tail, measured.get("tail", -1)))
+    for part in tflm.RECORDED:
+        got = records.get(part, {}).get("used", 0)
+        rows.append(Comparison(f"  {part}", arena.tail_parts[part], got))
+    unrecorded = sum(arena.tail_parts[part] for part in tflm.UNRECORDED)
+    recorded = sum(records.get(part, {}).get("used", 0) for part in tflm.RECORDED)
+    rows.append(Comparison("  not recorded", unrecorded, measured.get("tail", -1) - recorded,
+                           ", ".join(f"{part} {arena.tail_parts[part]:,} B" for part in tflm.UNRECORDED)))
+    rows.append(Comparison("arena total", arena.total, measured.get("total", -1),
+                           f"for an arena whose end is 16-byte aligned ({generous:,} B given)"))
+    if probe_minimum:
+        minimum = arena.minimum
+        accepted, refused = tflm_accepts(path, minimum), not tflm_accepts(path, minimum - 1)
+        if accepted and refused:
+            measured_minimum = minimum
+        else:  # find the real one
+            measured_minimum = tflm_minimum_arena(path, 0 if accepted else minimum, minimum if accepted else generous)
+        rows.append(Comparison("smallest arena accepted", minimum, measured_minimum,
+                               "arena_size probed in child processes: the tail's gaps depend on where the arena "
+                               "ends"))
+    return {"network": {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
+                        "classes": network.classes, "resolution": list(network.resolution)},
+            "tflm_version": tflm.TFLM_VERSION, **versions(), "converter": TM.CONVERTER,
+            "operators": op_counts(data), "tensors": len(graph.tensors),
+            "rows": [row.as_dict() for row in rows], "agree": all(row.agree for row in rows),
+            "printed": measured.get("printed", "")}

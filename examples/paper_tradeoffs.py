@@ -6,6 +6,7 @@ in the paper against Mult-Adds as mnetcost computes them (log scale), the baseli
 printed too.
 
     python examples/paper_tradeoffs.py [OUT_DIR]      # default: ./paper_tradeoffs/
+    python examples/paper_tradeoffs.py --help
 
 The same figures, one dataset at a time, from the command line:
 
@@ -13,7 +14,7 @@ The same figures, one dataset at a time, from the command line:
 """
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from mnetcost.analysis.plot import (collect_points, draw_axes, front_of, legend_handles, new_figure, place_labels,
@@ -27,9 +28,10 @@ TABLES = {
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
-def main(out_dir: str = "paper_tradeoffs") -> None:
-    out = Path(out_dir)
+def draw_tables(out: Path) -> list[Path]:
+    """One figure per table in ``out`` (created if missing); prints each front. Returns the files."""
     out.mkdir(parents=True, exist_ok=True)
+    written = []
     for table, title in TABLES.items():
         fig, axes = new_figure(15, 5.6, columns=2)
         handles, jobs = [], []
@@ -46,9 +48,21 @@ def main(out_dir: str = "paper_tradeoffs") -> None:
                         borderaxespad=0.0, fontsize=8, frameon=False)
         fig.suptitle(f"Chen & Su, {title}: accuracy as printed, Mult-Adds computed by mnetcost", fontsize=12)
         place_labels(fig, *jobs)
-        path = save_figure(fig, out / f"table{table}.png")
-        print(f"wrote {path}")
+        written.append(save_figure(fig, out / f"table{table}.png"))
+        print(f"wrote {written[-1]}")
+    return written
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", nargs="?", default="paper_tradeoffs", type=Path,
+                        help="folder for table4.png, table5.png, table6.png (created if missing; "
+                             "default: ./paper_tradeoffs)")
+    args = parser.parse_args(argv)
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        parser.error(f"{args.out_dir} exists and is not a folder")
+    draw_tables(args.out_dir)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main()

@@ -120,7 +120,9 @@ def test_conventions():
     assert fvcore.mult_adds == paper.mult_adds + 2 * bn_elements + pooled
     deploy = network_cost(net, "deploy")  # BatchNorm folded: one bias per channel instead of 4 numbers
     assert (deploy.params, deploy.mult_adds) == (paper.params - 3 * bn_channels, paper.mult_adds)
-    assert set(CONVENTIONS) == {"paper", "trainable", "weights", "flops", "fvcore", "deploy"}
+    elementwise = network_cost(net, "elementwise")  # V1 has no residual, gate or hard activation
+    assert (elementwise.params, elementwise.mult_adds) == (paper.params, paper.mult_adds)
+    assert set(CONVENTIONS) == {"paper", "trainable", "weights", "flops", "fvcore", "deploy", "elementwise"}
 
 
 @pytest.mark.parametrize("variant", ["base", "mp3", "fmp"])

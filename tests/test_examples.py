@@ -34,6 +34,36 @@ def test_budget_search_answers_with_the_paper_row(tmp_path):
     assert "fmp" in first and "82.1" in first and "9,576,768" in result.stdout
 
 
+SCRIPTS = sorted(path.name for path in EXAMPLES.iterdir() if path.suffix in (".py", ".sbatch"))
+
+
+def test_every_example_script_is_covered():
+    assert SCRIPTS == ["budget_search.py", "fmp_averaging.py", "grid_slurm.sbatch", "learning_curves.py",
+                       "paper_tradeoffs.py", "runtime_predictors.py"]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_example_has_a_help_that_creates_nothing(tmp_path, name):
+    """`python examples/paper_tradeoffs.py --help` used to make a folder named `--help`."""
+    if name.endswith(".sbatch"):
+        result = subprocess.run(["bash", str(EXAMPLES / name), "--help"], capture_output=True, text=True,
+                                cwd=tmp_path, timeout=60)
+        shown = "on a SLURM cluster: a job array of workers"  # its own header, not `mnetcost grid --help`
+    else:
+        result = script(name, "--help", cwd=tmp_path)
+        shown = "usage:"
+    assert result.returncode == 0, result.stderr
+    assert shown in result.stdout and len(result.stdout.splitlines()) > 3
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", [n for n in SCRIPTS if n.endswith(".py")])
+def test_an_unknown_option_is_a_usage_error_not_a_path(tmp_path, name):
+    result = script(name, "--no-such-option", cwd=tmp_path)
+    assert result.returncode == 2 and "usage:" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_paper_tradeoffs_writes_three_figures(tmp_path):
     result = script("paper_tradeoffs.py", tmp_path / "figs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -161,3 +161,95 @@ def test_runs_on_other_data_are_named_under_the_figure(tmp_path):
     only_cifar = [p for p in points if p["source"] != "sub"]
     text = "\n".join(t.get_text() for t in draw(only_cifar, front_of(only_cifar)).texts)
     assert "Runs trained on" not in text
+
+
+# --- the reproduction's figure: runs beside the paper, seeds, rings, an axis break ---------------
+def reproduction_like_runs(low=None):
+    """Runs placed as the full-CIFAR-10 reproduction's are (three of them the mean of two seeds),
+    or, with ``low``, three one-epoch runs far below the paper's points."""
+    from mnetcost.analysis.sweep import KnownResult
+
+    def known(name, variant, alpha, delta, accuracies):
+        seeds = len(accuracies)
+        return KnownResult(source=name + (f" ({seeds} seeds)" if seeds > 1 else ""), variant=variant, alpha=alpha,
+                           delta=delta, classes=10, resolution=32, accuracy=sum(accuracies) / seeds,
+                           dataset="cifar10-jpeg", seeds=seeds, accuracy_min=min(accuracies) if seeds > 1 else None,
+                           accuracy_max=max(accuracies) if seeds > 1 else None)
+
+    if low is not None:
+        return [known(f"{v}-1epoch", v, 0.25, 2, [low]) for v in ("base", "mp3", "fmp")]
+    return [known("base-a1-d1-s0", "base", 1, 1, [.648]), known("base-a0.25-d2", "base", .25, 2, [.589, .598]),
+            known("base-a0.25-d4-s0", "base", .25, 4, [.626]), known("mp3-a0.25-d2", "mp3", .25, 2, [.619, .630]),
+            known("mp3-a0.25-d4-s0", "mp3", .25, 4, [.660]), known("fmp-a0.25-d2", "fmp", .25, 2, [.7645, .7652]),
+            known("fmp-a0.25-d4-s0", "fmp", .25, 4, [.7918])]
+
+
+def drawn(runs):
+    from mnetcost.analysis.plot import draw
+
+    points, _ = collect_points("cifar10", runs=runs)
+    fig = draw(points, front_of(points))
+    fig.canvas.draw()
+    return fig, fig.axes[0], points
+
+
+def test_no_label_runs_through_a_baseline_ring():
+    """docs/pareto_runs.png: the fmp runs' label ran through the paper baseline's ring."""
+    fig, ax, points = drawn(reproduction_like_runs())
+    renderer = fig.canvas.get_renderer()
+    from matplotlib.collections import PathCollection
+
+    scattered = [c for c in ax.collections if isinstance(c, PathCollection)]
+    rings = [c for c in scattered if c.get_sizes()[0] > 200]
+    assert len(rings) == 2  # the paper's baseline and the run of it
+    labels = [t.get_window_extent(renderer) for t in ax.texts if t.get_text().startswith("α=")]
+    assert len(labels) == len(points)
+    for ring in rings:
+        cx, cy = ring.get_offset_transform().transform(ring.get_offsets())[0]
+        radius = (ring.get_sizes()[0] ** 0.5 / 2 + ring.get_linewidths()[0] / 2) * fig.dpi / 72
+        for box in labels:
+            nearest_x, nearest_y = min(max(cx, box.x0), box.x1), min(max(cy, box.y0), box.y1)
+            assert (nearest_x - cx) ** 2 + (nearest_y - cy) ** 2 >= radius ** 2, box
+
+
+def test_seed_ranges_are_drawn_over_their_markers_and_written_in_the_label():
+    """docs/pareto_runs.png: the seed bars hid behind the hollow markers."""
+    from matplotlib.collections import LineCollection, PathCollection
+
+    fig, ax, _ = drawn(reproduction_like_runs())
+    bars = [c for c in ax.collections if isinstance(c, LineCollection)]
+    markers = [c for c in ax.collections if isinstance(c, PathCollection) and c.get_sizes()[0] < 100]
+    assert len(bars) == 3 and all(bar.get_zorder() > max(m.get_zorder() for m in markers) for bar in bars)
+    texts = [t.get_text() for t in ax.texts]
+    assert "α=0.25 δ=2 (base-a0.25-d2: 2 seeds, 58.9–59.8 %)" in texts
+    assert "α=0.25 δ=2 (mp3-a0.25-d2: 2 seeds, 61.9–63.0 %)" in texts
+
+
+def test_a_broken_accuracy_axis_is_marked_on_both_spines_and_in_the_legend():
+    """Runs 42 points below the paper's: the empty stretch is squeezed, and the cut is marked where
+    no reader can miss it."""
+    fig, ax, _ = drawn(reproduction_like_runs(low=0.28))
+    edge = ax.get_yaxis_transform()
+    marks = [line for line in ax.lines if line.get_gid() == "axis-break" and line.get_linestyle() == "None"]
+    places = sorted((float(line.get_xdata()[0]), round(float(line.get_ydata()[0]), 1)) for line in marks)
+    assert places == [(0.0, 30.5), (0.0, 67.7), (1.0, 30.5), (1.0, 67.7)]
+    assert all(line.get_transform() == edge and not line.get_clip_on() for line in marks)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("accuracy axis broken: 31–68 %") for t in legend), legend
+    assert any("axis broken: 31–68 % (37 points, no data)" in t.get_text() for t in ax.texts)
+
+
+def test_learning_curves_say_which_seed_they_show():
+    """docs/curves_cifar10.png showed one seed of each configuration without saying which."""
+    from mnetcost.analysis.plot import draw_curves
+
+    rows = [{"epoch": 1, "loss": 2.1, "train_acc": 0.25, "test_loss": 2.3, "test_acc": 0.3}]
+    summary = {"variant": "base", "alpha": 0.25, "delta": 2, "dataset": "cifar10-jpeg"}
+    curves = [{"name": "base-a0.25-d2-s0", "summary": {**summary, "seed": 0}, "rows": rows},
+              {"name": "fmp-a0.25-d2-s0", "summary": {**summary, "variant": "fmp", "seed": 0}, "rows": rows}]
+    fig = draw_curves(curves)
+    assert fig._suptitle.get_text() == "Learning curves on cifar10-jpeg (seed 0 of each configuration)"
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert labels[0].startswith("base α=0.25 δ=2, seed 0") and labels[1].startswith("fmp α=0.25 δ=2, seed 0")
+    both = draw_curves([curves[0], {**curves[0], "name": "base-a0.25-d2-s1", "summary": {**summary}}])
+    assert both._suptitle.get_text() == "Learning curves on cifar10-jpeg (seeds 0, 1: one line per run)"

@@ -13,7 +13,7 @@ import termios
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mnetcost.cli import main
@@ -104,6 +104,7 @@ def views(draw):
 
 @settings(max_examples=150, deadline=None)
 @given(view=views(), width=st.integers(20, 160))
+@example(view=View(title="", columns=[Column("c0", "d")], rows=[{"c0": -10_000_000_000_000}]), width=20)
 def test_the_layout_never_cuts_a_cell(view, width):
     from mnetcost.cli.render import _cell, column_limits
 

@@ -282,14 +282,19 @@ def _overlap(a, b) -> float:
     return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
-def _place_labels(ax, fig, anchors, texts, colours, line=(), *, lines=(), shifts=None, fontsize=7):
+MARKER_RADIUS = 4.5  # points: half the width of a plotted marker (s=46, edge 1.6)
+RING_RADIUS = 9.0  # points: the baseline's ring (s=230, edge 1.3), which labels must stay out of too
+
+
+def _place_labels(ax, fig, anchors, texts, colours, line=(), *, lines=(), shifts=None, radii=None, fontsize=7):
     """Label every point without two labels touching. In display space, for each point (the most
     crowded first) try spots on rings around it (``LABEL_RADII`` x ``LABEL_ANGLES``), nearest
-    first, and keep the first whose box overlaps no placed label, no marker and crosses no
-    segment of ``line`` (the front) or ``lines`` (data polylines: series, guides, error bars);
-    if none is free, the least bad. A label set off by more than 12 points gets a thin leader
-    line to its marker. ``shifts``: per point, the marker's horizontal offset in points (see
-    :func:`_dodge`)."""
+    first, and keep the first whose box overlaps no placed label, no marker (``radii``: per
+    point, its marker's radius in points, larger for a ringed point; a label stays out of its
+    own point's ring as well) and crosses no segment of ``line`` (the front) or ``lines`` (data
+    polylines: series, guides, error bars); if none is free, the least bad. A label set off by
+    more than 12 points gets a thin leader line to its marker. ``shifts``: per point, the
+    marker's horizontal offset in points (see :func:`_dodge`)."""
     import math
 
     from matplotlib.transforms import offset_copy
@@ -297,12 +302,15 @@ def _place_labels(ax, fig, anchors, texts, colours, line=(), *, lines=(), shifts
     renderer = fig.canvas.get_renderer()
     scale = fig.dpi / 72
     shifts = list(shifts) if shifts is not None else [0.0] * len(anchors)
+    radii = [r * scale for r in radii] if radii is not None else [MARKER_RADIUS * scale] * len(anchors)
     centres = []
     for (x, y), shift in zip(anchors, shifts):
         px, py = ax.transData.transform((x, y))
         centres.append((px + shift * scale, py))
-    radius = 4.5 * scale
-    markers = [(cx - radius, cy - radius, cx + radius, cy + radius) for cx, cy in centres]
+    markers = [(cx - r, cy - r, cx + r, cy + r) for (cx, cy), r in zip(centres, radii)]
+    # a label may start right beside its own plain marker, but never inside its own ring
+    own = [(cx - r + 2 * scale, cy - r + 2 * scale, cx + r - 2 * scale, cy + r - 2 * scale)
+           if r > MARKER_RADIUS * scale else None for (cx, cy), r in zip(centres, radii)]
     polylines = [list(line)] if len(line) else []
     polylines += [list(polyline) for polyline in lines]
     segments = []
@@ -344,6 +352,8 @@ def _place_labels(ax, fig, anchors, texts, colours, line=(), *, lines=(), shifts
             score = 1e9 if outside else 0.0
             score += 10 * sum(_overlap(rect, other) for other in placed)
             score += 10 * sum(_overlap(rect, m) for j, m in enumerate(markers) if j != i)
+            if own[i] is not None:
+                score += 10 * _overlap(rect, own[i])
             score += 40 * sum(1 for p, q in segments if _segment_hits(p, q, rect))
             if best is None or score < best[0]:
                 best = (score, rect, r, dx, dy, ha, va)
@@ -375,11 +385,21 @@ def _dodge(xs, ys, log_x: bool = True, step: float = 7.0) -> list[float]:
     return shifts
 
 
+def _break_marker():
+    """Two parallel diagonal strokes, the usual mark of a cut axis ("//")."""
+    from matplotlib.path import Path as MarkerPath
+
+    return MarkerPath([(-1.3, -0.7), (-0.1, 0.7), (0.1, -0.7), (1.3, 0.7)],
+                      [MarkerPath.MOVETO, MarkerPath.LINETO, MarkerPath.MOVETO, MarkerPath.LINETO])
+
+
 def _compress_gap(ax, values, low: float, high: float, band: float = 0.06):
     """When the points' values leave an empty stretch longer than 30 % of the axis (runs far
     below the paper's points), squeeze it to ``band`` of the height with a piecewise-linear
-    axis, shade it and say so, instead of squeezing every point into a corner. Returns the
-    (start, end) squeezed, or None."""
+    axis instead of squeezing every point into a corner, and mark the break so it cannot be
+    missed: both spines are cut, with "//" marks where each cut begins and ends, the band is
+    shaded and says how many points of accuracy it holds. Returns (start, end, times shorter
+    than the scale elsewhere), or None."""
     import numpy as np
     from matplotlib.ticker import FixedLocator, MaxNLocator
 
@@ -409,13 +429,19 @@ def _compress_gap(ax, values, low: float, high: float, band: float = 0.06):
     ticks = [t for t in MaxNLocator(nbins=4).tick_values(low, start) if low <= t <= start]
     ticks += [t for t in MaxNLocator(nbins=6).tick_values(end, high) if end <= t <= high]
     ax.yaxis.set_major_locator(FixedLocator(ticks))
-    ax.axhspan(start, end, facecolor="#eeeeee", edgecolor="none", zorder=0)
-    for y in (start, end):
-        ax.plot([-0.012, 0.012], [y, y], transform=ax.get_yaxis_transform(), color="black", linewidth=0.9,
-                clip_on=False, zorder=5)
-    ax.text(0.5, (start + end) / 2, f"{start:.0f}–{end:.0f} % squeezed (no points there)", fontsize=7,
-            color="#666666", ha="center", va="center", transform=ax.get_yaxis_transform(), zorder=1)
-    return start, end
+    edge = ax.get_yaxis_transform()  # x in axes fractions (0: left spine, 1: right), y in data
+    ax.axhspan(start, end, facecolor="#e8e8e8", edgecolor="none", zorder=0)
+    for side in (0, 1):  # cut both spines inside the band ...
+        ax.plot([side, side], [start, end], transform=edge, color="white", linewidth=4, solid_capstyle="butt",
+                clip_on=False, zorder=5, gid="axis-break")
+        for y in (start, end):  # ... and mark each end of the cut
+            ax.plot([side], [y], transform=edge, linestyle="none", marker=_break_marker(), markersize=11,
+                    markeredgewidth=1.3, color="black", clip_on=False, zorder=6, gid="axis-break")
+    shorter = 1 / factor
+    ax.text(0.5, (start + end) / 2, f"axis broken: {start:.0f}–{end:.0f} % ({end - start:.0f} points, no data) "
+            f"squeezed {shorter:.0f}× shorter than the scale elsewhere", fontsize=7, color="#333333",
+            ha="center", va="center", transform=edge, zorder=1)
+    return start, end, shorter
 
 
 @_literal_text
@@ -434,39 +460,38 @@ def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds"
     handles = {}
     from matplotlib.transforms import offset_copy
 
-    anchors, texts, colours = [], [], []
+    anchors, texts, colours, radii = [], [], [], []
     staircase: list[tuple] = []
     bars: list[list[tuple]] = []  # error bars, avoided by the labels
     shifts = _dodge(xs, ys)  # points that share a position are set side by side, none hidden
+    seeded = {p["variant"] for p in points if p["source"] != "paper" and p.get("accuracy_min") is not None}
     for point, px, py, shift in zip(points, xs, ys, shifts):
         colour, marker, name = _style(point["variant"], others)
         paper = point["source"] == "paper"
         place = offset_copy(ax.transData, fig=ax.figure, x=shift, units="points") if shift else ax.transData
         ax.scatter([px], [py], s=46, marker=marker, zorder=3, linewidths=1.6,
                    facecolors=colour if paper else "white", edgecolors=colour, transform=place)
-        if point.get("accuracy_min") is not None:  # a mean over seeds: their range as an error bar
-            low, high = 100 * point["accuracy_min"], 100 * point["accuracy_max"]
-            ax.errorbar([px], [py], yerr=[[py - low], [high - py]], fmt="none", ecolor=colour, elinewidth=1.1,
-                        capsize=3, zorder=2, transform=place)
+        if point.get("accuracy_min") is not None:  # a mean over seeds: their range as an error bar, drawn
+            low, high = 100 * point["accuracy_min"], 100 * point["accuracy_max"]  # over the hollow marker
+            ax.errorbar([px], [py], yerr=[[py - low], [high - py]], fmt="none", ecolor=colour, elinewidth=1.4,
+                        capsize=5, capthick=1.4, zorder=4, transform=place)
             bars.append([(px, low), (px, high)])
         key = (name, paper)
         if key not in handles:
             handles[key] = Line2D([], [], linestyle="none", marker=marker, markersize=7, markeredgewidth=1.6,
                                   color=colour, markerfacecolor=colour if paper else "white",
                                   label=name if paper else f"{point['variant']}: your runs (hollow; bars: seed range)"
-                                  if point.get("accuracy_min") is not None else f"{point['variant']}: your runs (hollow)")
+                                  if point["variant"] in seeded else f"{point['variant']}: your runs (hollow)")
         if point["baseline"]:
             ax.scatter([px], [py], s=230, marker="o", facecolors="none", edgecolors="black", linewidths=1.3,
                        zorder=2, transform=place)
             handles[("baseline", True)] = Line2D([], [], linestyle="none", marker="o", markersize=13,
                                                  markerfacecolor="none", markeredgecolor="black",
                                                  label="baseline: MobileNet α=1 δ=1")
-        text = f"α={point['alpha']:g} δ={point['delta']}"
-        if not paper:
-            text += f" ({point['source']})"
         anchors.append((px, py))
-        texts.append(text)
+        texts.append(point_label(point))
         colours.append(colour)
+        radii.append(RING_RADIUS if point["baseline"] else MARKER_RADIUS)
     if front:
         fx = [x_value(p, x) for p in front]
         fy = [100 * p["accuracy"] for p in front]
@@ -483,7 +508,12 @@ def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds"
         ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
         spans = ys + [100 * p[k] for p in points for k in ("accuracy_min", "accuracy_max") if p.get(k) is not None]
         ax.set_ylim(min(spans) - 2.5, max(spans) + 2.5)
-        _compress_gap(ax, spans, min(spans) - 2.5, max(spans) + 2.5)
+        cut = _compress_gap(ax, spans, min(spans) - 2.5, max(spans) + 2.5)
+        if cut is not None:  # the break goes into the legend too, where a reader looks for what marks mean
+            handles[("break", True)] = Line2D([], [], linestyle="none", marker=_break_marker(), markersize=11,
+                                              markeredgewidth=1.3, color="black",
+                                              label=f"accuracy axis broken: {cut[0]:.0f}–{cut[1]:.0f} %\n"
+                                                    f"drawn {cut[2]:.0f}× shorter (no points there)")
     label, formatter = _axis_text(x, unit)
     ax.xaxis.set_major_locator(LogLocator(base=2) if x in MEMORY_AXES else LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(formatter))
@@ -494,28 +524,42 @@ def draw_axes(ax, points: list[dict], front: list[dict], *, x: str = "mult_adds"
     ax.set_axisbelow(True)
     if title:
         ax.set_title(title, fontsize=12)
-    return handles, (ax, anchors, texts, colours, staircase, bars, shifts)
+    return handles, (ax, anchors, texts, colours, staircase, bars, shifts, radii)
+
+
+def point_label(point: dict) -> str:
+    """``α=0.25 δ=2`` for a paper point; a run's name after it; for the mean of several seeds the
+    seeds' range in numbers, since a range of a tenth of a point is too short to see as a bar."""
+    text = f"α={point['alpha']:g} δ={point['delta']}"
+    if point["source"] == "paper":
+        return text
+    seeds = point.get("seeds", 1)
+    if seeds > 1 and point.get("accuracy_min") is not None:
+        name = point["source"].removesuffix(f" ({seeds} seeds)")
+        return (f"{text} ({name}: {seeds} seeds, {100 * point['accuracy_min']:.1f}–"
+                f"{100 * point['accuracy_max']:.1f} %)")
+    return f"{text} ({point['source']})"
 
 
 def legend_handles(*handle_dicts) -> list:
-    """Variants first (in order of appearance), then the baseline ring and the front."""
+    """Variants first (in order of appearance), then the baseline ring, the front and an axis break."""
     merged: dict = {}
     for handles in handle_dicts:
         for key, handle in handles.items():
             merged.setdefault(key, handle)
     names = [style[2] for style in VARIANT_STYLE.values()]
-    variants = [k for k in merged if k[0] not in ("baseline", "front")]
+    variants = [k for k in merged if k[0] not in ("baseline", "front", "break")]
     variants.sort(key=lambda k: (not k[1], names.index(k[0]) if k[0] in names else len(names)))
     ordered = [merged[k] for k in variants]
-    return ordered + [merged[k] for k in (("baseline", True), ("front", True)) if k in merged]
+    return ordered + [merged[k] for k in (("baseline", True), ("front", True), ("break", True)) if k in merged]
 
 
 @_literal_text
 def place_labels(fig, *jobs) -> None:
     """Lay the figure out, then place every axes' point labels (see :func:`draw_axes`)."""
     fig.canvas.draw()
-    for ax, anchors, texts, colours, staircase, bars, shifts in jobs:
-        _place_labels(ax, fig, anchors, texts, colours, staircase, lines=bars, shifts=shifts)
+    for ax, anchors, texts, colours, staircase, bars, shifts, radii in jobs:
+        _place_labels(ax, fig, anchors, texts, colours, staircase, lines=bars, shifts=shifts, radii=radii)
     fig.set_layout_engine("none")  # the labels were placed for this layout: keep it when saving
 
 
@@ -750,10 +794,32 @@ def load_curves(folders) -> list[dict]:
     return curves
 
 
+def _seed_of(curve: dict):
+    """The run's seed (its summary says it; the folder name ``...-s1`` of a grid run otherwise), or None."""
+    seed = curve["summary"].get("seed")
+    if seed is None:
+        stem, _, tail = curve["name"].rpartition("-s")
+        seed = int(tail) if stem and tail.isdigit() else None
+    return seed
+
+
+def curves_title(curves: list[dict]) -> str:
+    """What the curves are of: the data, and which seed (one seed of a configuration never passes
+    for all of them)."""
+    datasets = ", ".join(sorted({str(c["summary"].get("dataset", "?")) for c in curves}))
+    seeds = [_seed_of(c) for c in curves]
+    if None in seeds:
+        return f"Learning curves on {datasets}"
+    if len(set(seeds)) == 1:
+        return f"Learning curves on {datasets} (seed {seeds[0]} of each configuration)"
+    return f"Learning curves on {datasets} (seeds {', '.join(map(str, sorted(set(seeds))))}: one line per run)"
+
+
 @_literal_text
 def draw_curves(curves: list[dict], title: str | None = None):
     """Learning curves: loss (left) and top-1 accuracy (right) against epoch, one colour per
-    run, training dashed and test solid."""
+    run, training dashed and test solid; every run's label names its seed, and the title says
+    which seeds are shown."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
@@ -780,6 +846,8 @@ def draw_curves(curves: list[dict], title: str | None = None):
             what = f"{summary['variant']} α={summary['alpha']:g} δ={summary['delta']}"
             if summary.get("mult_adds"):
                 what += f" ({summary['mult_adds'] / 1e6:.2f}M Mult-Adds)"
+        if _seed_of(curve) is not None:
+            what += f", seed {_seed_of(curve)}"
         if len({c["summary"].get("bn_stats", "running") for c in curves}) > 1:  # train --bn-stats differs
             what += f", BatchNorm statistics: {summary.get('bn_stats', 'running')}"
         best = max(rows, key=lambda r: r["test_acc"])
@@ -799,6 +867,5 @@ def draw_curves(curves: list[dict], title: str | None = None):
         ax.set_axisbelow(True)
     acc_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
                   frameon=False)
-    datasets = sorted({c["summary"].get("dataset", "?") for c in curves})
-    fig.suptitle(title or f"Learning curves on {', '.join(datasets)}", fontsize=11)
+    fig.suptitle(title or curves_title(curves), fontsize=11)
     return fig

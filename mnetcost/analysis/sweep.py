@@ -160,15 +160,16 @@ def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
 
 # --- the vectorised sweep ----------------------------------------------------------------------
 def parse_variants(text: str) -> list[str]:
-    """``all``, one variant, or a comma list (names or spec paths), duplicates removed."""
-    from mnetcost.calculator.spec import BUILTIN_VARIANTS
+    """``all`` (the paper's three variants), one variant, or a comma list (names or spec paths),
+    duplicates removed."""
+    from mnetcost.calculator.spec import PAPER_VARIANTS
 
     items = [item.strip() for item in str(text).split(",")]
     if any(not item for item in items):
         raise MnetcostError(f"--variant has an empty item: {text!r}")
     variants: list[str] = []
     for item in items:
-        for name in (BUILTIN_VARIANTS if item == "all" else (item,)):
+        for name in (PAPER_VARIANTS if item == "all" else (item,)):
             if name not in variants:
                 variants.append(name)
     return variants
@@ -288,10 +289,12 @@ def _overflow_skip(variant, classes, resolution, grid_alpha, grid_delta, exact) 
                       f"{float(alphas[first]):g}, delta {int(deltas[first])}); `mnetcost table` gives them exactly"}
 
 
-def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), convention="paper",
-             rounding: str = "truncate", dtype: str = "fp32") -> Sweep:
-    """Price every combination. A (variant, classes, resolution) whose plan fails (input too
-    small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``."""
+def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, convention="paper",
+             rounding: str | None = None, dtype: str = "fp32") -> Sweep:
+    """Price every combination. ``classes_list``, ``resolutions`` and ``rounding`` None: each
+    variant's own (10, 32 and truncate for the paper's variants; 1,000, 224 and divisible8 for
+    MobileNetV2/V3). A (variant, classes, resolution) whose plan fails (input too small) and an
+    alpha that leaves some layer with 0 channels are recorded in ``skipped``."""
     import numpy as np
 
     from mnetcost.calculator.cost import get_convention
@@ -301,7 +304,7 @@ def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), co
 
     conv = get_convention(convention)
     precision = get_dtype(dtype)
-    if rounding not in ROUNDINGS:
+    if rounding is not None and rounding not in ROUNDINGS:
         raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     variants = list(variants)
     grid_alpha, grid_delta = np.meshgrid(np.asarray(alphas, dtype=np.float64),
@@ -315,11 +318,12 @@ def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), co
     evaluated = 0
     specs = {variant: load_spec(variant) for variant in variants}  # a bad variant fails before any work
     for number, variant in enumerate(variants):
-        for classes in classes_list:
-            for resolution in resolutions:
+        spec = specs[variant]
+        for classes in (classes_list if classes_list is not None else (spec.classes,)):
+            for resolution in (resolutions if resolutions is not None else (spec.resolution,)):
                 evaluated += size
                 try:
-                    the_plan = plan(specs[variant], classes, resolution)
+                    the_plan = plan(spec, classes, resolution)
                 except ConfigError as exc:
                     skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
                                     "resolution": resolution, "count": size, "reason": str(exc)})
@@ -345,12 +349,13 @@ def evaluate(variants, alphas, deltas, classes_list=(10,), resolutions=(32,), co
                     unique, first, counts = np.unique(alpha_at[bad], return_index=True, return_counts=True)
                     for alpha, at, count in zip(unique, bad[first], counts):
                         layer = layers[int(zero[at])]
-                        width = the_plan.layers[int(zero[at])].out_ch.width
+                        width = getattr(the_plan.layers[int(zero[at])].out_ch, "width", None)
+                        rule = rounding if rounding is not None else spec.rounding
                         skipped.append({
                             "variant": variant, "alpha": float(alpha), "delta": None, "classes": classes,
                             "resolution": resolution, "count": int(count), "layer": layer.name,
                             "reason": f"layer {layer.name} would have 0 channels"
-                                      + (f" ({rounding} {width} × {float(alpha):g} < 1)" if width else ""),
+                                      + (f" ({rule} {width} × {float(alpha):g} < 1)" if width else ""),
                         })
                 count = int(ok.sum())
                 if not count:

@@ -8,6 +8,13 @@ configuration (ints) or a whole sweep at once (numpy arrays in the channel field
 Equations (1)-(4) of the paper are the ``dw`` and ``pw`` rules: a depthwise conv with C inputs
 and C*delta outputs has k*k*C*delta weights and k*k*C*delta*H*W Mult-Adds; a pointwise conv
 has C*delta*N weights and C*delta*N*H*W Mult-Adds (H, W: the output size).
+
+The MobileNetV2/V3 kinds: a squeeze-excite's two 1x1 convs (with bias) are ``pw`` layers on a 1x1
+map and count as conv multiply-accumulates under every convention; its squeeze is a global average
+pool (``pool_elements``); its gate multiply (``scale``: one multiply per element), the residual
+``add`` (one add per element) and the hard-swish/hard-sigmoid activations (one multiply per output
+element: ``x * relu6(x + 3) / 6`` with the 1/6 folded; the clamps, like ReLU's, are not counted)
+are counted only by the ``elementwise`` convention.
 """
 from __future__ import annotations
 
@@ -28,20 +35,36 @@ class Terms:
     """Raw cost terms of one layer, before a convention chooses what to count."""
 
     weights: object = 0  # conv kernels, FC weight matrix
-    bias: object = 0  # FC bias (the convs have none)
+    bias: object = 0  # FC bias, and the bias of a conv that has one (squeeze-excite, MobileNetV3's head)
     bn_channels: object = 0  # channels of the BatchNorm that follows the layer
     macs: object = 0  # multiply-accumulates of the weights
     bn_elements: object = 0  # elements the BatchNorm normalises (output numel)
     pool_elements: object = 0  # elements a global average pool reads
+    elementwise: object = 0  # residual adds, squeeze-excite gate multiplies, hard-swish/-sigmoid multiplies
+
+
+HARD_ACTIVATIONS = ("hardswish", "hardsigmoid")  # one multiply per element each (see the module docstring)
 
 
 def conv_terms(layer: Layer) -> Terms:
-    """Full, depthwise and pointwise convolutions: k*k*(C_in/groups)*C_out weights, no bias."""
+    """Full, depthwise and pointwise convolutions: k*k*(C_in/groups)*C_out weights, a bias per
+    output channel when the layer has one; a hard-swish/hard-sigmoid after it multiplies once per
+    output element."""
     weights = layer.kernel * layer.kernel * (layer.in_c // layer.groups) * layer.out_c
     spatial = layer.out_h * layer.out_w
     bn_channels = layer.out_c if layer.bn else 0
+    if layer.bias or layer.activation in HARD_ACTIVATIONS:  # the family's layers; V1's never get here
+        return Terms(weights=weights, bias=layer.out_c if layer.bias else 0, bn_channels=bn_channels,
+                     macs=weights * spatial, bn_elements=bn_channels * spatial,
+                     elementwise=layer.out_c * spatial if layer.activation in HARD_ACTIVATIONS else 0)
     return Terms(weights=weights, bn_channels=bn_channels, macs=weights * spatial,
                  bn_elements=bn_channels * spatial)
+
+
+def elementwise_terms(layer: Layer) -> Terms:
+    """A residual add (one add per output element) or a squeeze-excite gate multiply (one multiply
+    per output element): no weights, no multiply-accumulates."""
+    return Terms(elementwise=layer.out_h * layer.out_w * layer.out_c)
 
 
 def max_pool_terms(layer: Layer) -> Terms:
@@ -69,6 +92,8 @@ COST_RULES: dict[str, Callable[[Layer], Terms]] = {
     "fmp": max_pool_terms,
     "avgpool": avg_pool_terms,
     "fc": fc_terms,
+    "add": elementwise_terms,
+    "scale": elementwise_terms,
 }
 
 
@@ -79,7 +104,9 @@ class Convention:
     trainable gamma and beta; 1 = the bias BatchNorm leaves when folded into its conv, as deployed;
     0 = none). ``count_bn_ops``/``count_pool_ops``: add BatchNorm
     (2 per element) and global-average-pool (1 per input element) operations to the Mult-Adds, as
-    fvcore's default handles do. ``ops_per_mac``: 1 reports Mult-Adds, 2 reports FLOPs."""
+    fvcore's default handles do. ``count_elementwise_ops``: add the residual adds, squeeze-excite
+    gate multiplies and hard-swish/hard-sigmoid multiplies (1 per element each). ``ops_per_mac``:
+    1 reports Mult-Adds, 2 reports FLOPs."""
 
     name: str
     description: str
@@ -87,6 +114,7 @@ class Convention:
     count_bn_ops: bool = False
     count_pool_ops: bool = False
     ops_per_mac: int = 1
+    count_elementwise_ops: bool = False
 
     @property
     def unit(self) -> str:
@@ -101,11 +129,16 @@ class Convention:
             total = total + 2 * terms.bn_elements
         if self.count_pool_ops:
             total = total + terms.pool_elements
+        if self.count_elementwise_ops:
+            total = total + terms.elementwise
         return total
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "description": self.description, "bn_params_per_channel": self.bn_params,
+        data = {"name": self.name, "description": self.description, "bn_params_per_channel": self.bn_params,
                 "count_bn_ops": self.count_bn_ops, "count_pool_ops": self.count_pool_ops, "unit": self.unit}
+        if self.count_elementwise_ops:
+            data["count_elementwise_ops"] = True
+        return data
 
 
 CONVENTIONS: dict[str, Convention] = {
@@ -125,6 +158,9 @@ CONVENTIONS: dict[str, Convention] = {
         Convention("deploy", "the deployed model, BatchNorm folded into the conv before it: conv/FC "
                              "multiply-accumulates; params = conv/FC weights + one bias per conv output "
                              "channel + FC bias", bn_params=1),
+        Convention("elementwise", "as 'paper', plus one operation per element of every residual add, "
+                                  "squeeze-excite gate multiply and hard-swish/hard-sigmoid multiply",
+                   count_elementwise_ops=True),
     )
 }
 DEFAULT_CONVENTION = "paper"

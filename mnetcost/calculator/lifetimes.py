@@ -50,6 +50,33 @@ def chain(names: Sequence[str], input_size, output_sizes: Sequence) -> list[Tens
     return tensors
 
 
+def graph(names: Sequence[str], input_size, output_sizes: Sequence, reads: Sequence[Sequence[str]],
+          input_name: str = "input") -> list[Tensor]:
+    """The tensors of a network whose step ``i`` (named ``names[i]``) reads the tensors named in
+    ``reads[i]`` (earlier steps' names, or ``input_name`` for the network's input) and writes
+    ``output_sizes[i]``. Each tensor is alive from the step that writes it to the last step that
+    reads it; one that no later step reads (the network's output), at its own step only. For a
+    chain (``reads[i] == (names[i - 1],)``) this is :func:`chain`."""
+    steps = len(names)
+    if len(output_sizes) != steps or len(reads) != steps:
+        raise ValueError(f"{steps} steps but {len(output_sizes)} output sizes and {len(reads)} read lists")
+    index = {input_name: 0}
+    last = [0] * (steps + 1)  # tensor 0 = the network's input, tensor i + 1 = step i's output
+    for step, (name, read) in enumerate(zip(names, reads)):
+        for source in read:
+            try:
+                tensor = index[source]
+            except KeyError:
+                raise ValueError(f"step {name!r} reads {source!r}, which no earlier step writes") from None
+            last[tensor] = max(last[tensor], step)
+        index[name] = step + 1
+        last[step + 1] = step
+    tensors = [Tensor(input_name, input_size, 0, last[0])]
+    for step, (name, size) in enumerate(zip(names, output_sizes)):
+        tensors.append(Tensor(name, size, step, last[step + 1]))
+    return tensors
+
+
 def steps_of(tensors: Sequence[Tensor]) -> int:
     """The number of steps the tensors span (the largest ``last`` + 1)."""
     return max(t.last for t in tensors) + 1 if tensors else 0
@@ -67,7 +94,11 @@ def live_sizes(tensors: Sequence[Tensor], steps: int | None = None) -> list:
 
 def peak(tensors: Sequence[Tensor]) -> tuple[int, int]:
     """(largest total size alive at one step, the first step that reaches it). Plain integers."""
-    totals = live_sizes(tensors)
+    return largest(live_sizes(tensors))
+
+
+def largest(totals: Sequence) -> tuple[int, int]:
+    """(the largest of the per-step totals of :func:`live_sizes`, the first step that reaches it)."""
     best_step = max(range(len(totals)), key=lambda step: (totals[step], -step)) if totals else 0
     return (totals[best_step] if totals else 0), best_step
 

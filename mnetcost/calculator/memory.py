@@ -15,22 +15,31 @@ output channel (the ``deploy`` convention): deploy params = conv/FC weights + on
 channel of every conv followed by BatchNorm + FC bias. Weight bytes (Flash) = weights x weight
 bytes + biases x bias bytes + scales x 4 (int8).
 
-**Inference execution model** (peak RAM): layers run one after another; BatchNorm and ReLU are
-fused into their conv; each layer holds its whole input and its whole output buffer at once (the
-image is conv1's input; max/fractional/average pools and the classifier are layers too). Each
-activation tensor is alive from the layer that writes it to the last layer that reads it
-(:mod:`mnetcost.calculator.lifetimes`); the peak is the largest total alive at one layer, which for
-this chain is a layer's ``input_bytes + output_bytes``, and the first layer that reaches it is the
-``peak_layer``.
+**Inference execution model** (peak RAM): layers run one after another; BatchNorm and the
+activation are fused into their conv; each layer holds its whole inputs and its whole output buffer
+at once (the image is conv1's input; max/fractional/average pools, the classifier, a residual add
+and a squeeze-excite's gate multiply are layers too). Each activation tensor is alive from the layer
+that writes it to the last layer that reads it (:mod:`mnetcost.calculator.lifetimes`; a residual's
+input stays alive across its block, a squeeze-excite's input beside the squeeze); the peak is the
+largest total alive at one layer (``live_bytes``), which for a chain is a layer's ``input_bytes +
+output_bytes``, and the first layer that reaches it is the ``peak_layer``. Per block (``blocks``):
+the largest total alive at a layer of the block.
 
 **Training activation memory per image**: what PyTorch's autograd keeps for the backward pass of
 mnetcost's model (:mod:`mnetcost.nn.models`, fp32, in ``train()``), counted once per distinct
 tensor and charged to the first layer that saves it, per image (the slope in the batch size):
 
-* conv / depthwise / pointwise block (conv -> BatchNorm -> in-place ReLU): the conv saves its
+* conv / depthwise / pointwise block (conv -> BatchNorm -> activation): the conv saves its
   input (a new tensor when TF-'same' padding is asymmetric and an explicit pad makes a padded
-  copy, or when the layer before did not save its output, e.g. the image or a pool's output);
-  BatchNorm saves its input (the conv output); ReLU saves its output. 4 bytes per element.
+  copy, or when no layer before saved it, e.g. the image or a pool's output);
+  BatchNorm saves its input (the conv output); an in-place ReLU saves its output (which later
+  layers reading it then share); ReLU6 (in place too), hard-swish and hard-sigmoid keep a tensor of
+  their input's size that no other layer shares (``hardtanh_``'s backward reads the input as it was
+  before the in-place write, so autograd keeps a copy of it; hard-swish and hard-sigmoid run out of
+  place and save their input: the BatchNorm output, or the conv output without BatchNorm), and the
+  next layer saves their output itself. 4 bytes per element.
+* residual add: nothing. Squeeze-excite gate multiply: both its inputs (the depthwise output, unless
+  an in-place ReLU already saved it, and the gate); its squeeze is a global average pool.
 * max pooling: its input (the padded copy when padded explicitly) and its argmax indices (int64,
   8 bytes per output element); the output is saved by the next layer.
 * fractional max pooling, ``fmp_mode="tf"``: which candidate won in the row stage (uint8,
@@ -40,7 +49,9 @@ tensor and charged to the first layer that saves it, per image (the slope in the
 * classifier: dropout's noise tensor (4 bytes per feature on CPU; a CUDA fused dropout keeps a
   1-byte mask instead, 3 bytes per feature less) and the linear layer's input (4 per feature).
 
-Parameters, BatchNorm running statistics and what does not grow with the batch (BatchNorm's
+A tensor that several layers save is counted once, for the first. Before the first layer with
+weights (a spec that starts with a pool or with ``fc``) the image carries no gradient, so autograd
+records nothing for a pool or dropout there; a first ``fc`` keeps only the linear layer's input. Parameters, BatchNorm running statistics and what does not grow with the batch (BatchNorm's
 per-channel batch mean and inverse std, FMP's window index tables) are not per-image activations
 and are not counted. The loss's own buffers (log-softmax of the logits) are outside the model.
 
@@ -53,6 +64,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from mnetcost.calculator import lifetimes
+from mnetcost.calculator.resolver import is_branched
 from mnetcost.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -90,6 +102,7 @@ DEFAULT_DTYPE = "fp32"
 TARGET_DTYPE = "int8"  # what --target assumes unless --dtype says otherwise
 WEIGHTED_KINDS = ("conv", "dw", "pw", "fc")
 CONV_KINDS = ("conv", "dw", "pw")
+SAVES_OUTPUT = ("relu",)  # in-place activations whose backward reads their output (see the module docstring)
 FMP_MODES = ("tf", "torch")
 TRAIN_FLOAT_BYTES = 4  # training runs in fp32
 INDEX_BYTES = 8  # int64 argmax indices of max pooling
@@ -129,38 +142,68 @@ def _padded_elements(layer: Layer):
     return (layer.in_h + top + bottom) * (layer.in_w + left + right) * layer.in_c
 
 
-def training_bytes(layer: Layer, previous_saved_output: bool, fmp_mode: str = "tf"):
-    """(bytes per image autograd newly keeps for ``layer``, whether it keeps the layer's output)
-    under the rule in the module docstring. ``previous_saved_output``: the layer before kept its
-    output (so this layer's unpadded input is already counted)."""
+def autograd_saves(layer: Layer, fmp_mode: str = "tf"):
+    """What autograd keeps for ``layer`` in training (the rule in the module docstring), per image:
+    ``(shared, private_bytes)``. ``shared`` lists ``(tensor name, elements)`` of fp32 tensors other
+    layers may save too (the inputs it reads, by the name of the layer that wrote them, and its own
+    output when an in-place ReLU saves it); ``private_bytes`` counts what only this layer keeps."""
     kind = layer.kind
     in_elements = layer.in_h * layer.in_w * layer.in_c
     out_elements = layer.out_h * layer.out_w * layer.out_c
+    source = layer.inputs[0] if layer.inputs else "input"
     if kind in CONV_KINDS:
         if explicit_padding(layer):
-            saved = _padded_elements(layer)
+            shared, private = [], _padded_elements(layer)
         else:
-            saved = 0 if previous_saved_output else in_elements
-        saved = saved + out_elements * (int(layer.bn) + int(layer.relu))
-        return saved * TRAIN_FLOAT_BYTES, bool(layer.relu)
+            shared, private = [(source, in_elements)], 0
+        if layer.bn:
+            private = private + out_elements
+        if layer.activation in SAVES_OUTPUT:
+            shared.append((layer.name, out_elements))
+        elif layer.activation:
+            private = private + out_elements
+        return shared, private * TRAIN_FLOAT_BYTES
     if kind == "maxpool":
         if explicit_padding(layer):
-            saved = _padded_elements(layer)
-        else:
-            saved = 0 if previous_saved_output else in_elements
-        return saved * TRAIN_FLOAT_BYTES + out_elements * INDEX_BYTES, False
+            return [], _padded_elements(layer) * TRAIN_FLOAT_BYTES + out_elements * INDEX_BYTES
+        return [(source, in_elements)], out_elements * INDEX_BYTES
     if kind == "fmp":
         if fmp_mode == "torch":
-            saved = 0 if previous_saved_output else in_elements
-            return saved * TRAIN_FLOAT_BYTES + out_elements * INDEX_BYTES, False
+            return [(source, in_elements)], out_elements * INDEX_BYTES
         rows = layer.out_h * layer.in_w * layer.in_c if layer.in_h > layer.out_h else 0
         cols = out_elements if layer.in_w > layer.out_w else 0
-        return (rows + cols) * WINNER_BYTES, False
-    if kind == "avgpool":
-        return 0, False
+        return [], (rows + cols) * WINNER_BYTES
+    if kind in ("avgpool", "add"):
+        return [], 0
+    if kind == "scale":  # x * gate: both factors
+        return [(source, in_elements), (layer.inputs[1], layer.out_c)], 0
     if kind == "fc":  # dropout's noise + the linear layer's input, both over the flattened features
-        return 2 * in_elements * TRAIN_FLOAT_BYTES, False
+        return [], 2 * in_elements * TRAIN_FLOAT_BYTES
     raise ConfigError(f"layer {layer.name}: no memory rule for layer kind {kind!r}")
+
+
+def autograd_saves_without_grad(layer: Layer):
+    """What autograd keeps for ``layer`` when no input carries a gradient (no layer with weights ran
+    before it: the image or a pool of it): nothing for a layer without weights; a first ``fc``
+    keeps only the linear layer's input (for its weight gradient); a conv is unchanged (it keeps
+    its input for its weight gradient)."""
+    if layer.kind == "fc":
+        return [], layer.in_h * layer.in_w * layer.in_c * TRAIN_FLOAT_BYTES
+    return [], 0
+
+
+def training_bytes(layer: Layer, previous_saved_output: bool, fmp_mode: str = "tf",
+                   input_requires_grad: bool = True):
+    """(bytes per image autograd newly keeps for ``layer`` in a chain, whether it keeps the layer's
+    output) under the rule in the module docstring. ``previous_saved_output``: the layer before
+    kept its output (so this layer's unpadded input is already counted). ``input_requires_grad``:
+    a layer with weights ran before this one."""
+    if not input_requires_grad and layer.kind not in CONV_KINDS:
+        return autograd_saves_without_grad(layer)[1], False
+    shared, private = autograd_saves(layer, fmp_mode)
+    saved = {layer.inputs[0]} if previous_saved_output and layer.inputs else set()
+    new = sum(elements for name, elements in shared if name not in saved) * TRAIN_FLOAT_BYTES
+    return private + new, any(name == layer.name for name, _ in shared)
 
 
 def weight_counts(layer: Layer, terms: Terms) -> tuple:
@@ -201,6 +244,20 @@ class LayerMemory(NamedTuple):
         return self.weight_elements + self.bias_elements
 
 
+class BlockMemory(NamedTuple):
+    """The inference peak within one block (the largest total of tensors alive at one of its layers)."""
+
+    name: str
+    first_layer: str
+    last_layer: str
+    peak_activation_bytes: int
+    peak_layer: str
+
+    def as_dict(self) -> dict:
+        return {"block": self.name, "first_layer": self.first_layer, "last_layer": self.last_layer,
+                "peak_activation_bytes": self.peak_activation_bytes, "peak_layer": self.peak_layer}
+
+
 @dataclass(frozen=True)
 class NetworkMemory:
     dtype: Precision
@@ -211,6 +268,21 @@ class NetworkMemory:
     weight_bytes: int
     deploy_params: int
     training_activation_bytes_per_image: int
+    live_bytes: tuple = ()  # per layer: bytes of the tensors alive while it runs
+    block_names: tuple = ()  # per layer: its block's name ("" outside a block)
+
+    @property
+    def blocks(self) -> tuple[BlockMemory, ...]:
+        """Per block, in order: its layers and the largest total alive at one of them."""
+        found: dict[str, list] = {}
+        for row, live, block in zip(self.layers, self.live_bytes, self.block_names):
+            if block:
+                found.setdefault(block, []).append((row.name, live))
+        blocks = []
+        for name, members in found.items():
+            best, step = lifetimes.largest([live for _, live in members])
+            blocks.append(BlockMemory(name, members[0][0], members[-1][0], best, members[step][0]))
+        return tuple(blocks)
 
     def as_dict(self) -> dict:
         """The top-level memory keys of the JSON contract (exact integers, bytes)."""
@@ -220,11 +292,17 @@ class NetworkMemory:
                 "training_activation_bytes_per_image": self.training_activation_bytes_per_image}
 
 
-def activation_tensors(rows) -> list:
-    """The activation tensors of the layer chain (bytes at the rows' precision) with their lifetimes:
-    the image, then each layer's output, alive until the next layer has read it."""
-    return lifetimes.chain([row.name for row in rows], rows[0].input_bytes if rows else 0,
-                           [row.output_bytes for row in rows])
+def activation_tensors(rows, reads=None) -> list:
+    """The activation tensors (bytes at the rows' precision) with their lifetimes: the image, then
+    each layer's output, alive from the layer that writes it to the last layer that reads it.
+    ``reads``: per row the names of the tensors it reads (``Layer.inputs``); None for a chain,
+    where each output is alive until the next layer has read it."""
+    names = [row.name for row in rows]
+    image = rows[0].input_bytes if rows else 0
+    outputs = [row.output_bytes for row in rows]
+    if reads is None:
+        return lifetimes.chain(names, image, outputs)
+    return lifetimes.graph(names, image, outputs, reads)
 
 
 def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp_mode: str = "tf",
@@ -239,7 +317,8 @@ def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp
     act = precision.activation_bytes
     rows = []
     weight_total = params_total = training_total = 0
-    saved_output = False
+    saved: set[str] = set()  # tensors autograd already keeps (by the name of the layer that wrote them)
+    with_grad: set[str] = set()  # tensors that carry a gradient (a layer with weights ran before them)
     weight_width, bias_width, scale_width = precision.weight_bytes, precision.bias_bytes, precision.scale_bytes
     for number, layer in enumerate(network.layers):
         layer_term = terms[number] if terms is not None else layer_terms(layer)
@@ -248,17 +327,30 @@ def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp
         scales = layer.out_c if layer.kind in WEIGHTED_KINDS else 0
         in_elements = layer.in_h * layer.in_w * layer.in_c
         out_elements = layer.out_h * layer.out_w * layer.out_c
-        train, saved_output = training_bytes(layer, saved_output, fmp_mode)
+        grad = any(name in with_grad for name in layer.inputs)
+        if grad or layer.kind in WEIGHTED_KINDS:
+            with_grad.add(layer.name)
+        if grad or layer.kind in CONV_KINDS:
+            shared, train = autograd_saves(layer, fmp_mode)
+        else:
+            shared, train = autograd_saves_without_grad(layer)
+        for name, elements in shared:
+            if name not in saved:
+                saved.add(name)
+                train += elements * TRAIN_FLOAT_BYTES
         stored = weights * weight_width + biases * bias_width + scales * scale_width
         rows.append(LayerMemory(layer.name, layer.kind, in_elements, out_elements, weights, biases, scales,
                                 in_elements * act, out_elements * act, stored, train))
         weight_total += stored
         params_total += weights + biases
         training_total += train
-    peak, peak_step = lifetimes.peak(activation_tensors(rows))
+    branched = is_branched(network.layers)
+    live = lifetimes.live_sizes(activation_tensors(rows, [l.inputs for l in network.layers] if branched else None))
+    peak, peak_step = lifetimes.largest(live)
     return NetworkMemory(dtype=precision, fmp_mode=fmp_mode, layers=tuple(rows), peak_activation_bytes=peak,
-                         peak_layer=rows[peak_step].name if rows else "", weight_bytes=weight_total, deploy_params=params_total,
-                         training_activation_bytes_per_image=training_total)
+                         peak_layer=rows[peak_step].name if rows else "", weight_bytes=weight_total,
+                         deploy_params=params_total, training_activation_bytes_per_image=training_total,
+                         live_bytes=tuple(live), block_names=tuple(layer.block_name for layer in network.layers))
 
 
 # --- the named API (read by the deploy side, issue 9) --------------------------------------------
@@ -297,6 +389,7 @@ def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTY
     precision = get_dtype(dtype)
     params = mult_adds = weights = biases = scales = 0
     names, outputs = [], []
+    branched = is_branched(layers)
     for layer in layers:
         terms = layer_terms(layer)
         params = params + conv.params(terms)
@@ -309,7 +402,12 @@ def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTY
         biases = biases + terms.bias + terms.bn_channels
         if layer.kind in WEIGHTED_KINDS:
             scales = scales + layer.out_c
-    peak = lifetimes.peak_array(lifetimes.chain(names, image, outputs)) if names else 0
+    if not names:
+        peak = 0
+    elif branched:
+        peak = lifetimes.peak_array(lifetimes.graph(names, image, outputs, [layer.inputs for layer in layers]))
+    else:
+        peak = lifetimes.peak_array(lifetimes.chain(names, image, outputs))
     stored = stored_bytes(precision, np.asarray(weights, dtype=np.int64), np.asarray(biases, dtype=np.int64),
                           np.asarray(scales, dtype=np.int64))
     return (np.asarray(params, dtype=np.int64), np.asarray(mult_adds, dtype=np.int64),

@@ -26,6 +26,8 @@ def type_stride(layer: Layer) -> str:
         "fmp": f"FMP / {stride}",
         "avgpool": "Avg Pool / s1",
         "fc": "FC / s1",
+        "add": "Add / s1",
+        "scale": "Scale / s1",
     }[layer.kind]
 
 
@@ -44,6 +46,10 @@ def filter_shape(layer: Layer) -> str:
         return f"Fractional Max Pooling s{layer.ratio:g}"
     if layer.kind == "avgpool":
         return "Global average pooling"
+    if layer.kind == "add":
+        return f"Residual: + {layer.inputs[1]}"
+    if layer.kind == "scale":
+        return f"Per channel: × {layer.inputs[1]}"
     features = layer.in_h * layer.in_w * layer.in_c
     return f"1{TIMES}1{TIMES}{features}{TIMES}{layer.out_c}"
 
@@ -82,7 +88,7 @@ def config_dict(cost: NetworkCost) -> dict:
 def layer_dicts(cost: NetworkCost) -> list[dict]:
     rows = []
     memory = cost.memory
-    for row, bytes_ in zip(cost.layers, memory.layers):
+    for row, bytes_, live in zip(cost.layers, memory.layers, memory.live_bytes):
         layer = row.layer
         item = {
             "name": layer.name,
@@ -100,8 +106,9 @@ def layer_dicts(cost: NetworkCost) -> list[dict]:
         if cost.convention.ops_per_mac != 1:
             item["flops"] = row.mult_adds * cost.convention.ops_per_mac
         item.update({"input_bytes": bytes_.input_bytes, "output_bytes": bytes_.output_bytes,
-                     "weight_bytes": bytes_.weight_bytes, "training_bytes": bytes_.training_bytes,
-                     "peak": layer.name == memory.peak_layer})
+                     "live_bytes": live, "weight_bytes": bytes_.weight_bytes,
+                     "training_bytes": bytes_.training_bytes, "peak": layer.name == memory.peak_layer,
+                     "activation": layer.activation, "inputs": list(layer.inputs), "block": layer.block_name})
         rows.append(item)
     return rows
 
@@ -117,7 +124,9 @@ def network_report(cost: NetworkCost, with_layers: bool = True, fit=None) -> dic
     if fit is not None:
         data["fit"] = fit.as_dict()
     if with_layers:
+        data["branched"] = cost.network.branched
         data["layers"] = layer_dicts(cost)
+        data["blocks"] = [block.as_dict() for block in cost.memory.blocks]
     return data
 
 
@@ -143,8 +152,9 @@ def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding,
     totals at ``dtype``, and whether each fits a board/budgets when given."""
     from mnetcost.calculator.resolver import plan
 
-    baseline = network_cost(resolve(baseline_spec, 1.0, 1, classes, resolution, rounding), convention)
-    network_plan = plan(spec, classes, resolution)
+    network_plan = plan(spec, classes, resolution)  # classes, resolution None: the spec's own
+    baseline = network_cost(resolve(baseline_spec, 1.0, 1, network_plan.classes, network_plan.resolution, rounding),
+                            convention)
     rows = []
     for alpha in alphas:
         for delta in deltas:

@@ -9,6 +9,11 @@ works in two steps so that sweeps can be vectorised without a second copy of the
    :func:`resolve_arrays` into numpy arrays for many points at once.
 
 Both the analytic cost model and the torch builder read the :class:`Layer` records made here.
+
+Every layer names the tensors it reads (``inputs``: earlier layers' names, ``"input"`` for the
+image), so a residual add reads the block's input and the projection, and a squeeze-excite's gate
+multiply reads the depthwise output and the gate: the memory model builds the tensor lifetimes
+from these names.
 """
 from __future__ import annotations
 
@@ -16,10 +21,11 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from mnetcost.errors import ConfigError
+from mnetcost.errors import ConfigError, SpecError
 from mnetcost.calculator.spec import Spec, load_spec
 
-LAYER_KINDS = ("conv", "dw", "pw", "maxpool", "fmp", "avgpool", "fc")
+LAYER_KINDS = ("conv", "dw", "pw", "maxpool", "fmp", "avgpool", "fc", "add", "scale")
+IMAGE = "input"  # the name of the network's input tensor in ``Layer.inputs``
 
 
 # --- width rounding: one policy, injected once, used by every layer -------------------------
@@ -40,14 +46,23 @@ def round_nearest(width: int, alpha):
 def round_divisible8(width: int, alpha):
     """MobileNetV2/timm ``_make_divisible(filters * alpha, 8)``: nearest multiple of 8, at least 8,
     and never more than 10 % below the unrounded width."""
-    product = width * alpha
-    if isinstance(product, (int, float)):
-        rounded = max(8, int(product + 4) // 8 * 8)
-        return rounded + 8 if rounded < 0.9 * product else rounded
+    return make_divisible(width * alpha, 8)
+
+
+def make_divisible(value, divisor: int = 8):
+    """torchvision's/timm's ``_make_divisible(value, divisor)``: the nearest multiple of ``divisor``
+    (halves up), at least ``divisor``, and never more than 10 % below ``value`` (an int, a float or a
+    numpy array; integers stay exact)."""
+    if isinstance(value, int):
+        rounded = max(divisor, (value + divisor // 2) // divisor * divisor)  # = int(value + divisor / 2) // ...
+        return rounded + divisor if 10 * rounded < 9 * value else rounded
+    if isinstance(value, float):
+        rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+        return rounded + divisor if rounded < 0.9 * value else rounded
     import numpy as np
 
-    rounded = np.maximum(8, (product + 4).astype("int64") // 8 * 8)
-    return np.where(rounded < 0.9 * product, rounded + 8, rounded)
+    rounded = np.maximum(divisor, (value + divisor / 2).astype("int64") // divisor * divisor)
+    return np.where(rounded < 0.9 * value, rounded + divisor, rounded)
 
 
 ROUNDINGS: dict[str, Callable] = {
@@ -60,20 +75,78 @@ ROUNDINGS: dict[str, Callable] = {
 @dataclass(frozen=True)
 class Channels:
     """A symbolic channel count: ``rounding(width * alpha)`` (times delta when ``times_delta``),
-    or a constant (the image's channels, the number of classes) when ``width`` is None."""
+    or a constant (the image's channels, the number of classes) when ``width`` is None.
+    ``widen_only``: alpha scales the width only upwards, ``rounding(width * max(alpha, 1))`` (the
+    last conv of MobileNetV2, as its references build it)."""
 
     width: int | None = None
     const: int = 0
     times_delta: bool = False
+    widen_only: bool = False
 
     def evaluate(self, alpha, delta, rounding: Callable):
-        base = self.const if self.width is None else rounding(self.width, alpha)
+        if self.width is None:
+            base = self.const
+        elif self.widen_only:
+            base = rounding(self.width, _at_least_one(alpha))
+        else:
+            base = rounding(self.width, alpha)
         return base * delta if self.times_delta else base
 
     def symbol(self) -> str:
         """The paper's notation: ``32α``, ``(32α × δ)``, ``3``."""
-        text = str(self.const) if self.width is None else f"{self.width}α"
+        text = str(self.const) if self.width is None else f"{self.width}α" + ("⁺" if self.widen_only else "")
         return f"({text} × δ)" if self.times_delta else text
+
+
+def _at_least_one(alpha):
+    if isinstance(alpha, (int, float)):
+        return max(alpha, 1.0) if alpha < 1 else alpha
+    import numpy as np
+
+    return np.maximum(alpha, 1.0)
+
+
+@dataclass(frozen=True)
+class Expanded:
+    """``source`` channels times an expansion factor: ``source * factor`` (rounded half to even
+    for a fractional factor, as torchvision's ``round(inp * expand_ratio)``), times delta when
+    ``times_delta``."""
+
+    source: "Channels | Expanded | Squeezed"
+    factor: int | float
+    times_delta: bool = False
+
+    def evaluate(self, alpha, delta, rounding: Callable):
+        base = self.source.evaluate(alpha, delta, rounding)
+        if isinstance(self.factor, int) or float(self.factor).is_integer():
+            base = base * int(self.factor)
+        elif isinstance(base, int):
+            base = round(base * self.factor)
+        else:
+            base = (base * self.factor).round().astype("int64")
+        return base * delta if self.times_delta else base
+
+    def symbol(self) -> str:
+        text = f"{self.source.symbol()} × {self.factor:g}"
+        return f"({text} × δ)" if self.times_delta else text
+
+
+@dataclass(frozen=True)
+class Squeezed:
+    """A squeeze-excite's reduced width: ``make_divisible(source // reduction, divisor)``."""
+
+    source: "Channels | Expanded | Squeezed"
+    reduction: int
+    divisor: int
+    times_delta: bool = False
+
+    def evaluate(self, alpha, delta, rounding: Callable):
+        base = make_divisible(self.source.evaluate(alpha, delta, rounding) // self.reduction, self.divisor)
+        return base * delta if self.times_delta else base
+
+    def symbol(self) -> str:
+        return f"÷{self.reduction}({self.source.symbol()})"
 
 
 @dataclass(frozen=True)
@@ -82,7 +155,11 @@ class Layer:
 
     ``padding`` is (top, bottom, left, right) as TensorFlow's 'same' padding computes it, so the
     spatial sizes equal Keras's. ``groups`` equals ``in_c`` for a depthwise conv. ``row`` is the
-    1-based spec row the layer came from and ``block`` the depthwise separable block number.
+    1-based spec row the layer came from, ``block`` the block number (depthwise separable or
+    inverted residual) and ``block_name`` the block's name (``dws_3``, ``block3``; "" outside one).
+    ``activation`` follows the conv (after its BatchNorm when ``bn``): relu, relu6, hardswish,
+    hardsigmoid, or "" (linear). ``bias``: the conv has a bias. ``inputs``: the tensors the layer
+    reads (earlier layers' names, ``"input"`` for the image); the input fields describe the first.
     """
 
     name: str
@@ -98,12 +175,15 @@ class Layer:
     out_c: object
     groups: object
     bn: bool
-    relu: bool
+    activation: str
     row: int
     block: int = 0
     ratio: float | None = None
     delta: int = 1  # a depthwise conv's depth multiplier: out_c = in_c * delta
     in_delta: int = 1  # delta when the input channels are (C x delta), i.e. after a depthwise conv
+    bias: bool = False
+    inputs: tuple[str, ...] = ()
+    block_name: str = ""
 
     @property
     def input_shape(self) -> tuple:
@@ -119,8 +199,8 @@ class LayerPlan:
     """A layer whose channels are still symbolic (see :func:`plan`)."""
 
     layer: Layer  # with in_c/out_c/groups left as placeholders
-    in_ch: Channels
-    out_ch: Channels
+    in_ch: "Channels | Expanded | Squeezed"
+    out_ch: "Channels | Expanded | Squeezed"
     depthwise: bool
 
 
@@ -151,6 +231,21 @@ class Network:
                 return layer
         raise KeyError(name)
 
+    @property
+    def branched(self) -> bool:
+        """Whether some layer reads a tensor other than the one the layer before it wrote (a
+        residual add, a squeeze-excite's gate multiply): the network is no longer a chain."""
+        return is_branched(self.layers)
+
+
+def is_branched(layers) -> bool:
+    previous = IMAGE
+    for layer in layers:
+        if layer.inputs != (previous,):
+            return True
+        previous = layer.name
+    return False
+
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     """TensorFlow 'same': output ceil(size / stride); padding (before, after), after >= before."""
@@ -171,28 +266,39 @@ def parse_resolution(resolution) -> tuple[int, int]:
 
 
 def check_config(alpha, delta, classes) -> None:
+    """Refuse a bad alpha, delta or classes (``classes`` None: the spec's own, checked by :func:`plan`)."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
         raise ConfigError(f"alpha must be a number greater than 0, got {alpha!r}")
     if isinstance(delta, bool) or not isinstance(delta, int) or delta < 1:
         raise ConfigError(f"delta must be a positive integer, got {delta!r}")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+    if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
         raise ConfigError(f"classes must be a positive integer, got {classes!r}")
 
 
-def plan(spec: Spec | str, classes: int = 10, resolution=32) -> NetworkPlan:
-    """Fix the layer sequence, names and spatial sizes of ``spec`` for an input size and classes."""
+def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> NetworkPlan:
+    """Fix the layer sequence, names and spatial sizes of ``spec`` for an input size and classes
+    (None: the spec's own defaults, 10 classes and 32x32 unless it says otherwise)."""
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
+    classes = spec.classes if classes is None else classes
+    resolution = spec.resolution if resolution is None else resolution
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ConfigError(f"classes must be a positive integer, got {classes!r}")
     height, width = parse_resolution(resolution)
     channels = Channels(const=spec.in_channels)
+    current = IMAGE  # the tensor the next layer reads
     layers: list[LayerPlan] = []
-    counters = {"conv": 0, "dws": 0, "maxpool": 0, "fmp": 0, "avgpool": 0}
+    counters = {"conv": 0, "dws": 0, "block": 0, "maxpool": 0, "fmp": 0, "avgpool": 0}
+    pooling = spec.downsample if spec.downsample != "stride" else None
 
     def add(name, kind, row, out_h, out_w, out_ch, *, kernel=1, stride=1, padding=(0, 0, 0, 0),
-            bn=False, relu=False, block=0, ratio=None, depthwise=False):
-        nonlocal height, width, channels
+            bn=False, activation="", bias=False, block=0, block_name="", ratio=None, depthwise=False,
+            source=None, also=()):
+        """Append a layer reading ``source`` ((name, height, width, channels); default: the tensor
+        the layer before wrote) and the tensors named in ``also``; its output becomes the current one."""
+        nonlocal height, width, channels, current
+        if source is not None:
+            current, height, width, channels = source
         if out_h < 1 or out_w < 1:
             raise ConfigError(
                 f"{spec.source}: row {row.index} ({row.type}): layer {name} would map "
@@ -201,34 +307,71 @@ def plan(spec: Spec | str, classes: int = 10, resolution=32) -> NetworkPlan:
         layer = Layer(
             name=name, kind=kind, kernel=kernel, stride=stride, padding=padding,
             in_h=height, in_w=width, out_h=out_h, out_w=out_w, in_c=None, out_c=None, groups=None,
-            bn=bn, relu=relu, row=row.index, block=block, ratio=ratio,
+            bn=bn, activation=activation, row=row.index, block=block, ratio=ratio, bias=bias,
+            inputs=(current, *also), block_name=block_name,
         )
         layers.append(LayerPlan(layer=layer, in_ch=channels, out_ch=out_ch, depthwise=depthwise))
-        height, width, channels = out_h, out_w, out_ch
+        height, width, channels, current = out_h, out_w, out_ch, name
+
+    def state():
+        return current, height, width, channels
 
     def conv_geometry(kernel, stride):
         out_h, top, bottom = same_padding(height, kernel, stride)
         out_w, left, right = same_padding(width, kernel, stride)
         return out_h, out_w, (top, bottom, left, right)
 
+    def pool(row, stride):
+        """The pool that replaces a stride when the spec downsamples by pooling."""
+        if pooling == "maxpool":
+            counters["maxpool"] += 1
+            out_h, out_w, pad = conv_geometry(3, stride)
+            add(f"maxpool_{counters['maxpool']}", "maxpool", row, out_h, out_w, channels, kernel=3, stride=stride,
+                padding=pad)
+        else:
+            counters["fmp"] += 1
+            ratio = spec.fmp_ratio
+            add(f"fmp_{counters['fmp']}", "fmp", row, math.floor(height / ratio), math.floor(width / ratio),
+                channels, stride=ratio, ratio=ratio)
+
     for row in spec.rows:
+        activation = row.get("activation") or spec.activation
         if row.type == "conv":
             counters["conv"] += 1
-            out_h, out_w, pad = conv_geometry(row["kernel"], row["stride"])
-            add(f"conv{counters['conv']}", "conv", row, out_h, out_w, Channels(width=row["filters"]),
-                kernel=row["kernel"], stride=row["stride"], padding=pad, bn=True, relu=True)
+            stride = row["stride"]
+            pooled = pooling is not None and stride > 1
+            out_h, out_w, pad = conv_geometry(row["kernel"], 1 if pooled else stride)
+            if row["filters"] is not None:
+                out_ch = Channels(width=row["filters"], widen_only=row["widen_only"])
+            else:
+                out_ch = Expanded(channels, row["expansion"])
+            add(f"conv{counters['conv']}", "conv", row, out_h, out_w, out_ch, kernel=row["kernel"],
+                stride=1 if pooled else stride, padding=pad, bn=row["bn"], activation=activation,
+                bias=row["bias"])
+            if pooled:  # the paper's Table 2: conv1 keeps its size and a pool follows it
+                pool(row, stride)
         elif row.type == "dws":
             for _ in range(row["repeat"]):
                 counters["dws"] += 1
                 block = counters["dws"]
-                out_h, out_w, pad = conv_geometry(row["kernel"], row["stride"])
+                stride = row["stride"]
+                if pooling is not None and stride > 1:  # Table 2: the pool comes before the block
+                    pool(row, stride)
+                    stride = 1
+                out_h, out_w, pad = conv_geometry(row["kernel"], stride)
                 dw_out = replace(channels, times_delta=True)
                 if channels.times_delta:
                     raise ConfigError(f"{spec.source}: row {row.index}: a depthwise conv cannot follow a depthwise conv")
                 add(f"conv_dw_{block}", "dw", row, out_h, out_w, dw_out, kernel=row["kernel"],
-                    stride=row["stride"], padding=pad, bn=True, relu=True, block=block, depthwise=True)
+                    stride=stride, padding=pad, bn=True, activation=activation, block=block,
+                    block_name=f"dws_{block}", depthwise=True)
                 add(f"conv_pw_{block}", "pw", row, height, width, Channels(width=row["filters"]),
-                    bn=True, relu=True, block=block)
+                    bn=True, activation=activation, block=block, block_name=f"dws_{block}")
+        elif row.type == "inverted_residual":
+            for repeat in range(row["repeat"]):
+                counters["block"] += 1
+                _inverted_residual(spec, row, counters["block"], row["stride"] if repeat == 0 else 1, activation,
+                                   state, add, conv_geometry, pool if pooling is not None else None)
         elif row.type == "maxpool":
             counters["maxpool"] += 1
             out_h, out_w, pad = conv_geometry(row["kernel"], row["stride"])
@@ -248,6 +391,59 @@ def plan(spec: Spec | str, classes: int = 10, resolution=32) -> NetworkPlan:
     return NetworkPlan(spec=spec, classes=classes, resolution=parse_resolution(resolution), layers=tuple(layers))
 
 
+def _inverted_residual(spec: Spec, row, number: int, stride: int, activation: str, state, add, conv_geometry,
+                       pool) -> None:
+    """The layers of one inverted-residual block (MobileNetV2, with V3's squeeze-excite):
+    ``blockN_expand`` (1x1, BN, activation; absent when the expanded width is the input's),
+    ``blockN_dw`` (kxk depthwise, BN, activation), ``blockN_se_pool``/``_se_reduce``/``_se_expand``/
+    ``_se_scale`` (squeeze-excite), ``blockN_project`` (1x1, BN, linear), ``blockN_add`` (residual)."""
+    name = f"block{number}"
+    where = f"{spec.source}: row {row.index} (inverted_residual), block {name}"
+    source, in_h, in_w, in_ch = state()
+    out_ch = Channels(width=row["filters"])
+    if row["residual"] is None:  # the references' rule: stride 1 and the same width in and out
+        residual = stride == 1 and in_ch == out_ch
+    elif row["residual"]:
+        if in_ch != out_ch:
+            raise SpecError(f"{where}: residual = true cannot add its input ({in_ch.symbol()} channels) to its "
+                            f"output ({out_ch.symbol()} channels): the shapes differ")
+        residual = True
+    else:
+        residual = False
+    common = {"block": number, "block_name": name}
+    if pool is not None and stride > 1:  # the paper's Table 2: the pool comes before the block
+        pool(row, stride)
+        stride = 1
+    if row["expand"] is not None:
+        expanded = Channels(width=row["expand"])
+    elif row["expansion"] == 1:
+        expanded = in_ch
+    else:
+        expanded = Expanded(in_ch, row["expansion"])
+    _, height, width, _ = state()
+    if expanded != in_ch:
+        add(f"{name}_expand", "pw", row, height, width, expanded, bn=True, activation=activation, **common)
+    elif in_ch.times_delta:
+        raise SpecError(f"{where}: a depthwise conv cannot follow a depthwise conv (give the block an expansion)")
+    out_h, out_w, pad = conv_geometry(row["kernel"], stride)
+    dw_out = replace(expanded, times_delta=True)
+    add(f"{name}_dw", "dw", row, out_h, out_w, dw_out, kernel=row["kernel"], stride=stride, padding=pad, bn=True,
+        activation=activation, depthwise=True, **common)
+    if row["se"]:
+        dw_state = state()
+        add(f"{name}_se_pool", "avgpool", row, 1, 1, dw_out, kernel=max(out_h, out_w), **common)
+        squeezed = Squeezed(dw_out, row["se_reduction"], row["se_divisor"])
+        add(f"{name}_se_reduce", "pw", row, 1, 1, squeezed, bias=True, activation="relu", **common)
+        add(f"{name}_se_expand", "pw", row, 1, 1, dw_out, bias=True, activation="hardsigmoid", **common)
+        gate = f"{name}_se_expand"
+        add(f"{name}_se_scale", "scale", row, out_h, out_w, dw_out, source=dw_state, also=(gate,), **common)
+    add(f"{name}_project", "pw", row, out_h, out_w, out_ch, bn=True, activation="", **common)
+    if residual:
+        if (out_h, out_w) != (in_h, in_w):  # cannot happen with stride 1 and 'same' padding; kept as a guard
+            raise SpecError(f"{where}: the residual cannot add {in_h}×{in_w} to {out_h}×{out_w}")
+        add(f"{name}_add", "add", row, out_h, out_w, out_ch, also=(source,), **common)
+
+
 def _concrete(item: LayerPlan, alpha, delta, rounding: Callable) -> Layer:
     in_c = item.in_ch.evaluate(alpha, delta, rounding)
     out_c = item.out_ch.evaluate(alpha, delta, rounding)
@@ -255,13 +451,17 @@ def _concrete(item: LayerPlan, alpha, delta, rounding: Callable) -> Layer:
                    delta=delta if item.depthwise else 1, in_delta=delta if item.in_ch.times_delta else 1)
 
 
-def resolve(spec: Spec | str, alpha: float = 1.0, delta: int = 1, classes: int = 10, resolution=32,
-            rounding: str = "truncate", network_plan: NetworkPlan | None = None) -> Network:
-    """Concrete layers of ``spec`` at width multiplier ``alpha`` and depth multiplier ``delta``."""
+def resolve(spec: Spec | str, alpha: float = 1.0, delta: int = 1, classes: int | None = None, resolution=None,
+            rounding: str | None = None, network_plan: NetworkPlan | None = None) -> Network:
+    """Concrete layers of ``spec`` at width multiplier ``alpha`` and depth multiplier ``delta``.
+    ``classes``, ``resolution`` and ``rounding`` default to the spec's own (10 classes, 32x32 and
+    Keras's truncation for the paper's variants; 1,000, 224x224 and make-divisible-by-8 for the
+    MobileNetV2/V3 specs)."""
     check_config(alpha, delta, classes)
+    the_plan = network_plan or plan(spec, classes, resolution)
+    rounding = the_plan.spec.rounding if rounding is None else rounding
     if rounding not in ROUNDINGS:
         raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
-    the_plan = network_plan or plan(spec, classes, resolution)
     round_width = ROUNDINGS[rounding]
     layers = tuple(_concrete(item, alpha, delta, round_width) for item in the_plan.layers)
     for layer in layers:
@@ -274,10 +474,12 @@ def resolve(spec: Spec | str, alpha: float = 1.0, delta: int = 1, classes: int =
                    resolution=the_plan.resolution, rounding=rounding, layers=layers, spec=the_plan.spec)
 
 
-def resolve_arrays(network_plan: NetworkPlan, alphas, deltas, rounding: str = "truncate") -> tuple[Layer, ...]:
-    """The plan's layers with channel fields as numpy arrays, one entry per (alpha, delta) point."""
+def resolve_arrays(network_plan: NetworkPlan, alphas, deltas, rounding: str | None = None) -> tuple[Layer, ...]:
+    """The plan's layers with channel fields as numpy arrays, one entry per (alpha, delta) point
+    (``rounding`` None: the spec's own)."""
     import numpy as np
 
     alphas = np.asarray(alphas, dtype=np.float64)
     deltas = np.asarray(deltas, dtype=np.int64)
+    rounding = network_plan.spec.rounding if rounding is None else rounding
     return tuple(_concrete(item, alphas, deltas, ROUNDINGS[rounding]) for item in network_plan.layers)

@@ -1,21 +1,50 @@
 """Declarative architecture specs: loading and validation (standard library only).
 
 A spec is a TOML file: a few top-level keys and an ordered array of ``[[layers]]`` rows.
-The three tables of the paper ship as ``base``, ``mp3`` and ``fmp`` inside the package;
-anywhere a variant name is accepted, a path to a user's own spec file is accepted too.
+The three tables of the paper ship as ``base``, ``mp3`` and ``fmp`` inside the package, and the
+MobileNet family as ``mobilenet_v2``, ``mobilenet_v3_large`` and ``mobilenet_v3_small`` (each also
+with ``_mp3`` and ``_fmp``: the paper's downsampling on them); anywhere a variant name is accepted,
+a path to a user's own spec file is accepted too.
 
 Row types and their fields (defaults in brackets):
 
-==========  ==================================================================
-``conv``    full convolution: ``filters`` (alpha-scaled), ``kernel`` [3], ``stride`` [1]
-``dws``     depthwise separable block: depthwise ``kernel`` x ``kernel`` conv mapping C to
-            C*delta channels (groups = C) with ``stride`` [1], then a 1x1 pointwise conv to
-            ``filters`` (alpha-scaled); ``repeat`` [1] stacks identical blocks
-``maxpool`` max pooling, 'same' padding: ``kernel`` [3], ``stride`` [2]
-``fmp``     fractional max pooling, output size floor(size / ``ratio``): ``ratio`` (> 1)
-``avgpool`` global average pooling (no fields)
-``fc``      fully connected classifier with bias, to the number of classes (no fields)
-==========  ==================================================================
+=====================  =======================================================================
+``conv``               full convolution: ``filters`` (alpha-scaled) or ``expansion`` (times
+                       the input channels), ``kernel`` [3], ``stride`` [1], ``activation``
+                       [the spec's], ``bn`` [true], ``bias`` [false], ``widen_only`` [false:
+                       alpha > 1 widens it, alpha < 1 leaves it, as MobileNetV2's last conv]
+``dws``                depthwise separable block: depthwise ``kernel`` x ``kernel`` conv mapping C
+                       to C*delta channels (groups = C) with ``stride`` [1], then a 1x1 pointwise
+                       conv to ``filters`` (alpha-scaled); ``repeat`` [1] stacks identical blocks;
+                       ``activation`` [the spec's]
+``inverted_residual``  MobileNetV2/V3 block: 1x1 expansion to ``expansion`` x C [6] or to ``expand``
+                       channels (alpha-scaled; no expansion layer when that equals C), ``kernel``
+                       x ``kernel`` depthwise conv (3 or 5 [3], C -> C*delta) with ``stride`` [1],
+                       optional squeeze-excite (``se`` [false], ``se_reduction`` [4],
+                       ``se_divisor`` [8]), linear 1x1 projection to ``filters`` (alpha-scaled),
+                       and a residual add (``residual`` [when stride is 1 and the input width is
+                       ``filters``]); ``activation`` [the spec's] for the expansion and the
+                       depthwise conv; ``repeat`` [1] stacks blocks, the first with ``stride``,
+                       the others with stride 1 (MobileNetV2's table)
+``maxpool``            max pooling, 'same' padding: ``kernel`` [3], ``stride`` [2]
+``fmp``                fractional max pooling, output size floor(size / ``ratio``): ``ratio`` (> 1)
+``avgpool``            global average pooling (no fields)
+``fc``                 fully connected classifier with bias, to the number of classes (no fields)
+=====================  =======================================================================
+
+Activations: ``relu``, ``relu6``, ``hardswish``, ``hardsigmoid``. Squeeze-excite, as MobileNetV3
+(and torchvision's ``SqueezeExcitation``): global average pool of the depthwise output, 1x1 conv
+with bias to ``make_divisible(C_dw // se_reduction, se_divisor)`` channels, ReLU, 1x1 conv with
+bias back to C_dw, hard-sigmoid, and the depthwise output multiplied by that gate per channel.
+
+Top-level keys: ``name``, ``title``, ``description``, ``paper_table``, ``in_channels`` [3], and the
+defaults a spec gives its users: ``classes`` [10], ``resolution`` [32], ``rounding`` [truncate] (the
+width rounding rule), ``activation`` [relu]; ``downsample``
+[stride]: ``maxpool`` or ``fmp`` turn every stride s > 1 of the spec into stride 1 and a pool
+(a 3x3/s 'same' max pool, or a fractional max pool of ``fmp_ratio`` [1.44]) after a strided
+``conv`` row and before a strided block, which keeps the residual decision of its strided form
+(the rule of the paper's Table 2); ``extends`` names a built-in variant whose rows this spec reuses
+(it then has no rows of its own and changes only top-level keys).
 """
 from __future__ import annotations
 
@@ -26,22 +55,47 @@ from mnetcost.errors import SpecError
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "specs"  # the package's own spec files
 
-BUILTIN_VARIANTS = ("base", "mp3", "fmp")
+PAPER_VARIANTS = ("base", "mp3", "fmp")  # the paper's Tables 1-3 (what `sweep --variant all` prices)
+FAMILY_VARIANTS = ("mobilenet_v2", "mobilenet_v2_mp3", "mobilenet_v2_fmp",
+                   "mobilenet_v3_large", "mobilenet_v3_large_mp3", "mobilenet_v3_large_fmp",
+                   "mobilenet_v3_small", "mobilenet_v3_small_mp3", "mobilenet_v3_small_fmp")
+BUILTIN_VARIANTS = PAPER_VARIANTS + FAMILY_VARIANTS
 MAX_SPEC_BYTES = 1 << 20  # a spec is a few kilobytes; a larger file is not one
+
+ACTIVATIONS = ("relu", "relu6", "hardswish", "hardsigmoid")
+DOWNSAMPLING = ("stride", "maxpool", "fmp")
+ROUNDING_RULES = ("truncate", "nearest", "divisible8")  # the resolver's ROUNDINGS, by name
+IR_KERNELS = (3, 5)
 
 # field name -> (python types accepted, default or REQUIRED)
 REQUIRED = object()
 _INT = (int,)
 _NUM = (int, float)
+_BOOL = (bool,)
+_STR = (str,)
 ROW_FIELDS: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
-    "conv": {"filters": (_INT, REQUIRED), "kernel": (_INT, 3), "stride": (_INT, 1)},
-    "dws": {"filters": (_INT, REQUIRED), "kernel": (_INT, 3), "stride": (_INT, 1), "repeat": (_INT, 1)},
+    "conv": {"filters": (_INT, None), "expansion": (_NUM, None), "kernel": (_INT, 3), "stride": (_INT, 1),
+             "activation": (_STR, None), "bn": (_BOOL, True), "bias": (_BOOL, False), "widen_only": (_BOOL, False)},
+    "dws": {"filters": (_INT, REQUIRED), "kernel": (_INT, 3), "stride": (_INT, 1), "repeat": (_INT, 1),
+            "activation": (_STR, None)},
+    "inverted_residual": {"filters": (_INT, REQUIRED), "expansion": (_NUM, None), "expand": (_INT, None),
+                          "kernel": (_INT, 3), "stride": (_INT, 1), "repeat": (_INT, 1), "activation": (_STR, None),
+                          "se": (_BOOL, False), "se_reduction": (_INT, None), "se_divisor": (_INT, None),
+                          "residual": (_BOOL, None)},
     "maxpool": {"kernel": (_INT, 3), "stride": (_INT, 2)},
     "fmp": {"ratio": (_NUM, REQUIRED)},
     "avgpool": {},
     "fc": {},
 }
-TOP_FIELDS = {"name": str, "title": str, "paper_table": int, "in_channels": int, "description": str}
+DEFAULT_EXPANSION = 6  # MobileNetV2's t
+DEFAULT_SE_REDUCTION = 4
+DEFAULT_SE_DIVISOR = 8
+TOP_FIELDS = {"name": str, "title": str, "paper_table": int, "in_channels": int, "description": str,
+              "classes": int, "resolution": int, "rounding": str, "activation": str,
+              "downsample": str, "fmp_ratio": (int, float), "extends": str}
+# what a spec that ``extends`` another takes from it: its rows and these keys (unless it sets them)
+INHERITED = ("title", "description", "in_channels", "classes", "resolution", "rounding", "activation",
+             "downsample", "fmp_ratio")
 
 
 @dataclass(frozen=True)
@@ -55,6 +109,9 @@ class Row:
     def __getitem__(self, key: str):
         return self.fields[key]
 
+    def get(self, key: str, default=None):
+        return self.fields.get(key, default)
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -64,11 +121,25 @@ class Spec:
     title: str = ""
     paper_table: int | None = None
     in_channels: int = 3
+    classes: int = 10  # the defaults of --classes, --resolution, --rounding for this spec
+    resolution: int = 32
+    rounding: str = "truncate"
+    activation: str = "relu"  # of every conv/block row that names none
+    downsample: str = "stride"
+    fmp_ratio: float = 1.44
+    extends: str | None = None
+    description: str = ""
 
 
 def _is_type(value, types: tuple[type, ...]) -> bool:
+    if types == _BOOL:
+        return isinstance(value, bool)
     # bool is an int subclass in Python; a TOML `true` is never a valid count or size.
     return isinstance(value, types) and not isinstance(value, bool)
+
+
+def _wanted(types: tuple[type, ...]) -> str:
+    return {_INT: "an integer", _NUM: "a number", _BOOL: "true or false", _STR: "a string"}[types]
 
 
 def _check_row(source: str, index: int, raw: object) -> Row:
@@ -95,18 +166,81 @@ def _check_row(source: str, index: int, raw: object) -> Row:
             continue
         value = raw[key]
         if not _is_type(value, types):
-            wanted = "an integer" if types == _INT else "a number"
-            raise SpecError(f"{where}: field {key!r} must be {wanted}, got {value!r}")
+            raise SpecError(f"{where}: field {key!r} must be {_wanted(types)}, got {value!r}")
         if key == "ratio":
             if not value > 1:
                 raise SpecError(f"{where}: field 'ratio' must be greater than 1, got {value!r}")
-        elif value < 1:
+        elif key == "activation":
+            if value not in ACTIVATIONS:
+                raise SpecError(f"{where}: field 'activation': unknown activation {value!r} "
+                                f"(one of {', '.join(ACTIVATIONS)})")
+        elif key == "expansion":
+            if not (value >= 1 and value < float("inf")):
+                raise SpecError(f"{where}: field 'expansion' must be a number >= 1 (the expansion factor t), "
+                                f"got {value!r}")
+        elif key == "se_reduction":
+            if value < 2:
+                raise SpecError(f"{where}: field 'se_reduction' must be an integer >= 2 (squeeze to "
+                                f"C / se_reduction channels), got {value!r}")
+        elif types in (_INT, _NUM) and value < 1:
             raise SpecError(f"{where}: field {key!r} must be a positive integer, got {value!r}")
         fields[key] = value
+    _check_row_rules(where, kind, raw, fields)
     return Row(index=index, type=kind, fields=fields)
 
 
-def parse_spec(text: str, source: str) -> Spec:
+def _check_row_rules(where: str, kind: str, raw: dict, fields: dict) -> None:
+    """The rules that tie a row's fields together (filled in ``fields`` with their defaults)."""
+    if kind == "conv":
+        if fields["filters"] is None and fields["expansion"] is None:
+            raise SpecError(f"{where}: field 'filters' is missing (or give 'expansion', times the input channels)")
+        if fields["filters"] is not None and fields["expansion"] is not None:
+            raise SpecError(f"{where}: give one of 'filters' (a width) and 'expansion' (times the input "
+                            "channels), not both")
+        if fields["widen_only"] and fields["filters"] is None:
+            raise SpecError(f"{where}: field 'widen_only' needs 'filters' (a width that alpha scales)")
+    if kind == "inverted_residual":
+        if fields["expansion"] is not None and fields["expand"] is not None:
+            raise SpecError(f"{where}: give at most one of 'expansion' (the factor t) and 'expand' (a width)")
+        if fields["expansion"] is None and fields["expand"] is None:
+            fields["expansion"] = DEFAULT_EXPANSION
+        if fields["kernel"] not in IR_KERNELS:
+            raise SpecError(f"{where}: field 'kernel' must be 3 or 5 (the family's depthwise kernels), "
+                            f"got {fields['kernel']!r}")
+        if not fields["se"]:
+            for key in ("se_reduction", "se_divisor"):
+                if key in raw:
+                    raise SpecError(f"{where}: field {key!r} needs se = true")
+        fields["se_reduction"] = fields["se_reduction"] or DEFAULT_SE_REDUCTION
+        fields["se_divisor"] = fields["se_divisor"] or DEFAULT_SE_DIVISOR
+        if fields["residual"] and (fields["stride"] != 1):
+            raise SpecError(f"{where}: residual = true cannot add the block's input to its output: stride "
+                            f"{fields['stride']} changes the spatial size (a residual needs stride 1)")
+
+
+def _check_top(source: str, data: dict) -> None:
+    for key, value in data.items():
+        if key == "layers":
+            continue
+        if key not in TOP_FIELDS:
+            raise SpecError(f"{source}: unknown top-level field {key!r} (fields: layers, {', '.join(TOP_FIELDS)})")
+        types = TOP_FIELDS[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            wanted = types.__name__ if isinstance(types, type) else "number"
+            raise SpecError(f"{source}: top-level field {key!r} must be {wanted}, got {value!r}")
+    for key in ("in_channels", "classes", "resolution"):
+        if key in data and data[key] < 1:
+            raise SpecError(f"{source}: top-level field {key!r} must be positive, got {data[key]}")
+    choices = {"rounding": ROUNDING_RULES, "activation": ACTIVATIONS, "downsample": DOWNSAMPLING}
+    for key, allowed in choices.items():
+        if key in data and data[key] not in allowed:
+            raise SpecError(f"{source}: top-level field {key!r} must be one of {', '.join(allowed)}, "
+                            f"got {data[key]!r}")
+    if "fmp_ratio" in data and not 1 < data["fmp_ratio"] < float("inf"):
+        raise SpecError(f"{source}: top-level field 'fmp_ratio' must be greater than 1, got {data['fmp_ratio']!r}")
+
+
+def parse_spec(text: str, source: str, _extending: tuple[str, ...] = ()) -> Spec:
     """Validate the TOML text of a spec; ``source`` names it in every error."""
     import tomllib  # here, not at the top: `mnetcost ratio` never reads a spec and starts faster
 
@@ -114,13 +248,10 @@ def parse_spec(text: str, source: str) -> Spec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from None
-    for key, value in data.items():
-        if key == "layers":
-            continue
-        if key not in TOP_FIELDS:
-            raise SpecError(f"{source}: unknown top-level field {key!r} (fields: layers, {', '.join(TOP_FIELDS)})")
-        if not isinstance(value, TOP_FIELDS[key]) or isinstance(value, bool):
-            raise SpecError(f"{source}: top-level field {key!r} must be {TOP_FIELDS[key].__name__}, got {value!r}")
+    _check_top(source, data)
+    name = data.get("name") or Path(source).stem
+    if "extends" in data:
+        return _extended(source, name, data, _extending)
     layers = data.get("layers")
     if not isinstance(layers, list) or not layers:
         raise SpecError(f"{source}: no [[layers]] rows")
@@ -130,26 +261,37 @@ def parse_spec(text: str, source: str) -> Spec:
     for row in rows[:-1]:
         if row.type == "fc":
             raise SpecError(f"{source}: row {row.index} (fc): 'fc' may only be the last row")
-    in_channels = data.get("in_channels", 3)
-    if in_channels < 1:
-        raise SpecError(f"{source}: top-level field 'in_channels' must be positive, got {in_channels}")
-    name = data.get("name") or Path(source).stem
-    return Spec(
-        name=name,
-        source=source,
-        rows=rows,
-        title=data.get("title", ""),
-        paper_table=data.get("paper_table"),
-        in_channels=in_channels,
-    )
+    options = {key: data[key] for key in INHERITED if key in data}
+    return Spec(name=name, source=source, rows=rows, paper_table=data.get("paper_table"), **options)
+
+
+def _extended(source: str, name: str, data: dict, extending: tuple[str, ...]) -> Spec:
+    """A spec that reuses a built-in variant's rows and changes some of its top-level keys."""
+    from dataclasses import replace
+
+    parent = data["extends"]
+    if parent not in BUILTIN_VARIANTS:
+        raise SpecError(f"{source}: top-level field 'extends' must name a built-in variant "
+                        f"({', '.join(BUILTIN_VARIANTS)}), got {parent!r}")
+    if parent in extending or len(extending) > len(BUILTIN_VARIANTS):
+        raise SpecError(f"{source}: 'extends' goes round in a circle ({' -> '.join((*extending, parent))})")
+    if "layers" in data:
+        raise SpecError(f"{source}: a spec that extends {parent!r} takes its rows; it has no [[layers]] of its own")
+    base = _builtin(parent, (*extending, parent))
+    options = {key: data[key] for key in INHERITED if key in data}
+    return replace(base, name=name, source=source, paper_table=data.get("paper_table"), extends=parent, **options)
+
+
+def _builtin(variant: str, extending: tuple[str, ...] = ()) -> Spec:
+    text = (BUILTIN_DIR / f"{variant}.toml").read_text(encoding="utf-8")
+    return parse_spec(text, f"{variant} (built-in)", extending or (variant,))
 
 
 def load_spec(variant: str | Path) -> Spec:
-    """A built-in variant by name (``base``, ``mp3``, ``fmp``) or a spec file by path."""
+    """A built-in variant by name (``base``, ``mp3``, ``fmp``, ``mobilenet_v2``, ...) or a spec file by path."""
     text_variant = str(variant)
     if text_variant in BUILTIN_VARIANTS:
-        text = (BUILTIN_DIR / f"{text_variant}.toml").read_text(encoding="utf-8")
-        return parse_spec(text, f"{text_variant} (built-in)")
+        return _builtin(text_variant)
     path = Path(text_variant)
     if not path.exists():
         raise SpecError(

@@ -113,8 +113,10 @@ def format_option(function):
 
 def variant_option(function):
     return click.option(
-        "--variant", "-v", default="base", show_default=True, metavar="base|mp3|fmp|PATH",
-        help="Paper table (base = Table 1, mp3 = Table 2, fmp = Table 3) or a spec file.",
+        "--variant", "-v", default="base", show_default=True, metavar="base|mp3|fmp|mobilenet_v2|...|PATH",
+        help="Paper table (base = Table 1, mp3 = Table 2, fmp = Table 3), a MobileNet of the family "
+             "(mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, each also with _mp3 and _fmp) "
+             "or a spec file.",
     )(function)
 
 
@@ -125,7 +127,8 @@ def convention_option(function):
         "--convention", type=click.Choice(tuple(CONVENTIONS)), default=DEFAULT_CONVENTION, show_default=True,
         help="Counting convention: paper (Keras: BN 4/channel), trainable (BN 2/channel), weights "
              "(no BN), flops (2 x Mult-Adds), fvcore (fvcore's defaults: + BN and pooling ops), "
-             "deploy (BN folded: one bias per conv output channel).",
+             "deploy (BN folded: one bias per conv output channel), elementwise (paper + residual adds, "
+             "squeeze-excite gate and hard-swish/hard-sigmoid multiplies).",
     )(function)
 
 
@@ -174,13 +177,21 @@ def rounding_option(function):
     from mnetcost.calculator.resolver import ROUNDINGS
 
     return click.option(
-        "--rounding", type=click.Choice(tuple(ROUNDINGS)), default="truncate", show_default=True,
-        help="Width rounding: truncate = Keras int(c * alpha); nearest; divisible8 (MobileNetV2).",
+        "--rounding", type=click.Choice(tuple(ROUNDINGS)), default=None,
+        help="Width rounding: truncate = Keras int(c * alpha); nearest; divisible8 = make_divisible(c * "
+             "alpha, 8) (MobileNetV2/V3) [default: the spec's: truncate for base/mp3/fmp, divisible8 for "
+             "the mobilenet_v2/v3 variants].",
     )(function)
 
 
-def config_options(*, lists: bool):
-    """--alpha, --delta, --classes, --resolution; comma lists where ``lists``."""
+def config_options(*, lists: bool, spec_defaults: bool = False):
+    """--alpha, --delta, --classes, --resolution; comma lists where ``lists``. With ``spec_defaults``
+    --classes and --resolution default to None, the spec's own (10 and 32 for the paper's
+    variants, 1,000 and 224 for MobileNetV2/V3); else to 10 and 32 (commands bound to CIFAR data)."""
+    classes_default = None if spec_defaults else 10
+    resolution_default = None if spec_defaults else 32
+    spec_note = " [default: the spec's: 10 for base/mp3/fmp, 1000 for mobilenet_v2/v3]" if spec_defaults else ""
+    pixels_note = " [default: the spec's: 32 for base/mp3/fmp, 224 for mobilenet_v2/v3]" if spec_defaults else ""
 
     def decorate(function):
         for option in reversed((
@@ -190,10 +201,10 @@ def config_options(*, lists: bool):
             click.option("--delta", "-d", type=DELTA_LIST if lists else DELTA, default="1" if lists else 1,
                          show_default=True,
                          help="Depth multiplier δ, a positive integer" + (" (comma list)." if lists else ".")),
-            click.option("--classes", "-c", type=CLASSES, default=10, show_default=True,
-                         help="Number of classes (10 = CIFAR-10, 100 = CIFAR-100)."),
-            click.option("--resolution", "-r", type=RESOLUTION, default=32, show_default=True,
-                         help="Input height and width in pixels."),
+            click.option("--classes", "-c", type=CLASSES, default=classes_default, show_default=not spec_defaults,
+                         help="Number of classes (10 = CIFAR-10, 100 = CIFAR-100)." + spec_note),
+            click.option("--resolution", "-r", type=RESOLUTION, default=resolution_default,
+                         show_default=not spec_defaults, help="Input height and width in pixels." + pixels_note),
         )):
             function = option(function)
         return function

@@ -189,7 +189,10 @@ def fit_panels(view: View, width: int, measure=len) -> list[tuple[View, list[int
         title = view.title if number == 0 else (
             f"{view.title} (continued, {number + 1} of {len(panels)})" if view.title else "")
         part = _sub_view(view, indices, title, number == len(panels) - 1)
-        result.append((part, fit_columns(part, width, measure)))
+        widths = fit_columns(part, width, measure)
+        if widths is None:  # the key column alone is too wide (a one-column view): stack instead
+            return None
+        result.append((part, widths))
     return result
 
 

@@ -7,8 +7,11 @@ fvcore's ``FlopCountAnalysis`` and reads, per layer (the module of the same name
 * Mult-Adds: fvcore's count with an explicit handle table that counts exactly what the
   convention counts (:func:`handle_table`): convolution and linear multiply-accumulates; plus
   BatchNorm and adaptive average pooling only for the ``fvcore`` convention, which uses fvcore's
-  default table unchanged. Ops without a handle are listed as ``unsupported_ops`` (fvcore counts
-  them as 0; for the model's pooling/padding ops that is what every convention does too).
+  default table unchanged; plus one per output element of ``aten::add`` (residual), ``aten::mul``
+  (squeeze-excite gate), ``aten::hardswish`` and ``aten::hardsigmoid`` for the ``elementwise``
+  convention. Ops without a handle are listed as ``unsupported_ops`` (fvcore counts them as 0; for
+  the model's pooling/padding ops that is what every convention does too; fvcore's default table
+  has no handle for add, mul, hard-swish, hard-sigmoid or ReLU6 either).
 * Parameters: fvcore's ``parameter_count`` (trainable tensors) plus, for the paper's
   4-per-channel convention, the BatchNorm running mean and variance read from the module's
   buffers (``num_batches_tracked`` excluded); for the ``weights`` convention, the BatchNorm
@@ -38,7 +41,14 @@ ZERO_COST_OPS = {
     "aten::constant_pad_nd": "'same' padding",
     "aten::batch_norm": "BatchNorm",
     "aten::adaptive_avg_pool2d": "global average pooling",
+    "aten::add": "residual add (counted by the elementwise convention only)",
+    "aten::mul": "squeeze-excite gate multiply (counted by the elementwise convention only)",
+    "aten::hardswish": "hard-swish (its multiply counted by the elementwise convention only)",
+    "aten::hardsigmoid": "hard-sigmoid (its multiply counted by the elementwise convention only)",
+    "aten::hardtanh": "ReLU6",
+    "aten::hardtanh_": "ReLU6",
 }
+ELEMENTWISE_OPS = ("aten::add", "aten::mul", "aten::hardswish", "aten::hardsigmoid")  # 1 per output element
 
 
 def handle_table(convention: Convention) -> dict | None:
@@ -59,6 +69,9 @@ def handle_table(convention: Convention) -> dict | None:
         table["aten::batch_norm"] = h.batchnorm_flop_jit
     if convention.count_pool_ops:
         table["aten::adaptive_avg_pool2d"] = h.elementwise_flop_counter(1, 0)
+    if convention.count_elementwise_ops:
+        for op in ELEMENTWISE_OPS:
+            table[op] = h.elementwise_flop_counter(0, 1)
     return table
 
 
@@ -375,23 +388,76 @@ def _layer_owner(model, names: list[str]) -> dict[str, str]:
 
 def activation_shapes(model, network) -> dict[str, tuple]:
     """Per layer: (input shape, output shape) of the module's real tensors, batch 1, ``eval()``."""
+    return {name: (trace.input_shape, trace.output_shape) for name, trace in activation_trace(model, network).items()}
+
+
+@dataclass(frozen=True)
+class LayerTrace:
+    """What one layer's module did in a real forward pass: the shapes of its first input and its
+    output, and which earlier layer wrote each tensor it read (``"input"``: the image)."""
+
+    input_shape: tuple
+    output_shape: tuple
+    read_from: tuple[str, ...]
+    output_elements: int
+
+
+def activation_trace(model, network) -> dict[str, LayerTrace]:
+    """Per layer, in order: :class:`LayerTrace` of its module in one ``eval()`` pass of batch 1.
+    Tensors are told apart by their storage (every tensor is kept alive during the pass, so no
+    address is reused); a view (``flatten``) or a module that returns its input (``dropout`` in
+    eval) is the same tensor."""
     import torch
 
-    shapes, hooks = {}, []
+    from mnetcost.calculator.resolver import IMAGE
+
+    writer: dict[int, str] = {}
+    traces, reads, hooks, kept = {}, {}, [], []
     modules = dict(model.named_children())
+
+    def before(module, inputs, name):
+        names = []
+        for tensor in inputs:
+            kept.append(tensor)
+            names.append(writer.get(tensor.untyped_storage().data_ptr(), "?"))
+        reads[name] = (tuple(names), tuple(inputs[0].shape))
+
+    def after(module, inputs, output, name):
+        kept.append(output)
+        writer[output.untyped_storage().data_ptr()] = name
+        read_from, input_shape = reads[name]
+        traces[name] = LayerTrace(input_shape, tuple(output.shape), read_from, output.numel())
+
     for layer in network.layers:
-        hooks.append(modules[layer.name].register_forward_hook(
-            lambda module, inputs, output, name=layer.name: shapes.__setitem__(
-                name, (tuple(inputs[0].shape), tuple(output.shape)))))
+        module = modules[layer.name]
+        hooks.append(module.register_forward_pre_hook(lambda m, i, name=layer.name: before(m, i, name)))
+        hooks.append(module.register_forward_hook(lambda m, i, o, name=layer.name: after(m, i, o, name)))
     height, width = network.resolution
+    image = torch.zeros(1, network.spec.in_channels, height, width)
+    writer[image.untyped_storage().data_ptr()] = IMAGE
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, network.spec.in_channels, height, width))
+            model(image)
     finally:
         for hook in hooks:
             hook.remove()
-    return shapes
+    return {layer.name: traces[layer.name] for layer in network.layers}
+
+
+def measured_tensors(network, trace: dict[str, LayerTrace], itemsize: int) -> list:
+    """The model's activation tensors with the lifetimes its forward pass gave them (each alive from
+    the layer that wrote it to the last layer that read it, per :func:`activation_trace`), at
+    ``itemsize`` bytes per element: the list :func:`mnetcost.calculator.memory.activation_tensors`
+    builds from the resolved layers, measured."""
+    import math
+
+    from mnetcost.calculator import lifetimes
+
+    names = [layer.name for layer in network.layers]
+    image = math.prod(trace[names[0]].input_shape) * itemsize if names else 0
+    return lifetimes.graph(names, image, [trace[name].output_elements * itemsize for name in names],
+                           [trace[name].read_from for name in names])
 
 
 def saved_bytes(model, network, batch: int) -> dict[str, int]:
@@ -450,6 +516,10 @@ class LayerMemoryCheck:
     training_bytes: int  # per image
     measured_training_bytes: int  # slope over the batch of what autograd saved for this layer
     per_batch_bytes: int  # what autograd saved for this layer that does not grow with the batch
+    inputs: tuple = ()  # the tensors the resolved layer reads (layer names, "input" = the image)
+    model_inputs: tuple = ()  # the layers that wrote the tensors its module read in the forward pass
+    live_bytes: int = 0  # the engine's bytes alive while it runs
+    measured_live_bytes: int = 0  # the same from the model's tensors and the lifetimes of its forward pass
 
     @property
     def agree(self) -> bool:
@@ -457,7 +527,8 @@ class LayerMemoryCheck:
                 and self.weight_bytes == self.folded_weight_bytes
                 and self.training_bytes == self.measured_training_bytes
                 and _same_shape(self.input_shape, self.model_input_shape)
-                and _same_shape(self.output_shape, self.model_output_shape))
+                and _same_shape(self.output_shape, self.model_output_shape)
+                and tuple(self.inputs) == tuple(self.model_inputs) and self.live_bytes == self.measured_live_bytes)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "type": self.kind, "input": list(self.input_shape),
@@ -467,7 +538,8 @@ class LayerMemoryCheck:
                 "model_output_bytes": self.model_output_bytes, "weight_bytes": self.weight_bytes,
                 "folded_weight_bytes": self.folded_weight_bytes, "training_bytes": self.training_bytes,
                 "measured_training_bytes": self.measured_training_bytes, "per_batch_bytes": self.per_batch_bytes,
-                "agree": self.agree}
+                "inputs": list(self.inputs), "model_inputs": list(self.model_inputs), "live_bytes": self.live_bytes,
+                "measured_live_bytes": self.measured_live_bytes, "agree": self.agree}
 
 
 def _same_shape(engine: tuple, model: tuple) -> bool:
@@ -551,7 +623,9 @@ def _stored_bytes(module, precision) -> int:
 
 def memory_check(network: Network, dtype: str = "fp32", *, model=None, fmp_mode: str = "tf") -> MemoryCheck:
     """Compare the engine's memory figures of ``network`` at ``dtype`` with the model's own tensors:
-    every layer's input/output shapes and bytes (forward hooks, batch 1, eval), the deployed weight
+    every layer's input/output shapes and bytes (forward hooks, batch 1, eval), which layers wrote
+    the tensors it read, the bytes alive at each layer and the peak (the lifetimes the forward pass
+    gave the model's tensors, :func:`measured_tensors`), the deployed weight
     bytes and params (a BatchNorm-folded copy), and the training activation bytes per image (what
     ``saved_tensors_hooks`` sees at two batch sizes, in ``train()`` on a copy of the model)."""
     import torch
@@ -569,6 +643,7 @@ def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryC
 
     import torch
 
+    from mnetcost.calculator import lifetimes
     from mnetcost.calculator.memory import get_dtype, network_memory
     from mnetcost.nn import models
 
@@ -579,7 +654,8 @@ def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryC
         model = models.build_from_network(network, fmp_mode=fmp_mode)
         _random_batchnorm(model)  # an untrained model's BatchNorms are near identities: folding them proves little
     itemsize = getattr(torch, TORCH_DTYPES[precision.name]).itemsize
-    shapes = activation_shapes(model, network)
+    trace = activation_trace(model, network)
+    measured_live = lifetimes.live_sizes(measured_tensors(network, trace, itemsize))
     folded = fold_batchnorm(model)
     height, width = network.resolution
     probe = torch.rand(2, network.spec.in_channels, height, width, generator=torch.Generator().manual_seed(0))
@@ -591,8 +667,8 @@ def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryC
     span = TRAIN_BATCHES[1] - TRAIN_BATCHES[0]
     folded_modules = dict(folded.named_children())
     rows = []
-    for layer, row in zip(network.layers, memory.layers):
-        model_in, model_out = (shape[1:] for shape in shapes[layer.name])
+    for step, (layer, row) in enumerate(zip(network.layers, memory.layers)):
+        model_in, model_out = trace[layer.name].input_shape[1:], trace[layer.name].output_shape[1:]
         slope, remainder = divmod(large[layer.name] - small[layer.name], span)
         measured = slope if not remainder else (large[layer.name] - small[layer.name]) / span
         rows.append(LayerMemoryCheck(
@@ -603,13 +679,15 @@ def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryC
             weight_bytes=row.weight_bytes, folded_weight_bytes=_stored_bytes(folded_modules[layer.name], precision),
             training_bytes=row.training_bytes, measured_training_bytes=measured,
             per_batch_bytes=int(small[layer.name] - TRAIN_BATCHES[0] * measured),
+            inputs=layer.inputs, model_inputs=trace[layer.name].read_from, live_bytes=memory.live_bytes[step],
+            measured_live_bytes=measured_live[step],
         ))
-    peak = max(rows, key=lambda r: r.model_input_bytes + r.model_output_bytes)  # first of the largest
+    peak_bytes, peak_step = lifetimes.largest(measured_live)  # the model's live tensors, first of the largest
     measured_total = sum(r.measured_training_bytes for r in rows)
     return MemoryCheck(
         network=network, dtype=precision.name, fmp_mode=fmp_mode, layers=tuple(rows),
         peak_activation_bytes=memory.peak_activation_bytes, peak_layer=memory.peak_layer,
-        measured_peak_bytes=peak.model_input_bytes + peak.model_output_bytes, measured_peak_layer=peak.name,
+        measured_peak_bytes=peak_bytes, measured_peak_layer=rows[peak_step].name if rows else "",
         weight_bytes=memory.weight_bytes, folded_weight_bytes=_stored_bytes(folded, precision),
         deploy_params=memory.deploy_params, folded_params=sum(p.numel() for p in folded.parameters()),
         training_activation_bytes_per_image=memory.training_activation_bytes_per_image,

@@ -7,10 +7,17 @@ fvcore's per-module counts and the analytic rows join on name. There is no secon
 architecture here: every width, kernel, stride, padding and group count is read from a layer.
 
 Blocks, as in Keras's MobileNet: a conv (full, depthwise with ``groups = C`` and ``C * delta``
-outputs, or pointwise 1x1), no bias, then BatchNorm, then ReLU. Padding is TensorFlow's 'same'
+outputs, or pointwise 1x1), no bias, then BatchNorm, then the layer's activation (ReLU for the
+paper's specs). Padding is TensorFlow's 'same'
 (``layer.padding``): symmetric padding goes into the conv, asymmetric padding (a stride-2 conv
 on an even size) is an explicit zero-pad module; max pooling pads with -inf. Then global average
 pooling, dropout and a linear classifier with bias (``fc``); the softmax belongs to the loss.
+
+A network that is a chain of layers (the paper's) is an ``nn.Sequential``; one with residual adds or
+squeeze-excite (MobileNetV2/V3) is a :class:`GraphNet`, whose forward pass runs the same named
+modules in order and feeds each the tensors its layer reads (``Layer.inputs``): ``blockN_add`` adds
+two, ``blockN_se_scale`` multiplies the depthwise output by the gate. Activations: ReLU and ReLU6
+in place, hard-swish and hard-sigmoid out of place (``nn.Hardswish()``, ``nn.Hardsigmoid()``).
 """
 from __future__ import annotations
 
@@ -21,12 +28,14 @@ from torch import nn
 
 from mnetcost.errors import ConfigError
 from mnetcost.nn.fmp import FMP_MODES, make_fmp, predict_averaged
-from mnetcost.calculator.resolver import Layer, Network, resolve
+from mnetcost.calculator.resolver import IMAGE, Layer, Network, resolve
 
 # Keras's BatchNormalization defaults (momentum 0.99 = PyTorch momentum 0.01, epsilon 1e-3).
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
-ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "relu6": lambda: nn.ReLU6(inplace=True)}
+ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "relu6": lambda: nn.ReLU6(inplace=True),
+               "hardswish": lambda: nn.Hardswish(), "hardsigmoid": lambda: nn.Hardsigmoid()}
+REPLACEABLE = ("relu", "relu6")  # what build_from_network's ``activation`` may put in place of ReLU
 
 
 class MobileNet(nn.Sequential):
@@ -130,9 +139,10 @@ def _pad_module(padding: tuple[int, int, int, int], value: float = 0.0) -> nn.Mo
     return nn.ConstantPad2d((left, right, top, bottom), value)  # torch order: left, right, top, bottom
 
 
-def conv_block(layer: Layer, activation: str = "relu") -> nn.Sequential:
-    """conv (full, depthwise or pointwise) -> BatchNorm -> ReLU, as named sub-modules
-    ``pad`` (only for asymmetric padding), ``conv``, ``bn``, ``relu``."""
+def conv_block(layer: Layer, activation: str | None = None) -> nn.Sequential:
+    """conv (full, depthwise or pointwise) -> BatchNorm -> activation, as named sub-modules
+    ``pad`` (only for asymmetric padding), ``conv``, ``bn`` (when the layer has one), and ``relu``
+    (ReLU, ReLU6), ``hardswish`` or ``hardsigmoid``. ``activation`` replaces a ReLU of the layer."""
     parts = OrderedDict()
     top, _, left, _ = layer.padding
     if _symmetric(layer.padding):
@@ -143,12 +153,69 @@ def conv_block(layer: Layer, activation: str = "relu") -> nn.Sequential:
     multiplied = layer.groups == layer.in_c > 1 and layer.out_c > layer.in_c and layer.out_c % layer.in_c == 0
     conv = DepthwiseConv2d if multiplied else nn.Conv2d
     parts["conv"] = conv(layer.in_c, layer.out_c, layer.kernel, stride=layer.stride, padding=conv_padding,
-                         groups=layer.groups, bias=False)
+                         groups=layer.groups, bias=layer.bias)
     if layer.bn:
         parts["bn"] = nn.BatchNorm2d(layer.out_c, eps=BN_EPS, momentum=BN_MOMENTUM)
-    if layer.relu:
-        parts["relu"] = ACTIVATIONS[activation]()
+    kind = activation if activation is not None and layer.activation == "relu" else layer.activation
+    if kind:
+        parts["relu" if kind in REPLACEABLE else kind] = ACTIVATIONS[kind]()
     return nn.Sequential(parts)
+
+
+class Add(nn.Module):
+    """A residual connection: the sum of the layer's two input tensors (out of place)."""
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return x + residual
+
+
+class Scale(nn.Module):
+    """A squeeze-excite's gate: ``x`` (N, C, H, W) times ``gate`` (N, C, 1, 1), channel by channel."""
+
+    def forward(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        return x * gate
+
+
+class GraphNet(nn.Module):
+    """The resolved layers of a network with branches (residual adds, squeeze-excite), one module per
+    layer named after it (plus ``flatten`` and ``dropout`` before ``fc``), run in order; each module
+    gets the tensors its layer reads (``Layer.inputs``). Holds the :class:`~mnetcost.calculator.resolver.Network`
+    as ``network``."""
+
+    def __init__(self, modules: OrderedDict, network: Network):
+        super().__init__()
+        for name, module in modules.items():
+            self.add_module(name, module)
+        self.network = network
+        names = list(modules)
+        reads = {layer.name: layer.inputs for layer in network.layers}
+        # (module name, the tensors it reads; None: the output of the module before it), in order
+        self._steps = [(name, reads.get(name)) for name in names]
+        last_use: dict[str, int] = {}
+        for number, (_, inputs) in enumerate(self._steps):
+            for source in inputs or ():
+                last_use[source] = number
+        self._last_use = last_use  # drop each tensor after its last reader, as the memory model does
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tensors = {IMAGE: x}
+        previous = IMAGE
+        for number, (name, inputs) in enumerate(self._steps):
+            module = self._modules[name]
+            if inputs is None:  # flatten, dropout: they transform what the next layer (fc) reads
+                tensors[previous] = x = module(tensors[previous])
+                continue
+            x = module(*(tensors[source] for source in inputs))
+            previous = name
+            tensors[name] = x
+            for source in inputs:
+                if self._last_use.get(source) == number:
+                    tensors.pop(source, None)
+        return x
+
+    def predict_averaged(self, x: torch.Tensor, draws: int = 1) -> torch.Tensor:
+        """Class probabilities in eval mode, averaged over ``draws`` fixed FMP draws."""
+        return predict_averaged(self, x, draws)
 
 
 def max_pool_block(layer: Layer) -> nn.Module:
@@ -162,20 +229,24 @@ def max_pool_block(layer: Layer) -> nn.Module:
 
 def build_from_network(network: Network, *, dropout: float = 0.1, fmp_mode: str = "tf", fmp_seed: int = 0,
                        fmp_overlapping: bool = False, fmp_pseudo_random: bool = False,
-                       activation: str = "relu") -> MobileNet:
-    """One module per layer of an already-resolved ``network``, named after the layer.
+                       activation: str | None = None) -> MobileNet | GraphNet:
+    """One module per layer of an already-resolved ``network``, named after the layer: a
+    :class:`MobileNet` (``nn.Sequential``) for a chain of layers, a :class:`GraphNet` for a network
+    with residual adds or squeeze-excite.
 
     ``dropout`` (the paper's 10 %) is applied before the classifier; ``fmp_mode`` picks the
     fractional max pooling: ``tf`` (TensorFlow's algorithm, :class:`mnetcost.nn.fmp.FractionalMaxPool2d`)
     or ``torch`` (``nn.FractionalMaxPool2d``-style, for comparison); ``fmp_seed`` seeds the fixed
-    draws used in ``eval()``; ``fmp_overlapping``/``fmp_pseudo_random`` are TF's options.
+    draws used in ``eval()``; ``fmp_overlapping``/``fmp_pseudo_random`` are TF's options;
+    ``activation`` (relu or relu6) replaces every ReLU (``relu6``: Keras's MobileNet); None keeps
+    each layer's own.
     """
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ConfigError(f"dropout must be a number in [0, 1), got {dropout!r}")
     if fmp_mode not in FMP_MODES:
         raise ConfigError(f"fmp_mode must be one of {', '.join(FMP_MODES)}, got {fmp_mode!r}")
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    if activation is not None and activation not in REPLACEABLE:
+        raise ConfigError(f"activation must be one of {', '.join(REPLACEABLE)}, got {activation!r}")
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     fmp_count = 0
     for layer in network.layers:
@@ -193,18 +264,26 @@ def build_from_network(network: Network, *, dropout: float = 0.1, fmp_mode: str 
             modules["flatten"] = nn.Flatten(1)
             modules["dropout"] = nn.Dropout(dropout)
             modules[layer.name] = nn.Linear(layer.in_h * layer.in_w * layer.in_c, layer.out_c, bias=True)
+        elif layer.kind == "add":
+            modules[layer.name] = Add()
+        elif layer.kind == "scale":
+            modules[layer.name] = Scale()
         else:  # a new kind in resolve.LAYER_KINDS needs a module here
             raise ConfigError(f"layer {layer.name}: no PyTorch module for layer kind {layer.kind!r}")
+    if network.branched:
+        return GraphNet(modules, network)
     return MobileNet(modules, network)
 
 
-def build_model(variant="base", alpha: float = 1.0, delta: int = 1, classes: int = 10, resolution=32, *,
+def build_model(variant="base", alpha: float = 1.0, delta: int = 1, classes: int | None = None, resolution=None, *,
                 dropout: float = 0.1, fmp_mode: str = "tf", fmp_seed: int = 0, fmp_overlapping: bool = False,
-                fmp_pseudo_random: bool = False, activation: str = "relu",
-                rounding: str = "truncate") -> MobileNet:
+                fmp_pseudo_random: bool = False, activation: str | None = None,
+                rounding: str | None = None) -> MobileNet | GraphNet:
     """A ``torch.nn.Module`` for ``variant`` (``base``, ``mp3``, ``fmp`` or a spec path) at width
     multiplier ``alpha``, depth multiplier ``delta``, ``classes`` outputs and a square (or
-    ``(h, w)``) input of ``resolution`` pixels. Input: (N, channels, h, w) float; output: logits.
+    ``(h, w)``) input of ``resolution`` pixels (``classes``, ``resolution`` and ``rounding`` default to
+    the spec's: 10, 32 and truncate for the paper's variants, 1,000, 224 and divisible8 for
+    MobileNetV2/V3). Input: (N, channels, h, w) float; output: logits.
     The resolved network is ``model.network``. See :func:`build_from_network` for the options."""
     network = resolve(variant, alpha=alpha, delta=delta, classes=classes, resolution=resolution, rounding=rounding)
     return build_from_network(network, dropout=dropout, fmp_mode=fmp_mode, fmp_seed=fmp_seed,
@@ -212,5 +291,6 @@ def build_model(variant="base", alpha: float = 1.0, delta: int = 1, classes: int
                               activation=activation)
 
 
-__all__ = ["DEPTHWISE_MODES", "DepthwiseConv2d", "MobileNet", "build_from_network", "build_model", "conv_block",
+__all__ = ["DEPTHWISE_MODES", "Add", "DepthwiseConv2d", "GraphNet", "MobileNet", "Scale", "build_from_network",
+           "build_model", "conv_block",
            "max_pool_block", "repeat_channels", "set_depthwise"]

@@ -3,6 +3,8 @@
 #   usage: results/cifar10-repro/collect.sh GRID_OUT [MIN_EPOCHS]     (the OUT given to run.sh)
 # Runs with fewer than MIN_EPOCHS finished epochs (default 5) are left out: their first epochs say
 # nothing about the paper's claims. Unfinished runs that are copied are marked so by the report.
+# The report and figure are made from the repository's root, exactly as tests/test_reproduction.py
+# remakes them to check that the committed files are what the committed runs give.
 set -eu
 GRID=${1:?grid folder}; MIN_EPOCHS=${2:-5}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +16,8 @@ for run in "$GRID"/*/*/; do
   for f in config.json metrics.jsonl summary.json; do [ -f "$run/$f" ] && cp "$run/$f" "$dest/"; done
 done
 mkdir -p "$HERE/logs" && cp -r "$GRID"/logs/. "$HERE/logs/"
-cd "$HERE"
-mnetcost report runs --format markdown > report.md
-mnetcost report runs --format json > report.json
-mnetcost plot --runs runs --out pareto_cifar10.png --format json > pareto_cifar10.json
+cd "$HERE/../.."
+R=results/cifar10-repro
+mnetcost report $R/runs --format markdown > $R/report.md
+mnetcost report $R/runs --format json > $R/report.json
+mnetcost plot --runs $R/runs --out $R/pareto_cifar10.png --format json > $R/pareto_cifar10.json

@@ -99,7 +99,9 @@ def _memory_view(memory, title: str):
     bad = memory.disagreeing
     notes = [
         f"memory at {memory.dtype}: in/out B = the layer's input/output activation bytes (engine) and the real "
-        "tensors' elements x bytes per element (forward hooks, batch 1, eval); total row: peak input + output "
+        "tensors' elements x bytes per element (forward hooks, batch 1, eval); total row: the peak of the tensors "
+        "alive at one layer, each from the layer that writes it to the last that reads it (engine: the resolved "
+        "layers' inputs; model: the tensors its modules read in the forward pass) "
         f"({memory.peak_layer}: {format_bytes(memory.peak_activation_bytes)}; model: {memory.measured_peak_layer})",
         f"weight B: deployed weights (BatchNorm folded) against a BatchNorm-folded copy of the model: "
         f"{memory.deploy_params:,} vs {memory.folded_params:,} params; the folded copy's output differs from the "
@@ -153,7 +155,7 @@ def _all_views(results, convention, fmt: str):
 
 @click.command("crosscheck")
 @variant_option
-@config_options(lists=False)
+@config_options(lists=False, spec_defaults=True)
 @convention_option
 @rounding_option
 @click.option("--fmp-mode", type=click.Choice(("tf", "torch")), default="tf", show_default=True,

@@ -15,16 +15,19 @@ def _budget(value: int | None) -> str:
 
 
 @click.command("sweep")
-@click.option("--variant", "-v", default="all", show_default=True, metavar="all|base,mp3,fmp|PATH",
-              help="Variants to sweep: all, one, or a comma list (names or spec files).")
+@click.option("--variant", "-v", default="all", show_default=True, metavar="all|base,mp3,fmp,mobilenet_v2,...|PATH",
+              help="Variants to sweep: all (the paper's base, mp3 and fmp), one, or a comma list (names, such as "
+                   "mobilenet_v2 or mobilenet_v3_small_fmp, or spec files).")
 @click.option("--alpha", "-a", "alphas", type=ALPHA_LIST, default="0.25,0.5,1", show_default=True,
               help="Width multipliers: comma list and/or start:stop:step ranges (exact decimals).")
 @click.option("--delta", "-d", "deltas", type=DELTA_LIST, default="1,2,4", show_default=True,
               help="Depth multipliers δ (comma list of positive integers).")
-@click.option("--classes", "-c", "classes", type=CLASSES_LIST, default="10", show_default=True,
-              help="Numbers of classes (comma list; 10 = CIFAR-10, 100 = CIFAR-100).")
-@click.option("--resolution", "-r", "resolutions", type=RESOLUTION_LIST, default="32", show_default=True,
-              help="Input sizes in pixels (comma list).")
+@click.option("--classes", "-c", "classes", type=CLASSES_LIST, default=None,
+              help="Numbers of classes (comma list; 10 = CIFAR-10, 100 = CIFAR-100) [default: each variant's "
+                   "own: 10 for base/mp3/fmp, 1000 for mobilenet_v2/v3].")
+@click.option("--resolution", "-r", "resolutions", type=RESOLUTION_LIST, default=None,
+              help="Input sizes in pixels (comma list) [default: each variant's own: 32 for base/mp3/fmp, "
+                   "224 for mobilenet_v2/v3].")
 @click.option("--max-mult-adds", type=COUNT_SI, default=None, metavar="COUNT[K|M|G]",
               help="Keep configurations with at most this many Mult-Adds (SI: 10M = 10,000,000).")
 @click.option("--max-params", type=COUNT_SI, default=None, metavar="COUNT[K|M|G]",
@@ -95,6 +98,17 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     known = [k for k in known if k.source != "paper" or k.variant in BUILTIN_VARIANTS]
 
     result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding, dtype)
+    from mnetcost.calculator.resolver import is_branched, plan
+    from mnetcost.calculator.spec import load_spec
+    from mnetcost.errors import ConfigError
+
+    def branched_spec(variant) -> bool:
+        try:
+            return is_branched([item.layer for item in plan(load_spec(variant)).layers])
+        except ConfigError:  # its own input size is too small: the sweep says so in its notes
+            return False
+
+    branched = any(branched_spec(variant) for variant in variants)
     for line in skipped_notes(result.skipped):
         click.echo(line, err=True)
     if result.evaluated and not len(result) and result.skipped:
@@ -127,7 +141,8 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     conv = get_convention(convention)
     rows = rows_as_dicts(fitting, order, accuracy, source, paper_accuracy, on_front, conv.ops_per_mac)
 
-    multi = len(classes) > 1 or len(resolutions) > 1
+    multi = (len(classes or ()) > 1 or len(resolutions or ()) > 1
+             or len(np.unique(result.classes)) > 1 or len(np.unique(result.resolution)) > 1)
     columns = [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True)]
     if multi:
         columns += [Column("classes", "classes", True), Column("resolution", "px", True)]
@@ -162,8 +177,11 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     notes = [f"★ = on the accuracy Pareto front ({front_cost.replace('_', '-')} vs accuracy, per number of "
              "classes): no other row has fewer-or-equal cost and higher-or-equal accuracy, one strictly.",
              "accuracy: paper = Chen & Su Tables 4-6 as printed (CIFAR at 32 px); others are your runs.",
-             f"memory at {dtype}: peak RAM = input + output activation bytes of the largest layer (one layer at a "
-             "time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
+             f"memory at {dtype}: peak RAM = "
+             + ("the largest total of activation tensors alive at one layer (a layer's input + output in a chain "
+                "such as base/mp3/fmp; a residual's input stays alive across its block)" if branched else
+                "input + output activation bytes of the largest layer")
+             + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
              + (f"; target {board.name}: {board.board}, {format_bytes(board.sram_bytes)} SRAM, "
                 f"{format_bytes(board.flash_bytes)} Flash" if board else "") + "."]
     if total > len(rows):

@@ -11,14 +11,22 @@ def memory_notes(report: dict) -> list[str]:
     """The memory totals (and the fit, when asked) of one configuration, as lines under its table."""
     from mnetcost.calculator.memory import format_bytes
 
+    alive = ("the tensors alive while one layer runs: its inputs and output, a residual's input across its "
+             "block, a squeeze-excite's input beside the squeeze; layers run one at a time with BatchNorm and "
+             "the activation fused" if report.get("branched") else
+             "input + output of one layer, layers run one at a time with BatchNorm and ReLU fused")
     lines = [
         f"memory ({report['dtype']}): peak activations {report['peak_activation_bytes']:,} B "
-        f"({format_bytes(report['peak_activation_bytes'])}) at {report['peak_layer']} (★; input + output of one "
-        f"layer, layers run one at a time with BatchNorm and ReLU fused); weights {report['weight_bytes']:,} B "
+        f"({format_bytes(report['peak_activation_bytes'])}) at {report['peak_layer']} (★; {alive}); "
+        f"weights {report['weight_bytes']:,} B "
         f"({format_bytes(report['weight_bytes'])}) for {report['deploy_params']:,} deployed params (BatchNorm "
         f"folded); training keeps {report['training_activation_bytes_per_image']:,} B "
         f"({format_bytes(report['training_activation_bytes_per_image'])}) of activations per image (fp32)",
     ]
+    if report.get("branched") and report.get("blocks"):
+        lines.append("peak per block: " + ", ".join(
+            f"{block['block']} {format_bytes(block['peak_activation_bytes'])} ({block['peak_layer']})"
+            for block in report["blocks"]))
     if report.get("fit"):
         lines.append(fit_note(report["fit"], report["peak_activation_bytes"], report["weight_bytes"]))
     return lines
@@ -53,10 +61,11 @@ def layer_view(report: dict):
         {"name": layer["name"], "type_stride": layer["type_stride"], "filter_shape": layer["filter_shape"],
          "input": "×".join(map(str, layer["input"])), "output": "×".join(map(str, layer["output"])),
          "params": layer["params"], key: layer[key],
-         "activation_bytes": layer["input_bytes"] + layer["output_bytes"], "weight_bytes": layer["weight_bytes"],
-         "peak": "★" if layer["peak"] else ""}
+         "activation_bytes": layer["live_bytes"], "weight_bytes": layer["weight_bytes"],
+         "peak": "★" if layer["peak"] else "", "activation": layer["activation"]}
         for layer in report["layers"]
     ]
+    branched = report.get("branched")  # a chain's live bytes are a layer's input + output bytes
     footer = {"name": "total", "params": report["params"], key: report[key],
               "activation_bytes": report["peak_activation_bytes"], "weight_bytes": report["weight_bytes"],
               "peak": "peak"}
@@ -72,14 +81,16 @@ def layer_view(report: dict):
         title=title,
         columns=[Column("name", "layer", wrap=False), Column("type_stride", "Type / Stride"),
                  Column("filter_shape", "Filter Shape"), Column("input", "Input Size"),
-                 Column("output", "Output"), Column("params", "Params", True), Column(key, unit, True),
-                 Column("activation_bytes", f"In+Out B ({report['dtype']})", True), Column("peak", ""),
+                 Column("output", "Output"), *([Column("activation", "Act.")] if branched else []),
+                 Column("params", "Params", True), Column(key, unit, True),
+                 Column("activation_bytes", f"{'Live' if branched else 'In+Out'} B ({report['dtype']})", True),
+                 Column("peak", ""),
                  Column("weight_bytes", f"Weight B ({report['dtype']})", True)],
         rows=rows, footer=footer, notes=notes,
     )
 
 
-def grid_view(rows: list[dict]):
+def grid_view(rows: list[dict], branched: bool = False):
     from mnetcost.cli.render import Column, View
 
     unit = rows[0]["unit"]
@@ -108,8 +119,10 @@ def grid_view(rows: list[dict]):
         rows=view_rows,
         notes=[f"baseline: MobileNet (Table 1, α=1, δ=1) at the same classes and input: "
                f"{first['baseline_mult_adds'] * scale:,} {unit}, {first['baseline_params']:,} params",
-               f"memory at {first['dtype']}: peak activation bytes (input + output of the largest layer, one "
-               "layer at a time) and deployed weight bytes (BatchNorm folded)"]
+               f"memory at {first['dtype']}: peak activation bytes ("
+               + ("the largest total of tensors alive at one layer: its inputs and output, a residual's input "
+                  "across its block" if branched else "input + output of the largest layer")
+               + ", one layer at a time) and deployed weight bytes (BatchNorm folded)"]
         + ([_budget_note(first["fit"])] if "fit" in first else []),
     )
 
@@ -134,7 +147,7 @@ def _budget_note(fit: dict) -> str:
 
 @click.command("table")
 @variant_option
-@config_options(lists=True)
+@config_options(lists=True, spec_defaults=True)
 @convention_option
 @rounding_option
 @dtype_option
@@ -174,4 +187,7 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     else:
         rows = grid_report(spec, alpha, delta, classes, resolution, convention, rounding, dtype=dtype, target=target,
                            max_peak_memory=max_peak_memory, max_weight_bytes=max_weight_bytes)
-        emit(fmt, rows, [grid_view(rows)])
+        from mnetcost.calculator.resolver import is_branched
+
+        branched = is_branched([item.layer for item in plan(spec, classes, resolution).layers])
+        emit(fmt, rows, [grid_view(rows, branched)])

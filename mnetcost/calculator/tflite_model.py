@@ -46,7 +46,7 @@ TYPE_BYTES = {INT8: 1, INT32: 4}
 BUILTINS = {"CONV_2D": (3, 3), "DEPTHWISE_CONV_2D": (4, 3), "MAX_POOL_2D": (17, 2), "MEAN": (40, 2),
             "FULLY_CONNECTED": (9, 4), "GATHER": (36, 2), "RESHAPE": (22, 1)}
 SAME, VALID = 0, 1  # Padding
-ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 3}
+FUSED_ACTIVATIONS = {"": 0, "relu": 1, "relu6": 3}  # what a TFLite conv can fuse
 INPUT_NAME, OUTPUT_NAME = "input", "logits"  # signature names
 SIGNATURE_KEY = "serving_default"
 SUBGRAPH_NAME = "main"
@@ -133,10 +133,17 @@ def description(network) -> str:
             f"input={height}x{width} int8")
 
 
-def lower(network, activation: str = "relu") -> Graph:
+def fused_activation(layer) -> int:
+    """The conv's fused activation code (NONE, RELU, RELU6); other activations have no TFLite fusion."""
+    try:
+        return FUSED_ACTIVATIONS[layer.activation or ""]
+    except KeyError:
+        raise ConfigError(f"layer {layer.name}: activation {layer.activation} is not lowered to TensorFlow Lite "
+                          f"(a conv fuses only {', '.join(a for a in FUSED_ACTIVATIONS if a)})") from None
+
+
+def lower(network) -> Graph:
     """The TensorFlow Lite graph of ``network`` at int8 (see the module docstring)."""
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     channels = network.spec.in_channels
     height, width = network.resolution
     tensors = [TensorSpec(INPUT_NAME, (1, height, width, channels), INT8, False)]
@@ -155,23 +162,28 @@ def lower(network, activation: str = "relu") -> Graph:
         ops.append(OpSpec(builtin, layer.name, tuple(inputs), out_name, options))
         current, shape = out_name, tuple(out_shape)
 
-    fused = ACTIVATIONS[activation]
     for layer in network.layers:
         before = len(ops)
         name, kind = layer.name, layer.kind
+        if kind not in LOWERED:
+            raise ConfigError(f"layer {name}: no TensorFlow Lite lowering for layer kind {kind!r} yet "
+                              f"(lowered: {', '.join(LOWERED)})")
+        if layer.inputs and layer.inputs != (current,):
+            raise ConfigError(f"layer {name} reads {', '.join(layer.inputs)}: the TensorFlow Lite lowering "
+                              "covers chains of layers")
         out4 = (1, layer.out_h, layer.out_w, layer.out_c)
         if kind in ("conv", "pw"):
             weights = const(f"{name}/weights", (layer.out_c, layer.kernel, layer.kernel, layer.in_c), INT8,
                             layer.out_c, 0)
             bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
             options = (("padding", _padding(layer)), ("stride_w", layer.stride), ("stride_h", layer.stride),
-                       ("fused_activation_function", fused if layer.relu else 0))
+                       ("fused_activation_function", fused_activation(layer)))
             emit("CONV_2D", layer, (current, weights, bias), name, out4, options)
         elif kind == "dw":
             weights = const(f"{name}/weights", (1, layer.kernel, layer.kernel, layer.out_c), INT8, layer.out_c, 3)
             bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
             options = (("padding", _padding(layer)), ("stride_w", layer.stride), ("stride_h", layer.stride),
-                       ("depth_multiplier", layer.delta), ("fused_activation_function", fused if layer.relu else 0))
+                       ("depth_multiplier", layer.delta), ("fused_activation_function", fused_activation(layer)))
             emit("DEPTHWISE_CONV_2D", layer, (current, weights, bias), name, out4, options)
         elif kind == "maxpool":
             options = (("padding", _padding(layer)), ("stride_w", layer.stride), ("stride_h", layer.stride),
@@ -199,11 +211,12 @@ def lower(network, activation: str = "relu") -> Graph:
             weights = const(f"{name}/weights", (layer.out_c, features), INT8, layer.out_c, 0)
             bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
             emit("FULLY_CONNECTED", layer, (current, weights, bias), name, (1, layer.out_c), ())
-        else:  # a new layer kind in resolver.LAYER_KINDS needs a lowering here
-            raise ConfigError(f"layer {name}: no TensorFlow Lite lowering for layer kind {kind!r}")
         layer_ops.append((name, len(ops) - before))
     return Graph(tensors=tuple(tensors), ops=tuple(ops), input=INPUT_NAME, output=current,
                  description=description(network), layer_ops=tuple(layer_ops))
+
+
+LOWERED = ("conv", "pw", "dw", "maxpool", "fmp", "avgpool", "fc")
 
 
 def operator_codes(graph: Graph) -> list[str]:
@@ -440,6 +453,6 @@ def file_layout(graph: Graph) -> FileLayout:
     return FileLayout(bytes=b.offset, parts=parts)
 
 
-def flash_bytes(network, activation: str = "relu") -> int:
+def flash_bytes(network) -> int:
     """Bytes of the exported int8 ``.tflite`` file of ``network``."""
-    return file_layout(lower(network, activation)).bytes
+    return file_layout(lower(network)).bytes

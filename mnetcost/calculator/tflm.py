@@ -211,7 +211,8 @@ def arena(network, graph: TM.Graph | None = None) -> TflmArena:
     from mnetcost.calculator.memory import activation_tensors, network_memory
 
     graph = graph or TM.lower(network)
-    planned = planned_tensors(graph, activation_tensors(network_memory(network, "int8").layers))
+    reads = [layer.inputs for layer in network.layers] if network.branched else None
+    planned = planned_tensors(graph, activation_tensors(network_memory(network, "int8").layers, reads))
     offsets = lifetimes.greedy_offsets(planned, ARENA_ALIGNMENT)
     head = lifetimes.arena_size(planned, offsets, ARENA_ALIGNMENT)
     parts = tail_parts(graph)

@@ -98,15 +98,15 @@ def keras_model(model):
         exportable = eval_copy(model)
     except ExportError as exc:
         raise TfliteError(str(exc).replace("ONNX", "TensorFlow Lite")) from None
-    activation = _activation(exportable)
-    TM.lower(network, activation)  # refuses padding TF cannot express before any work
+    TM.lower(network)  # refuses what has no lowering (padding, activations, layer kinds) before any work
+    _check_activations(exportable, network)
     height, width = network.resolution
     x = inputs = keras.Input((height, width, network.spec.in_channels), batch_size=1, name=TM.INPUT_NAME)
     for layer in network.layers:
         module = getattr(exportable, layer.name)
         if layer.kind in ("conv", "pw", "dw"):
             weight, bias = folded(module)
-            act = activation if layer.relu else None
+            act = layer.activation or None
             if layer.kind == "dw":
                 kernel = weight.reshape(layer.in_c, layer.delta, layer.kernel, layer.kernel).transpose(2, 3, 0, 1)
                 keras_layer = keras.layers.DepthwiseConv2D(layer.kernel, layer.stride, padding="same",
@@ -152,11 +152,21 @@ def _fmp_function(tf, rows: np.ndarray, cols: np.ndarray):
     return fmp
 
 
-def _activation(model) -> str:
+def _check_activations(model, network) -> None:
+    """Each conv block's activation module is the one its layer names (a model built with another
+    activation than its spec's, build_from_network(activation=...), is refused)."""
     from torch import nn
 
-    kinds = {type(m) for m in model.modules()} & {nn.ReLU, nn.ReLU6}
-    return "relu6" if nn.ReLU6 in kinds else "relu"
+    modules = {"relu": nn.ReLU, "relu6": nn.ReLU6}
+    for layer in network.layers:
+        if layer.kind not in ("conv", "pw", "dw"):
+            continue
+        block = getattr(model, layer.name)
+        found = [type(m) for m in block.children() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+        wanted = [modules[layer.activation]] if layer.activation in modules else []
+        if found != wanted:
+            raise TfliteError(f"layer {layer.name}: the model applies {found[0].__name__ if found else 'no'} "
+                              f"activation, its resolved layer says {layer.activation or 'none'}")
 
 
 def keras_outputs(keras_model, x_nhwc: np.ndarray) -> np.ndarray:
@@ -246,13 +256,13 @@ def builtin_name(model, op) -> str:
     return {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}.get(number, str(number))
 
 
-def canonical(data: bytes, network, activation: str = "relu") -> bytes:
+def canonical(data: bytes, network) -> bytes:
     """The converter's int8 file laid out as the calculator predicts (module docstring): tensors named
     and ordered after the layers, one buffer each, a zero bias put back where the converter dropped
     one, no CONVERSION_METADATA. Refuses (:class:`TfliteError`) a graph whose operators or tensor shapes
     are not the calculator's lowering."""
     fb = _schema()
-    graph = TM.lower(network, activation)
+    graph = TM.lower(network)
     source = read_model(data)
     if len(source.subgraphs) != 1:
         raise TfliteError(f"the converter made {len(source.subgraphs)} subgraphs, expected 1")
@@ -532,11 +542,11 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
     calibration = EV.calibration_images(source.train_images, calibration_images)
     quantize_began = time.perf_counter()
     raw = convert(model, nhwc(source.normalization.apply(calibration)))
-    data = canonical(raw, network, _activation(source.model))
+    data = canonical(raw, network)
     quantize_s = time.perf_counter() - quantize_began
     int8_out = run_tflite(data, x_nhwc, threads)
     against_torch = EX.compare(reference, int8_out, tolerance)
-    graph = TM.lower(network, _activation(source.model))
+    graph = TM.lower(network)
     layout = TM.file_layout(graph)
     arena = tflm.arena(network, graph)
     q_in, q_out = io_quantization(data)
@@ -784,10 +794,10 @@ def crosscheck_tflm(network, folder, *, probe_minimum: bool = True, calibration_
     with silenced():
         model = keras_model(source.model)
     raw = convert(model, nhwc(source.normalization.apply(source.train_images)))
-    data = canonical(raw, network, _activation(source.model))
+    data = canonical(raw, network)
     path = Path(folder) / "model.tflite"
     path.write_bytes(data)
-    graph = TM.lower(network, _activation(source.model))
+    graph = TM.lower(network)
     layout = TM.file_layout(graph)
     arena = tflm.arena(network, graph)
     generous = lifetimes.align_up(2 * arena.total + 65_536, tflm.ARENA_ALIGNMENT)

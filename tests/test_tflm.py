@@ -107,8 +107,8 @@ def test_file_layout_parts_add_up_and_weights_are_the_deploy_params():
     # int8 weights + int32 biases = the deploy convention's bytes; + 8 B for MEAN's axes
     weights = sum(m.weight_elements + 4 * m.bias_elements for m in memory.network_memory(network, "int8").layers)
     assert layout.parts["weights"] == weights + 8
-    assert layout.parts["quantization"] == sum(12 * (t.channels or 1) for t in TM.lower(network).tensors
-                                               if t.channels >= 0)
+    assert layout.parts["quantization"] == sum(12 * t.channels for t in TM.lower(network).tensors
+                                               if t.quantization != "none")
 
 
 def test_padding_tf_cannot_express_is_refused():

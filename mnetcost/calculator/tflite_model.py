@@ -55,14 +55,17 @@ MODEL_VERSION = 3
 
 
 class TensorSpec(NamedTuple):
-    """One tensor of the file. ``channels`` > 0: per-channel quantization with that many scales and zero
-    points along ``axis``; 0: per tensor (an activation); -1: an empty quantization table (int32)."""
+    """One tensor of the file. ``quantization``: ``channel`` (one scale and zero point per output
+    channel, ``channels`` of them, along ``axis``), ``tensor`` (one of each: an activation) or ``none``
+    (an empty quantization table: the int32 index, axes and shape tensors). Shapes and ``channels``
+    are integers, or numpy arrays in a vectorised sweep."""
 
     name: str
     shape: tuple
     dtype: int
     constant: bool
-    channels: int = 0
+    quantization: str = "tensor"
+    channels: object = 1
     axis: int = 0
 
     @property
@@ -126,11 +129,30 @@ def _padding(layer) -> int:
     raise ConfigError(f"layer {layer.name}: padding {layer.padding} is neither TF 'same' nor 'valid'")
 
 
-def description(network) -> str:
-    """The file's description string (ASCII): what was exported."""
+def description(network):
+    """The file's description string (ASCII): what was exported. For a sweep (``alpha``/``delta``
+    arrays) its length in bytes, per configuration."""
     height, width = network.resolution
-    return (f"mnetcost {network.variant} alpha={network.alpha:g} delta={network.delta} classes={network.classes} "
+    alpha, delta = network.alpha, network.delta
+    if hasattr(alpha, "shape") or hasattr(delta, "shape"):
+        import numpy as np
+
+        text = description(_Config(network.variant, 1.0, 1, network.classes, network.resolution))
+        fixed = len(text.encode()) - len("1") - len("1")
+        alphas, inverse = np.unique(np.asarray(alpha, dtype=np.float64), return_inverse=True)
+        alpha_bytes = np.array([len(f"{a:g}") for a in alphas], dtype=np.int64)[inverse.reshape(np.shape(alpha))]
+        delta_bytes = np.char.str_len(np.asarray(delta).astype(str)).astype(np.int64)
+        return fixed + alpha_bytes + delta_bytes
+    return (f"mnetcost {network.variant} alpha={alpha:g} delta={delta} classes={network.classes} "
             f"input={height}x{width} int8")
+
+
+class _Config(NamedTuple):
+    variant: str
+    alpha: float
+    delta: int
+    classes: int
+    resolution: tuple
 
 
 def fused_activation(layer) -> int:
@@ -152,8 +174,10 @@ def lower(network) -> Graph:
     current = INPUT_NAME
     shape = tensors[0].shape
 
-    def const(name, shape_, dtype, channels_=-1, axis=0):
-        tensors.append(TensorSpec(name, tuple(shape_), dtype, True, channels_, axis))
+    def const(name, shape_, dtype, channels_=None, axis=0):
+        quantization = "none" if channels_ is None else "channel"
+        tensors.append(TensorSpec(name, tuple(shape_), dtype, True, quantization,
+                                  1 if channels_ is None else channels_, axis))
         return name
 
     def emit(builtin, layer, inputs, out_name, out_shape, options):
@@ -233,36 +257,61 @@ class _Layout:
     """The FlatBuffers Python ``Builder`` (flatbuffers 25.x) reduced to what decides sizes: it builds
     back to front, tracking the offset from the end, the largest alignment, the vtables written so far
     (an equal vtable is shared), and the current table's field offsets. Each method mirrors the
-    builder call of the same name; ``parts`` counts the bytes by what they are."""
+    builder call of the same name; ``parts`` counts the bytes by what they are.
+
+    A sweep (array sizes) follows its first configuration in ``offset`` and the others by how far they
+    are from it, ``delta``. Every vector and string leaves the offset 4-aligned and tables hold only
+    fixed-size fields, so ``delta`` is a multiple of 4 wherever a table starts or a field is placed:
+    the padding before 1-, 2- and 4-byte items and every table's vtable are the first configuration's,
+    and only the 8-byte alignment of the int64 zero-point vectors, the variable-length vectors and
+    the file's end pad each configuration on its own."""
 
     def __init__(self):
         self.offset = 0
+        self.delta = 0
         self.minalign = 1
-        self.vtables: dict = {}
+        self.vtables: set = set()
         self.vtable: list | None = None
         self.object_end = 0
-        self.parts: dict[str, int] = {}
+        self.parts: dict[str, object] = {}
 
-    def _add(self, part: str, size: int) -> None:
-        self.offset += size
+    def _count(self, part: str, size) -> None:
         self.parts[part] = self.parts.get(part, 0) + size
 
-    def prep(self, size: int, additional: int) -> None:
+    def _add(self, part: str, size) -> None:
+        first = _first(size)
+        self.offset += first
+        if first is not size:  # an array: the others move by their difference
+            self.delta = self.delta + (size - first)
+        self._count(part, size)
+
+    def prep(self, size: int, additional) -> None:
         self.minalign = max(self.minalign, size)
-        self._add("padding", (-(self.offset + additional)) % size)
+        first = _first(additional)
+        pad = (-(self.offset + first)) % size
+        # delta is a multiple of 4 (class docstring): 1-, 2- and 4-byte alignment pads every
+        # configuration alike unless the length that follows differs between them
+        if first is not additional or (size > 4 and hasattr(self.delta, "shape")):
+            pads = (-(self.offset + self.delta + additional)) % size
+            self.delta = self.delta + (pads - pad)
+            self._count("padding", pads)
+        else:
+            self._count("padding", pad)
+        self.offset += pad
 
     def scalar(self, size: int, part: str = "structure") -> None:
         self.prep(size, 0)
         self._add(part, size)
 
-    def string(self, text: str, part: str = "names") -> int:
-        data = len(text.encode("utf-8"))
+    def string(self, text, part: str = "names") -> int:
+        """A string (or, for a sweep, its length in bytes per configuration)."""
+        data = len(text.encode("utf-8")) if isinstance(text, str) else text
         self.prep(4, data + 1)
         self._add(part, data + 1)  # the bytes and their NUL
         self._add("structure", 4)  # the length
         return self.offset
 
-    def vector(self, element: int, count: int, alignment: int, part: str) -> int:
+    def vector(self, element: int, count, alignment: int, part: str) -> int:
         self.prep(4, element * count)
         self.prep(alignment, element * count)
         self._add(part, element * count)
@@ -282,7 +331,12 @@ class _Layout:
         self.object_end = self.offset
 
     def field(self, slot: int, size: int, value, default=0) -> None:
-        if value != default:
+        written = value != default
+        if hasattr(written, "shape"):  # a sweep: the field must be written in every configuration or none
+            if written.all() != written.any():
+                raise ValueError(f"a field is default in some configurations only (slot {slot})")
+            written = bool(written.all())
+        if written:
             self.scalar(size)
             self.vtable[slot] = self.offset
 
@@ -300,7 +354,7 @@ class _Layout:
         if key not in self.vtables:
             for _ in range(len(entries) + 2):
                 self.scalar(2)
-            self.vtables[key] = self.offset
+            self.vtables.add(key)
         self.vtable = None
         return table
 
@@ -310,12 +364,23 @@ class _Layout:
         self._add("structure", 4)  # the file identifier "TFL3"
         self.scalar(4)  # the root table offset
 
+    @property
+    def size(self):
+        return self.offset + self.delta
+
+
+def _first(value):
+    """A sweep's first configuration's value (the value itself when it is a plain integer)."""
+    if hasattr(value, "shape") and value.ndim:
+        return int(value.reshape(-1)[0])
+    return value
+
 
 def _tensor(b: _Layout, tensor: TensorSpec, buffer: int) -> None:
     b.vector(4, len(tensor.shape), 4, "structure")
     b.string(tensor.name)
-    if tensor.channels >= 0:  # QuantizationParameters: scale (float32), zero_point (int64)
-        count = tensor.channels or 1
+    if tensor.quantization != "none":  # QuantizationParameters: scale (float32), zero_point (int64)
+        count = tensor.channels if tensor.quantization == "channel" else 1
         b.vector(4, count, 4, "quantization")
         b.vector(8, count, 8, "quantization")
         b.start(7)
@@ -412,9 +477,9 @@ def file_layout(graph: Graph) -> FileLayout:
     b.offsets(1)
     b.string(graph.description, "metadata")
     # buffers: the empty sentinel, one per tensor, the min_runtime_version buffer
-    buffers = [0] + [t.nbytes if t.constant else None for t in graph.tensors] + [MIN_RUNTIME_VERSION_BYTES]
+    buffers = [None] + [t.nbytes if t.constant else None for t in graph.tensors] + [MIN_RUNTIME_VERSION_BYTES]
     for number, data in enumerate(buffers):
-        if data is not None and data > 0:
+        if data is not None:
             b.vector(1, data, 1, "metadata" if number == len(buffers) - 1 else "weights")
             b.start(3)
             b.ref(0)
@@ -450,7 +515,27 @@ def file_layout(graph: Graph) -> FileLayout:
     b.end()
     b.finish()
     parts = {part: b.parts.get(part, 0) for part in FILE_PARTS}
-    return FileLayout(bytes=b.offset, parts=parts)
+    return FileLayout(bytes=b.size, parts=parts)
+
+
+def sweep_flash_bytes(network_plan, layers, alphas, deltas):
+    """The file bytes of every configuration of a sweep (``layers`` from
+    :func:`~mnetcost.calculator.resolver.resolve_arrays`)."""
+    return file_bytes(lower(sweep_network(network_plan, layers, alphas, deltas)))
+
+
+def file_bytes(graph: Graph):
+    """The file's bytes (an array for a sweep's graph): :func:`file_layout`'s total."""
+    return file_layout(graph).bytes
+
+
+def sweep_network(network_plan, layers, alphas, deltas):
+    """A :class:`~mnetcost.calculator.resolver.Network` whose channel fields, alpha and delta are a
+    sweep's arrays."""
+    from mnetcost.calculator.resolver import Network
+
+    return Network(variant=network_plan.spec.name, alpha=alphas, delta=deltas, classes=network_plan.classes,
+                   resolution=network_plan.resolution, rounding="", layers=tuple(layers), spec=network_plan.spec)
 
 
 def flash_bytes(network) -> int:

@@ -10,7 +10,7 @@ operator's output) and every scratch buffer a kernel asks for, placed by TFLM's 
 (:func:`mnetcost.calculator.lifetimes.greedy_offsets`) with sizes rounded up to 16 bytes. Lifetimes
 are TFLM's: operator ``i`` runs at step ``i + 1``, the image exists from step 0, a tensor lives from
 the operator that writes it to the last one that reads it, a scratch buffer for its operator's step.
-The tensors come from the calculator's one tensor list (:func:`mnetcost.calculator.memory.activation_tensors`,
+The tensors come from the calculator's one tensor list (:func:`mnetcost.calculator.memory.layer_tensors`,
 one tensor per layer output), each layer's steps spread over the operators it lowers to
 (:func:`mnetcost.calculator.tflite_model.lower`), plus the tensors between the operators of one layer
 (fractional max pooling's gathered rows and columns, a flatten before the classifier). Scratch
@@ -56,6 +56,7 @@ TFLITE_TENSOR = 64  # sizeof(TfLiteTensor), for the graph's input and output
 AFFINE_QUANTIZATION = 24  # sizeof(TfLiteAffineQuantization)
 SCRATCH_HANDLE = 8  # sizeof(ScratchBufferHandle)
 POINTER = 8
+INT8_BYTES = 1  # bytes per activation element
 
 
 class Kernel(NamedTuple):
@@ -104,7 +105,7 @@ def operator_steps(graph: TM.Graph) -> tuple[list[int], list[int]]:
 def planned_tensors(graph: TM.Graph, layer_tensors) -> list:
     """The head's buffers in TFLM's order (tensors in file order, then scratch buffers), as
     :class:`~mnetcost.calculator.lifetimes.Tensor` with TFLM's steps. ``layer_tensors``: the calculator's
-    layer-level tensors (:func:`~mnetcost.calculator.memory.activation_tensors` at int8); a tensor not
+    layer-level tensors (:func:`~mnetcost.calculator.memory.layer_tensors` at int8); a tensor not
     written by a layer is a graph input, alive from step 0."""
     starts, ends = operator_steps(graph)
     layers = [name for name, _ in graph.layer_ops]
@@ -208,11 +209,10 @@ class TflmArena:
 
 def arena(network, graph: TM.Graph | None = None) -> TflmArena:
     """TFLM's arena for the int8 file of ``network`` (module docstring)."""
-    from mnetcost.calculator.memory import activation_tensors, network_memory
+    from mnetcost.calculator.memory import layer_tensors
 
     graph = graph or TM.lower(network)
-    reads = [layer.inputs for layer in network.layers] if network.branched else None
-    planned = planned_tensors(graph, activation_tensors(network_memory(network, "int8").layers, reads))
+    planned = planned_tensors(graph, layer_tensors(network.layers, INT8_BYTES))
     offsets = lifetimes.greedy_offsets(planned, ARENA_ALIGNMENT)
     head = lifetimes.arena_size(planned, offsets, ARENA_ALIGNMENT)
     parts = tail_parts(graph)
@@ -223,3 +223,18 @@ def arena(network, graph: TM.Graph | None = None) -> TflmArena:
 
 def arena_bytes(network) -> int:
     return arena(network).total
+
+
+def sweep_memory(network_plan, layers, alphas, deltas) -> dict:
+    """TFLM's arena and the file's bytes for every configuration of a sweep at once (``layers`` from
+    :func:`~mnetcost.calculator.resolver.resolve_arrays`): the same lowering, tensor list, greedy
+    planner (in lockstep over the configurations), tail and file layout, on arrays. Keys:
+    ``arena_bytes``, ``arena_activation_bytes``, ``arena_persistent_bytes``, ``flash_bytes``."""
+    from mnetcost.calculator.memory import layer_tensors
+
+    graph = TM.lower(TM.sweep_network(network_plan, layers, alphas, deltas))
+    planned = planned_tensors(graph, layer_tensors(layers, INT8_BYTES))
+    head = lifetimes.arena_size(planned, alignment=ARENA_ALIGNMENT)
+    tail = sum(tail_parts(graph).values())
+    return {"arena_bytes": head + tail, "arena_activation_bytes": head, "arena_persistent_bytes": tail,
+            "flash_bytes": TM.file_bytes(graph)}

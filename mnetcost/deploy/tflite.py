@@ -358,11 +358,11 @@ def _tensor_map(fb, name: str, index: int):
 
 def _quantization(fb, source, spec):
     params = fb.QuantizationParametersT()
-    if spec.channels < 0:
+    if spec.quantization == "none":
         return params  # the converter's empty table for int32 tensors
     if source is None or source.scale is None or source.zeroPoint is None:
         raise TfliteError(f"tensor {spec.name}: not quantized by the converter")
-    count = spec.channels or 1
+    count = spec.channels if spec.quantization == "channel" else 1
     if len(source.scale) != count or len(source.zeroPoint) != count:
         raise TfliteError(f"tensor {spec.name}: {len(source.scale)} quantization scales, {count} expected")
     params.scale = np.asarray(source.scale, dtype=np.float32)

@@ -284,13 +284,20 @@ def test_table_target_says_whether_and_by_how_much():
     result = run("table", "--variant", "fmp", "--alpha", "1", "--delta", "2", "--target", "stm32f746")
     assert result.exit_code == 0
     assert "DOES NOT FIT STMicroelectronics STM32F746" in result.stdout and "memory (int8)" in result.stdout
-    data = json.loads(run("table", "--variant", "fmp", "--alpha", "1", "--delta", "2", "--target", "stm32f746",
-                          "--format", "json").stdout)
+    args = ("table", "--variant", "fmp", "--alpha", "1", "--delta", "2", "--target", "stm32f746", "--format", "json")
     cost = network_cost(resolve("fmp", 1.0, 2), "paper", "int8")
-    fit_ = data["fit"]
+    simple = json.loads(run(*args, "--runtime", "simple").stdout)
+    fit_ = simple["fit"]
+    assert simple["runtime"] == "simple" and "arena_bytes" not in simple
     assert fit_["target"] == "stm32f746" and fit_["fits_sram"] and not fit_["fits_flash"]
     assert fit_["flash_margin_bytes"] == 1024 * 1024 - cost.weight_bytes
     assert fit_["sram_margin_bytes"] == 320 * 1024 - cost.peak_activation_bytes
+    # a target's verdict is TensorFlow Lite Micro's by default: its 330 KiB arena does not fit the 320 KiB
+    # the simple peak (121 KiB) fits
+    data = json.loads(run(*args).stdout)
+    assert data["runtime"] == "tflm" and data["arena_bytes"] == 338_016 and data["flash_bytes"] == 6_842_808
+    assert not data["fit"]["fits_sram"] and data["fit"]["sram_margin_bytes"] == 320 * 1024 - 338_016
+    assert data["fit"]["flash_margin_bytes"] == 1024 * 1024 - 6_842_808
     own = json.loads(run("table", "--variant", "fmp", "--alpha", "0.25", "--delta", "2", "--max-peak-memory", "16KiB",
                          "--format", "json").stdout)
     assert own["dtype"] == "fp32" and own["fit"]["sram_bytes"] == 16384 and not own["fit"]["fits"]
@@ -313,7 +320,7 @@ def test_grid_and_paper_views_carry_the_totals():
 
 def test_sweep_keeps_what_fits():
     args = ("sweep", "-a", "0.1:1.5:0.01", "-d", "1,2,3,4", "--format", "json")
-    rows = json.loads(run(*args, "--target", "stm32f746").stdout)
+    rows = json.loads(run(*args, "--target", "stm32f746", "--runtime", "simple").stdout)
     everything = json.loads(run(*args, "--dtype", "int8").stdout)
     fits = [r for r in everything if r["peak_activation_bytes"] <= 320 * 1024 and r["weight_bytes"] <= 2**20]
     assert len(rows) == len(fits) > 100 and len(everything) > len(rows)

@@ -118,3 +118,117 @@ def test_padding_tf_cannot_express_is_refused():
     bad = dataclasses.replace(network.layers[0], padding=(1, 0, 1, 0))
     with pytest.raises(ConfigError, match="neither TF 'same' nor 'valid'"):
         TM.lower(dataclasses.replace(network, layers=(bad, *network.layers[1:])))
+
+
+# --- the vectorised sweep and the command line ----------------------------------------------------
+def test_the_sweep_gives_every_configuration_the_scalar_figures():
+    """Arena and file bytes of a sweep (lockstep planner, offsets by difference) equal the scalar
+    path's for every configuration, at widths where the size order of the tensors changes."""
+    import numpy as np
+
+    from mnetcost.calculator.resolver import plan, resolve_arrays
+
+    for variant in ("base", "fmp", EXAMPLE):
+        the_plan = plan(variant)
+        alphas = np.repeat(np.round(np.arange(0.2, 1.01, 0.05), 2), 3)
+        deltas = np.tile([1, 2, 3], len(alphas) // 3)
+        found = tflm.sweep_memory(the_plan, resolve_arrays(the_plan, alphas, deltas), alphas, deltas)
+        for i in range(len(alphas)):
+            network = resolve(variant, float(alphas[i]), int(deltas[i]), network_plan=the_plan)
+            arena = tflm.arena(network)
+            assert (int(found["arena_activation_bytes"][i]), int(found["arena_persistent_bytes"][i]),
+                    int(found["flash_bytes"][i])) == (arena.head, arena.tail, TM.flash_bytes(network))
+            assert int(found["arena_bytes"][i]) == arena.total
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from mnetcost.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_table_and_paper_print_the_tflm_figures():
+    import json
+
+    data = json.loads(_cli("table", "-v", "base", "-a", "0.25", "-d", "2", "--runtime", "tflm", "--format",
+                           "json").stdout)
+    assert data["dtype"] == "int8" and data["runtime"] == "tflm"
+    assert (data["arena_bytes"], data["arena_activation_bytes"], data["arena_persistent_bytes"],
+            data["flash_bytes"], data["minimum_arena_bytes"]) == (49_904, 10_240, 39_664, 541_096, 49_896)
+    grid = json.loads(_cli("table", "-v", "mp3", "-a", "0.25,0.5", "-d", "1,2", "--target", "stm32f746",
+                           "--format", "json").stdout)
+    for row in grid:
+        arena = tflm.arena(resolve("mp3", row["alpha"], row["delta"]))
+        assert row["runtime"] == "tflm" and row["arena_bytes"] == arena.total
+        assert row["fit"]["sram_margin_bytes"] == 320 * 1024 - arena.total
+    plain = json.loads(_cli("table", "-v", "base", "-a", "0.25", "--dtype", "int8", "--format", "json").stdout)
+    assert plain["runtime"] == "simple" and "arena_bytes" not in plain  # no target: the simple model
+    paper = json.loads(_cli("paper", "--table", "5", "--runtime", "tflm", "--format", "json").stdout)
+    row = next(r for r in paper if (r["alpha"], r["delta"], r["classes"]) == (0.25, 2, 10))
+    assert row["dtype"] == "int8" and (row["arena_bytes"], row["flash_bytes"]) == (51_728, 541_992)
+    text = _cli("table", "-v", "base", "-a", "0.25", "--target", "stm32f746").stdout
+    assert "TensorFlow Lite Micro" in text and "(tflm runtime): TFLM arena" in text
+
+
+def test_sweep_budgets_apply_to_the_tflm_figures():
+    import json
+
+    rows = json.loads(_cli("sweep", "-a", "0.25:1.0:0.25", "-d", "1,2,4", "--target", "stm32f746", "--format",
+                           "json").stdout)
+    everything = json.loads(_cli("sweep", "-a", "0.25:1.0:0.25", "-d", "1,2,4", "--runtime", "tflm", "--format",
+                                 "json").stdout)
+    fits = [r for r in everything if r["arena_bytes"] <= 320 * 1024 and r["flash_bytes"] <= 2**20]
+    assert [(r["variant"], r["alpha"], r["delta"]) for r in rows] == [(r["variant"], r["alpha"], r["delta"])
+                                                                      for r in fits]
+    # the simple model keeps fmp α=0.5 δ=1 (peak 61 KiB) where TFLM needs more than its 121 KiB
+    simple = json.loads(_cli("sweep", "-a", "0.25:1.0:0.25", "-d", "1,2,4", "--target", "stm32f746", "--runtime",
+                             "simple", "--format", "json").stdout)
+    assert len(simple) >= len(rows)
+    by_arena = json.loads(_cli("sweep", "--runtime", "tflm", "--sort", "arena_bytes", "--format", "json").stdout)
+    assert [r["arena_bytes"] for r in by_arena] == sorted(r["arena_bytes"] for r in by_arena)
+    for row in by_arena[::5]:
+        assert row["flash_bytes"] == TM.flash_bytes(resolve(row["variant"], row["alpha"], row["delta"]))
+    mixed = _cli("sweep", "-v", "base,mobilenet_v2", "-a", "0.25", "-d", "1", "--runtime", "tflm", "--format", "json")
+    assert mixed.exit_code == 0 and [r["variant"] for r in json.loads(mixed.stdout)] == ["base"]
+    assert "no TensorFlow Lite Micro figures" in mixed.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (("table", "--runtime", "coral"), "'coral' is not one of"),
+    (("table", "--runtime", "tflm", "--dtype", "fp32"), "--runtime tflm runs the int8"),
+    (("sweep", "--runtime", "tflm", "--dtype", "fp16"), "--runtime tflm runs the int8"),
+    (("paper", "--runtime", "tflm", "--dtype", "fp32"), "--runtime tflm runs the int8"),
+    (("sweep", "--sort", "arena_bytes"), "needs --runtime tflm"),
+    (("table", "-v", "mobilenet_v2", "--runtime", "tflm"), "no TensorFlow Lite lowering for layer kind 'add'"),
+    (("table", "-v", "mobilenet_v3_small", "--runtime", "tflm"), "activation hardswish is not lowered"),
+    (("crosscheck", "--runtime", "tflm", "--dtype", "fp32"), "does not apply"),
+    (("crosscheck", "--runtime", "tflm", "--all"), "drop --all"),
+    (("export", "--variant", "base", "--format", "tflite", "--out", "{tmp}/m.onnx"), "--out must end in .tflite"),
+    (("export", "--variant", "base", "--out", "{tmp}/m.tflite"), "needs calibration images"),
+    (("evaluate", "--run", "{tmp}", "--runtime", "tflm"), "pass --tflite FILE"),
+    (("evaluate", "--run", "{tmp}", "--tflite", "{tmp}/none.tflite"), "--tflite"),
+])
+def test_bad_runtime_input_is_one_line_exit_2(tmp_path, args, words):
+    result = _cli(*(str(a).replace("{tmp}", str(tmp_path)) for a in args))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [
+    ("crosscheck", "--runtime", "tflm", "--alpha", "0.25"),
+    ("export", "--variant", "base", "--alpha", "0.25", "--dataset", "cifar10", "--format", "tflite", "--out",
+     "{tmp}/m.tflite"),
+])
+def test_without_the_tflite_extra_one_line_names_it(monkeypatch, tmp_path, args):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` now raises ImportError
+    result = _cli(*(str(a).replace("{tmp}", str(tmp_path)) for a in args))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "mnetcost[tflite]" in lines[0] and "tensorflow" in lines[0]
+    assert list(tmp_path.iterdir()) == []

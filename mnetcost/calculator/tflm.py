@@ -238,3 +238,28 @@ def sweep_memory(network_plan, layers, alphas, deltas) -> dict:
     tail = sum(tail_parts(graph).values())
     return {"arena_bytes": head + tail, "arena_activation_bytes": head, "arena_persistent_bytes": tail,
             "flash_bytes": TM.file_bytes(graph)}
+
+
+RUNTIMES = ("simple", "tflm")
+DEFAULT_RUNTIME = "simple"
+
+
+def runtime_figures(network) -> dict:
+    """The JSON figures of runtime ``tflm`` for one network: the arena (total, head, tail by part, the
+    smallest arena the interpreter accepts) and the .tflite bytes (by part)."""
+    graph = TM.lower(network)
+    found = arena(network, graph)
+    layout = TM.file_layout(graph)
+    return {"runtime": "tflm", "tflm_version": TFLM_VERSION, "arena_bytes": found.total,
+            "arena_activation_bytes": found.head, "arena_persistent_bytes": found.tail,
+            "minimum_arena_bytes": found.minimum, "arena_persistent_parts": dict(found.tail_parts),
+            "flash_bytes": layout.bytes, "flash_parts": dict(layout.parts),
+            "tflite_operators": len(graph.ops), "tflite_tensors": len(graph.tensors)}
+
+
+def needs(report: dict) -> tuple[int, int]:
+    """(RAM, Flash) a report's runtime needs: TFLM's arena and the .tflite bytes, or the simple model's
+    peak activation bytes and weight bytes."""
+    if report.get("runtime") == "tflm":
+        return report["arena_bytes"], report["flash_bytes"]
+    return report["peak_activation_bytes"], report["weight_bytes"]

@@ -3,26 +3,29 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.cli.options import dtype_option, format_option
+from mnetcost.cli.options import dtype_option, format_option, memory_settings, runtime_option
 
 
-def add_memory(rows: list[dict], dtype: str) -> list[dict]:
-    """Each row with the memory totals of its configuration at ``dtype`` (32 px, as the paper)."""
+def add_memory(rows: list[dict], dtype: str, runtime: str = "simple") -> list[dict]:
+    """Each row with the memory totals of its configuration at ``dtype`` (32 px, as the paper), and
+    TensorFlow Lite Micro's arena and the .tflite bytes for ``runtime`` tflm."""
     from mnetcost.calculator.cost import network_cost
+    from mnetcost.calculator.report import runtime_dict
     from mnetcost.calculator.resolver import resolve
 
     cache: dict = {}
     for row in rows:
         key = (row["variant"], row["alpha"], row["delta"], row["classes"])
         if key not in cache:
-            cache[key] = network_cost(resolve(*key, 32), "paper", dtype).memory.as_dict()
+            cost = network_cost(resolve(*key, 32), "paper", dtype)
+            cache[key] = {**cost.memory.as_dict(), **runtime_dict(cost, runtime)}
         row.update(cache[key])
     return rows
 
 MARK = {"agrees": "✓", "close": "≈", "disagrees": "✗"}
 
 
-def paper_views(rows: list[dict]):
+def paper_views(rows: list[dict], runtime: str = "simple"):
     from mnetcost.calculator.memory import format_bytes
     from mnetcost.calculator.reconcile import summary
     from mnetcost.cli.render import Column, View
@@ -41,7 +44,13 @@ def paper_views(rows: list[dict]):
                 "paper_p": r["paper_params_printed"], "p": f"{r['params'] / 1e6:.3f}",
                 "p_diff": f"{r['params_diff']:+.1%}", "p_verdict": f"{MARK[r['params_verdict']]} {r['params_verdict']}",
                 "peak": format_bytes(r["peak_activation_bytes"]), "weights": format_bytes(r["weight_bytes"]),
+                "arena": format_bytes(r["arena_bytes"]) if "arena_bytes" in r else "",
+                "flash": format_bytes(r["flash_bytes"]) if "flash_bytes" in r else "",
             } for r in selected]
+            memory_columns = ([Column("arena", "TFLM arena", True, group="memory"),
+                               Column("flash", ".tflite", True, group="memory")] if runtime == "tflm" else
+                              [Column("peak", f"peak RAM {selected[0]['dtype']}", True, group="memory"),
+                               Column("weights", f"weights {selected[0]['dtype']}", True, group="memory")])
             notes = [f"  ! {r['variant']} δ={r['delta']} α={r['alpha']:g}: {c['text']}"
                      for r in selected for c in r["checks"] if not c["consistent"]]
             views.append(View(
@@ -52,8 +61,7 @@ def paper_views(rows: list[dict]):
                          Column("ma_verdict", "verdict", group="ma"),
                          Column("paper_p", "paper params", True, group="p"), Column("p", "mnetcost", True, group="p"),
                          Column("p_diff", "diff", True, group="p"), Column("p_verdict", "verdict", group="p"),
-                         Column("peak", f"peak RAM {selected[0]['dtype']}", True, group="memory"),
-                         Column("weights", f"weights {selected[0]['dtype']}", True, group="memory")],
+                         *memory_columns],
                 rows=view_rows, notes=notes,
             ))
     totals = summary(rows)
@@ -64,8 +72,11 @@ def paper_views(rows: list[dict]):
         + [{"what": "failed checks of printed cells against each other", "count": totals["failed_checks"]}],
         notes=["agrees: the exact count, rounded or truncated to the printed precision, is the printed figure; "
                "close: within 1 %; diff = (paper - mnetcost) / mnetcost. See docs/reconciliation.md.",
-               "peak RAM: input + output activation bytes of the largest layer (one layer at a time); weights: "
-               "deployed weight bytes (BatchNorm folded); the paper prints neither (see docs/memory.md)."],
+               ("TFLM arena: TensorFlow Lite Micro's arena for the int8 .tflite export (its planner's activations "
+                "+ persistent data); .tflite: the file's bytes; the paper prints neither (see docs/memory.md)."
+                if runtime == "tflm" else
+                "peak RAM: input + output activation bytes of the largest layer (one layer at a time); weights: "
+                "deployed weight bytes (BatchNorm folded); the paper prints neither (see docs/memory.md).")],
     ))
     return views
 
@@ -75,8 +86,9 @@ def paper_views(rows: list[dict]):
               help="Only these tables (repeatable); default all.")
 @click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default=None, help="Only this dataset.")
 @dtype_option
+@runtime_option
 @format_option
-def command(tables, dataset, dtype, fmt):
+def command(tables, dataset, dtype, runtime, fmt):
     """The paper's Tables 4-6 beside mnetcost's Mult-Adds and params for the same configurations,
     the difference in % and a verdict per cell, with checks of the paper's cells against each other."""
     from mnetcost.calculator.reconcile import reconcile
@@ -87,4 +99,5 @@ def command(tables, dataset, dtype, fmt):
         rows = [r for r in rows if str(r["table"]) in tables]
     if dataset:
         rows = [r for r in rows if r["dataset"] == dataset]
-    emit(fmt, add_memory(rows, dtype or "fp32"), paper_views(rows))
+    dtype, runtime = memory_settings(dtype, runtime, None)
+    emit(fmt, add_memory(rows, dtype, runtime), paper_views(rows, runtime))

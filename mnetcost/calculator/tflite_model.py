@@ -4,8 +4,8 @@
 export builds them (the Keras layers of :mod:`mnetcost.deploy.tflite`, converted by the TensorFlow Lite
 converter, full-integer int8, per-channel weights):
 
-* ``conv``/``pw`` -> ``CONV_2D`` (BatchNorm folded into an int32 bias, ReLU fused), ``dw`` ->
-  ``DEPTHWISE_CONV_2D`` (depth multiplier δ), TF 'same' padding;
+* ``conv``/``pw`` -> ``CONV_2D`` (BatchNorm folded into an int32 bias, the layer's relu or relu6
+  fused), ``dw`` -> ``DEPTHWISE_CONV_2D`` (depth multiplier δ), TF 'same' padding;
 * ``maxpool`` -> ``MAX_POOL_2D`` ('same');
 * ``fmp`` (its fixed evaluation draw) -> ``GATHER`` of the rows (axis 1) and of the columns (axis 2) each
   window reads, ``K`` candidates per window (``K = ceil(in / out)``: windows of ``k`` or ``k + 1``
@@ -14,6 +14,10 @@ converter, full-integer int8, per-channel weights):
 * ``avgpool`` -> ``MEAN`` over axes (1, 2) (a constant int32 axes tensor);
 * ``fc`` -> ``FULLY_CONNECTED`` (per-channel int8 weights, int32 bias), after a ``RESHAPE`` when its
   input is not already flat (no global pooling before it).
+
+Residual adds, squeeze-excite scales and hard-swish/hard-sigmoid activations (MobileNetV2/V3 specs) have
+no lowering yet: :func:`lower` refuses them with the reason. Because the arena is planned from the
+calculator's one tensor list, a lowering for them (their operators and kernel data) is all they need.
 
 Every weight and bias tensor is quantized per output channel (a float32 scale and an int64 zero point
 each), every activation per tensor (one of each); the int32 index, axes and shape tensors carry an

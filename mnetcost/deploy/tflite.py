@@ -4,7 +4,8 @@
 the PyTorch model and the calculator read (no second architecture definition), with the PyTorch
 weights copied in NHWC layouts and BatchNorm folded into each conv's bias (float64 fold):
 
-* ``conv``/``pw``: ``Conv2D`` (kernel ``(out, in, kh, kw)`` -> ``(kh, kw, in, out)``), ReLU fused;
+* ``conv``/``pw``: ``Conv2D`` (kernel ``(out, in, kh, kw)`` -> ``(kh, kw, in, out)``), the layer's
+  activation (relu or relu6) fused;
 * ``dw``: ``DepthwiseConv2D`` with ``depth_multiplier = δ`` (output channel ``c δ + m`` reads input
   channel ``c`` in both frameworks: ``(c δ + m, 1, kh, kw)`` -> ``(kh, kw, c, m)``);
 * ``maxpool``: ``MaxPooling2D``; every conv and pool uses TF 'same' padding, which is what the resolver
@@ -483,10 +484,6 @@ def require(command: str) -> None:
         require_extra(command, ("torch", *MODULES), EXTRA)
 
 
-__all__ = ["TfliteError", "canonical", "convert", "folded", "io_quantization", "keras_model", "nhwc",
-           "read_model", "run_tflite", "run_tflm", "versions", "write_model"]
-
-
 # --- the export, checked -------------------------------------------------------------------------------
 class ToleranceError(Exception):
     """The float TensorFlow Lite path differs from PyTorch beyond the tolerance (exit 1, nothing written)."""
@@ -588,14 +585,18 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
+def _child_env() -> dict:
+    """The environment of a worker: this process's, with this mnetcost first on the path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH"))
+                                                        if p)}
+
+
 def _worker(args: list, timeout: float = 600):
     import subprocess
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH"))
-                                                        if p)}
     try:
         return subprocess.run([sys.executable, "-m", WORKER, *map(str, args)], capture_output=True, text=True,
-                              timeout=timeout, env=env)
+                              timeout=timeout, env=_child_env())
     except subprocess.TimeoutExpired:
         raise TfliteError(f"TensorFlow Lite Micro did not finish within {timeout:g} s") from None
 
@@ -655,11 +656,9 @@ def tflm_outputs(path, images_int8: np.ndarray, arena_size: int | None = None, w
         for number, chunk in enumerate(chunks):
             inputs, outputs = os.path.join(folder, f"in{number}.npy"), os.path.join(folder, f"out{number}.npy")
             np.save(inputs, chunk)
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_package_root(),
-                                                                          os.environ.get("PYTHONPATH")) if p)}
             running.append((subprocess.Popen([sys.executable, "-m", WORKER, "predict", str(path), str(arena_size),
                                               inputs, outputs], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                             text=True, env=env), outputs))
+                                             text=True, env=_child_env()), outputs))
         results = []
         for process, outputs in running:
             _, stderr = process.communicate()

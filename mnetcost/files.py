@@ -39,7 +39,8 @@ def atomic_write(path: Path | str, write: Callable[[io.BufferedWriter], None]) -
 
 def check_target(path: Path | str, option: str = "--out") -> Path:
     """Validate an output path before any work, as the write will need it: not a directory nor a
-    device, pipe or other non-regular file (a rename would replace it), its folder exists, is a
+    device, pipe or other non-regular file (a rename would replace it), not one of a training
+    run's own files (:func:`mnetcost.identity.check_not_run_file`), its folder exists, is a
     folder, and takes a new file — tried by creating and removing an empty temporary file there,
     since permission bits say nothing for root or under /proc and /sys. Errors are one line
     naming ``option``; nothing is left behind."""
@@ -68,6 +69,9 @@ def check_target(path: Path | str, option: str = "--out") -> Path:
                             f"{exc.strerror or type(exc).__name__}") from None
     os.close(handle)
     os.unlink(probe)
+    from mnetcost.identity import check_not_run_file
+
+    check_not_run_file(target, option)  # never a training run's checkpoint, metrics or config
     return target
 
 
@@ -99,9 +103,38 @@ def check_outputs(outputs: dict, inputs: dict | None = None) -> dict:
     return checked
 
 
+def json_safe(obj, note: str = "nonfinite"):
+    """``obj`` with every NaN or infinite float replaced by None, so that it is valid JSON (which
+    has no NaN); a dict that held one gains ``note``: ``{key: "nan" | "inf" | "-inf"}``, the reason
+    for each null. Lists and tuples are cleaned item by item (a list has no place for a note)."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        clean, reasons = {}, {}
+        for key, value in obj.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                clean[key] = None
+                reasons[key] = "nan" if value != value else ("inf" if value > 0 else "-inf")
+            else:
+                clean[key] = json_safe(value, note)
+        if reasons:
+            clean[note] = {**(clean.get(note) if isinstance(clean.get(note), dict) else {}), **reasons}
+        return clean
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(value, note) for value in obj]
+    return obj
+
+
+def json_text(obj, indent: int | None = 2) -> str:
+    """Strict JSON text of ``obj`` (:func:`json_safe` first: never a bare NaN or Infinity)."""
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False)
+
+
 def write_json(path: Path | str, obj) -> None:
-    """``obj`` as indented JSON, atomically."""
-    atomic_write(path, lambda stream: stream.write((json.dumps(obj, indent=2) + "\n").encode()))
+    """``obj`` as indented, strict JSON (:func:`json_text`), atomically."""
+    atomic_write(path, lambda stream: stream.write((json_text(obj) + "\n").encode()))
 
 
 def _umask() -> int:

@@ -69,8 +69,13 @@ def test_table_all_formats_and_conventions():
         result = run("table", "--variant", "mp3", "--format", fmt)
         assert result.exit_code == 0 and "conv_pw_13" in result.output
     csv_out = run("table", "--variant", "base", "--format", "csv").output.splitlines()
-    assert csv_out[0] == "name,type_stride,filter_shape,input,output,params,mult_adds,activation_bytes,peak,weight_bytes"
-    assert csv_out[-1].endswith(",3239114,11596288,98304,peak,12825128")  # + peak activation and weight bytes (fp32)
+    assert csv_out[0] == ("name,type,kernel,stride,groups,in_h,in_w,in_c,out_h,out_w,out_c,params,mult_adds,"
+                          "input_bytes_fp32,output_bytes_fp32,activation_bytes_fp32,peak,weight_bytes_fp32,"
+                          "training_bytes_per_image_fp32")
+    assert csv_out[3] == "conv_pw_1,pw,1,1,1,16,16,32,16,16,64,2304,524288,32768,65536,98304,true,8448,131072"
+    assert csv_out[-1] == "fc,fc,1,1,1,1,1,1024,1,1,10,10250,10240,4096,40,4136,false,41000,8192"  # no totals row
+    layers = [line.split(",") for line in csv_out[1:]]
+    assert sum(int(cells[11]) for cells in layers) == 3_239_114 and sum(int(cells[12]) for cells in layers) == 11_596_288
     flops = json.loads(run("table", "--convention", "flops", "--format", "json").output)
     assert flops["flops"] == 2 * flops["mult_adds"] == 2 * 11_596_288
     assert flops["unit"] == "FLOPs"

@@ -186,8 +186,14 @@ def test_command_table_and_flops():
     assert "all 36 layers agree" in result.stdout and "fmp_7" in result.stdout
     data = json.loads(run("--convention", "flops", "--alpha", "0.25", "--format", "json").stdout)
     assert data["flops"] == 2 * data["mult_adds"] == 2 * data["fvcore_mult_adds"]
-    csv = run("--convention", "flops", "--alpha", "0.25", "--format", "csv").stdout
-    assert csv.splitlines()[0] == "name,type,params,fvcore_params,flops,fvcore_flops,agree"
+    csv = run("--convention", "flops", "--alpha", "0.25", "--dtype", "int8", "--format", "csv").stdout.splitlines()
+    # one table (before: two joined by a blank line): each layer's counts and its bytes beside the model's
+    assert csv[0] == ("name,type,params,fvcore_params,flops,fvcore_flops,agree,input_bytes_int8,"
+                      "model_input_bytes_int8,output_bytes_int8,model_output_bytes_int8,weight_bytes_int8,"
+                      "folded_weight_bytes_int8,training_bytes_per_image_fp32,"
+                      "measured_training_bytes_per_image_fp32,memory_agree")
+    assert "" not in csv and len(csv) == 1 + 29
+    assert csv[1] == "conv1,conv,248,248,110592,110592,true,3072,3072,2048,2048,280,280,29452,29452,true"
 
 
 def test_command_all_covers_the_grid_and_the_unprinted(monkeypatch):

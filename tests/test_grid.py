@@ -15,10 +15,12 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
+from mnetcost import identity as ID
 from mnetcost.analysis import grid as G
 from mnetcost.calculator.cost import network_cost
 from mnetcost.calculator.resolver import resolve
 from mnetcost.cli import main
+from mnetcost.errors import MnetcostError
 from mnetcost.files import lock_holder, run_lock
 
 from cifar_helpers import tiny_official_folder
@@ -118,7 +120,7 @@ def test_a_second_call_skips_every_complete_run_and_touches_nothing(table4, data
 
 def test_dry_run_lists_configurations_with_their_state(table4, data_root):
     out, _, _ = table4
-    listing = dry_run("--paper-tables", 4, "--dataset", data_root, "--epochs", 1, "--out", out)
+    listing = dry_run("--paper-tables", 4, "--dataset", data_root, "--batch-size", 32, "--epochs", 1, "--out", out)
     assert len(listing) == 7  # Table 4 of CIFAR-10 has 7 rows (the baseline included)
     assert all({"variant", "alpha", "delta", "classes", "seed", "state"} <= set(item) for item in listing)
     states = {(i["variant"], i["alpha"], i["delta"]): i["state"] for i in listing}
@@ -126,8 +128,13 @@ def test_dry_run_lists_configurations_with_their_state(table4, data_root):
                       ("base", 0.25, 2): "done", ("base", 1.0, 4): "todo", ("base", 0.5, 4): "todo",
                       ("base", 0.25, 4): "done"}
     # asking for more epochs than a complete run has makes it partial again (to be extended)
-    more = dry_run("--paper-tables", 4, "--alpha", 0.25, "--dataset", data_root, "--epochs", 3, "--out", out)
+    more = dry_run("--paper-tables", 4, "--alpha", 0.25, "--dataset", data_root, "--batch-size", 32, "--epochs", 3,
+                   "--out", out)
     assert [(i["state"], i["epochs_done"], i["epochs_planned"]) for i in more] == [("partial", 1, 3)] * 2
+    # the same grid with another batch size: those runs are not its runs (never "done")
+    other = dry_run("--paper-tables", 4, "--alpha", 0.25, "--dataset", data_root, "--epochs", 1, "--out", out)
+    assert [i["state"] for i in other] == ["blocked"] * 2
+    assert "batch_size 32 (run) vs 128 (grid)" in other[0]["reason"]
     # nothing written by a dry run, even for a new folder
     assert not (out.parent / "fresh").exists()
     dry_run("--paper-tables", 4, "--out", out.parent / "fresh")
@@ -207,6 +214,20 @@ def test_a_failing_run_is_reported_and_the_others_go_on(data_root, cache, tmp_pa
     assert item["result"] == "failed" and item["returncode"] == 2 and "--resolution 16" in item["message"]
 
 
+def test_a_run_killed_by_a_signal_is_reported_with_the_signal(tmp_path):
+    """A train killed by SIGKILL (the kernel out of memory, a scheduler's limit) is reported as
+    killed, by which signal, not with its last progress line."""
+    fake = tmp_path / "python"  # stands in for `python -m mnetcost train`: one progress line, then killed
+    fake.write_text("#!/bin/sh\necho 'epoch 3/30: loss 1.2041, train 55.00%' >&2\nkill -9 $$\n")
+    fake.chmod(0o755)
+    task = G.make_task(G.Run(G.Configuration("base", 0.25, 2), 0, 10, "cifar10"), tmp_path / "grid", "cifar10", [], 1)
+    task.python = str(fake)
+    outcome = G.run_one(task)
+    assert (outcome["result"], outcome["returncode"]) == ("failed", -9)
+    assert outcome["message"].startswith("killed by signal 9 (SIGKILL)") and "epoch 3/30" not in outcome["message"]
+    assert "epoch 3/30" in (tmp_path / "grid" / "logs" / "cifar10" / "base-a0.25-d2-s0.log").read_text()
+
+
 def test_a_run_held_by_another_process_is_taken_not_failed(tmp_path):
     out = tmp_path / "grid"
     folder = out / "cifar10" / "fmp-a0.25-d2-s0"
@@ -272,6 +293,8 @@ def test_cli_shards_split_the_paper_grid(tmp_path):
 def test_slurm_array_variables_choose_the_shard(env, shard, tmp_path):
     assert G.shard_from_env(env) == shard
     assert G.shard_from_env({}) is None
+    with pytest.raises(MnetcostError, match="in ASCII digits"):  # fullwidth or Arabic-Indic digits are refused
+        G.shard_from_env({**env, "SLURM_ARRAY_TASK_ID": "５"})
     args = ("--paper-tables", "4,5,6", "--out", tmp_path / "g")
     from_env = dry_run(*args, env={**no_slurm(), **env})
     explicit = dry_run(*args, "--shard", f"{shard[0]}/{shard[1]}", env=no_slurm())
@@ -350,10 +373,14 @@ def test_folder_states(tmp_path):
     assert G.folder_state(results_only, epochs=5).state == "blocked"  # but it cannot be extended
     junk = write(tmp_path / "junk", notes_txt="x")
     assert G.folder_state(junk).state == "blocked"
-    expected = {"variant": "base", "alpha": 0.25, "delta": 2, "seed": 0}
+    run = G.Run(G.Configuration("base", 0.25, 2), 0, 10, "cifar10")
+    expected = G.expected_identity(run, {}, ID.data_of(None))
     assert G.folder_state(partial, expected=expected).state == "partial"
-    other = G.folder_state(partial, expected={**expected, "seed": 1})
-    assert other.state == "blocked" and "seed" in other.reason
+    other = G.folder_state(partial, expected=G.expected_identity(G.Run(run.config, 1, 10, "cifar10"), {},
+                                                                 ID.data_of(None)))
+    assert other.state == "blocked" and "seed 0 (run) vs 1 (grid)" in other.reason
+    wider = G.folder_state(partial, expected=G.expected_identity(run, {"lr": 0.01}, ID.data_of(None)))
+    assert wider.state == "partial"  # a config.json that does not record lr: not compared
     (tmp_path / "afile").write_text("x")
     assert G.folder_state(tmp_path / "afile").state == "blocked"
 
@@ -377,6 +404,9 @@ def test_names_and_parsers():
     (("--paper-tables", "7"), "4, 5 and 6"),
     (("--paper-tables", "4", "--shard", "3/3"), "INDEX must be below COUNT"),
     (("--paper-tables", "4", "--shard", "a/b"), "INDEX/COUNT"),
+    (("--paper-tables", "4", "--shard", "１/2"), "INDEX/COUNT in ASCII digits"),  # fullwidth: was shard 1 of 2
+    (("--paper-tables", "4", "--shard", "0/٢"), "INDEX/COUNT in ASCII digits"),
+    (("--paper-tables", "4", "--shard", "0/2/3"), "INDEX/COUNT"),
     (("--paper-tables", "4", "--seeds", "3-1"), "ends before it starts"),
     (("--paper-tables", "4", "--seeds", "x"), "seed"),
     ((), "which runs?"),

@@ -6,6 +6,7 @@ failing system: a full disk, a closed stdout), nothing written; numbers are exac
 import errno
 import itertools
 import json
+import re
 import os
 import subprocess
 import sys
@@ -156,7 +157,7 @@ def test_ratio_at_alpha_1e9_shows_a_rounded_value_as_rounded():
 
 def test_plot_skips_a_run_whose_costs_no_float_can_hold(tmp_path):
     runs = tmp_path / "runs" / "huge"
-    runs.mkdir(parents=True)
+    runs.mkdir(parents=True, exist_ok=True)
     (runs / "summary.json").write_text(json.dumps({"variant": "base", "alpha": 1e300, "delta": 1, "classes": 10,
                                                    "resolution": 32, "best_test_accuracy": 0.5,
                                                    "dataset": "cifar10"}))
@@ -393,3 +394,154 @@ def test_runs_far_below_do_not_squeeze_the_papers_points():
     ran = [to_axes.transform((p["mult_adds"], 100 * p["accuracy"]))[1] for p in points if p["source"] != "paper"]
     assert max(paper) - min(paper) > 0.6  # was 0.24: the paper's 70-90 % in the top quarter of 8-92 %
     assert 0 < min(ran) < min(paper) and any("squeezed" in t.get_text() for t in ax.texts)
+
+
+# --- issue 15: a short write to stdout is an error, never a truncated output with exit 0 ------------
+def _limited_file_size(limit: int):
+    """For a child process: files it writes stop at ``limit`` bytes, a real short ``write`` and
+    then EFBIG (SIGXFSZ ignored), as on a nearly full disk."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.parametrize("unbuffered", [True, False], ids=["PYTHONUNBUFFERED", "buffered"])
+def test_a_short_write_to_stdout_is_an_error_not_a_truncated_file(tmp_path, unbuffered):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:  # the default of many containers and CI runners: CPython dropped the rest of a short write
+        env["PYTHONUNBUFFERED"] = "1"
+    command = [sys.executable, "-m", "mnetcost", "sweep", "-a", "0.1:1:0.01", "--format", "json"]
+    whole = subprocess.run(command, capture_output=True, env=env, timeout=120)
+    assert whole.returncode == 0 and len(whole.stdout) > 200_000  # the full answer: 819 configurations
+    out = tmp_path / "s.json"
+    with open(out, "wb") as stream:
+        result = subprocess.run(command, stdout=stream, stderr=subprocess.PIPE, text=True, env=env, timeout=120,
+                                preexec_fn=_limited_file_size(4096))
+    assert (result.returncode, result.stderr) == (1, "mnetcost: error: cannot write to standard output: "
+                                                     "File too large\n")
+    assert out.read_bytes() == whole.stdout[:4096]  # what fitted, and the user was told the rest did not
+
+
+def test_checked_stream_writes_every_byte_through_short_writes():
+    import io
+
+    from mnetcost.cli.app import checked_stream
+
+    class Trickle(io.RawIOBase):  # a file whose every write takes at most 5 bytes
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.data += bytes(b[:5])
+            return min(len(b), 5)
+
+    raw = Trickle()
+    stream = checked_stream(io.TextIOWrapper(raw, encoding="utf-8", write_through=True))
+    text = "α=0.25 δ=2 " * 1000
+    stream.write(text)
+    stream.flush()
+    assert raw.data.decode("utf-8") == text
+
+
+# --- issue 15: CSV is for machines; markdown headers name every column ------------------------------
+DISPLAY = re.compile(r"(\d\.\d+M$|\d (B|KiB|MiB|GiB)$|%|★|×|≈|✓|✗|^yes$|^NO$|^no \()")
+
+
+def _csv_commands(tmp_path):
+    runs = tmp_path / "runs" / "r1"
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / "summary.json").write_text(json.dumps({
+        "name": "r1", "variant": "base", "alpha": 0.25, "delta": 2, "classes": 10, "resolution": 32,
+        "best_test_accuracy": 0.61, "dataset": "cifar10"}))
+    return {
+        "table": ["table", "-a", "0.25", "--dtype", "int8"],
+        "table-grid": ["table", "-a", "0.25,0.5", "-d", "1,2", "--target", "stm32f746"],
+        "sweep": ["sweep", "-a", "0.25,0.5", "--max-peak-memory", "64KiB", "--convention", "flops"],
+        "sweep-runs": ["sweep", "-v", "base", "-a", "0.25", "-d", "2", "--runs", str(tmp_path / "runs")],
+        "paper": ["paper", "--dtype", "int8"],
+        "ratio": ["ratio", "--M", "64", "--N", "128", "--alpha", "0.5", "--delta", "2"],
+        "plot": ["plot", "--x", "peak_memory", "--dtype", "int8", "--out", str(tmp_path / "p.png")],
+        "grid": ["grid", "--paper-tables", "4", "--dataset", "cifar10", "--out", str(tmp_path / "grid"), "--dry-run"],
+    }
+
+
+@pytest.mark.parametrize("name", ["table", "table-grid", "sweep", "sweep-runs", "paper", "ratio", "plot", "grid"])
+def test_csv_is_one_table_of_exact_values_with_units_in_the_headers(tmp_path, name):
+    import csv
+    import io
+
+    result = run(*_csv_commands(tmp_path)[name], "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    header, body = rows[0], rows[1:]
+    assert body and all(len(row) == len(header) for row in body)  # one table: no blank line, no second header
+    assert len(set(header)) == len(header) and all(header)
+    for row in body:
+        for column, cell in zip(header, row):
+            assert not DISPLAY.search(cell), (column, cell)  # not 0.83M, 24.0 KiB, 12.50 %, ★, yes
+            if column.endswith(("params", "mult_adds", "flops")) or "_bytes" in column:
+                assert cell == "" or cell.isdigit() or column.endswith("_millions"), (column, cell)
+    for column in header:  # every byte count names its precision
+        if "bytes" in column:
+            assert column.endswith(("_fp32", "_fp16", "_int8")), column
+
+
+def test_csv_values_are_the_json_values(tmp_path):
+    """The CSV carries what --format json carries, not a rounding of it."""
+    import csv
+    import io
+
+    args = _csv_commands(tmp_path)["sweep-runs"]
+    data = json.loads(run(*args, "--format", "json").stdout)[0]
+    row = next(csv.DictReader(io.StringIO(run(*args, "--format", "csv").stdout)))
+    assert (int(row["mult_adds"]), int(row["params"]), int(row["peak_activation_bytes_fp32"])) == (
+        data["mult_adds"], data["params"], data["peak_activation_bytes"])
+    assert (float(row["accuracy"]), row["accuracy_source"], float(row["paper_accuracy"])) == (0.61, "r1", 0.702)
+    paper = json.loads(run("paper", "--table", "4", "--format", "json").stdout)
+    first = next(csv.DictReader(io.StringIO(run("paper", "--table", "4", "--format", "csv").stdout)))
+    assert float(first["mult_adds_diff"]) == paper[0]["mult_adds_diff"] and first["mult_adds_verdict"] == "close"
+    ratio = list(csv.DictReader(io.StringIO(run(*_csv_commands(tmp_path)["ratio"], "--format", "csv").stdout)))
+    assert [(r["quantity"], r["ratio_fraction"]) for r in ratio][-4:] == [
+        ("params", "73/137"), ("mult_adds", "73/137"), ("ratio_formula", "73/137"), ("ratio_approx", "1/2")]
+    assert float(ratio[-3]["ratio"]) == 73 / 137  # full precision, not 0.5328
+
+
+@pytest.mark.parametrize("name", ["table", "table-grid", "sweep", "paper", "ratio", "plot", "grid"])
+def test_markdown_names_every_column(tmp_path, name):
+    out = run(*_csv_commands(tmp_path)[name], "--format", "markdown").stdout
+    headers = [line for line, below in zip(out.splitlines(), out.splitlines()[1:]) if below.startswith("|---")]
+    assert headers
+    for line in headers:
+        assert all(cell.strip() for cell in line.strip("|").split(" | ")), line
+
+
+def test_a_failed_write_names_its_file(tmp_path, monkeypatch):
+    """A write on an open file raises OSError without a file name ("No space left on device"):
+    the error line names the file all the same."""
+    import mnetcost.cli.render as render
+
+    target = tmp_path / "grid" / "logs" / "run.log"
+    target.parent.mkdir(parents=True)
+
+    class Full:  # the write of a real file, on a disk that is full
+        def __init__(self, stream):
+            self.stream = stream
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def emit(fmt, obj, views, csv_view=None):
+        with open(target, "a", encoding="utf-8") as stream:
+            Full(stream).write("x")
+
+    monkeypatch.setattr(render, "emit", emit)
+    line = one_error_line(run("ratio", "--M", "4", "--N", "8"), code=1)
+    assert line == f"mnetcost: error: {target}: No space left on device"

@@ -1,5 +1,6 @@
 """The package's folders are its sides; each side may import only what its folder allows.
 
+floor        mnetcost/errors.py, files.py, identity.py: the standard library only (every side uses them)
 calculator/  standard library and numpy: never torch, fvcore, onnx, onnxruntime, matplotlib, pandas, TensorFlow
 analysis/    reads the calculator; pandas/matplotlib only inside functions; never torch, onnx or TensorFlow
 nn/          models and training: torch and fvcore; never onnx, onnxruntime or TensorFlow
@@ -53,6 +54,25 @@ def test_importing_a_side_loads_nothing_it_may_not(side):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", f"{side} loads {result.stdout.strip()}"
+
+
+FLOOR = ("mnetcost.errors", "mnetcost.files", "mnetcost.identity")
+
+
+def test_the_floor_is_top_level_modules_that_load_no_side_and_no_third_party_package():
+    floor = sorted(f"mnetcost.{info.name}" for info in pkgutil.iter_modules(mnetcost.__path__)
+                   if not info.ispkg and not info.name.startswith("_"))
+    assert floor == sorted(FLOOR)
+    code = (
+        "import importlib, sys\n"
+        f"for name in {FLOOR!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'torch', 'onnx', 'click', 'rich') or "
+        "m.startswith(('mnetcost.calculator', 'mnetcost.analysis', 'mnetcost.nn', 'mnetcost.deploy', 'mnetcost.cli'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"the floor loads {result.stdout.strip()}"
 
 
 def test_the_public_api_survives_the_move():

@@ -151,7 +151,8 @@ def test_targets_and_fit():
 # --- against the model's own tensors ---------------------------------------------------------------
 torch = pytest.importorskip("torch")
 from mnetcost.nn import models  # noqa: E402
-from mnetcost.nn.crosscheck import fold_batchnorm, memory_check  # noqa: E402
+from mnetcost.nn.crosscheck import memory_check  # noqa: E402
+from mnetcost.nn.models import fold_batchnorm  # noqa: E402
 
 CONFIGS = [  # printed in Tables 4-6 ...
     ("base", 0.25, 2, 10, 32), ("mp3", 0.5, 4, 100, 32), ("fmp", 0.25, 2, 10, 32), ("fmp", 1.0, 4, 100, 32),
@@ -192,6 +193,30 @@ def test_torch_fmp_mode_has_its_own_exact_rule():
         != memory.training_activation_bytes(net, "tf")
 
 
+@pytest.mark.parametrize("rows,expected", [
+    # the image (3 x 30 x 30 = 2,700 numbers) does not require a gradient: dropout keeps no noise
+    # tensor, only the linear layer keeps its input (4 bytes per feature) for its weight gradient
+    ('type = "fc"', {"fc": 2_700 * 4}),
+    # a pool before the first layer with weights records nothing either (no argmax, no copy)
+    ('type = "maxpool"\n[[layers]]\ntype = "fc"', {"maxpool_1": 0, "fc": 15 * 15 * 3 * 4}),
+    ('type = "fmp"\nratio = 1.5\n[[layers]]\ntype = "conv"\nfilters = 8\n[[layers]]\ntype = "avgpool"\n'
+     '[[layers]]\ntype = "fc"',
+     # conv1 keeps its input (20 x 20 x 3), BatchNorm's input and ReLU's output (20 x 20 x 8 each);
+     # then dropout's noise and the linear input (8 features each)
+     {"fmp_1": 0, "conv1": (20 * 20 * 3 + 2 * 20 * 20 * 8) * 4, "avgpool": 0, "fc": 2 * 8 * 4}),
+], ids=["fc-first", "maxpool-first", "fmp-first"])
+def test_layers_before_the_first_weights_keep_no_gradient_state(tmp_path, rows, expected):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'name = "first"\n[[layers]]\n{rows}\n')
+    net = resolve(str(spec), 1.0, 1, 10, 30)
+    for fmp_mode in memory.FMP_MODES:
+        mem = memory.network_memory(net, fmp_mode=fmp_mode)
+        assert {row.name: row.training_bytes for row in mem.layers} == expected
+        model = models.build_from_network(net, fmp_mode=fmp_mode)
+        check = memory_check(net, model=model, fmp_mode=fmp_mode)
+        assert check.agree and check.measured_training_bytes_per_image == sum(expected.values())
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(variant=st.sampled_from(["base", "mp3", "fmp"]), alpha=st.floats(min_value=0.05, max_value=1.2),
        delta=st.integers(min_value=1, max_value=4), classes=st.integers(min_value=1, max_value=300),
@@ -218,11 +243,16 @@ def test_folding_keeps_the_function_and_counts_the_deploy_params():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
     assert sum(p.numel() for p in folded.parameters()) == network_cost(net, "deploy").params
-    images = torch.rand(3, 3, 32, 32, generator=generator)
+    # the same function: compared in float64, where folding's rounding (one product per weight, a
+    # different summation order) is ~1e-16 of the values, and through the model's layers stays
+    # many orders below 1e-10, on any CPU; a wrong fold (a missing shift, a scale on the wrong
+    # axis) is of the order of the values themselves
+    images = torch.rand(3, 3, 32, 32, generator=generator, dtype=torch.float64)
+    model64 = model.double()
     with torch.no_grad():
-        expected, got = model(images), folded(images)
+        expected, got = model64(images), fold_batchnorm(model64)(images)
     assert expected.abs().max() > 1e-3  # a real signal, not vanished activations
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert (got - expected).abs().max() <= 1e-10 * expected.abs().max()
 
 
 def test_a_model_that_differs_is_caught():
@@ -367,3 +397,65 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, monkeypatch):
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert result.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+# --- budgets as the user gave them: zero, overriding a board, huge ---------------------------------
+def test_a_zero_budget_is_a_budget():
+    """0 bytes is a budget that nothing with a need fits (a script's "no RAM left"), not "no budget"."""
+    zero = fit(24_576, 3_282_960, max_peak_memory=0)
+    assert (zero.sram_bytes, zero.fits, zero.sram_margin_bytes, zero.binding) == (0, False, -24_576, "sram")
+    both = fit(24_576, 3_282_960, "stm32f746", max_weight_bytes=0)  # Flash 0 binds before SRAM at 7.5 %
+    assert (both.binding, both.fits_sram, both.fits_flash) == ("flash", True, False)
+    assert fit(0, 0, max_peak_memory=0, max_weight_bytes=0).fits  # a need of 0 fits a budget of 0
+    data = json.loads(run("table", "--max-peak-memory", "0", "--format", "json").stdout)["fit"]
+    assert (data["sram_bytes"], data["binding"], data["sram_source"], data["fits"]) == (
+        0, "sram", "max_peak_memory", False)
+    line = run("table", "--target", "nrf52840", "--max-peak-memory", "0", "--runtime", "simple").stdout.splitlines()[-1]
+    assert line.startswith("DOES NOT FIT ") and line.endswith("binding: sram")
+    assert "peak RAM 24.0 KiB against your --max-peak-memory budget 0 B instead of the nrf52840's 256.0 KiB SRAM: " \
+           "does NOT fit, 24,576 B (24.0 KiB) over" in line
+
+
+def test_a_budget_that_overrides_a_board_is_shown_as_the_users():
+    table = run("table", "--target", "stm32f746", "--max-peak-memory", "1GiB", "--runtime", "simple").stdout
+    line = table.splitlines()[-1]
+    assert line.startswith("DOES NOT FIT STMicroelectronics STM32F746 (Cortex-M7, 216 MHz; the MCU of MCUNet) with "
+                           "your own SRAM budget: ")
+    # 24,576 B of 2^30 is 0.0023 %, not "0 %"; the budget is the user's, and the board's SRAM is named as replaced
+    assert ("peak RAM 24.0 KiB = 0.0023% of your --max-peak-memory budget 1,073,741,824 B (1.00 GiB) instead of "
+            "the stm32f746's 320.0 KiB SRAM: fits") in line
+    assert "weights (Flash) 3.13 MiB = 313% of the stm32f746's 1.00 MiB Flash: does NOT fit" in line
+    data = json.loads(run("table", "--target", "stm32f746", "--max-peak-memory", "1GiB", "--format", "json").stdout)
+    assert (data["fit"]["sram_bytes"], data["fit"]["sram_source"], data["fit"]["flash_source"]) == (
+        2**30, "max_peak_memory", "target")
+    sweep = run("sweep", "-v", "base", "-a", "0.25", "-d", "1", "--target", "stm32f746", "--max-peak-memory",
+                "1GiB", "--runtime", "simple").stdout
+    assert sweep.startswith("1 of 1 configurations with peak RAM ≤ 1,073,741,824 B (1.00 GiB) and weights ≤ "
+                            "1,048,576 B (1.00 MiB) ")
+    assert ("; RAM budget: your --max-peak-memory budget 1,073,741,824 B (1.00 GiB) instead of the stm32f746's "
+            "320.0 KiB SRAM; Flash budget: the stm32f746's 1.00 MiB Flash.") in sweep
+    assert "320.0 KiB SRAM," not in sweep
+    grid = run("table", "-a", "0.25,0.5", "--target", "stm32f746", "--max-weight-bytes", "2M", "--runtime",
+               "simple").stdout
+    assert grid.splitlines()[-1] == ("fits: RAM ≤ the stm32f746's 320.0 KiB SRAM and Flash ≤ your --max-weight-bytes "
+                                     "budget 2,000,000 B (1.91 MiB) instead of the stm32f746's 1.00 MiB Flash")
+
+
+def test_a_huge_budget_is_printed_exactly_or_visibly_rounded():
+    budget = 123456789012345678 * 2**30  # a float printed it as 123456789012345680.00 GiB
+    assert memory.format_bytes(budget) == "1.235e+17 GiB"
+    assert memory.format_bytes(123456789012345 * 2**30 + 3 * 2**27) == "123456789012345.38 GiB"  # 0.375: half to even
+    assert memory.exact_bytes(budget) == f"{budget:,} B (1.235e+17 GiB)"
+    out = run("sweep", "-v", "base", "-a", "1", "-d", "1", "--max-peak-memory", "123456789012345678GiB").stdout
+    assert out.startswith(f"1 of 1 configurations with peak RAM ≤ {budget:,} B (1.235e+17 GiB) ")
+
+
+def test_a_byte_figure_is_not_printed_next_to_itself(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('name = "tiny"\n[[layers]]\ntype = "fc"\n')
+    out = run("table", "-v", str(spec), "-r", "8", "-c", "2", "--max-weight-bytes", "100").stdout
+    assert "training keeps 768 B of activations" in out and "weights 1,544 B (1.5 KiB) for 386 " in out
+    assert "peak activations 776 B at fc" in out and "does NOT fit, 1,444 B (1.4 KiB) over" in out
+    import re
+
+    assert not re.search(r"\b([\d,.]+ (?:B|KiB|MiB|GiB)) \(\1\)", out), out

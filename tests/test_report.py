@@ -51,15 +51,15 @@ def grid(tmp_path):
     """fmp > mp3 clearly (2 seeds each); mp3 vs base within the seed range; δ=4 below δ=2 for fmp;
     the baseline with one seed; a partial run; a run with another recipe."""
     root = tmp_path / "grid"
-    write_run(root, "fmp", 0.25, 2, 0, [0.70, 0.80])
+    write_run(root, "fmp", 0.25, 2, 0, [0.70, 0.80])  # every run plans 2 epochs: one recipe, one cohort
     write_run(root, "fmp", 0.25, 2, 1, [0.78, 0.76])
-    write_run(root, "mp3", 0.25, 2, 0, [0.70])
-    write_run(root, "mp3", 0.25, 2, 1, [0.74])
-    write_run(root, "base", 0.25, 2, 0, [0.71])
-    write_run(root, "base", 0.25, 2, 1, [0.73])
-    write_run(root, "fmp", 0.25, 4, 0, [0.60, 0.65], planned=10)  # partial: 2 of 10 epochs
-    write_run(root, "base", 1, 1, 0, [0.76])
-    write_run(root, "base", 0.25, 2, 0, [0.90], dataset="cifar10-aug", augment=True)
+    write_run(root, "mp3", 0.25, 2, 0, [0.68, 0.70])
+    write_run(root, "mp3", 0.25, 2, 1, [0.72, 0.74])
+    write_run(root, "base", 0.25, 2, 0, [0.69, 0.71])
+    write_run(root, "base", 0.25, 2, 1, [0.71, 0.73])
+    write_run(root, "fmp", 0.25, 4, 0, [0.65], planned=2)  # partial: 1 of 2 epochs
+    write_run(root, "base", 1, 1, 0, [0.75, 0.76])
+    write_run(root, "base", 0.25, 2, 0, [0.88, 0.90], dataset="cifar10-aug", augment=True)
     (root / "logs" / "cifar10").mkdir(parents=True)
     (root / "logs" / "cifar10" / "x.log").write_text("not a run")
     return root
@@ -81,7 +81,7 @@ def test_groups_aggregate_seeds_with_exact_statistics(grid):
     assert fmp["epochs"] == [2] and fmp["seconds_per_run"] == 60.0 and fmp["complete"] == 2
     assert isinstance(fmp["training_activation_bytes"], int) and fmp["training_activation_bytes"] > 0
     partial = rows[("cifar10", "fmp", 0.25, 4)]
-    assert (partial["epochs"], partial["epochs_planned"], partial["complete"]) == ([2], [10], 0)
+    assert (partial["epochs"], partial["epochs_planned"], partial["complete"]) == ([1], [2], 0)
     other = rows[("cifar10-aug", "base", 0.25, 2)]
     assert other["recipe"]["augment"] is True and other["best_test_accuracy"]["mean"] == 0.90
     single = rows[("cifar10", "base", 1.0, 1)]
@@ -206,8 +206,8 @@ def test_a_verdict_resting_on_unfinished_runs_says_so(tmp_path):
     unfinished runs are named with their epochs; a claim on finished runs is not."""
     root = tmp_path / "grid"
     write_run(root, "fmp", 0.25, 2, 0, [0.60, 0.70], planned=30)  # 2 of 30 epochs
-    write_run(root, "mp3", 0.25, 2, 0, [0.65])
-    write_run(root, "base", 0.25, 2, 0, [0.60])
+    write_run(root, "mp3", 0.25, 2, 0, [0.65] * 30)
+    write_run(root, "base", 0.25, 2, 0, [0.60] * 30)
     data, _ = report_json(root)
     claims = {(c["a"], c["b"]): c for c in data["claims"]}
     fmp_mp3 = claims[("fmp α=0.25 δ=2", "mp3 α=0.25 δ=2")]
@@ -216,5 +216,5 @@ def test_a_verdict_resting_on_unfinished_runs_says_so(tmp_path):
     assert "provisional, runs unfinished: cifar10/fmp-a0.25-d2-s0 (2 of 30 epochs)" in fmp_mp3["evidence"]
     mp3_base = claims[("mp3 α=0.25 δ=2", "base α=0.25 δ=2")]
     assert mp3_base["unfinished"] == [] and "provisional" not in mp3_base["evidence"]
-    table = CliRunner().invoke(main, ["report", str(root), "--format", "csv"], catch_exceptions=False).stdout
+    table = CliRunner().invoke(main, ["report", str(root), "--format", "markdown"], catch_exceptions=False).stdout
     assert "holds (unfinished)" in table and table.count("(unfinished)") == 1

@@ -5,6 +5,7 @@ The tables below are transcribed from the paper (α written for the paper's α o
 """
 import re
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -242,3 +243,30 @@ def test_plan_does_not_depend_on_alpha_or_delta():
         direct = resolve("fmp", alpha, delta, 100)
         via_plan = resolve("fmp", alpha, delta, 100, network_plan=the_plan)
         assert direct.layers == via_plan.layers
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"alpha": np.nan}, "alpha must be a number greater than 0, got nan"),
+    ({"alpha": "0.5"}, "alpha must be a number greater than 0, got '0.5'"),
+    ({"alpha": 10**400}, "alpha must be a number greater than 0 within a float's range, got 10000000000000000000"
+                         r"\.\.\.00000000 \(401 characters\)"),
+    ({"delta": np.float64(1.5)}, "delta must be a positive integer"),
+    ({"delta": np.bool_(True)}, "delta must be a positive integer"),
+    ({"classes": np.int64(0)}, "classes must be a positive integer"),
+    ({"resolution": (32, 32, 3)}, "resolution must be a positive integer or a"),
+])
+def test_numpy_and_other_bad_values(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve("base", **kwargs)
+
+
+def test_numpy_scalars_are_numbers():
+    """Before: resolve('base', delta=np.int64(2)) raised 'delta must be a positive integer'."""
+    reference = resolve("base", 0.5, 2, 100, 40)
+    for values in [(np.float64(0.5), np.int64(2), np.int64(100), np.int64(40)),
+                   (np.float32(0.5), np.int32(2), np.uint8(100), (np.int16(40), 40)),
+                   (0.5, 2.0, 100.0, 40.0)]:
+        net = resolve("base", *values)
+        assert net.layers == reference.layers and (net.alpha, net.delta, net.classes, net.resolution) == (
+            0.5, 2, 100, (40, 40))
+        assert (type(net.alpha), type(net.delta), type(net.classes)) == (float, int, int)

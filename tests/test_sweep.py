@@ -10,6 +10,7 @@ from mnetcost.calculator.cost import CONVENTIONS, network_cost
 from mnetcost.calculator.params import parse_alpha_list, parse_si
 from mnetcost.calculator.resolver import resolve
 from mnetcost.analysis.sweep import evaluate, load_runs, parse_variants
+from mnetcost.errors import ConfigError
 
 KEYS = {"variant", "alpha", "delta", "classes", "resolution", "params", "mult_adds", "peak_activation_bytes",
         "weight_bytes", "accuracy", "accuracy_source", "paper_accuracy", "on_front"}
@@ -195,3 +196,42 @@ def test_to_frame_keeps_exact_values():
     row = frame[(frame.variant == "fmp") & (frame.alpha == 0.29) & (frame.delta == 2) & (frame.classes == 100)]
     cost = network_cost(resolve("fmp", 0.29, 2, 100, 32))
     assert (int(row.params.iloc[0]), int(row.mult_adds.iloc[0])) == (cost.params, cost.mult_adds)
+
+
+def test_a_sweeps_own_values_feed_back_into_resolve():
+    """A sweep's rows (numpy scalars, from the arrays or from to_frame) resolve as they are."""
+    table = evaluate(["mp3"], [0.25, 0.5], [2, 4], [100])
+    frame = table.to_frame()
+    for i in range(len(table)):
+        net = resolve("mp3", alpha=table.alpha[i], delta=table.delta[i], classes=table.classes[i],
+                      resolution=table.resolution[i])
+        assert (type(net.alpha), type(net.delta), type(net.classes)) == (float, int, int)
+        assert network_cost(net).params == int(table.params[i])
+        row = frame.iloc[i]
+        assert network_cost(resolve("mp3", row.alpha, row.delta, row.classes, row.resolution)).mult_adds \
+            == int(table.mult_adds[i])
+    # whole-number floats are integers; numpy integers and floats of any width are numbers
+    assert resolve("base", np.float32(0.5), np.float64(2.0), np.int8(10), np.uint16(32)).layers \
+        == resolve("base", 0.5, 2, 10, 32).layers
+    assert len(evaluate(["base"], np.array([0.5]), np.array([2.0]), np.array([10]), np.array([32]))) == 1
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"alphas": [-0.5]}, "alpha must be a number greater than 0, got -0.5"),
+    ({"alphas": [float("nan")]}, "alpha must be a number greater than 0, got nan"),
+    ({"alphas": [np.inf]}, "alpha must be a number greater than 0, got inf"),
+    ({"alphas": [True]}, "alpha must be a number greater than 0, got True"),
+    ({"deltas": [0]}, "delta must be a positive integer, got 0"),
+    ({"deltas": [2.5]}, "delta must be a positive integer, got 2.5"),  # was priced as delta 2
+    ({"deltas": [np.float64(2.5)]}, "delta must be a positive integer, got "),
+    ({"classes_list": [0]}, "classes must be a positive integer, got 0"),
+    ({"resolutions": [np.bool_(True)]}, "resolution must be a positive integer, got "),
+])
+def test_bad_sweep_input_raises_what_resolve_raises(kwargs, message):
+    """Before: an empty frame (or delta 2.5 priced as 2) where resolve raised."""
+    args = {"variants": ["base"], "alphas": [0.5], "deltas": [1], "classes_list": [10], "resolutions": [32], **kwargs}
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")) as from_sweep:
+        evaluate(**args)
+    with pytest.raises(ConfigError) as from_resolve:
+        resolve("base", args["alphas"][0], args["deltas"][0], args["classes_list"][0], args["resolutions"][0])
+    assert str(from_sweep.value) == str(from_resolve.value)

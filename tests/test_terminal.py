@@ -126,3 +126,12 @@ def test_the_layout_never_cuts_a_cell(view, width):
             assert chosen >= narrowest  # every number and every word fits its column
         shown |= {c.key for c in part.columns}
     assert shown == {c.key for c in view.columns}  # no column dropped
+
+
+def test_a_one_column_view_wider_than_the_terminal_is_stacked():
+    """Found by the property test above: the panel split assumed the key column always fits."""
+    view = View(title="", columns=[Column("c0", "d", wrap=False)], rows=[{"c0": -10_000_000_000_000}])
+    assert fit_panels(view, 20) is None
+    text = render_stacked(view, 20)  # the number folded onto a second line, whole: nothing cut
+    assert max(len(line) for line in text.splitlines()) <= 20
+    assert "".join(line.strip() for line in text.splitlines()[-2:]) == "-10,000,000,000,000"

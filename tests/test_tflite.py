@@ -93,7 +93,7 @@ def test_the_float_file_computes_what_pytorch_computes_and_int8_follows():
     source = TL.synthetic_source(network, images=16)
     with TL.silenced():
         model = TL.keras_model(source.model)
-    x = source.check_images
+    x = source.normalization.apply(source.train_images[:8])
     reference = EX.torch_reference(source.model, x)
     with TL.silenced():
         assert EX.compare(reference, TL.keras_outputs(model, TL.nhwc(x)), 1e-4).passed

@@ -169,7 +169,7 @@ def test_table_and_paper_print_the_tflm_figures():
     row = next(r for r in paper if (r["alpha"], r["delta"], r["classes"]) == (0.25, 2, 10))
     assert row["dtype"] == "int8" and (row["arena_bytes"], row["flash_bytes"]) == (51_728, 541_992)
     text = _cli("table", "-v", "base", "-a", "0.25", "--target", "stm32f746").stdout
-    assert "TensorFlow Lite Micro" in text and "(tflm runtime): TFLM arena" in text
+    assert "TensorFlow Lite Micro" in text and "FITS STMicroelectronics STM32F746" in text and "TFLM arena" in text
 
 
 def test_sweep_budgets_apply_to_the_tflm_figures():

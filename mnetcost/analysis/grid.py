@@ -13,9 +13,11 @@ A run folder is in one of these states (:func:`folder_state`):
 * ``todo``: missing, holding nothing but the lock file and temporary files, or the leftovers of
   a start that finished no epoch (a new run takes all three);
 * ``running``: another live process holds its lock (:func:`mnetcost.files.lock_holder`);
-* ``blocked``: anything else (files but no run ``config.json``, a ``config.json`` of another
-  configuration, epochs recorded but ``last.pt`` gone): no ``train`` can use it, so the grid
-  reports it and leaves it alone.
+* ``blocked``: anything else (files but no run ``config.json``, a run of another recipe, seed or
+  data than the grid's, epochs recorded but ``last.pt`` gone): no ``train`` can use it, so the
+  grid reports it and leaves it alone. Whether the run is the grid's is asked as ``train
+  --resume`` asks it: :func:`mnetcost.identity.compare`, ``same-run``, of the run's identity
+  against the one the grid would train (its recipe, the data's fingerprint, the seed).
 
 These follow the run-folder contract of :mod:`mnetcost.nn.training` (``run_state``), read here
 without torch.
@@ -44,6 +46,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from mnetcost import identity as ID
+from mnetcost.calculator.params import parse_int
 from mnetcost.errors import MnetcostError
 
 STATES = ("done", "partial", "todo", "running", "blocked")
@@ -51,7 +55,7 @@ STATE_TEXT = {"done": "done", "partial": "partial", "todo": "to do", "running": 
 # What happened to a run in a grid call.
 RESULTS = ("trained", "resumed", "skipped", "taken", "failed", "interrupted")
 LOGS = "logs"
-RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json")  # train's run-folder contract
+RUN_FILES = ID.RUN_FILES  # train's run-folder contract
 LOCKED_TEXT = "is in use by"  # what `train` says when another process holds the run folder
 PAPER_DATASETS = {10: "cifar10", 100: "cifar100"}
 
@@ -165,8 +169,6 @@ def plan_runs(configs: list[Configuration], seeds: list[int], classes: int, data
 
 def parse_seeds(text: str) -> list[int]:
     """``0``, ``0,1,2`` or ``0-4`` (both ends included), in order, duplicates removed."""
-    from mnetcost.calculator.params import parse_int
-
     values: dict[int, None] = {}
     for item in str(text).split(","):
         item = item.strip()
@@ -199,11 +201,16 @@ def parse_tables(text: str) -> list[int]:
 
 # --- shards -----------------------------------------------------------------------------------------
 def parse_shard(text: str) -> tuple[int, int]:
-    """``INDEX/COUNT`` with 0 <= INDEX < COUNT."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not match:
-        raise ValueError(f"shard must be INDEX/COUNT with 0-based INDEX (e.g. 0/4), got {text!r}")
-    index, count = int(match.group(1)), int(match.group(2))
+    """``INDEX/COUNT`` with 0 <= INDEX < COUNT, in ASCII digits (as every integer option:
+    :func:`~mnetcost.calculator.params.parse_int`; ``１/2`` and ``١/٢`` are refused)."""
+    parts = str(text).split("/")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        index, count = parse_int(parts[0], "shard INDEX", 0), parse_int(parts[1], "shard COUNT", 0)
+    except ValueError:
+        raise ValueError(f"shard must be INDEX/COUNT in ASCII digits with 0-based INDEX (e.g. 0/4), "
+                         f"got {text!r}") from None
     if count < 1:
         raise ValueError(f"shard COUNT must be at least 1, got {text!r}")
     if index >= count:
@@ -222,10 +229,11 @@ def shard_from_env(env: dict | None = None) -> tuple[int, int] | None:
     values = {}
     for name in names:
         text = env.get(name, {"SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "1"}.get(name))
-        if text is None or not str(text).strip().isdigit():
-            raise MnetcostError(f"{name}={text!r}: a SLURM job array needs integer {', '.join(names[:3])} "
-                                "(or give --shard INDEX/COUNT)")
-        values[name] = int(text)
+        try:
+            values[name] = parse_int(str(text), name, 0)
+        except ValueError:
+            raise MnetcostError(f"{name}={text!r}: a SLURM job array needs integer {', '.join(names[:3])} in ASCII "
+                                "digits (or give --shard INDEX/COUNT)") from None
     task, count, low, step = (values[name] for name in names)
     step = max(step, 1)
     if task < low or (task - low) % step or (task - low) // step >= count:
@@ -274,23 +282,14 @@ def _metric_lines(path: Path) -> int:
         return 0
 
 
-def _mismatch(stored: dict, expected: dict) -> str:
-    for key, value in expected.items():
-        old = stored.get(key)
-        same = (isinstance(old, (int, float)) and not isinstance(old, bool) and round(float(old), 9) == round(float(value), 9)
-                if key == "alpha" else old == value)
-        if not same:
-            return f"its config.json has {key} {old!r}, this grid wants {value!r}"
-    return ""
-
-
 def folder_state(folder: Path | str, epochs: int | None = None, expected: dict | None = None) -> FolderState:
     """The state of one run folder, by the run-folder contract of :mod:`mnetcost.nn.training`
     (its ``run_state``: complete, partial, empty, failed-start, missing, other), from the files
     alone, plus who holds its lock. ``epochs``: the number of epochs asked for now (None: the
     run's own plan; more than a complete run has makes it partial again, to be extended).
-    ``expected``: config values the folder's run must have (variant, alpha, delta, seed), else
-    it is ``blocked``."""
+    ``expected``: the identity (:meth:`mnetcost.identity.RunIdentity.to_json`) of the run the grid
+    would train there; a run that is not it (``same-run``) is ``blocked``, the reason naming what
+    differs."""
     from mnetcost.files import lock_holder
 
     folder = Path(folder)
@@ -326,9 +325,9 @@ def folder_state(folder: Path | str, epochs: int | None = None, expected: dict |
         why = "no config.json" if "config.json" not in names else "a config.json that is not a run's"
         return FolderState("blocked", done, planned, reason=f"holds {shown} but {why}: not a run of `mnetcost train`")
     if expected:
-        wrong = _mismatch(stored, expected)
-        if wrong:
-            return FolderState("blocked", done, planned, reason=wrong)
+        check = ID.compare(ID.from_config(config), ID.from_json(expected), "same-run", ("run", "grid"))
+        if not check.same:
+            return FolderState("blocked", done, planned, reason=f"a run of another recipe or data: {check.text()}")
     target = epochs if epochs is not None else planned
     if summary is not None and isinstance(target, int) and target > 0 and done >= target:
         return FolderState("done", done, planned)
@@ -353,21 +352,35 @@ class Task:
     identity: list[str]  # --variant ... --seed ... --dataset ...
     forwarded: list[str]  # the train options given to the grid
     epochs: int | None  # --epochs when given
-    expected: dict = field(default_factory=dict)
+    expected: dict = field(default_factory=dict)  # the run's identity (RunIdentity.to_json()) the grid wants
     python: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def make_task(run: Run, root: Path, dataset: str, forwarded: list[str], epochs: int | None) -> Task:
+def expected_identity(run: Run, recipe: dict, data: dict) -> dict:
+    """The identity (JSON) of the run ``train`` would make of ``run`` with the grid's ``recipe``
+    (train's options: batch_size, lr, ...; classes and resolution where known) on ``data``
+    (:func:`mnetcost.identity.data_of`): what a folder's run must be to count as this run."""
+    from mnetcost.calculator.spec import spec_text
+
+    config = run.config
+    options = {**recipe, "variant": config.variant, "alpha": config.alpha, "delta": config.delta, "seed": run.seed}
+    return ID.new_identity(options, data, None, spec_toml=spec_text(config.variant)).to_json()
+
+
+def make_task(run: Run, root: Path, dataset: str, forwarded: list[str], epochs: int | None,
+              recipe: dict | None = None, data: dict | None = None) -> Task:
+    """``recipe``, ``data``: see :func:`expected_identity` (default: train's own defaults are not
+    assumed; only the configuration, the seed and the data source are expected)."""
     config = run.config
     identity = ["--variant", config.variant, "--alpha", alpha_text(config.alpha), "--delta", str(config.delta),
                 "--seed", str(run.seed), "--dataset", dataset]
     root = Path(root).absolute()
+    expected = expected_identity(run, recipe or {}, data if data is not None else ID.data_of(dataset))
     return Task(run=run.describe(), folder=str(root / run.name), log=str(root / LOGS / f"{run.name}.log"),
-                identity=identity, forwarded=list(forwarded), epochs=epochs,
-                expected={"variant": config.variant, "alpha": config.alpha, "delta": config.delta, "seed": run.seed})
+                identity=identity, forwarded=list(forwarded), epochs=epochs, expected=expected)
 
 
 def train_command(task: Task, resume: bool) -> list[str]:
@@ -450,6 +463,9 @@ def run_one(task: Task | dict, echo: Callable[[str], None] | None = None) -> dic
                         returncode, seconds, after)
     if returncode in (130, -2):
         return _outcome(task, before, "interrupted", _last_message(tail), returncode, seconds, after)
+    if returncode < 0:  # the process died of a signal: that is the news, not its last progress line
+        return _outcome(task, before, "failed", f"{signal_text(-returncode)}; its log: {task.log}", returncode,
+                        seconds, after)
     locked = [line.strip() for line in tail if LOCKED_TEXT in line]
     if locked or after.state == "running":
         holder = locked[-1].split(LOCKED_TEXT, 1)[1].split(";")[0].strip() if locked else after.holder
@@ -457,6 +473,21 @@ def run_one(task: Task | dict, echo: Callable[[str], None] | None = None) -> dic
     if after.state == "done":  # another worker finished it meanwhile
         return _outcome(task, before, "skipped", "completed by another worker", returncode, seconds, after)
     return _outcome(task, before, "failed", _last_message(tail), returncode, seconds, after)
+
+
+def signal_text(number: int) -> str:
+    """``killed by signal 9 (SIGKILL)``; SIGKILL also says who sends it unasked (the kernel when
+    memory runs out, a scheduler at its time limit)."""
+    import signal
+
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = "unknown signal"
+    text = f"killed by signal {number} ({name})"
+    if number == signal.SIGKILL:
+        text += ": by a user, a scheduler's time limit or the kernel when memory ran out"
+    return text
 
 
 def _stop(process: subprocess.Popen, grace: float = 30.0) -> None:

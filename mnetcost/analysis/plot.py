@@ -790,6 +790,10 @@ def load_curves(folders) -> list[dict]:
                    if any(key not in row for row in rows)]
         if not rows or missing:
             raise MnetcostError(f"{metrics}: no epochs" if not rows else f"{metrics}: rows lack {', '.join(missing)}")
+        # a number training could not write as JSON (null, named under "nonfinite") is NaN again here
+        rows = [{key: float("nan") if value is None and key in row.get("nonfinite", {}) else value
+                 for key, value in row.items()} if isinstance(row, dict) and isinstance(row.get("nonfinite"), dict)
+                else row for row in rows]
         curves.append({"name": folder.name, "summary": summary, "rows": sorted(rows, key=lambda r: r["epoch"])})
     return curves
 

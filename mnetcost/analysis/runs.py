@@ -5,9 +5,11 @@ Records -> groups -> claims, each a pure step over plain data:
 
 * :func:`load_records`: every run folder under a directory (any depth: a folder holding
   ``config.json`` or ``summary.json``), read from its JSON files only (no torch, no checkpoint).
-* :func:`group_records`: one group per configuration and recipe (dataset, variant, alpha, delta,
-  classes, resolution, and the options that change results: batch size, lr, augmentation,
-  dropout, FMP mode, test draws, BatchNorm statistics); the seeds of a group are its sample. Each
+* :func:`group_records`: one group per run identity but its seed (:func:`mnetcost.identity.pool`,
+  ``same-recipe``: the configuration, every recipe option down to the planned epochs, and the
+  data, by its fingerprint or, for runs that record none, its path); the seeds of a group are
+  its sample, each seed counted once (a copied run folder, the same run id, and a second run of
+  a seed are left out, and the report says so). Each
   group gets best and final test accuracy as mean, sample standard deviation, min and max over
   its seeds, the paper's printed accuracy and the difference, params and Mult-Adds computed by
   the calculator for the configuration (never copied from a summary), training activation memory
@@ -27,9 +29,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mnetcost import identity as ID
 from mnetcost.errors import MnetcostError
 
-RECIPE_KEYS = ("batch_size", "lr", "augment", "dropout", "fmp_mode", "test_draws", "bn_stats", "bn_batches")
+# The recipe options beside the configuration (variant, alpha, delta, classes, resolution).
+RECIPE_KEYS = tuple(key for key in ID.RECIPE if key not in ("variant", "spec", "alpha", "delta", "classes",
+                                                             "resolution"))
 METRICS = ("best", "final")
 VERDICTS = ("holds", "fails", "inconclusive", "not measured")
 PAPER_DATASETS = {10: "cifar10", 100: "cifar100"}
@@ -56,6 +61,11 @@ class RunRecord:
     complete: bool
     seconds: float | None  # training + evaluation time of its epochs
     device: str | None = None
+    identity: ID.RunIdentity | None = field(default=None, compare=False)
+
+    @property
+    def has_accuracy(self) -> bool:
+        return self.best is not None
 
 
 def _read_json(path: Path):
@@ -79,6 +89,12 @@ def _metrics(path: Path) -> list[dict]:
         if isinstance(row, dict):
             rows.append(row)
     return rows
+
+
+def _finite(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _fraction(value) -> float | None:
@@ -134,9 +150,9 @@ def read_record(folder: Path, root: Path) -> RunRecord:
     epochs = summary.get("epochs") if isinstance(summary.get("epochs"), int) else len(rows)
     planned = summary.get("epochs_planned") if isinstance(summary.get("epochs_planned"), int) else stored.get("epochs")
     planned = planned if isinstance(planned, int) else None
-    seconds = sum(float(row["seconds"]) for row in rows if isinstance(row.get("seconds"), (int, float)))
-    if not seconds and isinstance(summary.get("train_seconds"), (int, float)):
-        seconds = float(summary["train_seconds"])
+    seconds = math.fsum(value for value in (_finite(row.get("seconds")) for row in rows) if value is not None)
+    if not seconds and _finite(summary.get("train_seconds")) is not None:
+        seconds = _finite(summary["train_seconds"])
     dataset = summary.get("dataset") if isinstance(summary.get("dataset"), str) else None
     if dataset is None and isinstance(config, dict) and isinstance(config.get("dataset_info"), dict):
         dataset = config["dataset_info"].get("name")
@@ -144,7 +160,10 @@ def read_record(folder: Path, root: Path) -> RunRecord:
         source = str(stored.get("dataset", "?"))
         dataset = source if source in PAPER_DATASETS.values() else Path(source).name
     seed = pick("seed")
-    recipe = tuple((key, pick(key)) for key in RECIPE_KEYS if pick(key) is not None)
+    identity = ID.from_config(config) if stored else ID.from_summary(summary)
+    if identity.data.get("name") is None:
+        identity = identity.with_data(name=dataset)
+    recipe = tuple((key, identity.recipe[key]) for key in RECIPE_KEYS if identity.recipe.get(key) is not None)
     relative = os.path.relpath(folder, root)
     return RunRecord(name=folder.name if relative == "." else relative.replace(os.sep, "/"), variant=variant,
                      alpha=float(alpha), delta=delta, classes=classes, resolution=resolution, dataset=dataset,
@@ -152,7 +171,7 @@ def read_record(folder: Path, root: Path) -> RunRecord:
                      best=best, final=final, epochs=epochs, epochs_planned=planned,
                      complete=planned is not None and epochs >= planned > 0 and bool(summary),
                      seconds=seconds or None, device=summary.get("device") if isinstance(summary.get("device"), str)
-                     else None)
+                     else None, identity=identity)
 
 
 def load_records(directory: str | Path) -> tuple[list[RunRecord], list[str]]:
@@ -207,11 +226,18 @@ class Group:
     classes: int
     resolution: int
     recipe: tuple
-    runs: list[RunRecord] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)  # one per seed
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (run, why it does not count)
+    identity: ID.RunIdentity | None = None  # of its first run
 
     @property
     def paper_dataset(self) -> str | None:
         return PAPER_DATASETS.get(self.classes) if self.resolution == 32 else None
+
+    @property
+    def data(self) -> dict:
+        data = self.identity.data if self.identity is not None else {}
+        return {"name": self.dataset, "source": data.get("source"), "fingerprint": data.get("fingerprint")}
 
     def accuracy(self, metric: str = "best") -> Stats | None:
         return stats([getattr(r, metric) for r in self.runs if getattr(r, metric) is not None])
@@ -221,24 +247,61 @@ class Group:
         return [f"{r.name} ({r.epochs} of {r.epochs_planned} epochs)" for r in self.runs
                 if not r.complete and r.epochs_planned is not None]
 
+    def identity_notes(self) -> list[dict]:
+        """What its runs do not record, so that it could not be compared when they were pooled
+        (nothing for a group of one run): ``{"note": what, "runs": [names]}``."""
+        if len(self.runs) < 2:
+            return []
+        notes = []
+        for what, lacking in (
+                ("pooled by the data's path, not its content (no data fingerprint recorded)",
+                 [r.name for r in self.runs if r.identity is not None and not r.identity.data.get("fingerprint")]),
+                ("pooled by the variant's name, not the spec's content (no spec recorded)",
+                 [r.name for r in self.runs if r.identity is not None and not r.identity.recipe.get("spec")])):
+            if lacking:
+                notes.append({"note": what, "runs": lacking})
+        return notes
+
+
+def _keep_first(record: RunRecord) -> tuple:
+    """Of two runs that count as one, the complete one with more epochs, then by name, is kept."""
+    return (not record.complete, -record.epochs, record.name)
+
 
 def group_records(records: list[RunRecord]) -> list[Group]:
-    """Runs that differ in their seed only share a group; groups in the order of the paper's
-    tables (dataset, variant base/mp3/fmp/others, alpha descending, delta), runs by seed."""
-    groups: dict[tuple, Group] = {}
-    for record in records:
-        key = (record.dataset, record.variant, round(record.alpha, 9), record.delta, record.classes,
-               record.resolution, record.recipe)
-        if key not in groups:
-            groups[key] = Group(record.dataset, record.variant, record.alpha, record.delta, record.classes,
-                                record.resolution, record.recipe)
-        groups[key].runs.append(record)
+    """Runs that differ in their seed only share a group (:func:`mnetcost.identity.pool`, the one
+    judge of what may be pooled), a seed counted once; groups in the order of the paper's tables
+    (dataset, variant base/mp3/fmp/others, alpha descending, delta), runs by seed."""
+    pools = ID.pool(sorted(records, key=_keep_first), lambda record: record.identity, lambda record: record.name)
+    groups = []
+    for found in pools:
+        first = found.members[0]
+        groups.append(Group(first.dataset, first.variant, first.alpha, first.delta, first.classes, first.resolution,
+                            first.recipe, runs=list(found.members),
+                            left_out=sorted((record.name, reason) for record, reason in found.left_out),
+                            identity=first.identity))
     order = {"base": 0, "mp3": 1, "fmp": 2}
-    result = sorted(groups.values(), key=lambda g: (g.dataset, order.get(g.variant, 3), g.variant, -g.alpha, g.delta,
-                                                    repr(g.recipe)))
+    result = sorted(groups, key=lambda g: (g.dataset, order.get(g.variant, 3), g.variant, -g.alpha, g.delta,
+                                           repr(g.recipe), str(g.data["source"]), str(g.data["fingerprint"])))
     for group in result:
         group.runs.sort(key=lambda r: (r.seed is None, r.seed or 0, r.name))
     return result
+
+
+def data_labels(groups: list[Group]) -> list[str]:
+    """Each group's data as the report names it: its name, and where groups with that name ran
+    on other data (:func:`mnetcost.identity.same_data`), also its path (or, for one path, its
+    fingerprint)."""
+    labels = []
+    for group in groups:
+        namesakes = [other for other in groups if other.dataset == group.dataset and other.identity is not None]
+        if group.identity is None or all(ID.same_data(group.identity, other.identity) for other in namesakes):
+            labels.append(group.dataset)
+            continue
+        source = group.data["source"]
+        one_path = all(other.data["source"] == source for other in namesakes)
+        labels.append(f"{group.dataset} ({ID.short(group.data['fingerprint']) if one_path else source})")
+    return labels
 
 
 def paper_accuracies() -> dict[tuple, float]:
@@ -286,7 +349,7 @@ def describe_groups(groups: list[Group]) -> list[dict]:
     """The report's rows (the JSON contract): one per group."""
     printed = paper_accuracies()
     rows = []
-    for group in groups:
+    for group, label in zip(groups, data_labels(groups)):
         best, final = group.accuracy("best"), group.accuracy("final")
         paper = printed.get((group.paper_dataset, group.variant, round(group.alpha, 9), group.delta))
         seconds = [r.seconds for r in group.runs if r.seconds is not None]
@@ -294,10 +357,14 @@ def describe_groups(groups: list[Group]) -> list[dict]:
         batch = dict(group.recipe).get("batch_size")
         per_image = costs.get("training_activation_bytes_per_image")
         rows.append({
-            "dataset": group.dataset, "paper_dataset": group.paper_dataset, "variant": group.variant,
+            "dataset": group.dataset, "data": {**group.data, "label": label},
+            "paper_dataset": group.paper_dataset, "variant": group.variant,
             "alpha": group.alpha, "delta": group.delta, "classes": group.classes, "resolution": group.resolution,
             "recipe": dict(group.recipe), "runs": [r.name for r in group.runs],
             "seeds": [r.seed for r in group.runs], "complete": sum(r.complete for r in group.runs),
+            "without_accuracy": [r.name for r in group.runs if not r.has_accuracy],
+            "left_out": [{"run": name, "reason": reason} for name, reason in group.left_out],
+            "identity_notes": group.identity_notes(),
             "best_test_accuracy": _stats_dict(best), "final_test_accuracy": _stats_dict(final),
             "paper_accuracy": paper,
             "best_minus_paper": best.mean - paper if best is not None and paper is not None else None,
@@ -359,14 +426,22 @@ def check_claims(groups: list[Group], metric: str = "best") -> list[dict]:
     if metric not in METRICS:
         raise MnetcostError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     printed = paper_accuracies()
-    cohorts: dict[tuple, dict] = {}
+    cohorts: list[tuple[tuple, dict]] = []  # ((dataset label, paper dataset, recipe), {configuration: group})
+    labels = dict(zip(map(id, groups), data_labels(groups)))
     for group in groups:
         if group.paper_dataset is None:
             continue
-        cohorts.setdefault((group.dataset, group.paper_dataset, group.recipe), {})[
-            (group.variant, round(group.alpha, 9), group.delta)] = group
+        for (label, paper_dataset, recipe), found in cohorts:
+            first = next(iter(found.values()))
+            if paper_dataset == group.paper_dataset and (first.identity is None or group.identity is None or ID.compare(
+                    first.identity, group.identity, "same-cohort").same):
+                found.setdefault((group.variant, round(group.alpha, 9), group.delta), group)
+                break
+        else:
+            cohorts.append(((labels[id(group)], group.paper_dataset, group.recipe),
+                            {(group.variant, round(group.alpha, 9), group.delta): group}))
     claims = []
-    for (dataset, paper_dataset, recipe), found in cohorts.items():
+    for (dataset, paper_dataset, recipe), found in cohorts:
         rows = {(v, a, d) for (ds, v, a, d) in printed if ds == paper_dataset}
         for claim, a_key, b_key in _claim_pairs(paper_dataset, rows):
             a_group, b_group = found.get(a_key), found.get(b_key)
@@ -440,33 +515,40 @@ def report(directory: str | Path, metric: str = "best") -> tuple[dict, list[str]
     warnings."""
     records, warnings = load_records(directory)
     groups = group_records(records)
-    unfinished = [r.name for r in records if r.best is None]
-    if unfinished:
-        shown = ", ".join(unfinished[:4]) + (", ..." if len(unfinished) > 4 else "")
-        warnings.append(f"note: {len(unfinished)} run(s) have no finished epoch yet: {shown}")
+    for what, names in (("have no finished epoch yet", [r.name for r in records if r.best is None and not r.epochs]),
+                        ("have no finite test accuracy in their files",
+                         [r.name for r in records if r.best is None and r.epochs])):
+        if names:
+            shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+            warnings.append(f"note: {len(names)} run(s) {what}: {shown}")
     return {"metric": metric, "runs": describe_groups(groups), "claims": check_claims(groups, metric)}, warnings
 
 
 # --- seeds averaged for plots ------------------------------------------------------------------------
 def mean_over_seeds(known: list) -> list:
     """:class:`~mnetcost.analysis.sweep.KnownResult` runs that differ only in their seed, as one
-    point each: the mean accuracy, ``seeds`` the count, ``accuracy_min``/``accuracy_max`` the
-    range. A run without a seed or recipe stays its own point."""
+    point each (:func:`mnetcost.identity.pool`, as the report pools them; a seed counted once):
+    the mean accuracy, ``seeds`` the count, ``accuracy_min``/``accuracy_max`` the range. A run
+    without a seed or an identity, and the paper's rows, stay their own points."""
     from dataclasses import replace
 
-    groups: dict[tuple, list] = {}
-    for item in known:
-        key = (item.key, item.dataset, getattr(item, "recipe", ())) if getattr(item, "seed", None) is not None \
-            else (id(item),)
-        groups.setdefault(key, []).append(item)
-    merged = []
-    for items in groups.values():
+    from mnetcost import identity as ID
+
+    pooled = [item for item in known if getattr(item, "seed", None) is not None and getattr(item, "identity", None)]
+    points = {}  # id(first run of a pool) -> its point; the other runs of a pool have none
+    counted = set()
+    for found in ID.pool(pooled, lambda item: item.identity, lambda item: item.source):
+        items = found.members
+        counted.update(id(item) for item in items)
+        counted.update(id(item) for item, _ in found.left_out)
         if len(items) == 1:
-            merged.append(items[0])
+            points[id(items[0])] = items[0]
             continue
         values = [i.accuracy for i in items]
         name = items[0].source
         stem = name.rsplit("-s", 1)[0] if name.rsplit("-s", 1)[-1].isdigit() else name
-        merged.append(replace(items[0], source=f"{stem} ({len(items)} seeds)", accuracy=math.fsum(values) / len(values),
-                              seed=None, seeds=len(items), accuracy_min=min(values), accuracy_max=max(values)))
-    return merged
+        points[id(items[0])] = replace(items[0], source=f"{stem} ({len(items)} seeds)",
+                                       accuracy=math.fsum(values) / len(values), seed=None, seeds=len(items),
+                                       accuracy_min=min(values), accuracy_max=max(values))
+    return [points[id(item)] if id(item) in points else item for item in known
+            if id(item) in points or id(item) not in counted]

@@ -58,6 +58,7 @@ class KnownResult:
     path: str = ""
     seed: int | None = None  # a run's seed; runs that differ only in it are averaged for plots
     recipe: tuple = ()  # a run's options that change results ((key, value), ...): not averaged across
+    identity: object = field(default=None, compare=False, hash=False)  # a run's mnetcost.identity.RunIdentity
     seeds: int = 1  # > 1: the mean of that many seeds (mnetcost.analysis.runs.mean_over_seeds)
     accuracy_min: float | None = None  # their range
     accuracy_max: float | None = None
@@ -124,13 +125,16 @@ def _run_from_summary(path: Path, data) -> KnownResult:
     name = data.get("name")
     name = name if isinstance(name, str) and name else path.parent.name
     dataset = data.get("dataset") if isinstance(data.get("dataset"), str) else ""
+    from mnetcost import identity as ID
     from mnetcost.analysis.runs import RECIPE_KEYS
 
     seed = data.get("seed") if isinstance(data.get("seed"), int) and not isinstance(data.get("seed"), bool) else None
-    recipe = tuple((key, data[key]) for key in RECIPE_KEYS if data.get(key) is not None)
+    identity = (ID.read_run(path.parent) if (path.parent / "config.json").is_file() else None) \
+        or ID.from_summary(data)
+    recipe = tuple((key, identity.recipe[key]) for key in RECIPE_KEYS if identity.recipe.get(key) is not None)
     return KnownResult(source=name, variant=variant, alpha=float(alpha), delta=delta, classes=classes,
                        resolution=resolution, accuracy=float(accuracy), dataset=dataset, path=str(path), seed=seed,
-                       recipe=recipe, **counts)
+                       recipe=recipe, identity=identity, **counts)
 
 
 def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
@@ -299,20 +303,30 @@ def _overflow_skip(variant, classes, resolution, grid_alpha, grid_delta, exact) 
                       f"{float(alphas[first]):g}, delta {int(deltas[first])}); `mnetcost table` gives them exactly"}
 
 
+def _values(values, what: str) -> list:
+    """A sweep's list of values: any iterable (a list, a numpy array, a pandas column), not a
+    string or a single number. (A sweep's resolutions are square: one integer each.)"""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"{what} must be a list of values, got {values!r}")
+    return list(values.tolist() if hasattr(values, "tolist") else values)
+
+
 def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, convention="paper",
              rounding: str | None = None, dtype: str = "fp32", runtime: str = "simple") -> Sweep:
     """Price every combination. ``classes_list``, ``resolutions`` and ``rounding`` None: each
     variant's own (10, 32 and truncate for the paper's variants; 1,000, 224 and divisible8 for
-    MobileNetV2/V3). A (variant, classes, resolution) whose plan fails (input too small) and an
-    alpha that leaves some layer with 0 channels are recorded in ``skipped``. ``runtime`` tflm
-    (int8 only) adds TensorFlow Lite Micro's arena and the .tflite bytes
+    MobileNetV2/V3). Every alpha, delta, number of classes and resolution is checked as
+    :func:`~mnetcost.calculator.resolver.resolve` checks it (numpy scalars accepted; a bad value
+    raises the same ConfigError before any work). A (variant, classes, resolution) whose plan fails
+    (input too small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``.
+    ``runtime`` tflm (int8 only) adds TensorFlow Lite Micro's arena and the .tflite bytes
     (:func:`mnetcost.calculator.tflm.sweep_memory`); a network without a TensorFlow Lite lowering is
     skipped with the reason."""
     import numpy as np
 
     from mnetcost.calculator.cost import get_convention
     from mnetcost.calculator.memory import get_dtype, sweep_costs
-    from mnetcost.calculator.resolver import ROUNDINGS, plan, resolve_arrays
+    from mnetcost.calculator.resolver import ROUNDINGS, as_alpha, as_count, plan, resolve_arrays
     from mnetcost.calculator.spec import load_spec
 
     conv = get_convention(convention)
@@ -325,6 +339,12 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
     if rounding is not None and rounding not in ROUNDINGS:
         raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     variants = list(variants)
+    alphas = [as_alpha(alpha) for alpha in _values(alphas, "alphas")]
+    deltas = [as_count(delta, "delta") for delta in _values(deltas, "deltas")]
+    if classes_list is not None:
+        classes_list = [as_count(classes, "classes") for classes in _values(classes_list, "classes_list")]
+    if resolutions is not None:
+        resolutions = [as_count(resolution, "resolution") for resolution in _values(resolutions, "resolutions")]
     grid_alpha, grid_delta = np.meshgrid(np.asarray(alphas, dtype=np.float64),
                                          np.asarray(deltas, dtype=np.int64), indexing="ij")
     grid_alpha, grid_delta = grid_alpha.ravel(), grid_delta.ravel()
@@ -439,14 +459,16 @@ def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
 
 # --- known accuracy and the front --------------------------------------------------------------
 def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
-    """Per row: the highest known accuracy (NaN if none), its source, and the paper's accuracy.
-    A result matches a row with the same variant (as given), alpha (to 9 decimals), delta,
-    classes and resolution. Vectorised over rows, one pass per known result."""
+    """Per row: the accuracy that stands for it (NaN if none), its source, and the paper's printed
+    accuracy. A training run's accuracy stands where one exists (the highest of the runs for that
+    configuration, its source the run's name), whether or not the paper printed a higher one; else
+    the paper's (source ``paper``). A result matches a row with the same variant (as given), alpha
+    (to 9 decimals), delta, classes and resolution. Vectorised over rows, one pass per result."""
     import numpy as np
 
-    accuracy = np.full(len(sweep), np.nan)
+    run_accuracy = np.full(len(sweep), np.nan)
     paper_accuracy = np.full(len(sweep), np.nan)
-    source = np.full(len(sweep), "", dtype=object)
+    run_source = np.full(len(sweep), "", dtype=object)
     alphas = np.round(sweep.alpha, 9)
     for result in known:
         if result.variant not in sweep.variants:
@@ -457,9 +479,13 @@ def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
             & (sweep.resolution == result.resolution))
         if result.source == "paper":
             paper_accuracy[rows] = result.accuracy
-        better = rows[~(accuracy[rows] >= result.accuracy)]  # NaN (unknown) compares False
-        accuracy[better] = result.accuracy
-        source[better] = result.source
+            continue
+        better = rows[~(run_accuracy[rows] >= result.accuracy)]  # NaN (no run yet) compares False
+        run_accuracy[better] = result.accuracy
+        run_source[better] = result.source
+    from_run = ~np.isnan(run_accuracy)
+    accuracy = np.where(from_run, run_accuracy, paper_accuracy)
+    source = np.where(from_run, run_source, np.where(np.isnan(paper_accuracy), "", "paper")).astype(object)
     return accuracy, source, paper_accuracy
 
 

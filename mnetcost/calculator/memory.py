@@ -48,6 +48,9 @@ tensor and charged to the first layer that saves it, per image (the slope in the
 * global average pooling: nothing (its backward needs only the input's shape).
 * classifier: dropout's noise tensor (4 bytes per feature on CPU; a CUDA fused dropout keeps a
   1-byte mask instead, 3 bytes per feature less) and the linear layer's input (4 per feature).
+* layers before the first layer with weights (a spec that starts with a pool or with ``fc``): the
+  image does not require a gradient, so autograd records nothing for a pool or dropout there; a
+  first ``fc`` keeps only the linear layer's input (for its weight gradient).
 
 A tensor that several layers save is counted once, for the first. Before the first layer with
 weights (a spec that starts with a pool or with ``fc``) the image carries no gradient, so autograd
@@ -420,14 +423,30 @@ def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTY
 
 # --- formatting helper -----------------------------------------------------------------------------
 def format_bytes(value: int) -> str:
-    """Bytes for people, binary units: ``512 B``, ``320.0 KiB``, ``4.59 MiB``, ``1.20 GiB``."""
+    """Bytes for people, binary units: ``512 B``, ``320.0 KiB``, ``4.59 MiB``, ``1.20 GiB``;
+    rounded exactly (half to even) from the integer, never through a float (a float turned
+    123456789012345 GiB into ``123456789012345.05 GiB``... and 123456789012345678 GiB into
+    ``123456789012345680.00 GiB``); from 10^15 units on in scientific notation, ``1.235e+17 GiB``,
+    visibly rounded (:func:`exact_bytes` gives the exact count)."""
+    from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+
     value = int(value)
     for factor, unit, digits in ((2**30, "GiB", 2), (2**20, "MiB", 2), (2**10, "KiB", 1)):
         if abs(value) >= factor:
-            try:
-                return f"{value / factor:.{digits}f} {unit}"
-            except OverflowError:  # beyond a float (alpha 1e300): decimal, visibly rounded
-                from decimal import Decimal
-
-                return f"{Decimal(value) / factor:.3e} {unit}"
+            with localcontext() as context:
+                context.prec = len(str(abs(value))) + 40  # value / 2^k has at most k decimals: exact
+                exact = Decimal(value) / factor
+                if abs(exact) >= 10**15:  # a count in scientific notation, visibly rounded (as millions())
+                    return f"{exact:.3e} {unit}".replace("E", "e")
+                scaled = exact.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN)
+            return f"{scaled:f} {unit}"
     return f"{value} B"
+
+
+def exact_bytes(value: int) -> str:
+    """The exact count with, from 1 KiB on, its size in binary units: ``24,576 B (24.0 KiB)``;
+    below 1 KiB just ``704 B`` (not ``704 B (704 B)``)."""
+    value = int(value)
+    exact = f"{value:,} B"
+    rounded = format_bytes(value)
+    return exact if rounded == f"{value} B" else f"{exact} ({rounded})"

@@ -29,8 +29,9 @@ class PaperResult:
 
     @property
     def accuracy(self) -> float:
-        """Top-1 test accuracy as a fraction in [0, 1]."""
-        return float(self.accuracy_pct) / 100
+        """Top-1 test accuracy as a fraction in [0, 1], the float nearest the printed decimal
+        (81.1 % is 0.811, not 81.1 / 100 = 0.8109999999999999)."""
+        return float(self.accuracy_pct / 100)
 
     @property
     def is_baseline(self) -> bool:

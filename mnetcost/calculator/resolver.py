@@ -254,25 +254,79 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     return out, total // 2, total - total // 2
 
 
+# --- the values of a configuration: one check for every entry point -------------------------
+# resolve, plan and the vectorised sweep all take alpha, delta, classes and resolution through
+# these, so a value one accepts the others accept, and one refuses the others refuse with the same
+# ConfigError. Numpy scalars (a sweep's own values, a DataFrame's cells) are accepted and become
+# Python numbers; bools, strings, NaN and infinities are refused.
+def _is_bool(value) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"  # numpy.bool_, without importing numpy
+
+
+def _shown(value) -> str:
+    """``repr(value)``, cut to a readable length (a 400-digit integer is not one line)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
+
+
+def as_alpha(value) -> float:
+    """A width multiplier as a Python float: a finite real number greater than 0 (an int, a
+    float, a numpy integer or floating scalar)."""
+    if type(value) is float and 0 < value < math.inf:  # the common case first: a sweep checks every alpha
+        return value
+    from numbers import Real
+
+    if not _is_bool(value) and isinstance(value, Real):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigError(f"alpha must be a number greater than 0 within a float's range, got "
+                              f"{_shown(value)}") from None
+        if math.isfinite(number) and number > 0:
+            return number
+    raise ConfigError(f"alpha must be a number greater than 0, got {_shown(value)}")
+
+
+def as_count(value, what: str) -> int:
+    """A positive integer as a Python int: an int, a numpy integer, or a float that is a whole
+    number (``2.0``, ``np.float64(2)``); ``2.5``, NaN, bools and strings are refused."""
+    if type(value) is int and value >= 1:
+        return value
+    from numbers import Integral, Real
+
+    number = None
+    if _is_bool(value):
+        pass
+    elif isinstance(value, Integral):
+        number = int(value)
+    elif isinstance(value, Real):
+        try:
+            number = int(value) if float(value).is_integer() else None
+        except (OverflowError, ValueError):
+            number = None
+    if number is None or number < 1:
+        raise ConfigError(f"{what} must be a positive integer, got {_shown(value)}")
+    return number
+
+
 def parse_resolution(resolution) -> tuple[int, int]:
-    if isinstance(resolution, (tuple, list)):
+    """(height, width) from one size or a (height, width) pair, each a positive integer."""
+    if isinstance(resolution, (tuple, list)) and len(resolution) == 2:
         height, width = resolution
+    elif isinstance(resolution, (tuple, list)):
+        raise ConfigError(f"resolution must be a positive integer or a (height, width) pair, got {resolution!r}")
     else:
         height = width = resolution
-    for value in (height, width):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"resolution must be a positive integer, got {resolution!r}")
-    return height, width
+    try:
+        return as_count(height, "resolution"), as_count(width, "resolution")
+    except ConfigError:
+        raise ConfigError(f"resolution must be a positive integer, got {resolution!r}") from None
 
 
-def check_config(alpha, delta, classes) -> None:
-    """Refuse a bad alpha, delta or classes (``classes`` None: the spec's own, checked by :func:`plan`)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
-        raise ConfigError(f"alpha must be a number greater than 0, got {alpha!r}")
-    if isinstance(delta, bool) or not isinstance(delta, int) or delta < 1:
-        raise ConfigError(f"delta must be a positive integer, got {delta!r}")
-    if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
-        raise ConfigError(f"classes must be a positive integer, got {classes!r}")
+def check_config(alpha, delta, classes) -> tuple[float, int, int | None]:
+    """(alpha, delta, classes) checked and as Python numbers; a ConfigError names the first bad one
+    (``classes`` None: the spec's own, checked by :func:`plan`)."""
+    return as_alpha(alpha), as_count(delta, "delta"), None if classes is None else as_count(classes, "classes")
 
 
 def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> NetworkPlan:
@@ -280,10 +334,8 @@ def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> Netwo
     (None: the spec's own defaults, 10 classes and 32x32 unless it says otherwise)."""
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
-    classes = spec.classes if classes is None else classes
+    classes = as_count(spec.classes if classes is None else classes, "classes")
     resolution = spec.resolution if resolution is None else resolution
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ConfigError(f"classes must be a positive integer, got {classes!r}")
     height, width = parse_resolution(resolution)
     channels = Channels(const=spec.in_channels)
     current = IMAGE  # the tensor the next layer reads
@@ -457,7 +509,7 @@ def resolve(spec: Spec | str, alpha: float = 1.0, delta: int = 1, classes: int |
     ``classes``, ``resolution`` and ``rounding`` default to the spec's own (10 classes, 32x32 and
     Keras's truncation for the paper's variants; 1,000, 224x224 and make-divisible-by-8 for the
     MobileNetV2/V3 specs)."""
-    check_config(alpha, delta, classes)
+    alpha, delta, classes = check_config(alpha, delta, classes)
     the_plan = network_plan or plan(spec, classes, resolution)
     rounding = the_plan.spec.rounding if rounding is None else rounding
     if rounding not in ROUNDINGS:

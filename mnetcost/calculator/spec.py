@@ -292,6 +292,14 @@ def load_spec(variant: str | Path) -> Spec:
     text_variant = str(variant)
     if text_variant in BUILTIN_VARIANTS:
         return _builtin(text_variant)
+    return parse_spec(spec_text(text_variant), text_variant)
+
+
+def spec_text(variant: str | Path) -> str:
+    """The TOML text of a built-in variant or of a spec file (every refusal in one line)."""
+    text_variant = str(variant)
+    if text_variant in BUILTIN_VARIANTS:
+        return (BUILTIN_DIR / f"{text_variant}.toml").read_text(encoding="utf-8")
     path = Path(text_variant)
     if not path.exists():
         raise SpecError(
@@ -305,7 +313,6 @@ def load_spec(variant: str | Path) -> Spec:
         raise SpecError(f"{text_variant}: {path.stat().st_size:,} bytes; a spec file is at most "
                         f"{MAX_SPEC_BYTES:,} bytes")
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{text_variant}: cannot read spec file: {exc}") from None
-    return parse_spec(text, text_variant)

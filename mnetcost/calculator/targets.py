@@ -10,7 +10,9 @@ and I/O buffers need some of both: a model that fits with a small margin may sti
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mnetcost.errors import ConfigError
 
@@ -67,16 +69,44 @@ def get_target(name: str | Target) -> Target:
     return TARGETS[key]
 
 
+SOURCES = ("target", "max_peak_memory", "max_weight_bytes")  # where a budget came from
+
+
+class Budgets(NamedTuple):
+    """The SRAM and Flash budgets in force and where each came from: ``"target"`` (the board's
+    figure), ``"max_peak_memory"``/``"max_weight_bytes"`` (the user's own budget, which replaces
+    the board's), or None (no budget). A budget of 0 bytes is a budget (nothing fits it)."""
+
+    sram_bytes: int | None
+    flash_bytes: int | None
+    board: Target | None
+    sram_source: str | None
+    flash_source: str | None
+
+
+def used_fraction(need: int, budget: int | None) -> float | None:
+    """``need / budget`` (1.0 = exactly full); infinite for a need against a zero budget; None
+    without a budget."""
+    if budget is None:
+        return None
+    if budget == 0:
+        return math.inf if need > 0 else 0.0
+    return need / budget
+
+
 @dataclass(frozen=True)
 class Fit:
     """Whether a model's peak activation bytes fit the SRAM budget and its weight bytes the Flash
-    budget, and by how much (margin = budget - need; negative when it does not fit)."""
+    budget, and by how much (margin = budget - need; negative when it does not fit); each budget's
+    source as in :class:`Budgets`."""
 
     peak_activation_bytes: int
     weight_bytes: int
     sram_bytes: int | None
     flash_bytes: int | None
     target: str | None = None
+    sram_source: str | None = None
+    flash_source: str | None = None
 
     @property
     def fits_sram(self) -> bool:
@@ -100,36 +130,43 @@ class Fit:
 
     @property
     def binding(self) -> str | None:
-        """The constraint nearer its budget (the larger used fraction): ``sram`` or ``flash``."""
-        used = {}
-        if self.sram_bytes:
-            used["sram"] = self.peak_activation_bytes / self.sram_bytes
-        if self.flash_bytes:
-            used["flash"] = self.weight_bytes / self.flash_bytes
+        """The constraint nearer its budget (the larger used fraction, SRAM on a tie): ``sram`` or
+        ``flash``; a zero budget binds as soon as anything needs it."""
+        used = {name: fraction for name, fraction in (
+            ("sram", used_fraction(self.peak_activation_bytes, self.sram_bytes)),
+            ("flash", used_fraction(self.weight_bytes, self.flash_bytes))) if fraction is not None}
         return max(used, key=used.get) if used else None
 
     def as_dict(self) -> dict:
         return {"target": self.target, "sram_bytes": self.sram_bytes, "flash_bytes": self.flash_bytes,
+                "sram_source": self.sram_source, "flash_source": self.flash_source,
                 "fits": self.fits, "fits_sram": self.fits_sram, "fits_flash": self.fits_flash,
                 "sram_margin_bytes": self.sram_margin_bytes, "flash_margin_bytes": self.flash_margin_bytes,
                 "binding": self.binding}
 
 
 def budgets(target: str | Target | None = None, max_peak_memory: int | None = None,
-            max_weight_bytes: int | None = None) -> tuple[int | None, int | None, Target | None]:
-    """(SRAM budget, Flash budget, target): a target's figures, each replaced by an explicit budget
-    when one is given. A negative budget is an error."""
+            max_weight_bytes: int | None = None) -> Budgets:
+    """The budgets in force (:class:`Budgets`): a target's figures, each replaced by an explicit
+    budget when one is given. A negative budget is an error; 0 is a budget."""
     for value, what in ((max_peak_memory, "--max-peak-memory"), (max_weight_bytes, "--max-weight-bytes")):
         if value is not None and value < 0:
             raise ConfigError(f"{what} must not be negative, got {value}")
     board = get_target(target) if target is not None else None
-    sram = max_peak_memory if max_peak_memory is not None else (board.sram_bytes if board else None)
-    flash = max_weight_bytes if max_weight_bytes is not None else (board.flash_bytes if board else None)
-    return sram, flash, board
+
+    def pick(own, board_value, option):
+        if own is not None:
+            return int(own), option
+        return (board_value, "target") if board is not None else (None, None)
+
+    sram, sram_source = pick(max_peak_memory, board and board.sram_bytes, "max_peak_memory")
+    flash, flash_source = pick(max_weight_bytes, board and board.flash_bytes, "max_weight_bytes")
+    return Budgets(sram, flash, board, sram_source, flash_source)
 
 
 def fit(peak_activation_bytes: int, weight_bytes: int, target: str | Target | None = None,
         max_peak_memory: int | None = None, max_weight_bytes: int | None = None) -> Fit:
     """Does a model with these figures fit ``target`` (or the explicit budgets, which override it)?"""
-    sram, flash, board = budgets(target, max_peak_memory, max_weight_bytes)
-    return Fit(int(peak_activation_bytes), int(weight_bytes), sram, flash, board.name if board else None)
+    chosen = budgets(target, max_peak_memory, max_weight_bytes)
+    return Fit(int(peak_activation_bytes), int(weight_bytes), chosen.sram_bytes, chosen.flash_bytes,
+               chosen.board.name if chosen.board else None, chosen.sram_source, chosen.flash_source)

@@ -55,14 +55,38 @@ def torchrun_rank() -> int | None:
         return None
 
 
+def checked_stream(stream):
+    """``stream`` made to write every byte or raise: a text stream straight over an unbuffered
+    file (``PYTHONUNBUFFERED=1``, ``python -u``) is rewrapped over a ``BufferedWriter``, which
+    writes the rest after a short ``write`` (a nearly full disk, a file size limit) and raises
+    the system's error (ENOSPC, EFBIG) when no more goes. CPython's ``TextIOWrapper`` hands its
+    bytes to the unbuffered file once and drops what a short ``write`` left over, exiting 0 with
+    a truncated output. Anything else (a buffered stream, a test's capture) is returned as is."""
+    import io
+
+    raw = getattr(stream, "buffer", None)
+    if not isinstance(stream, io.TextIOWrapper) or not isinstance(raw, io.RawIOBase):
+        return stream
+    stream.flush()
+    checked = io.TextIOWrapper(io.BufferedWriter(raw), encoding=stream.encoding, errors=stream.errors,
+                               newline=None, line_buffering=stream.line_buffering, write_through=True)
+    stream.detach()  # the new wrapper owns the file now; the old one must not close it when collected
+    return checked
+
+
 def _prepare_streams() -> None:
-    """An encoding that cannot show α or ━ gets ASCII stand-ins rather than an exception."""
+    """Every write to stdout and stderr is whole or an error (:func:`checked_stream`), and an
+    encoding that cannot show α or ━ gets ASCII stand-ins rather than an exception."""
     import codecs
 
     try:
         codecs.lookup_error("mnetcost-ascii")
     except LookupError:
         codecs.register_error("mnetcost-ascii", _ascii_fallback)
+    if sys.stdout is sys.__stdout__:
+        sys.stdout = sys.__stdout__ = checked_stream(sys.stdout)
+    if sys.stderr is sys.__stderr__:
+        sys.stderr = sys.__stderr__ = checked_stream(sys.stderr)
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
             try:
@@ -100,11 +124,34 @@ def _stdout_failed(exc: OSError) -> bool:
     return False
 
 
+def file_written(exc: OSError) -> str | None:
+    """The name of the file an OSError without a file name came from (a ``write`` on an open
+    file: "No space left on device" names no file): the innermost frame on the error's way that
+    held a named file other than stdout or stderr (closed by then, as a ``with`` block leaves it)."""
+    import io
+
+    frames = []
+    frame = exc.__traceback__
+    while frame is not None:
+        frames.append(frame.tb_frame)
+        frame = frame.tb_next
+    standard = tuple(s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if s is not None)
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            name = getattr(value, "name", None)
+            if isinstance(value, io.IOBase) and isinstance(name, str) \
+                    and not any(value is s or value is getattr(s, "buffer", None) for s in standard):
+                return name
+    return None
+
+
 def os_error_message(exc: OSError) -> str:
-    """One line for an operating-system error: the file, then the system's reason."""
+    """One line for an operating-system error: the file, then the system's reason (every write
+    error names its file)."""
     reason = exc.strerror or str(exc) or type(exc).__name__
-    if exc.filename is not None:
-        return f"{exc.filename}: {reason}"
+    name = exc.filename if exc.filename is not None else file_written(exc)
+    if name is not None:
+        return f"{name}: {reason}"
     return reason
 
 

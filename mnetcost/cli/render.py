@@ -1,12 +1,16 @@
 """Formatting, the last pure step: a command builds plain data (a JSON-able object and one or
 more :class:`View` tables), and this module turns them into text for ``--format``.
 
-``table`` draws rich tables, ``markdown`` GitHub tables, ``csv`` one CSV block per view, ``json``
-dumps the command's documented object (integers stay integers).
+A view's rows hold the values themselves (exact integers, fractions as floats, booleans); each
+:class:`Column` says how people read a value (``format``) and what a machine calls it
+(``csv``). ``table`` draws rich tables, ``markdown`` GitHub tables (both through ``format``),
+``csv`` one table of the exact values with units in the headers, ``json`` dumps the command's
+documented object (integers stay integers).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -18,18 +22,31 @@ class Column:
     numeric: bool = False
     wrap: bool = True  # numbers and names never wrap in the rich table
     group: str = ""  # neighbouring columns of one group stay together when a wide table is split
+    format: Callable | None = None  # the value as people read it (table, markdown); None: the default
+    csv: str | None = ""  # the CSV header ("" = the key; None = not in the CSV, a view for people only)
+    show: bool = True  # False: a CSV column only (a figure the table shows inside another column)
+
+    @property
+    def csv_header(self) -> str:
+        return self.csv or self.key
 
 
 @dataclass
 class View:
-    """One table of output: columns, rows of dicts (values already as display strings or
-    numbers), a title and notes printed under it (table/markdown only)."""
+    """One table of output: columns, rows of dicts (the values; each column formats its own for
+    people), a title and notes printed under it (table/markdown only), a totals row for people."""
 
     title: str
     columns: list[Column]
     rows: list[dict]
     notes: list[str] = field(default_factory=list)
-    footer: dict | None = None  # a totals row, drawn under a rule
+    footer: dict | None = None  # a totals row, drawn under a rule (not in the CSV: its cells mean totals)
+
+    def shown(self) -> "View":
+        """The view as people see it: the columns with ``show``."""
+        if all(c.show for c in self.columns):
+            return self
+        return View(self.title, [c for c in self.columns if c.show], self.rows, self.notes, self.footer)
 
 
 def millions(value, digits: int = 2) -> str:
@@ -48,16 +65,35 @@ def millions(value, digits: int = 2) -> str:
     return f"{scaled:f}M"
 
 
-def _cell(value, human: bool = True) -> str:
-    """Integers are digit-grouped for people (table, markdown) and plain in CSV."""
+def _cell(value, column: Column | None = None) -> str:
+    """A value as people read it: the column's ``format`` (not given for a footer, whose cells are
+    totals and labels), else integers digit-grouped, floats to 6 significant digits; nothing for
+    None."""
     if value is None:
         return ""
+    if column is not None and column.format is not None:
+        return column.format(value)
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):
-        return f"{value:,}" if human else str(value)
+        return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.6g}"
+    return str(value)
+
+
+def csv_value(value) -> str:
+    """A value as a machine reads it: integers exact and ungrouped, floats at full precision (the
+    shortest text that reads back as the same float), ``true``/``false``, nothing for None or
+    NaN."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "" if value != value else repr(value)
     return str(value)
 
 
@@ -67,19 +103,55 @@ def render_json(obj) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False)
 
 
+def csv_table(views: list[View]) -> View:
+    """The one table a CSV holds: the only view, or, for several, their rows in one table led by
+    a ``table`` column (each view's title) over the union of their CSV columns."""
+    if len(views) == 1:
+        return views[0]
+    columns = [Column("table", "table")]
+    for view in views:
+        for column in view.columns:
+            if column.csv is not None and column.csv_header not in {c.csv_header for c in columns}:
+                columns.append(column)
+    rows = []
+    for view in views:
+        keys = {c.csv_header: c.key for c in view.columns if c.csv is not None}
+        rows.extend({"table": view.title, **{header: row.get(key) for header, key in keys.items()}}
+                    for row in view.rows)
+    return View("", [Column(c.csv_header, c.csv_header) for c in columns], rows)
+
+
+def record_view(record: dict) -> View:
+    """One JSON object as a one-row table for machines: nested objects flattened into
+    ``outer_inner`` columns, lists written as JSON text."""
+    import json
+
+    row: dict = {}
+
+    def flatten(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                flatten(f"{prefix}_{key}" if prefix else str(key), item)
+        else:
+            row[prefix] = json.dumps(value, ensure_ascii=False) if isinstance(value, (list, tuple)) else value
+
+    flatten("", record)
+    return View("", [Column(key, key) for key in row], [row])
+
+
 def render_csv(views: list[View]) -> str:
+    """One CSV table (:func:`csv_table`) of exact values (:func:`csv_value`), headed by each
+    column's ``csv`` name; the footer (a totals row for people) is left out."""
     import csv
     import io
 
+    view = csv_table(views)
+    columns = [c for c in view.columns if c.csv is not None]
     out = io.StringIO()
-    for number, view in enumerate(views):
-        if number:
-            out.write("\n")
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([c.key for c in view.columns])
-        rows = view.rows + ([view.footer] if view.footer else [])
-        for row in rows:
-            writer.writerow([_cell(row.get(c.key), human=False) for c in view.columns])
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([c.csv_header for c in columns])
+    for row in view.rows:
+        writer.writerow([csv_value(row.get(c.key)) for c in columns])
     return out.getvalue()
 
 
@@ -89,13 +161,14 @@ def _md_escape(text: str) -> str:
 
 def render_markdown(views: list[View]) -> str:
     parts = []
-    for view in views:
+    for view in (v.shown() for v in views):
         lines = [f"### {view.title}", ""] if view.title else []
         lines.append("| " + " | ".join(_md_escape(c.header) for c in view.columns) + " |")
         lines.append("|" + "|".join("---:" if c.numeric else "---" for c in view.columns) + "|")
-        rows = view.rows + ([view.footer] if view.footer else [])
-        for row in rows:
-            lines.append("| " + " | ".join(_md_escape(_cell(row.get(c.key))) for c in view.columns) + " |")
+        for row in view.rows:
+            lines.append("| " + " | ".join(_md_escape(_cell(row.get(c.key), c)) for c in view.columns) + " |")
+        if view.footer:
+            lines.append("| " + " | ".join(_md_escape(_cell(view.footer.get(c.key))) for c in view.columns) + " |")
         if view.notes:
             lines.append("")
             lines.extend(view.notes)
@@ -110,8 +183,9 @@ EDGE, GAP = 1, 3  # rich's SIMPLE_HEAVY table, no edge: 1 padding at each side, 
 
 
 def _cells(view: View) -> list[list[str]]:
-    rows = view.rows + ([view.footer] if view.footer else [])
-    return [[_cell(row.get(c.key)) for row in rows] for c in view.columns]
+    footer = [view.footer] if view.footer else []
+    return [[_cell(row.get(c.key), c) for row in view.rows] + [_cell(row.get(c.key)) for row in footer]
+            for c in view.columns]
 
 
 def column_limits(view: View, measure=len) -> list[tuple[int, int]]:
@@ -172,6 +246,8 @@ def fit_panels(view: View, width: int, measure=len) -> list[tuple[View, list[int
     def fits(indices):
         return fit_columns(_sub_view(view, indices, "", False), width, measure) is not None
 
+    if not fits([0]):  # not even the key column alone (a one-column view wider than the terminal)
+        return None
     panels, current = [], [0]
     for unit in units:
         if fits(current + unit):
@@ -240,7 +316,7 @@ def print_rich(views: list[View], console=None) -> None:
     from rich.text import Text
 
     console = console or Console()
-    for whole in views:
+    for whole in (v.shown() for v in views):
         panels = fit_panels(whole, console.width, cell_len)
         if panels is None:
             console.print(Text(render_stacked(whole, console.width).rstrip("\n")), soft_wrap=True)
@@ -262,7 +338,7 @@ def _print_table(console, view: View, widths: list[int]) -> None:
         table.add_column(Text(column.header), justify="right" if column.numeric else "left", width=width,
                          no_wrap=False, overflow="fold")
     for row in view.rows:
-        table.add_row(*(Text(_cell(row.get(c.key))) for c in view.columns))
+        table.add_row(*(Text(_cell(row.get(c.key), c)) for c in view.columns))
     if view.footer:
         table.add_section()
         table.add_row(*(Text(_cell(view.footer.get(c.key))) for c in view.columns), style="bold")
@@ -276,8 +352,8 @@ def render_plain(views: list[View]) -> str:
     escape codes — what a pipe, a file or a script wants (and it starts without importing rich's
     console, about 60 ms on the reference machine)."""
     parts = []
-    for view in views:
-        rows = [[_cell(row.get(c.key)) for c in view.columns] for row in view.rows]
+    for view in (v.shown() for v in views):
+        rows = [[_cell(row.get(c.key), c) for c in view.columns] for row in view.rows]
         footer = [_cell(view.footer.get(c.key)) for c in view.columns] if view.footer else None
         headers = [c.header for c in view.columns]
         widths = [max(len(text) for text in column) for column in zip(headers, *rows, *([footer] if footer else []))]
@@ -295,8 +371,10 @@ def render_plain(views: list[View]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def emit(fmt: str, obj, views: list[View]) -> None:
-    """Write a command's result to stdout in ``fmt``; ``table`` is drawn by rich on a terminal."""
+def emit(fmt: str, obj, views: list[View], csv_view: View | None = None) -> None:
+    """Write a command's result to stdout in ``fmt``; ``table`` is drawn by rich on a terminal.
+    ``csv_view``: the one table the CSV holds when it is not simply ``views`` (see
+    :func:`csv_table`)."""
     import sys
 
     import click
@@ -304,7 +382,7 @@ def emit(fmt: str, obj, views: list[View]) -> None:
     if fmt == "json":
         click.echo(render_json(obj))
     elif fmt == "csv":
-        click.echo(render_csv(views), nl=False)
+        click.echo(render_csv([csv_view] if csv_view is not None else views), nl=False)
     elif fmt == "markdown":
         click.echo(render_markdown(views), nl=False)
     elif sys.stdout.isatty():

@@ -1,18 +1,22 @@
 """A trained run's model in PyTorch and in ONNX Runtime, on the same test images with the same
 preprocessing.
 
-A run folder (``mnetcost train --out``) holds ``config.json`` (the run's configuration),
-``best.pt`` and ``last.pt`` (checkpoints with the model's ``state_dict``) and ``summary.json``.
-:func:`open_run` reads them through :mod:`mnetcost.nn.training`'s own loaders, :func:`run_model`
-rebuilds the model exactly as training built it (variant, α, δ, classes, resolution, dropout,
-FMP mode and seed) and loads the weights.
+A run folder (``mnetcost train --out``) holds ``config.json`` (the run's configuration and
+identity), ``best.pt`` and ``last.pt`` (checkpoints with the model's ``state_dict``) and
+``summary.json``. :func:`open_run` reads them through :mod:`mnetcost.nn.training`'s own loaders and
+refuses a checkpoint of another run (its run id, as ``train --resume`` does); :func:`run_model`
+rebuilds the model exactly as training built it (the run's spec, α, δ, classes, resolution,
+dropout, FMP mode and seed) and loads the weights. Everything that is checked against the run
+(a checkpoint, an ONNX file's metadata, a dataset's class names) is checked against its identity
+(:mod:`mnetcost.identity`).
 
 Preprocessing is training's: ``x * scale + shift`` per channel in float32 with ``scale = 1 / (255
 std)`` and ``shift = -mean / std``, where mean and std are the per-channel statistics of the run's
 **training** images (:func:`mnetcost.nn.training.channel_stats`), also when another ``--dataset``
-is evaluated. Fractional max pooling uses its fixed evaluation draw (draw 0), in PyTorch and in the
-exported file alike; a run trained with ``--test-draws N`` reports the N-draw average in its
-summary instead.
+is evaluated: the ones the run recorded (:func:`run_normalization`; runs written before mnetcost
+recorded them are measured on the run's training data). Fractional max pooling uses its fixed
+evaluation draw (draw 0), in PyTorch and in the exported file alike; a run trained with
+``--test-draws N`` reports the N-draw average in its summary instead.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnetcost import identity as ID
 from mnetcost.errors import MnetcostError
 
 CHECKPOINTS = ("best", "last")
@@ -37,6 +42,7 @@ class Run:
     checkpoint: str  # "best" or "last"
     epoch: int
     state: dict  # the model's state_dict
+    identity: ID.RunIdentity | None = None
 
     @property
     def name(self) -> str:
@@ -74,29 +80,40 @@ def open_run(path: Path | str, checkpoint: str = "best", option: str = "--run") 
     state = T.load_checkpoint(checkpoint_path)
     if not isinstance(state, dict) or "model" not in state:
         raise MnetcostError(f"{checkpoint_path}: not a mnetcost checkpoint (no model weights)")
+    T.check_checkpoint(state, stored, checkpoint_path, purpose="use it")  # the run's own, as train --resume asks
     return Run(path=path, stored=stored, config=config, checkpoint=checkpoint, epoch=int(state.get("epoch", 0)),
-               state=state["model"])
+               state=state["model"], identity=ID.from_config(stored))
 
 
 def run_model(run: Run):
-    """The run's model as training built it, with the checkpoint's weights, in eval mode (CPU)."""
-    from mnetcost.nn.models import build_model
+    """The run's model as training built it, with the checkpoint's weights, in eval mode (CPU):
+    its depthwise mode (``expand`` runs a depthwise layer with delta > 1 as the fast multiplier-1
+    kernel) and memory format (channels-last, several times faster on CPU) too, so PyTorch
+    computes what training's own evaluation computed."""
+    import torch
+
+    from mnetcost.nn.models import build_model, set_depthwise
+    from mnetcost.nn.training import model_spec
 
     c = run.config
-    model = build_model(c.variant, alpha=c.alpha, delta=c.delta, classes=c.classes, resolution=tuple(c.resolution),
+    model = build_model(model_spec(c), alpha=c.alpha, delta=c.delta, classes=c.classes, resolution=tuple(c.resolution),
                         dropout=c.dropout, fmp_seed=c.seed, fmp_mode=c.fmp_mode)
-    try:
-        model.load_state_dict(run.state)
-    except RuntimeError as exc:
+    from mnetcost.nn.training import state_mismatch
+
+    mismatch = state_mismatch(model, run.state)
+    if mismatch:
         raise MnetcostError(f"{run.path / (run.checkpoint + '.pt')}: the weights do not fit the run's model "
-                            f"({str(exc).splitlines()[0][:160]})") from None
-    return model.eval()
+                            f"({c.variant} α={c.alpha:g} δ={c.delta}, {c.classes} classes): {mismatch}")
+    model.load_state_dict(run.state)
+    set_depthwise(model, c.depthwise)
+    return model.to(memory_format=torch.channels_last if c.channels_last else torch.contiguous_format).eval()
 
 
 def run_metadata(run: Run, normalization: "Normalization | None" = None) -> dict:
     """What an exported file records about the run it came from."""
     c = run.config
-    meta = {"run": run.name, "checkpoint": run.checkpoint, "epoch": run.epoch, "variant": c.variant,
+    meta = {"run": run.name, "run_id": run.identity.run_id if run.identity else None,
+            "checkpoint": run.checkpoint, "epoch": run.epoch, "variant": c.variant,
             "alpha": c.alpha, "delta": c.delta, "classes": c.classes, "resolution": list(c.resolution),
             "dataset": run.stored.get("dataset_info", {}).get("name", c.dataset), "fmp_mode": c.fmp_mode,
             "fmp_seed": c.seed, "fmp_draw": 0}
@@ -137,12 +154,80 @@ def normalization_of(train_images: np.ndarray) -> Normalization:
 
 
 def run_dataset(run: Run, data_dir=None):
-    """The dataset the run trained on (its ``config.json`` names it)."""
+    """The dataset the run trained on (its ``config.json`` names it); refused when it is gone or
+    is no longer the data the run recorded (its fingerprint)."""
     source = run.config.dataset
     try:
-        return load_data(source, data_dir)
+        data = load_data(source, data_dir, option="the run's dataset")
     except MnetcostError as exc:
-        raise MnetcostError(f"the run's dataset is not available ({exc}); pass --dataset") from None
+        raise MnetcostError(f"{exc}; pass --dataset with the run's data (or other images of its classes)") from None
+    recorded = run.identity.data.get("fingerprint") if run.identity else None
+    now = ID.data_fingerprint(source)
+    if recorded and now and recorded != now:
+        raise MnetcostError(f"the run's dataset {source} is not the data it trained on any more ({ID.short(now)} now, "
+                            f"{ID.short(recorded)} then); pass --dataset {source} to use it all the same")
+    return data
+
+
+def run_normalization(run: Run, data_dir=None, given=None) -> tuple[Normalization, str | None]:
+    """The normalisation the run trained with, and a note when it had to be taken from elsewhere:
+    the statistics the run recorded; for a run written before mnetcost recorded them, those of
+    its training data (where it trained, or ``given``, a dataset passed with --dataset, when that
+    is the same data as far as the run records it: name, classes and sizes)."""
+    data = run.identity.data if run.identity else {}
+    if data.get("mean") is not None and data.get("std") is not None:
+        recorded = Normalization(np.asarray(data["mean"], dtype=np.float64), np.asarray(data["std"], dtype=np.float64))
+        return recorded, None
+    try:
+        return normalization_of(run_dataset(run, data_dir).train_x), None
+    except MnetcostError as exc:
+        missing = str(exc)
+    why = (f"the run does not record the mean and std it was trained with (it was written by an earlier mnetcost), "
+           f"and {missing.split('; pass --dataset')[0]}")
+    if given is None:
+        raise MnetcostError(f"{why}; pass --dataset with a copy of the run's training data")
+    described = ID.data_of(None, name=given.name, class_names=given.class_names, train_images=len(given.train_y),
+                           test_images=len(given.test_y))
+    check = ID.compare(ID.RunIdentity(recipe={}, data={**data, "source": None}),
+                       ID.RunIdentity(recipe={}, data=described), "same-cohort", ("run", "--dataset"))
+    if not check.same or data.get("train_images") is None:
+        detail = check.text() or "the run does not record its training images"
+        raise MnetcostError(f"{why}; the --dataset given is not the run's training data as far as the run tells "
+                            f"({detail}): restore the run's data at {run.config.dataset}")
+    return normalization_of(given.train_x), (f"the run does not record its normalisation statistics; they were "
+                                             f"measured on the training images of {given.name}, which has the "
+                                             "run's name, classes and sizes")
+
+
+def test_labels(run: Run, data, what: str) -> tuple[np.ndarray, str | None]:
+    """The data's test labels in the run's class order (mapped by name when the dataset lists the
+    same classes in another order; refused when its classes are other ones), and a note saying
+    what was done."""
+    names = run.identity.data.get("class_names") if run.identity else None
+    if names is None:
+        return data.test_y, f"note: {run.path} does not record its class names; {what}'s labels are used as they are"
+    mapping = ID.class_mapping(names, data.class_names, what)
+    if mapping is None:
+        return data.test_y, None
+    return np.asarray(mapping, dtype=np.int64)[data.test_y], (f"note: {what} lists the run's classes in another order; "
+                                                              "its labels were mapped to the run's by class name")
+
+
+def check_onnx_metadata(run: Run, meta: dict, path) -> None:
+    """Refuse an ONNX file that is not a model of this run, by what ``mnetcost export`` wrote into
+    it (run id; for older files the configuration, FMP draw seed and data name)."""
+    if not meta:
+        raise MnetcostError(f"--onnx {path}: holds no mnetcost metadata, so nothing ties it to the run in {run.path}; "
+                            "evaluate files that `mnetcost export --run` wrote")
+    options = {key: meta.get(key) for key in ("variant", "alpha", "delta", "classes", "resolution", "fmp_mode")}
+    options.update(seed=meta.get("fmp_seed"), dataset_name=meta.get("dataset"))
+    theirs = ID.from_options(options, run_id=meta.get("run_id"), origin="ONNX metadata")
+    check = ID.compare(run.identity, theirs, "same-run", ("run", "file"))
+    if not check.same:
+        raise MnetcostError(f"--onnx {path}: not a model of the run in {run.path}: {check.text()}")
+    if "run" not in meta and "run_id" not in meta:
+        raise MnetcostError(f"--onnx {path}: a model with {meta.get('weights', 'other')} weights, exported without "
+                            f"--run, not a model of the run in {run.path}")
 
 
 def check_fits(data, classes: int, resolution, what: str) -> None:
@@ -185,13 +270,19 @@ def _count(predict, images: np.ndarray, labels: np.ndarray, normalization: Norma
 
 
 def accuracy_torch(model, images, labels, normalization: Normalization, batch: int = DEFAULT_BATCH) -> Accuracy:
+    """The model's accuracy in PyTorch, each batch in the model's memory format."""
     import torch
 
     model.eval()
+    # the first weight whose layout tells (a 1x1 kernel's is both): channels-last or not
+    weight = next((p for p in model.parameters()
+                   if p.dim() == 4 and p.is_contiguous() != p.is_contiguous(memory_format=torch.channels_last)), None)
+    channels_last = weight is not None and weight.is_contiguous(memory_format=torch.channels_last)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def predict(x):
         with torch.inference_mode():
-            return model(torch.from_numpy(x)).float().numpy()
+            return model(torch.from_numpy(x).contiguous(memory_format=memory_format)).float().numpy()
 
     began = time.perf_counter()
     correct = _count(predict, images, labels, normalization, batch)

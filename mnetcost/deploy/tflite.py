@@ -79,9 +79,11 @@ def folded(block) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fmp_tables(module) -> tuple[np.ndarray, np.ndarray]:
-    rows = module.rows.reshape(module.out_h, module.k_h).numpy().astype(np.int32)
-    cols = module.cols.reshape(module.out_w, module.k_w).numpy().astype(np.int32)
-    return rows, cols
+    """The (out x K) window positions of a :class:`mnetcost.deploy.export.FixedDrawFMP` (one index
+    vector per candidate), as int32 (TFLM's GATHER takes int32 positions, not int64)."""
+    rows = np.stack([getattr(module, f"rows_{j}").numpy() for j in range(module.k_h)], axis=1)
+    cols = np.stack([getattr(module, f"cols_{j}").numpy() for j in range(module.k_w)], axis=1)
+    return rows.astype(np.int32), cols.astype(np.int32)
 
 
 def keras_model(model):
@@ -515,7 +517,7 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
     from mnetcost.calculator import tflm
     from mnetcost.deploy import evaluate as EV
     from mnetcost.deploy import export as EX
-    from mnetcost.deploy.pipeline import Exported
+    from mnetcost.deploy.pipeline import Exported, check_inputs
 
     if source.train_images is None or source.normalization is None:
         raise TfliteError("the int8 TensorFlow Lite file needs calibration images: pass --dataset (or export a --run)")
@@ -523,9 +525,7 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
     began = time.perf_counter()
     with silenced():
         model = keras_model(source.model)
-    x = source.check_images[:check_images] if source.check_images is not None \
-        else EX.check_batch(network, check_images)
-    inputs = source.check_source if source.check_images is not None else f"{len(x)} standard-normal inputs (seed 0)"
+    x, labels, inputs = check_inputs(source, check_images)
     x_nhwc = nhwc(x)
     reference = EX.torch_reference(source.model, x)
     with silenced():
@@ -543,6 +543,12 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
     quantize_s = time.perf_counter() - quantize_began
     int8_out = run_tflite(data, x_nhwc, threads)
     against_torch = EX.compare(reference, int8_out, tolerance)
+    accuracy = None
+    if labels is not None:  # what the int8 file costs in accuracy on the check images
+        torch_correct, int8_correct = (int(np.sum(out.argmax(1) == labels)) for out in (reference, int8_out))
+        accuracy = {"images": int(len(labels)), "torch": torch_correct / len(labels),
+                    "int8": int8_correct / len(labels),
+                    "difference_points": 100 * (int8_correct - torch_correct) / len(labels)}
     graph = TM.lower(network)
     layout = TM.file_layout(graph)
     arena = tflm.arena(network, graph)
@@ -560,7 +566,9 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
             "calibration": "training images drawn by a seeded generator (seed 0)",
             "seconds": round(quantize_s, 2),
             "max_abs_diff_vs_torch": against_torch.max_abs_diff,
-            "top1_agreement_vs_torch": against_torch.top1_agreement},
+            "max_abs_logit_torch": against_torch.max_abs_reference,
+            "top1_agreement_vs_torch": against_torch.top1_agreement,
+            "check_accuracy": accuracy},
         "ops": op_counts(data),
         "operators": len(graph.ops), "tensors": len(graph.tensors),
         "converter_bytes": len(raw),
@@ -709,8 +717,8 @@ def accuracy(data: bytes, path, runtime: str, images: np.ndarray, labels: np.nda
 def synthetic_source(network, images: int = 16, seed: int = 0):
     """A model of ``network`` whose BatchNorm statistics come from standard-normal images (so every
     layer's activations have a useful range: with initial statistics they shrink towards zero through
-    the layers and the int8 calibration degenerates), with standard-normal calibration and check
-    images. The arena and the file do not depend on the weights' values."""
+    the layers and the int8 calibration degenerates), with random calibration images (checks use
+    standard-normal inputs). The arena and the file do not depend on the weights' values."""
     import torch
 
     from mnetcost.deploy.evaluate import Normalization
@@ -736,9 +744,8 @@ def synthetic_source(network, images: int = 16, seed: int = 0):
     metadata = {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
                 "classes": network.classes, "resolution": list(network.resolution),
                 "weights": "initial (seed 0), BatchNorm statistics from standard-normal images"}
-    return Source(model=model.eval(), metadata=metadata, normalization=normalization,
-                  check_images=normalization.apply(train[:8]), check_source="8 synthetic images",
-                  train_images=train, calibration_source="synthetic images")
+    return Source(model=model.eval(), metadata=metadata, normalization=normalization, train_images=train,
+                  calibration_source="synthetic images")
 
 
 def file_parts(data: bytes) -> dict[str, int]:

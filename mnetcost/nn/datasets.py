@@ -37,6 +37,7 @@ import numpy as np
 
 from mnetcost.errors import MnetcostError
 from mnetcost.files import atomic_write
+from mnetcost.identity import archive_stem
 
 CACHE_FORMAT = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff")
@@ -379,14 +380,6 @@ def read_image_archive(path: Path, name: str | None = None) -> Dataset:
         if where:
             items.append((*where, parts[-1], _decode(data, f"{path}:{member}")))
     return _assemble(items, str(path), name or archive_stem(path))
-
-
-def archive_stem(path: Path) -> str:
-    name = Path(path).name
-    for suffix in (".tar.gz", ".tar.xz", ".tar.bz2", ".tgz", ".txz", ".tar"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(path).stem
 
 
 def _archive_is_official(path: Path) -> Official | None:

@@ -12,8 +12,11 @@ pass runs under bf16 autocast and ``compile`` wraps the model in ``torch.compile
 The run folder (a contract: ``mnetcost grid`` and ``plot --runs`` rely on it)
 -------------------------------------------------------------------------------
 A run folder holds ``config.json`` (written first, atomically, before any training: every
-option, the run's id, the spec's TOML text, what determinism depends on, and the history of the
-command lines that started and resumed it), ``metrics.jsonl`` (one JSON object per epoch),
+option, the run's id, the spec's TOML text, the run's identity (:mod:`mnetcost.identity`: its
+recipe, its data with a fingerprint, class names and normalisation statistics, its seed and id),
+what determinism depends on, and the history of the command lines that started and resumed it),
+``metrics.jsonl`` (one JSON object per epoch; a non-finite number is written as null and named
+under the row's ``nonfinite`` key, since JSON has no NaN),
 ``last.pt`` and ``best.pt`` (checkpoints, each naming the run id), and ``summary.json``. Every
 file is written to a temporary file and renamed, in the order best.pt, last.pt, metrics.jsonl,
 summary.json, so a run killed at any instant leaves a valid last checkpoint, and metrics.jsonl
@@ -64,22 +67,23 @@ from torch import nn
 from torch.nn import functional as F
 
 from mnetcost import __version__
+from mnetcost import identity as ID
 from mnetcost.nn import distributed as D
 from mnetcost.nn.datasets import Dataset
 from mnetcost.errors import MnetcostError
-from mnetcost.files import LOCK_NAME, atomic_write
-from mnetcost.nn.fmp import predict_averaged
+from mnetcost.files import LOCK_NAME, atomic_write, json_text
+from mnetcost.nn.fmp import eager_under_compile, predict_averaged
 from mnetcost.nn.models import set_depthwise
 
-RUN_FORMAT = 2  # 2: run ids, spec text, bn_stats, threads, command history
+RUN_FORMAT = 3  # 3: the run's identity; 2: run ids, spec text, bn_stats, threads, command history
 CHECKPOINT_FORMAT = 2  # 2: names its run id; 1 (older) is checked by its stored options instead
 CHECKPOINT_FORMATS = (1, 2)
-RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json")
-# Keys that define a run: a resumed run must agree on every one of them.
+RUN_FILES = ID.RUN_FILES
+# The options a checkpoint stores (a checkpoint of format 1, without a run id, is checked by them).
 IDENTITY = ("variant", "alpha", "delta", "classes", "resolution", "dataset", "batch_size", "lr", "seed",
             "augment", "dropout", "world_size", "fmp_mode", "test_draws", "bn_stats", "bn_batches", "spec_toml")
 # What runs written before a key existed did (a resumed old run keeps its behaviour).
-LEGACY = {"bn_stats": "running", "bn_batches": 0, "spec_toml": None, "threads": None, "depthwise": "grouped"}
+LEGACY = {**ID.LEGACY, "spec_toml": None, "threads": None, "depthwise": "grouped"}
 BN_STATS = ("precise", "running")
 TIMING_KEYS = ("seconds", "train_seconds", "eval_seconds", "images_per_s")
 
@@ -171,8 +175,10 @@ class DeviceData:
     shift: torch.Tensor
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset, device: torch.device) -> "DeviceData":
-        mean, std = channel_stats(dataset.train_x)
+    def from_dataset(cls, dataset: Dataset, device: torch.device, normalization=None) -> "DeviceData":
+        """``normalization``: (mean, std) per channel, 0-1 scale [default: the training images']."""
+        mean, std = normalization if normalization is not None else channel_stats(dataset.train_x)
+        mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
         scale = torch.tensor(1.0 / (255.0 * std), dtype=torch.float32, device=device).view(1, -1, 1, 1)
         shift = torch.tensor(-mean / std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         put = lambda array: torch.from_numpy(np.ascontiguousarray(array)).to(device)  # noqa: E731
@@ -293,7 +299,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def save_json(path: Path, obj) -> None:
-    save_file(path, lambda stream: stream.write((json.dumps(obj, indent=2) + "\n").encode()))
+    """Strict JSON: a NaN or infinity becomes null, named under ``nonfinite`` (files.json_safe)."""
+    save_file(path, lambda stream: stream.write((json_text(obj) + "\n").encode()))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -301,6 +308,31 @@ def load_checkpoint(path: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
         raise RunError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def state_mismatch(model, state) -> str | None:
+    """What keeps ``state`` (a checkpoint's ``model`` entry) from loading into ``model``, in one
+    line a person can act on: the weights missing from it, those the model does not have, and
+    those of another shape (``conv1.conv.weight: 32×3×3×3 in the file, 8×3×3×3 in the model``),
+    a few of each named and the rest counted; None when it fits."""
+    if not isinstance(state, dict):
+        return f"the file holds a {type(state).__name__}, not a dict of weights"
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    reshaped = [f"{key}: {'×'.join(map(str, getattr(state[key], 'shape', ()))) or 'a scalar'} in the file, "
+                f"{'×'.join(map(str, value.shape)) or 'a scalar'} in the model"
+                for key, value in expected.items() if key in state
+                and tuple(getattr(state[key], "shape", ())) != tuple(value.shape)]
+
+    def some(items: list[str], shown: int = 3) -> str:
+        return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+    parts = [f"{len(reshaped)} of {len(expected)} weights have another shape ({some(reshaped, 2)})" if reshaped else "",
+             f"{len(missing)} of the model's weights are missing ({some(missing)})" if missing else "",
+             f"{len(unexpected)} weights are not the model's ({some(unexpected)})" if unexpected else ""]
+    text = "; ".join(part for part in parts if part)
+    return text or None
 
 
 # --- what a folder holds ------------------------------------------------------------------------
@@ -399,30 +431,29 @@ def _lines(path: Path) -> list[str]:
         return []
 
 
-def check_checkpoint(checkpoint: dict, stored: dict, path: Path) -> None:
-    """Refuse a checkpoint that is not the last one of the run ``stored`` describes, whatever its
-    shapes: its run id must be the run's (a checkpoint of format 1, written before run ids, must
-    carry the run's options)."""
+def check_checkpoint(checkpoint: dict, stored: dict, path: Path, purpose: str = "continue from it") -> None:
+    """Refuse a checkpoint that is not one of the run ``stored`` (its config.json) describes,
+    whatever its shapes: its run id must be the run's; a checkpoint of format 1, written before
+    run ids, must carry the run's options (:func:`mnetcost.identity.compare`, ``same-run``)."""
     if not isinstance(checkpoint, dict) or checkpoint.get("format") not in CHECKPOINT_FORMATS:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise RunError(f"{path}: unknown checkpoint format {found!r}")
     for key in ("epoch", "model", "optimizer", "rng", "history"):
         if key not in checkpoint:
             raise RunError(f"{path}: not a training checkpoint (no {key!r})")
-    run_id, owner = stored.get("run_id"), checkpoint.get("run_id")
-    if owner is not None or checkpoint["format"] >= 2:
-        if owner != run_id:
-            raise RunError(f"{path} belongs to another run (run id {owner}), not to the run in {path.parent} "
-                           f"(run id {run_id}); refusing to continue from it")
+    mine = ID.from_config(stored)
+    options = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else {}
+    theirs = ID.from_options(options, run_id=checkpoint.get("run_id"), origin="checkpoint")
+    if theirs.run_id or checkpoint["format"] >= 2:  # a run id on either side: the two must name one run
+        if not (theirs.run_id and mine.run_id and ID.compare(mine, theirs, "same-run").same):
+            raise RunError(f"{path} belongs to another run (run id {theirs.run_id}), not to the run in {path.parent} "
+                           f"(run id {mine.run_id}); refusing to {purpose}")
     else:
-        theirs = dict(checkpoint.get("config") or {})
-        ours = {key: stored["config"].get(key, LEGACY.get(key)) for key in theirs}
-        if not _is_builtin(theirs.get("variant", "base")) and not _is_builtin(ours.get("variant", "base")):
-            theirs.pop("variant", None)
-            ours.pop("variant", None)
-        if not theirs or ours != theirs:
-            raise RunError(f"{path} belongs to another run (its options differ from {path.parent / 'config.json'}); "
-                           "refusing to continue from it")
+        check = ID.compare(mine, theirs, "same-run", ("run", "checkpoint"))
+        if not options or not check.same:
+            detail = f": {check.text()}" if options else ""
+            raise RunError(f"{path} belongs to another run (its options differ from "
+                           f"{path.parent / 'config.json'}{detail}); refusing to {purpose}")
     if int(checkpoint["epoch"]) != len(checkpoint["history"]):
         raise RunError(f"{path}: epoch {checkpoint['epoch']} but {len(checkpoint['history'])} epochs of history")
 
@@ -433,37 +464,33 @@ def _is_builtin(variant: str) -> bool:
     return str(variant) in BUILTIN_VARIANTS
 
 
-def mismatches(stored: dict, config: TrainConfig) -> list[str]:
-    """The identity fields where ``config`` differs from a stored run config. A spec is compared by
-    its content (a spec file may move); keys an older run lacks take their ``LEGACY`` value."""
-    wrong = []
-    for key in IDENTITY:
-        old = stored.get(key, LEGACY[key] if key in LEGACY else getattr(TrainConfig(), key))
-        new = getattr(config, key)
-        if key == "spec_toml":
-            if old is not None and new is not None and old != new:
-                wrong.append(f"the spec's content differs from the one stored in the run ({stored.get('variant')})")
-            continue
-        if key == "variant" and not _is_builtin(old) and not _is_builtin(new):
-            continue  # both spec files: compared by content above
-        if isinstance(old, list) or isinstance(new, (list, tuple)):
-            old, new = list(old or []), list(new)
-        if old != new:
-            wrong.append(f"{key} {old!r} (run) vs {new!r} (now)")
-    return wrong
+def config_identity(config: TrainConfig, dataset: Dataset | None = None, run_id: str | None = None,
+                    normalization=None) -> ID.RunIdentity:
+    """The identity of a run of ``config``: its recipe and its data (``config.dataset``, its
+    fingerprint; with ``dataset`` also its name, class names and sizes; ``normalization``: the
+    (mean, std) it trains with)."""
+    mean, std = normalization if normalization is not None else (None, None)
+    data = ID.data_of(config.dataset, name=dataset.name if dataset is not None else None,
+                      fingerprint=ID.data_fingerprint(config.dataset),
+                      class_names=dataset.class_names if dataset is not None else None,
+                      train_images=int(len(dataset.train_y)) if dataset is not None else None,
+                      test_images=int(len(dataset.test_y)) if dataset is not None else None, mean=mean, std=std)
+    return ID.new_identity(asdict(config), data, run_id, spec_toml=config.spec_toml)
+
+
+def mismatches(stored: dict, config: TrainConfig, dataset: Dataset | None = None) -> ID.Comparison:
+    """How a run of ``config`` (on ``dataset`` when given) differs from the run whose config.json
+    is ``stored`` (``same-run``: the plan of epochs may grow); what the stored run does not record
+    is in ``unchecked``."""
+    return ID.compare(ID.from_config(stored), config_identity(config, dataset), "same-run")
 
 
 def spec_text(variant: str) -> str:
     """The TOML text of a built-in variant or a spec file, after :func:`load_spec` accepted it."""
-    from mnetcost.calculator.spec import BUILTIN_DIR, load_spec
+    from mnetcost.calculator.spec import load_spec, spec_text as text_of
 
     load_spec(variant)  # every refusal (missing, folder, not a regular file, invalid) in its words
-    if _is_builtin(variant):
-        return (BUILTIN_DIR / f"{variant}.toml").read_text(encoding="utf-8")
-    try:
-        return Path(variant).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunError(f"{variant}: cannot read spec file: {exc}") from None
+    return text_of(variant)
 
 
 def model_spec(config: TrainConfig):
@@ -514,6 +541,7 @@ class Trainer:
             model_for_steps = DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
         if config.compile:
+            eager_under_compile(self.net)  # a new FMP draw per step would recompile the graph each time
             model_for_steps = torch.compile(model_for_steps)
         self.model = model_for_steps
         self.amp = config.amp if config.amp is not None else device.type == "cuda"
@@ -723,7 +751,7 @@ def analytic_cost(config: TrainConfig, spec=None) -> dict:
 
 
 def summarize(out: Path, config: TrainConfig, dataset_info: dict, cost: dict, history: list, device: str,
-              run_id: str | None = None) -> dict:
+              run_id: str | None = None, fingerprint: str | None = None) -> dict:
     best = max(history, key=lambda row: row["test_acc"]) if history else None
     train_seconds = sum(row["train_seconds"] for row in history)
     images = sum(row["images"] for row in history)
@@ -731,7 +759,7 @@ def summarize(out: Path, config: TrainConfig, dataset_info: dict, cost: dict, hi
         "format": RUN_FORMAT, "name": out.name, "run_id": run_id, "variant": config.variant, "spec": cost["spec"],
         "alpha": config.alpha, "delta": config.delta, "classes": config.classes,
         "resolution": list(config.resolution), "dataset": dataset_info["name"],
-        "dataset_source": config.dataset, "train_images": dataset_info["train"],
+        "dataset_source": config.dataset, "dataset_fingerprint": fingerprint, "train_images": dataset_info["train"],
         "test_images": dataset_info["test"], "convention": "paper", "params": cost["params"],
         "mult_adds": cost["mult_adds"],
         "best_test_accuracy": best["test_acc"] if best else None,
@@ -787,6 +815,8 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
     cost = analytic_cost(config, spec)
     dataset_info = dataset.describe()
     config = _replace(config, threads=torch.get_num_threads())
+    if config.spec_toml is None:  # the run keeps its spec's text: it rebuilds its model from it
+        config = _replace(config, spec_toml=spec_text(config.variant))
     fresh = resume_state is None
     start_epoch, history, best_acc = 0, [], -1.0
     checkpoint = None
@@ -803,6 +833,8 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
             raise RunError(f"--epochs {config.epochs}: the run in {out} has already done {start_epoch} epochs; "
                            f"plan at least {start_epoch} (nothing was changed)")
     run_id = D.broadcast(dist, (resume_state or {}).get("run_id") or uuid.uuid4().hex)
+    identity = _run_identity(config, dataset, run_id, resume_state, start_epoch)
+    fingerprint = identity.data["fingerprint"]
 
     # Same initial weights on every rank and every run of this seed; per-rank streams afterwards.
     from mnetcost.nn.models import build_model
@@ -812,16 +844,19 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
                         resolution=tuple(config.resolution), dropout=config.dropout, fmp_seed=config.seed,
                         fmp_mode=config.fmp_mode)
     seed_everything(config.seed + 7919 * dist.rank)
-    data = DeviceData.from_dataset(dataset, device)
+    data = DeviceData.from_dataset(dataset, device, (identity.data["mean"], identity.data["std"]))
     trainer = Trainer(model, data, config, device, dist)
     if checkpoint is not None:
+        mismatch = state_mismatch(trainer.net, checkpoint.get("model"))
+        if mismatch:
+            raise RunError(f"{out / 'last.pt'} does not fit the model of the run in {out}: {mismatch}")
         try:
             trainer.net.load_state_dict(checkpoint["model"])
             trainer.optimizer.load_state_dict(checkpoint["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
+        except (RuntimeError, ValueError, KeyError) as exc:  # the optimizer's state: its own message, whole
             detail = " ".join(str(exc).split())
-            raise RunError(f"{out / 'last.pt'} does not fit the model of the run in {out}: "
-                           f"{detail[:300]}") from None
+            raise RunError(f"{out / 'last.pt'}: the optimizer state does not fit the run in {out} "
+                           f"({type(exc).__name__}: {detail})") from None
         states = checkpoint["rng"]
         if len(states) != dist.world:
             raise RunError(f"{out / 'last.pt'} was written by {len(states)} processes, now {dist.world}")
@@ -855,7 +890,8 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
                     previous = [{"command": resume_state["command"], "from_epoch": 0}]
                 public = {key: value for key, value in asdict(config).items() if key != "spec_toml"}
                 stored = {"format": RUN_FORMAT, "run_id": run_id, **public, "config": asdict(config),
-                          "dataset_info": dataset_info, "class_names": list(dataset.class_names),
+                          "identity": identity.to_json(), "dataset_info": dataset_info,
+                          "class_names": list(dataset.class_names),
                           "spec": cost["spec"], "params": cost["params"], "mult_adds": cost["mult_adds"],
                           "device_used": device_name, "mnetcost_version": __version__,
                           "torch_version": torch.__version__, "determinism": now,
@@ -865,7 +901,7 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
                 if history:  # rebuild from the checkpoint: drops a line a kill may have left unmatched
                     save_file(out / "metrics.jsonl", _jsonl(history))
                     save_json(out / "summary.json", summarize(out, config, dataset_info, cost, history, device_name,
-                                                              run_id))
+                                                              run_id, fingerprint))
             except (SaveError, OSError) as exc:
                 error = str(exc) if isinstance(exc, SaveError) else f"cannot write in {out}: {exc.strerror or exc}"
         error = D.broadcast(dist, error)  # every rank stops, or none
@@ -912,7 +948,7 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
                         saved_epoch = epoch
                         save_file(out / "metrics.jsonl", _jsonl(history))
                         save_json(out / "summary.json",
-                                  summarize(out, config, dataset_info, cost, history, device_name, run_id))
+                                  summarize(out, config, dataset_info, cost, history, device_name, run_id, fingerprint))
                     except SaveError as exc:
                         error = str(exc)
                 error = D.broadcast(dist, error)  # also the barrier after rank 0's writes
@@ -921,7 +957,7 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
                 saved_epoch = epoch
                 epochs_run += 1
                 progress.done({**row, "best": best_acc}, config.epochs)
-        summary = summarize(out, config, dataset_info, cost, history, device_name, run_id)
+        summary = summarize(out, config, dataset_info, cost, history, device_name, run_id, fingerprint)
         if dist.main and (not (out / "summary.json").is_file() or not history or start_epoch >= config.epochs):
             save_json(out / "summary.json", summary)
     except BaseException as exc:
@@ -938,7 +974,31 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
 
 
 def _jsonl(rows: list[dict]):
-    return lambda stream: stream.write("".join(json.dumps(row) + "\n" for row in rows).encode())
+    """One strict JSON object per line (a NaN test loss: null, named under ``nonfinite``)."""
+    return lambda stream: stream.write("".join(json_text(row, indent=None) + "\n" for row in rows).encode())
+
+
+def _run_identity(config: TrainConfig, dataset: Dataset, run_id: str, resume_state: dict | None,
+                  start_epoch: int) -> ID.RunIdentity:
+    """The identity the run writes into config.json. A new run measures its data (fingerprint,
+    class names, sizes, normalisation statistics). A resumed run keeps what it recorded (its
+    normalisation statistics too: the continuation normalises as the start did) and takes the
+    data's current location; a run written before identities gets what it lacks measured now,
+    with a note saying after which epoch."""
+    if resume_state is None:
+        return config_identity(config, dataset, run_id, channel_stats(dataset.train_x))
+    before = ID.from_config(resume_state)
+    recorded = {key: value for key, value in before.data.items() if value is not None and key != "source"}
+    missing = [key for key in ("fingerprint", "mean", "std") if key not in recorded]
+    normalization = (recorded["mean"], recorded["std"]) if not {"mean", "std"} & set(missing) \
+        else channel_stats(dataset.train_x)
+    measured = config_identity(config, dataset, run_id, normalization)
+    note = before.note
+    if missing and before.legacy:
+        note = (f"{', '.join(missing)} of the data measured when the run was resumed after epoch {start_epoch} "
+                f"(it was written by an mnetcost that did not record them)")
+    return ID.RunIdentity(recipe=measured.recipe, data={**measured.data, **recorded}, seed=measured.seed,
+                          run_id=run_id, note=note)
 
 
 def _replace(config: TrainConfig, **changes) -> TrainConfig:

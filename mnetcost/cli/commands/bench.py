@@ -25,7 +25,8 @@ from mnetcost.cli.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RES
 @click.option("--repeats", type=integer("repeats", minimum=1), default=30, show_default=True,
               help="Timed forward passes; the median is reported.")
 @click.option("--threads", type=POSITIVE, default=None, metavar="N",
-              help="torch.set_num_threads(N) first (default: torch's own choice, recorded).")
+              help="CPU threads for torch and ONNX Runtime [default: as `mnetcost train`: OMP_NUM_THREADS if set, "
+                   "else the cores other processes leave idle; recorded with the results].")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Model and input in torch.channels_last memory format (as `mnetcost train` does; "
                    "much faster on CPU).")
@@ -86,9 +87,14 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
         require_deploy("bench --runtime " + ",".join(deployed))
     require_torch("bench")
 
+    from mnetcost.nn import threads as thread_policy
     from mnetcost.nn.latency import pick_device, run_bench
 
     pick_device(device)
+    # a thread on a core another process keeps busy stalls every OpenMP barrier: on a busy 2-core
+    # machine 2 threads measured 35 ms/img where 1 thread measured 4 ms (mnetcost/nn/threads.py)
+    thread_choice = thread_policy.apply(thread_policy.choose_threads(threads))
+    threads = thread_choice.threads
 
     if len(configs) > 1 or len(runtimes) > 1:
         click.echo(f"measuring {len(configs)} configurations"
@@ -103,6 +109,7 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
         result = run_bench_runtimes(configs, runtimes, device=device, batch_size=batch_size, warmup=warmup,
                                     repeats=repeats, threads=threads, channels_last=channels_last,
                                     fmp_mode=fmp_mode, convention=convention)
+    result["thread_policy"] = thread_choice.as_dict()
     if out is not None:
         write_json(out, result)
         click.echo(f"wrote {out}", err=True)
@@ -114,22 +121,21 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
 
     from mnetcost.cli.render import Column, View, emit, millions
 
-    rows = [{
-        "runtime": r["runtime"], "variant": r["variant"], "alpha": f"{r['alpha']:g}", "delta": r["delta"],
-        "mult_adds": millions(r["mult_adds"]),
-        "latency_ms": f"{r['latency_ms']:.3f}",
-        "spread": f"{r['latency_ms_p10']:.3f}–{r['latency_ms_p90']:.3f}",
-        "images_per_s": "" if r["images_per_s"] is None else f"{r['images_per_s']:,.0f}",
-        "gmacs_per_s": f"{r['gmacs_per_s']:.2f}",
-    } for r in result["results"]]
-    columns = [Column("runtime", "runtime")] if len(runtimes) > 1 else []
-    columns += [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True),
-               Column("mult_adds", "Mult-Adds", True), Column("latency_ms", "ms/img", True),
-               Column("spread", "p10–p90", True)]
-    if batch_size > 1:
-        columns.append(Column("images_per_s", f"img/s@{batch_size}", True))
-    columns.append(Column("gmacs_per_s", "GMAC/s", True))
-    title = (f"Inference on {result['device']} ({result['device_name']}), {result['threads']} threads, "
+    rows = [{**r, "spread": (r["latency_ms_p10"], r["latency_ms_p90"])} for r in result["results"]]
+    milliseconds = "{:.3f}".format
+    columns = [Column("runtime", "runtime", show=len(runtimes) > 1), Column("variant", "variant"),
+               Column("alpha", "α", True, format="{:g}".format), Column("delta", "δ", True),
+               Column("mult_adds", "Mult-Adds", True, format=millions),
+               Column("latency_ms", "ms/img", True, format=milliseconds, csv="latency_ms_per_image"),
+               Column("spread", "p10–p90", True, format=lambda pair: f"{pair[0]:.3f}–{pair[1]:.3f}", csv=None),
+               Column("latency_ms_p10", "p10", csv="latency_ms_per_image_p10", show=False),
+               Column("latency_ms_p90", "p90", csv="latency_ms_per_image_p90", show=False),
+               Column("images_per_s", f"img/s@{batch_size}", True, format="{:,.0f}".format,
+                      csv=f"images_per_s_at_batch_{batch_size}"),
+               Column("gmacs_per_s", "GMAC/s", True, format="{:.2f}".format)]
+    if batch_size <= 1:  # no throughput measured
+        columns = [c for c in columns if c.key != "images_per_s"]
+    title = (f"Inference on {result['device']} ({result['device_name']}), {thread_choice.describe()} threads, "
              f"torch {result['torch']}" + (f", onnxruntime {result['onnxruntime']}" if "onnxruntime" in result else ""))
     notes = [f"ms/img: median latency at batch 1 of {repeats} timed passes after {warmup} warm-up passes "
              "(p10–p90: its spread)" + (f"; img/s@{batch_size}: throughput at batch {batch_size}" if batch_size > 1

@@ -41,11 +41,11 @@ def _one_views(check, fmt: str):
         Column("name", "layer", wrap=False), Column("type", "type", wrap=False),
         Column("params", "params", True), Column("fvcore_params", "fvcore", True),
         Column(key, unit, True), Column(f"fvcore_{key}", "fvcore", True),
-        Column("agree", "agree"),
+        Column("agree", "agree", format=_yes),
     ]
     rows = [{"name": layer.name, "type": layer.kind, "params": layer.params, "fvcore_params": layer.fvcore_params,
              key: layer.mult_adds * scale, f"fvcore_{key}": layer.fvcore_mult_adds * scale,
-             "agree": _yes(layer.agree)} for layer in check.layers]
+             "agree": layer.agree} for layer in check.layers]
     footer = {"name": "total", "type": "", "params": check.params, "fvcore_params": check.fvcore_params,
               key: check.mult_adds * scale, f"fvcore_{key}": check.fvcore_mult_adds * scale,
               "agree": _yes(check.totals_agree)}
@@ -77,20 +77,41 @@ def _one_views(check, fmt: str):
     return views
 
 
+def _one_csv_view(views):
+    """For machines, one table: each layer's counts beside fvcore's and its bytes beside the
+    model's tensors (the two tables people see, joined on the layer)."""
+    from mnetcost.cli.render import Column, View
+
+    if len(views) == 1:
+        return views[0]
+    counts, memory = views
+    by_name = {row["name"]: row for row in memory.rows}
+    columns = counts.columns + [c for c in memory.columns if c.key not in ("name", "agree")]
+    columns.append(Column("memory_agree", "memory agree"))
+    rows = [{**by_name[row["name"]], **row, "memory_agree": by_name[row["name"]]["agree"]} for row in counts.rows]
+    return View(title="", columns=columns, rows=rows)
+
+
 def _memory_view(memory, title: str):
     """Per layer: the engine's activation, weight and training bytes beside the model's own."""
     from mnetcost.calculator.memory import format_bytes
     from mnetcost.cli.render import Column, View
 
+    dtype = memory.dtype
     columns = [
         Column("name", "layer", wrap=False),
-        Column("input_bytes", "in B", True, group="in"), Column("model_input_bytes", "model", True, group="in"),
-        Column("output_bytes", "out B", True, group="out"), Column("model_output_bytes", "model", True, group="out"),
-        Column("weight_bytes", "weight B", True, group="w"), Column("folded_weight_bytes", "folded", True, group="w"),
-        Column("training_bytes", "train B/img", True, group="t"),
-        Column("measured_training_bytes", "autograd", True, group="t"), Column("agree", "agree"),
+        Column("input_bytes", "in B", True, group="in", csv=f"input_bytes_{dtype}"),
+        Column("model_input_bytes", "model", True, group="in", csv=f"model_input_bytes_{dtype}"),
+        Column("output_bytes", "out B", True, group="out", csv=f"output_bytes_{dtype}"),
+        Column("model_output_bytes", "model", True, group="out", csv=f"model_output_bytes_{dtype}"),
+        Column("weight_bytes", "weight B", True, group="w", csv=f"weight_bytes_{dtype}"),
+        Column("folded_weight_bytes", "folded", True, group="w", csv=f"folded_weight_bytes_{dtype}"),
+        Column("training_bytes", "train B/img", True, group="t", csv="training_bytes_per_image_fp32"),
+        Column("measured_training_bytes", "autograd", True, group="t",
+               csv="measured_training_bytes_per_image_fp32"),
+        Column("agree", "agree", format=_yes),
     ]
-    rows = [{**layer.as_dict(), "agree": _yes(layer.agree)} for layer in memory.layers]
+    rows = [layer.as_dict() for layer in memory.layers]
     footer = {"name": "total", "input_bytes": memory.peak_activation_bytes,
               "model_input_bytes": memory.measured_peak_bytes, "output_bytes": None, "model_output_bytes": None,
               "weight_bytes": memory.weight_bytes, "folded_weight_bytes": memory.folded_weight_bytes,
@@ -124,20 +145,23 @@ def _all_views(results, convention, fmt: str):
     wide = fmt != "table"  # the terminal table leaves out what does not fit 80 columns
     columns = [
         *([Column("source", "source")] if wide else []),
-        Column("variant", "variant", wrap=False), Column("alpha", "α", True),
+        Column("variant", "variant", wrap=False), Column("alpha", "α", True, format="{:g}".format),
         Column("delta", "δ", True), Column("classes", "classes", True), Column("resolution", "input", True),
         Column("params", "params", True), *([Column("fvcore_params", "fvcore params", True)] if wide else []),
         Column(key, unit, True), *([Column(f"fvcore_{key}", f"fvcore {unit}", True)] if wide else []),
-        Column("layers", "layers", True), Column("memory", "memory"), Column("agree", "agree"),
+        Column("layers_text", "layers", True, csv=None), Column("layers_agree", "layers_agree", show=False),
+        Column("layers", "layers", show=False), Column("memory", "memory", format=_yes, csv="memory_agree"),
+        Column("agree", "agree", format=_yes),
     ]
     rows = []
     for config, check in results:
-        rows.append({"source": config.source, "variant": config.variant, "alpha": f"{config.alpha:g}",
+        agreeing = len(check.layers) - len(check.disagreeing)
+        rows.append({"source": config.source, "variant": config.variant, "alpha": config.alpha,
                      "delta": config.delta, "classes": config.classes, "resolution": config.resolution,
                      "params": check.params, "fvcore_params": check.fvcore_params,
                      key: check.mult_adds * scale, f"fvcore_{key}": check.fvcore_mult_adds * scale,
-                     "layers": f"{len(check.layers) - len(check.disagreeing)}/{len(check.layers)}",
-                     "memory": _yes(check.memory_agree), "agree": _yes(check.agree)})
+                     "layers_text": f"{agreeing}/{len(check.layers)}", "layers_agree": agreeing,
+                     "layers": len(check.layers), "memory": check.memory_agree, "agree": check.agree})
     ops = {}
     for _, check in results:
         for op, n in check.unsupported_ops.items():
@@ -220,7 +244,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
         return
     network = resolve(variant, alpha, delta, classes, resolution, rounding=rounding)
     check = crosscheck(network, conv, fmp_mode=fmp_mode, dtype=dtype or "fp32")
-    emit(fmt, check.as_dict(), _one_views(check, fmt))
+    views = _one_views(check, fmt)
+    emit(fmt, check.as_dict(), views, csv_view=_one_csv_view(views))
     if not check.agree:
         problems = []
         if check.disagreeing or not check.totals_agree:

@@ -31,16 +31,22 @@ from mnetcost.cli.options import POSITIVE, fail, format_option, require_deploy, 
 @click.option("--batch-size", type=POSITIVE, default=500, show_default=True, help="Images per forward pass.")
 @click.option("--limit", type=POSITIVE, default=None, metavar="N", help="Only the first N test images.")
 @click.option("--threads", type=POSITIVE, default=None, metavar="N",
-              help="CPU threads for PyTorch and ONNX Runtime [default: their own choice].")
+              help="CPU threads for PyTorch and ONNX Runtime [default: as `mnetcost train`: OMP_NUM_THREADS if "
+                   "set, else the cores other processes leave idle].")
 @format_option
 @click.pass_context
 def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkpoint, dataset, data_dir, batch_size,
             limit, threads, fmt):
     """Test-set accuracy of a trained run: its checkpoint in PyTorch (--run DIR) and ONNX files
     in ONNX Runtime (--run DIR --onnx FILE ...), on the same images with the same preprocessing
-    (the per-channel mean and std of the run's training images). FMP layers use their fixed
-    evaluation draw in both. JSON: one object per evaluation (a list for several) with at least
-    runtime, dtype, accuracy, images.
+    (the per-channel mean and std of the run's training images, as the run recorded them). FMP
+    layers use their fixed evaluation draw in both. JSON: one object per evaluation (a list for
+    several) with at least runtime, dtype, accuracy, images.
+
+    Everything is checked against the run first (exit 2, one line): the checkpoint must be the
+    run's own (its run id), an ONNX file must be a model `mnetcost export --run` wrote from this
+    run (its metadata), and a --dataset must have the run's classes: listed in another order, its
+    labels are mapped to the run's by class name (said on stderr); other classes are refused.
 
     \b
     Examples:
@@ -77,10 +83,11 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
         from mnetcost.deploy import tflite as TL
 
         TL.require("evaluate --tflite")
-    if threads:
-        import torch
+    from mnetcost.nn import threads as thread_policy
 
-        torch.set_num_threads(threads)
+    # a thread on a core another process keeps busy stalls every OpenMP barrier (mnetcost/nn/threads.py)
+    thread_choice = thread_policy.apply(thread_policy.choose_threads(threads))
+    threads = thread_choice.threads
 
     from mnetcost.deploy import evaluate as EV
 
@@ -90,6 +97,7 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
     sessions = []
     if onnx_files:
         from mnetcost.deploy import runtime as R
+        from mnetcost.deploy.export import metadata_of
 
         for path in onnx_files:  # every file is checked before the (slow) data and evaluation
             proto = R.load_onnx(path)
@@ -102,20 +110,25 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
             out_shape = sess.get_outputs()[0].shape
             if len(out_shape) != 2 or out_shape[1] != run.config.classes:
                 fail(f"--onnx {path}: its output is {list(out_shape)}, the run has {run.config.classes} classes")
+            EV.check_onnx_metadata(run, metadata_of(proto), path)  # the run's own model, not just its shapes
             sessions.append((path, proto, sess))
     tflite_models = []
     for path in tflite_files:  # every file is checked before the (slow) data and evaluation
         tflite_models.append((path, _tflite_file(path, network, run.config.classes)))
     data = EV.run_dataset(run, data_dir) if dataset is None else EV.load_data(dataset, data_dir)
-    EV.check_fits(data, run.config.classes, network.resolution, f"--dataset {dataset or run.config.dataset}")
-    train_x = data.train_x if dataset is None else EV.run_dataset(run, data_dir).train_x
-    normalization = EV.normalization_of(train_x)
-    images, labels = data.test_x, data.test_y
+    what = f"--dataset {dataset}" if dataset is not None else f"the run's dataset {run.config.dataset}"
+    EV.check_fits(data, run.config.classes, network.resolution, what)
+    labels, note = EV.test_labels(run, data, what)
+    normalization, source_note = EV.run_normalization(run, data_dir, given=data if dataset is not None else None)
+    for line in (note, source_note):
+        if line:
+            click.echo(line if line.startswith("note: ") else f"note: {line}", err=True)
+    images = data.test_x
     if limit:
         images, labels = images[:limit], labels[:limit]
 
     common = {"run": str(run_dir), "dataset": data.name, "variant": run.config.variant, "alpha": run.config.alpha,
-              "delta": run.config.delta}
+              "delta": run.config.delta, "threads": threads, "thread_policy": thread_choice.as_dict()}
     results = []
     if with_torch:
         acc = EV.accuracy_torch(model, images, labels, normalization, batch_size)
@@ -126,8 +139,6 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
         acc = EV.accuracy_onnx(sess, EV.file_dtype(proto), images, labels, normalization, batch_size)
         meta = metadata_of(proto)
         results.append(_row(acc, common, checkpoint=meta.get("checkpoint"), epoch=meta.get("epoch"), onnx=str(path)))
-        if meta.get("run") not in (None, run.name):
-            click.echo(f"note: {path} was exported from run {meta['run']}, not {run.name}", err=True)
 
     for path, data_bytes in tflite_models:
         from mnetcost.deploy import tflite as TL
@@ -138,17 +149,16 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
 
     from mnetcost.cli.render import Column, View, emit
 
-    rows = [{"runtime": r["runtime"], "dtype": r["dtype"],
-             "model": r.get("tflite") or r["onnx"] or f"{r['checkpoint']}.pt",
-             "accuracy": f"{100 * r['accuracy']:.2f} %", "correct": r["correct"], "images": r["images"],
-             "seconds": f"{r['seconds']:.1f}"} for r in results]
+    rows = [{**r, "model": r.get("tflite") or r["onnx"] or f"{r['checkpoint']}.pt"} for r in results]
     view = View(title=f"Test accuracy of {run_dir} on {data.name} ({len(labels):,} images)",
                 columns=[Column("runtime", "runtime"), Column("dtype", "dtype"), Column("model", "model"),
-                         Column("accuracy", "accuracy", True), Column("correct", "correct", True),
-                         Column("images", "images", True), Column("seconds", "s", True)],
+                         Column("accuracy", "accuracy", True, format=lambda a: f"{100 * a:.2f} %"),
+                         Column("correct", "correct", True), Column("images", "images", True),
+                         Column("seconds", "s", True, format="{:.1f}".format)],
                 rows=rows,
                 notes=["Same images, same preprocessing (the run's training mean and std); FMP layers use "
-                       "their fixed evaluation draw."]
+                       "their fixed evaluation draw.",
+                       f"CPU threads: {thread_choice.describe()}; --threads N to choose."]
                 + (["TensorFlow Lite files: int8 input quantized with the file's own scale and zero point, "
                     "one image per invoke; tflm runs TensorFlow Lite Micro's reference kernels in child "
                     "processes."] if tflite_models else []))

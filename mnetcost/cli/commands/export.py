@@ -36,7 +36,8 @@ FILE_FORMATS = ("onnx", "tflite")
 @click.option("--check-images", type=POSITIVE, default=64, show_default=True, metavar="N",
               help="Images compared between the exported file and PyTorch.")
 @click.option("--threads", type=POSITIVE, default=None, metavar="N",
-              help="CPU threads for PyTorch and ONNX Runtime [default: their own choice].")
+              help="CPU threads for PyTorch and ONNX Runtime [default: as `mnetcost train`: OMP_NUM_THREADS if "
+                   "set, else the cores other processes leave idle].")
 @click.option("--format", "fmt", type=click.Choice(FORMATS + FILE_FORMATS), default="table", show_default=True,
               help="Output format of the record (json is a stable contract for scripts); onnx or tflite instead "
                    "choose the file format (the record is then a table): tflite writes an int8 TensorFlow "
@@ -46,20 +47,21 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
             calibration_images, tolerance, check_images, threads, fmt):
     """Export a model to ONNX with evaluation semantics: BatchNorm folded into the convs, no
     dropout, fractional max pooling with its fixed evaluation draw as standard operators
-    (Gather, Reshape, ReduceMax), opset 18, dynamic batch. Or (--format tflite, or --out
-    FILE.tflite) to a full-integer int8 TensorFlow Lite file for microcontrollers: a Keras model
-    of the same resolved layers with the PyTorch weights (BatchNorm folded), the TensorFlow Lite
-    converter (int8 input and output, per-channel int8 weights, calibrated like --int8), FMP as
-    GATHER and MAX_POOL_2D builtins; its float32 conversion is checked against PyTorch, the int8
-    file runs in the TensorFlow Lite interpreter, and the record gives the Flash and TensorFlow
-    Lite Micro arena the calculator predicts (mnetcost crosscheck --runtime tflm measures them).
+    (Gather, Max), opset 18, dynamic batch. Or (--format tflite, or --out FILE.tflite) to a
+    full-integer int8 TensorFlow Lite file for microcontrollers: a Keras model of the same
+    resolved layers with the PyTorch weights (BatchNorm folded), the TensorFlow Lite converter
+    (int8 input and output, per-channel int8 weights, calibrated like --int8), FMP as GATHER and
+    MAX_POOL_2D builtins; its float32 conversion is checked against PyTorch, the int8 file runs
+    in the TensorFlow Lite interpreter, and the record gives the Flash and TensorFlow Lite Micro
+    arena the calculator predicts (mnetcost crosscheck --runtime tflm measures them).
 
     The file is run in ONNX Runtime and compared with PyTorch's eval output on --check-images
     images; beyond --tolerance the export is refused (exit 1) and nothing is written. Either a
     fresh model (--variant/--alpha/--delta/--classes/--resolution, initial weights) or a trained
     run (--run DIR: its best checkpoint, everything else from the run's config). --int8 quantizes
     statically, calibrated on --calibration-images training images of --dataset (the run's dataset
-    by default), preprocessed with the run's mean and std.
+    by default), preprocessed with the run's mean and std. The checkpoint must be the run's own
+    (its run id); --out may not name a run's own file (best.pt, config.json, ...).
 
     \b
     Examples:
@@ -78,7 +80,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
     if fmt in FILE_FORMATS:
         fmt = "table"
     tflite = file_format == "tflite"
-    check_target(out, "--out")
+    check_target(out, "--out")  # also never a run's checkpoint, metrics or config, --run's own or another's
     if run_dir is not None:
         given = [name for name in _MODEL_OPTIONS if is_given(ctx, name)]
         if given:
@@ -103,10 +105,9 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
         TL.require("export --format tflite")
     else:
         require_deploy("export")
-    if threads:
-        import torch
+    from mnetcost.nn import threads as thread_policy
 
-        torch.set_num_threads(threads)
+    threads = thread_policy.apply(thread_policy.choose_threads(threads)).threads
 
     from mnetcost.deploy import export as EX
     from mnetcost.deploy import pipeline as P
@@ -178,9 +179,32 @@ def _emit_tflite(fmt: str, record: dict) -> None:
     emit(fmt, record, [view])
 
 
+def _top1(check: dict) -> str:
+    """Where ONNX Runtime's top-1 class differs from PyTorch's, say that those are near ties: within
+    the tolerance a class can change only where two logits are within twice the difference."""
+    if not check["top1_differing"]:
+        return "the same top-1 class on every input"
+    return (f"top-1 class differs on {check['top1_differing']} of {check['images']} inputs, near ties (their two "
+            f"logits within {check['top1_differing_gap']:.2g})")
+
+
+def _int8_effect(quantization: dict, inputs: str) -> str:
+    """What int8 costs: the accuracy of both files on the labelled check images (the top-1
+    agreement of an untrained or barely trained model, whose logits are nearly equal, says
+    nothing, so it is not shown)."""
+    difference = (f"max |int8 − fp32| {quantization['max_abs_diff_vs_fp32']:.3g} "
+                  f"(max |logit| {quantization['max_abs_logit_fp32']:.3g})")
+    accuracy = quantization.get("check_accuracy")
+    if not accuracy:
+        return difference
+    return (f"accuracy on {inputs}: fp32 {100 * accuracy['fp32']:.1f} %, int8 {100 * accuracy['int8']:.1f} % "
+            f"({accuracy['difference_points']:+.1f} points; `mnetcost evaluate --run R --onnx FILE` measures the "
+            f"whole test set); {difference}")
+
+
 def _emit(fmt: str, record: dict) -> None:
-    from mnetcost.calculator.memory import format_bytes
-    from mnetcost.cli.render import Column, View, emit
+    from mnetcost.calculator.memory import exact_bytes
+    from mnetcost.cli.render import Column, View, emit, record_view
 
     meta = record["metadata"]
     weights = record["file_weights"]
@@ -196,7 +220,7 @@ def _emit(fmt: str, record: dict) -> None:
         ("operators", ", ".join(f"{op} {n}" for op, n in record["ops"].items())),
         ("check", f"max |ORT − PyTorch| = {check['max_abs_diff']:.3g} ≤ {check['allowed_abs_diff']:.3g} "
                   f"(tolerance {check['tolerance']:g} × max(1, max |logit| {check['max_abs_logit']:.3g})) on "
-                  f"{check['inputs']}; top-1 agreement {100 * check['top1_agreement']:.1f} %"),
+                  f"{check['inputs']}; {_top1(check)}"),
     ]
     if record["dtype"] == "fp32":
         rows.append(("float weights in file", f"{weights['float_weight_elements']:,} elements "
@@ -208,20 +232,17 @@ def _emit(fmt: str, record: dict) -> None:
         rows.append(("int8", f"{q['format']}, weights {q['weights']}, activations {q['activations']}, biases "
                              f"{q['biases']}; calibrated on {q['calibration_images']} training images of "
                              f"{q['calibration_dataset']}"))
-        rows.append(("int8 vs fp32", f"max |Δ| {q['max_abs_diff_vs_fp32']:.3g}, top-1 agreement "
-                                     f"{100 * q['top1_agreement_vs_fp32']:.1f} % on the check images"))
+        rows.append(("int8 vs fp32", _int8_effect(q, record["check"]["inputs"])))
         rows.append(("weights in file", f"{weights['int8_weight_elements']:,} int8 weights, "
                                         f"{weights['int32_bias_elements']:,} int32 biases "
                                         f"(deploy convention: {record['deploy_params']:,} params)"))
         stored = weights["weight_storage_bytes"]
-        rows.append(("weight bytes", f"file {stored:,} ({format_bytes(stored)}: "
-                                     f"weights+biases {weights['weight_bytes']:,}, scales {weights['scale_bytes']:,}, "
-                                     f"zero points {weights['zero_point_bytes']:,}); engine int8 "
-                                     f"{record['engine_weight_bytes']['int8']:,} "
-                                     f"({format_bytes(record['engine_weight_bytes']['int8'])})"))
+        rows.append(("weight bytes", f"file {exact_bytes(stored)}: weights+biases {weights['weight_bytes']:,}, "
+                                     f"scales {weights['scale_bytes']:,}, zero points {weights['zero_point_bytes']:,}; "
+                                     f"engine int8 {exact_bytes(record['engine_weight_bytes']['int8'])}"))
     view = View(title="ONNX export", columns=[Column("quantity", "quantity", wrap=False), Column("value", "value")],
                 rows=[{"quantity": k, "value": v} for k, v in rows],
                 notes=["The engine counts int8 weights, int32 biases and one fp32 scale per output channel; "
                        "ONNX Runtime's QDQ file also stores the biases' own scales and every zero point."]
                 if record["dtype"] == "int8" else [])
-    emit(fmt, record, [view])
+    emit(fmt, record, [view], csv_view=record_view(record))

@@ -135,7 +135,7 @@ def command(ctx, paper_tables, variants, alphas, deltas, seeds, dataset, root, d
             fail(f"--classes {train_options['classes']} contradicts --dataset {dataset} ({official} classes)")
         classes, label, data_argument = official, dataset, dataset
     else:
-        from mnetcost.nn.datasets import archive_stem
+        from mnetcost.identity import archive_stem
 
         path = Path(dataset).expanduser()
         if not path.exists():
@@ -176,7 +176,19 @@ def command(ctx, paper_tables, variants, alphas, deltas, seeds, dataset, root, d
     for param in FORWARDED:
         if is_given(ctx, param.name):
             forwarded += _as_argv(param, train_options[param.name])
-    tasks = [G.make_task(run, root, data_argument, forwarded, epochs) for run in mine]
+    # What each run must be to count as the grid's: train's recipe as this grid would start it (every
+    # option given, else train's default), on this data (its fingerprint), compared as train --resume does.
+    from mnetcost import identity as ID
+
+    recipe = {key: train_options[key] for key in ("batch_size", "lr", "augment", "dropout", "fmp_mode", "test_draws",
+                                                   "bn_stats", "bn_batches")}
+    recipe["world_size"] = 1
+    if dataset in ("cifar10", "cifar100") or is_given(ctx, "classes"):
+        recipe["classes"] = classes
+    if is_given(ctx, "resolution"):
+        recipe["resolution"] = resolution
+    data = ID.data_of(data_argument, fingerprint=ID.data_fingerprint(data_argument))
+    tasks = [G.make_task(run, root, data_argument, forwarded, epochs, recipe, data) for run in mine]
     total = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
     shard_text = f"shard {index}/{count} ({source}): {len(mine)} of {total}" if count > 1 else total
     log = (lambda message: click.echo(message, err=True))
@@ -236,19 +248,22 @@ def _dry_run(G, tasks, shard_text, fmt, default_epochs):
                         "epochs_planned": planned, "holder": state.holder, "reason": state.reason or None})
     counts = {state: sum(1 for item in listing if item["state"] == state) for state in G.STATES}
     rows = [{
-        "name": item["name"], "variant": item["variant"] if "/" not in item["variant"] else Path(item["variant"]).stem,
-        "alpha": f"{item['alpha']:g}", "delta": item["delta"], "classes": item["classes"], "seed": item["seed"],
-        "tables": ",".join(map(str, item["tables"])),
-        "paper": f"{100 * item['paper_accuracy']:.1f}" if item["paper_accuracy"] is not None else "",
-        "state": G.STATE_TEXT[item["state"]],
-        "epochs": f"{item['epochs_done']}/{item['epochs_planned'] if item['epochs_planned'] is not None else '?'}",
-        "note": item["holder"] or item["reason"] or "",
+        **item, "variant": item["variant"] if "/" not in item["variant"] else Path(item["variant"]).stem,
+        "spec": item["variant"], "tables": ",".join(map(str, item["tables"])), "state_text": G.STATE_TEXT[item["state"]],
+        "epochs": (item["epochs_done"], item["epochs_planned"]), "note": item["holder"] or item["reason"],
     } for item in listing]
     view = View(title=f"mnetcost grid --dry-run: {shard_text}",
-                columns=[Column("name", "run"), Column("variant", "variant"), Column("alpha", "α", True),
+                columns=[Column("name", "run"), Column("variant", "variant"), Column("spec", "spec", show=False),
+                         Column("alpha", "α", True, format="{:g}".format),
                          Column("delta", "δ", True), Column("classes", "classes", True), Column("seed", "seed", True),
-                         Column("tables", "table"), Column("paper", "paper %", True), Column("state", "state"),
-                         Column("epochs", "epochs", True), Column("note", "note")],
+                         Column("dataset", "dataset", show=False), Column("tables", "table", csv="paper_tables"),
+                         Column("paper_accuracy", "paper %", True, format=lambda a: f"{100 * a:.1f}"),
+                         Column("state_text", "state", csv=None), Column("state", "state", show=False),
+                         Column("epochs", "epochs", True, csv=None,
+                                format=lambda pair: f"{pair[0]}/{pair[1] if pair[1] is not None else '?'}"),
+                         Column("epochs_done", "epochs_done", show=False),
+                         Column("epochs_planned", "epochs_planned", show=False),
+                         Column("note", "note"), Column("folder", "folder", show=False)],
                 rows=rows,
                 notes=[", ".join(f"{n} {G.STATE_TEXT[s]}" for s, n in counts.items() if n) or "no runs"])
     emit(fmt, listing, [view])
@@ -258,13 +273,13 @@ def _emit_outcomes(outcomes, shard_text, fmt):
     from mnetcost.analysis.grid import count_results
     from mnetcost.cli.render import Column, View, emit
 
-    rows = [{"name": o["name"], "state": o["state"], "result": o["result"], "epochs": o["epochs_done"],
-             "seconds": f"{o['seconds']:.1f}" if o["returncode"] is not None else "",
-             "message": o["message"]} for o in outcomes]
+    rows = [{**o, "seconds": o["seconds"] if o["returncode"] is not None else None} for o in outcomes]
     counts = count_results(outcomes)
     view = View(title=f"mnetcost grid: {shard_text}",
-                columns=[Column("name", "run"), Column("state", "state before"), Column("result", "result"),
-                         Column("epochs", "epochs", True), Column("seconds", "s", True), Column("message", "message")],
+                columns=[Column("name", "run"), Column("state", "state before", csv="state_before"),
+                         Column("result", "result"), Column("epochs_done", "epochs", True),
+                         Column("seconds", "s", True, format="{:.1f}".format), Column("returncode", "exit", show=False),
+                         Column("message", "message")],
                 rows=rows, notes=[", ".join(f"{n} {r}" for r, n in counts.items()) or "no runs"])
     emit(fmt, outcomes, [view])
 

@@ -25,8 +25,44 @@ def add_memory(rows: list[dict], dtype: str, runtime: str = "simple") -> list[di
 MARK = {"agrees": "✓", "close": "≈", "disagrees": "✗"}
 
 
-def paper_views(rows: list[dict], runtime: str = "simple"):
+def _verdict(verdict: str) -> str:
+    return f"{MARK[verdict]} {verdict}"
+
+
+def _model(row: dict) -> str:
+    return f"{row['variant']} δ={row['delta']}, α={row['alpha']:g}" + (" (baseline)" if row["baseline"] else "")
+
+
+def paper_columns(dtype: str, runtime: str = "simple") -> list:
+    """The columns of a paper table: printed cells in millions (as the paper prints them) beside
+    mnetcost's exact counts; for machines the exact counts, the differences as fractions, the
+    bytes at ``dtype`` (and for runtime tflm TensorFlow Lite Micro's arena and the .tflite bytes)."""
     from mnetcost.calculator.memory import format_bytes
+    from mnetcost.cli.render import Column
+
+    return [Column("table", "table", show=False), Column("dataset", "dataset", show=False),
+            Column("model", "model", csv=None),
+            *(Column(name, name, show=False) for name in ("variant", "alpha", "delta", "classes", "baseline")),
+            Column("accuracy", "accuracy", True, format="{:.1%}".format),
+            Column("paper_mult_adds_printed", "paper Mult-Adds", True, group="ma", csv="paper_mult_adds_millions"),
+            Column("mult_adds", "mnetcost", True, group="ma", format=lambda n: f"{n / 1e6:.3f}"),
+            Column("mult_adds_diff", "diff", True, group="ma", format="{:+.1%}".format),
+            Column("mult_adds_verdict", "verdict", group="ma", format=_verdict),
+            Column("paper_params_printed", "paper params", True, group="p", csv="paper_params_millions"),
+            Column("params", "mnetcost", True, group="p", format=lambda n: f"{n / 1e6:.3f}"),
+            Column("params_diff", "diff", True, group="p", format="{:+.1%}".format),
+            Column("params_verdict", "verdict", group="p", format=_verdict),
+            Column("peak_activation_bytes", f"peak RAM {dtype}", True, group="memory", format=format_bytes,
+                   csv=f"peak_activation_bytes_{dtype}"),
+            Column("weight_bytes", f"weights {dtype}", True, group="memory", format=format_bytes,
+                   csv=f"weight_bytes_{dtype}"),
+            *([Column("arena_bytes", "TFLM arena", True, group="memory", format=format_bytes),
+               Column("flash_bytes", ".tflite", True, group="memory", format=format_bytes)]
+              if runtime == "tflm" else [])]
+
+
+def paper_views(rows: list[dict], runtime: str = "simple"):
+    """For people: one table per paper table and dataset, then the verdict counts."""
     from mnetcost.calculator.reconcile import summary
     from mnetcost.cli.render import Column, View
 
@@ -36,33 +72,12 @@ def paper_views(rows: list[dict], runtime: str = "simple"):
             selected = [r for r in rows if r["table"] == table and r["dataset"] == dataset]
             if not selected:
                 continue
-            view_rows = [{
-                "model": (f"{r['variant']} δ={r['delta']}, α={r['alpha']:g}" + (" (baseline)" if r["baseline"] else "")),
-                "accuracy": f"{r['accuracy']:.1%}",
-                "paper_ma": r["paper_mult_adds_printed"], "ma": f"{r['mult_adds'] / 1e6:.3f}",
-                "ma_diff": f"{r['mult_adds_diff']:+.1%}", "ma_verdict": f"{MARK[r['mult_adds_verdict']]} {r['mult_adds_verdict']}",
-                "paper_p": r["paper_params_printed"], "p": f"{r['params'] / 1e6:.3f}",
-                "p_diff": f"{r['params_diff']:+.1%}", "p_verdict": f"{MARK[r['params_verdict']]} {r['params_verdict']}",
-                "peak": format_bytes(r["peak_activation_bytes"]), "weights": format_bytes(r["weight_bytes"]),
-                "arena": format_bytes(r["arena_bytes"]) if "arena_bytes" in r else "",
-                "flash": format_bytes(r["flash_bytes"]) if "flash_bytes" in r else "",
-            } for r in selected]
-            memory_columns = ([Column("arena", "TFLM arena", True, group="memory"),
-                               Column("flash", ".tflite", True, group="memory")] if runtime == "tflm" else
-                              [Column("peak", f"peak RAM {selected[0]['dtype']}", True, group="memory"),
-                               Column("weights", f"weights {selected[0]['dtype']}", True, group="memory")])
             notes = [f"  ! {r['variant']} δ={r['delta']} α={r['alpha']:g}: {c['text']}"
                      for r in selected for c in r["checks"] if not c["consistent"]]
             views.append(View(
                 title=f"Table {table}, {dataset.upper().replace('CIFAR', 'CIFAR-')} (millions; mnetcost: paper convention)",
-                columns=[Column("model", "model"), Column("accuracy", "accuracy", True),
-                         Column("paper_ma", "paper Mult-Adds", True, group="ma"),
-                         Column("ma", "mnetcost", True, group="ma"), Column("ma_diff", "diff", True, group="ma"),
-                         Column("ma_verdict", "verdict", group="ma"),
-                         Column("paper_p", "paper params", True, group="p"), Column("p", "mnetcost", True, group="p"),
-                         Column("p_diff", "diff", True, group="p"), Column("p_verdict", "verdict", group="p"),
-                         *memory_columns],
-                rows=view_rows, notes=notes,
+                columns=paper_columns(selected[0]["dtype"], runtime),
+                rows=[{**r, "model": _model(r)} for r in selected], notes=notes,
             ))
     totals = summary(rows)
     views.append(View(
@@ -72,13 +87,20 @@ def paper_views(rows: list[dict], runtime: str = "simple"):
         + [{"what": "failed checks of printed cells against each other", "count": totals["failed_checks"]}],
         notes=["agrees: the exact count, rounded or truncated to the printed precision, is the printed figure; "
                "close: within 1 %; diff = (paper - mnetcost) / mnetcost. See docs/reconciliation.md.",
-               ("TFLM arena: TensorFlow Lite Micro's arena for the int8 .tflite export (its planner's activations "
-                "+ persistent data); .tflite: the file's bytes; the paper prints neither (see docs/memory.md)."
-                if runtime == "tflm" else
-                "peak RAM: input + output activation bytes of the largest layer (one layer at a time); weights: "
-                "deployed weight bytes (BatchNorm folded); the paper prints neither (see docs/memory.md).")],
+               "peak RAM: input + output activation bytes of the largest layer (one layer at a time); weights: "
+               "deployed weight bytes (BatchNorm folded); the paper prints neither (see docs/memory.md)."]
+        + (["TFLM arena: TensorFlow Lite Micro's arena for the int8 .tflite export (its planner's activations + "
+            "persistent data); .tflite: the file's bytes (Flash)."] if runtime == "tflm" else []),
     ))
     return views
+
+
+def paper_csv_view(rows: list[dict], dtype: str, runtime: str = "simple"):
+    """For machines: every configuration of the chosen tables in one table (the verdict counts
+    follow from its verdict columns)."""
+    from mnetcost.cli.render import View
+
+    return View(title="", columns=paper_columns(dtype, runtime), rows=rows)
 
 
 @click.command("paper")
@@ -100,4 +122,5 @@ def command(tables, dataset, dtype, runtime, fmt):
     if dataset:
         rows = [r for r in rows if r["dataset"] == dataset]
     dtype, runtime = memory_settings(dtype, runtime, None)
-    emit(fmt, add_memory(rows, dtype, runtime), paper_views(rows, runtime))
+    rows = add_memory(rows, dtype, runtime)
+    emit(fmt, rows, paper_views(rows, runtime), csv_view=paper_csv_view(rows, dtype, runtime))

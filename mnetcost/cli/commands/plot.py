@@ -108,26 +108,30 @@ def command(out, dataset, x, latency_file, runtime, runs_dir, no_paper, tables, 
     save_figure(figure, out)
     click.echo(f"wrote {out} ({len(points)} points, {len(front)} on the front)", err=True)
 
-    from mnetcost.analysis.plot import x_value
+    from mnetcost.analysis.plot import MEMORY_AXES, x_value
     from mnetcost.calculator.memory import format_bytes
     from mnetcost.cli.render import Column, View, emit, millions
 
     on_front = {id(p) for p in front}
+    memory_key = MEMORY_AXES.get(x)
     rows = [{
-        "source": p["source"], "variant": p["variant"], "alpha": f"{p['alpha']:g}", "delta": p["delta"],
-        "mult_adds": millions(p["mult_adds"]), "params": millions(p["params"]),
-        "latency_ms": f"{p['latency_ms']:.3f}" if "latency_ms" in p else None,
-        "memory": format_bytes(x_value(p, x)) if x in ("peak_memory", "weight_bytes") else None,
-        "accuracy": f"{100 * p['accuracy']:.1f}", "front": "★" if id(p) in on_front else "",
+        "source": p["source"], "variant": p["variant"], "alpha": p["alpha"], "delta": p["delta"],
+        "classes": p.get("classes"), "mult_adds": p["mult_adds"], "params": p["params"],
+        "latency_ms": p.get("latency_ms"), "memory": p[memory_key] if memory_key else None,
+        "accuracy": p["accuracy"], "on_front": id(p) in on_front,
     } for p in sorted(points, key=lambda p: (p.get("latency_ms", 0) if x == "latency" else x_value(p, x),
                                              -p["accuracy"]))]
-    columns = [Column("source", "source"), Column("variant", "variant"), Column("alpha", "α", True),
-               Column("delta", "δ", True), Column("mult_adds", "Mult-Adds", True), Column("params", "params", True)]
+    columns = [Column("source", "source"), Column("variant", "variant"),
+               Column("alpha", "α", True, format="{:g}".format), Column("delta", "δ", True),
+               Column("classes", "classes", show=False),
+               Column("mult_adds", "Mult-Adds", True, format=millions), Column("params", "params", True, format=millions)]
     if x == "latency":
-        columns.append(Column("latency_ms", "ms/image", True))
-    if x in ("peak_memory", "weight_bytes"):
-        columns.append(Column("memory", f"{'peak RAM' if x == 'peak_memory' else 'weights'} {dtype}", True))
-    columns += [Column("accuracy", "accuracy %", True), Column("front", "front")]
+        columns.append(Column("latency_ms", "ms/image", True, format="{:.3f}".format, csv="latency_ms_per_image"))
+    if memory_key:
+        columns.append(Column("memory", f"{'peak RAM' if x == 'peak_memory' else 'weights'} {dtype}", True,
+                              format=format_bytes, csv=f"{memory_key}_{dtype}"))
+    columns += [Column("accuracy", "accuracy %", True, format=lambda a: f"{100 * a:.1f}"),
+                Column("on_front", "front", format=lambda on: "★" if on else "")]
     view = View(title=f"{dataset}: {len(points)} points, {len(front)} on the Pareto front (by {x})",
                 columns=columns, rows=rows)
     emit(fmt, points_as_json(points, front), [view])

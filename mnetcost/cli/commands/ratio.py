@@ -117,6 +117,31 @@ def ratio_views(report: dict):
     return [counts, ratios]
 
 
+def ratio_csv_view(report: dict):
+    """For machines, one table: each count of the modified and the original layer with their
+    ratio (as a float at full precision and as the exact fraction), then the closed form and
+    the approximation (a ratio only)."""
+    from mnetcost.cli.render import Column, View
+
+    m, o = report["modified"], report["original"]
+    a, d = report["alpha"], report["delta"]
+    rows = []
+    for key, formula in (("dw_params", "D_K*D_K*(alpha*M*delta)"), ("pw_params", "(alpha*M*delta)*alpha*N"),
+                         ("dw_mult_adds", "D_K*D_K*(alpha*M*delta)*D_F*D_F"),
+                         ("pw_mult_adds", "(alpha*M*delta)*alpha*N*D_F*D_F"), ("params", "(1)+(2)"),
+                         ("mult_adds", "(3)+(4)")):
+        ratio = Fraction(m[key], o[key])
+        rows.append({"quantity": key, "formula": formula, "modified": m[key], "original": o[key],
+                     "ratio": as_float(ratio), "ratio_fraction": str(ratio)})
+    approx = Fraction(str(a)) ** 2 * d
+    rows += [{"quantity": "ratio_formula", "formula": report["formula"], "ratio": report["ratio_formula"],
+              "ratio_fraction": report["ratio_formula_fraction"]},
+             {"quantity": "ratio_approx", "formula": report["approx_formula"], "ratio": as_float(approx),
+              "ratio_fraction": str(approx)}]
+    return View(title="", rows=rows, columns=[Column(key, key) for key in (
+        "quantity", "formula", "modified", "original", "ratio", "ratio_fraction")])
+
+
 @click.command("ratio")
 @click.option("--M", "M", type=POSITIVE, required=True, help="Input channels M of the original layer.")
 @click.option("--N", "N", type=POSITIVE, required=True, help="Output channels N of the original layer.")
@@ -134,4 +159,4 @@ def command(M, N, alpha, delta, kernel, feature, fmt):
 
     note_alpha(alpha)
     report = ratio_report(M, N, alpha, delta, kernel, feature)
-    emit(fmt, report, ratio_views(report))
+    emit(fmt, report, ratio_views(report), csv_view=ratio_csv_view(report))

@@ -32,40 +32,104 @@ def _recipe_text(recipe: dict, common: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in recipe.items() if common.get(k, object()) != v) or "-"
 
 
+def _exact(value):
+    """A number for CSV as it is (a float's shortest repr reads back to the same float)."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return ";".join("" if item is None else str(item) for item in value)
+    return value
+
+
+def _csv_runs(groups: list[dict]) -> list[dict]:
+    """One row per group, exact numbers, units in the column names (accuracies as fractions)."""
+    rows = []
+    for g in groups:
+        row = {"dataset": g["dataset"], "variant": g["variant"], "alpha": g["alpha"], "delta": g["delta"],
+               "classes": g["classes"], "resolution": g["resolution"], "data_source": g["data"]["source"],
+               "data_fingerprint": g["data"]["fingerprint"]}
+        row.update({key: g["recipe"].get(key) for key in RECIPE_COLUMNS})
+        row.update({"seeds": g["seeds"], "runs": g["runs"]})
+        for metric in ("best", "final"):
+            for stat in ("n", "mean", "std", "min", "max"):
+                row[f"{metric}_acc_{stat}"] = g[f"{metric}_test_accuracy"][stat]
+        row.update({"paper_acc": g["paper_accuracy"], "best_minus_paper": g["best_minus_paper"],
+                    "params": g["params"], "mult_adds": g["mult_adds"],
+                    "train_activation_bytes": g["training_activation_bytes"],
+                    "peak_activation_bytes": g["peak_activation_bytes"], "epochs_done": g["epochs"],
+                    "time_per_run_s": g["seconds_per_run"],
+                    "left_out": "; ".join(f"{item['run']} ({item['reason']})" for item in g["left_out"])})
+        rows.append({key: _exact(value) for key, value in row.items()})
+    return rows
+
+
+def _csv_claims(claims: list[dict]) -> list[dict]:
+    rows = []
+    for c in claims:
+        row = {"dataset": c["dataset"], "claim": c["claim"], "metric": c["metric"], "a": c["a"], "b": c["b"]}
+        for side in ("a", "b"):
+            for stat in ("n", "mean", "std", "min", "max"):
+                row[f"{side}_acc_{stat}"] = c[f"{side}_accuracy"][stat]
+        row.update({"difference": c["difference"], "margin": c["margin"], "paper_difference": c["paper_difference"],
+                    "verdict": c["verdict"], "unfinished": c["unfinished"]})
+        rows.append({key: _exact(value) for key, value in row.items()})
+    return rows
+
+
+RECIPE_COLUMNS = ("epochs", "batch_size", "lr", "augment", "dropout", "fmp_mode", "test_draws", "bn_stats",
+                  "bn_batches", "world_size")
+
+
 @click.command("report")
 @click.argument("directory", metavar="DIR", type=click.Path())
 @click.option("--metric", type=click.Choice(("best", "final")), default="best", show_default=True,
               help="Which test accuracy the claims compare: the best epoch's or the last epoch's.")
+@click.option("--what", type=click.Choice(("runs", "claims")), default=None,
+              help="Only the runs or only the claims [default: both; CSV, one table, is the runs unless "
+                   "--what claims].")
 @format_option
-def command(directory, metric, fmt):
+def command(directory, metric, what, fmt):
     """Runs beside the paper's accuracy, and the paper's claims checked against them.
 
     DIR: a `mnetcost grid --out` folder, or any folder of `mnetcost train` runs (at any depth).
 
     One row per configuration: best and final test accuracy as mean ± standard deviation over its
-    seeds (runs that differ only in their seed), the difference from the paper (points), params and
-    Mult-Adds computed by mnetcost (paper convention), training activation memory for the run's
-    batch where known, epochs and training time per run.
+    seeds, the difference from the paper (points), params and Mult-Adds computed by mnetcost
+    (paper convention), training activation memory for the run's batch where known, epochs and
+    training time per run. Runs are pooled only when they are the same experiment but for their
+    seed: the same configuration, recipe (every option down to the planned epochs) and data (by
+    its fingerprint; runs that record none, by its path); a seed counts once (a copied run folder
+    or a second run of a seed is left out, and said so).
 
     Then the claims, for each configuration of the paper they concern: δ=4 beats δ=2 at each
     (variant, α); fmp beats mp3 and mp3 beats base at each (α, δ); fmp α=0.25 δ=2 beats the
     baseline (base α=1 δ=1) with fewer Mult-Adds. Verdict: holds when the difference of the means
     exceeds the larger seed range (max - min) of the two, fails when it is below minus that range,
     inconclusive in between, not measured when a side has no run. --format json gives
-    {"metric", "runs": [...], "claims": [...]} with accuracies as fractions.
+    {"metric", "runs": [...], "claims": [...]} with accuracies as fractions; --format csv one table
+    of exact numbers (accuracies as fractions, bytes, seconds): the runs, or with --what claims the
+    claims.
 
     \b
     Examples:
       mnetcost report grid/
       mnetcost report grid/ --format markdown > results.md
+      mnetcost report grid/ --format csv > runs.csv
     """
     from mnetcost.analysis.runs import provisional, report
     from mnetcost.cli.render import Column, View, emit, millions
+    from mnetcost.files import json_safe
 
     data, warnings = report(directory, metric)
+    data = json_safe(data)
     for line in warnings:
         click.echo(line, err=True)
     groups = data["runs"]
+    if fmt == "csv":
+        rows = _csv_claims(data["claims"]) if what == "claims" else _csv_runs(groups)
+        keys = list(rows[0]) if rows else ["dataset", "variant"]
+        emit(fmt, data, [View(title="", columns=[Column(key, key) for key in keys], rows=rows)])
+        return
     recipes = [g["recipe"] for g in groups]
     common = {k: v for k, v in (recipes[0] if recipes else {}).items() if all(r.get(k) == v for r in recipes)}
     show_recipe = any(r != recipes[0] for r in recipes)
@@ -74,9 +138,9 @@ def command(directory, metric, fmt):
     except ImportError:  # pragma: no cover - the memory model ships with the calculator
         format_bytes = None
     rows = [{
-        "dataset": g["dataset"], "variant": g["variant"], "alpha": f"{g['alpha']:g}", "delta": g["delta"],
+        "dataset": g["data"]["label"], "variant": g["variant"], "alpha": f"{g['alpha']:g}", "delta": g["delta"],
         "recipe": _recipe_text(g["recipe"], common),
-        "seeds": len(g["runs"]), "best": _accuracy(g["best_test_accuracy"]),
+        "seeds": g["best_test_accuracy"]["n"], "best": _accuracy(g["best_test_accuracy"]),
         "final": _accuracy(g["final_test_accuracy"]),
         "paper": f"{100 * g['paper_accuracy']:.1f}" if g["paper_accuracy"] is not None else "",
         "vs_paper": _points(g["best_minus_paper"]),
@@ -98,18 +162,32 @@ def command(directory, metric, fmt):
                 Column("memory", "train act.", True), Column("epochs", "epochs", True),
                 Column("time", "time/run", True)]
     recipe_note = ", ".join(f"{k}={v}" for k, v in common.items())
-    notes = ["best/final: top-1 test accuracy (%), mean ± sample standard deviation over seeds; Δ paper: best "
-             "mean minus the paper's printed accuracy, in points (the paper's CIFAR at 32x32 and its classes).",
+    notes = ["best/final: top-1 test accuracy (%), mean ± sample standard deviation over seeds (seeds: the runs "
+             "in the mean); Δ paper: best mean minus the paper's printed accuracy, in points (the paper's CIFAR at "
+             "32x32 and its classes).",
              "params, Mult-Adds: computed by mnetcost for the configuration (paper convention); train act.: "
              "activation memory autograd keeps for one batch (calculator/memory.py)."]
     if recipe_note:
         notes.append(f"recipe of every run: {recipe_note}")
+    notes += [f"not in the means: {name} has no finite test accuracy" for g in groups
+              for name in g["without_accuracy"]]
+    notes += [f"left out: {item['run']} ({item['reason']})" for g in groups for item in g["left_out"]]
+    pooled: dict[str, list] = {}
+    for g in groups:
+        for item in g["identity_notes"]:
+            pooled.setdefault(item["note"], []).extend(item["runs"])
+    notes += [f"{note}: {', '.join(names)}" for note, names in pooled.items()]
     count = sum(len(g["runs"]) for g in groups)
     views = [View(title=f"Runs under {directory} ({len(groups)} configuration{'s' if len(groups) != 1 else ''}, "
                         f"{count} run{'s' if count != 1 else ''})", columns=columns, rows=rows, notes=notes)]
     claims = data["claims"]
     shown = [c for c in claims if c["a_accuracy"]["n"] or c["b_accuracy"]["n"]]
     hidden = len(claims) - len(shown)
+    if not claims and what == "claims":
+        views.append(View(title=f"The paper's claims ({metric} test accuracy)",
+                          columns=[Column("dataset", "data"), Column("claim", "claim"), Column("verdict", "verdict")],
+                          rows=[], notes=["no claims: no run is of the paper's CIFAR-10 or CIFAR-100 at 32x32 with "
+                                          "its classes"]))
     if claims:
         claim_rows = [{
             "dataset": c["dataset"], "claim": c["claim"], "comparison": f"{c['a']} vs {c['b']}",
@@ -137,4 +215,7 @@ def command(directory, metric, fmt):
                    "and the verdict rests on single runs."]
             + [f"  {c['claim']} ({c['dataset']}): {c['evidence']}" for c in claims
                if c["verdict"] != "not measured" and "a_mult_adds" in c]))
+    if what is not None:
+        views = views[:1] if what == "runs" else views[1:]
+        data = {key: value for key, value in data.items() if key != ("claims" if what == "runs" else "runs")}
     emit(fmt, data, views)

@@ -10,6 +10,11 @@ from mnetcost.cli.options import (ALPHA_LIST, CLASSES_LIST, COUNT_SI, DELTA_LIST
 TABLE_LIMIT = 40
 
 
+def _percent(fraction: float) -> str:
+    """An accuracy (a fraction) in percent, as the paper prints it: ``70.2``."""
+    return f"{100 * fraction:.1f}"
+
+
 def _budget(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
@@ -79,14 +84,16 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     import numpy as np
 
     from mnetcost.calculator.cost import get_convention
-    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.calculator.memory import exact_bytes, format_bytes
+    from mnetcost.cli.commands.table import budget_text as describe_budget
     from mnetcost.cli.render import Column, View, emit, millions
     from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
                                 rows_as_dicts, skipped_notes, sort_order)
 
     from mnetcost.calculator.targets import budgets as memory_budgets
 
-    sram, flash, board = memory_budgets(target, max_peak_memory, max_weight_bytes)  # bad input fails first
+    chosen = memory_budgets(target, max_peak_memory, max_weight_bytes)  # bad input fails first
+    sram, flash, board = chosen.sram_bytes, chosen.flash_bytes, chosen.board
     dtype, runtime = memory_settings(dtype, runtime, target, max_peak_memory is not None or max_weight_bytes is not None)
     tflm = runtime == "tflm"
     for key, option in ((sort_key, "--sort"), (front_cost, "--front")):
@@ -151,33 +158,29 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     multi = (len(classes or ()) > 1 or len(resolutions or ()) > 1
              or len(np.unique(result.classes)) > 1 or len(np.unique(result.resolution)) > 1)
-    columns = [Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True)]
-    if multi:
-        columns += [Column("classes", "classes", True), Column("resolution", "px", True)]
-    columns += [Column("mult_adds", conv.unit if conv.ops_per_mac == 1 else "Mult-Adds", True),
-                Column("params", "params", True),
-                *([Column("arena_bytes", "TFLM arena", True), Column("flash_bytes", ".tflite", True)] if tflm else
-                  [Column("peak_activation_bytes", f"peak RAM {dtype}", True),
-                   Column("weight_bytes", f"weights {dtype}", True)]),
-                Column("accuracy", "accuracy %", True),
-                Column("source", "source"), Column("front", "front")]
-    table_rows = [{
-        **row,
-        "alpha": f"{row['alpha']:g}",
-        "mult_adds": millions(row["mult_adds"]),
-        "params": millions(row["params"]),
-        "peak_activation_bytes": format_bytes(row["peak_activation_bytes"]),
-        "weight_bytes": format_bytes(row["weight_bytes"]),
-        "arena_bytes": format_bytes(row["arena_bytes"]) if tflm else None,
-        "flash_bytes": format_bytes(row["flash_bytes"]) if tflm else None,
-        "accuracy": "" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}",
-        "source": row["accuracy_source"] or "",
-        "front": "★" if row["on_front"] else "",
-    } for row in rows]
+    columns = [Column("variant", "variant"), Column("alpha", "α", True, format="{:g}".format),
+               Column("delta", "δ", True)]
+    columns += [Column("classes", "classes", True, show=multi), Column("resolution", "px", True, show=multi)]
+    columns += [Column("mult_adds", conv.unit if conv.ops_per_mac == 1 else "Mult-Adds", True, format=millions),
+                *([Column("flops", "FLOPs", show=False)] if conv.ops_per_mac != 1 else []),
+                Column("params", "params", True, format=millions),
+                Column("peak_activation_bytes", f"peak RAM {dtype}", True, format=format_bytes,
+                       csv=f"peak_activation_bytes_{dtype}", show=not tflm),
+                Column("weight_bytes", f"weights {dtype}", True, format=format_bytes, csv=f"weight_bytes_{dtype}",
+                       show=not tflm),
+                *([Column("runtime", "runtime", show=False),
+                   Column("arena_bytes", "TFLM arena", True, format=format_bytes),
+                   Column("arena_activation_bytes", "activations", show=False),
+                   Column("arena_persistent_bytes", "persistent", show=False),
+                   Column("flash_bytes", ".tflite", True, format=format_bytes)] if tflm else []),
+                Column("accuracy", "accuracy %", True, format=_percent),
+                Column("accuracy_source", "source"),
+                Column("paper_accuracy", "paper %", True, format=_percent, show=runs_dir is not None),
+                Column("on_front", "front", format=lambda on: "★" if on else "")]
     budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
                f"params ≤ {_budget(max_params)}" if max_params is not None else "",
-               (f"{'TFLM arena' if tflm else 'peak RAM'} ≤ {format_bytes(sram)}") if sram is not None else "",
-               (f"{'.tflite' if tflm else 'weights'} ≤ {format_bytes(flash)}") if flash is not None else ""]
+               (f"{'TFLM arena' if tflm else 'peak RAM'} ≤ {exact_bytes(sram)}") if sram is not None else "",
+               (f"{'.tflite' if tflm else 'weights'} ≤ {exact_bytes(flash)}") if flash is not None else ""]
     budget_text = " and ".join(b for b in budgets if b)
     title = (f"{len(fitting):,} of {len(result):,} configurations" + (f" with {budget_text}" if budget_text else "")
              + f" (convention {conv.name}, sorted by {sort_key})")
@@ -189,22 +192,27 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                  f"(convention {conv.name}, sorted by {sort_key})")
     notes = [f"★ = on the accuracy Pareto front ({front_cost.replace('_', '-')} vs accuracy, per number of "
              "classes): no other row has fewer-or-equal cost and higher-or-equal accuracy, one strictly.",
-             "accuracy: paper = Chen & Su Tables 4-6 as printed (CIFAR at 32 px); others are your runs.",
+             "accuracy: a training run's (the best of your runs for that configuration; source = the run) where "
+             "--runs holds one, else the paper's, Chen & Su Tables 4-6 as printed (CIFAR at 32 px; source = paper)"
+             + ("; paper % = the paper's figure beside your run's." if runs_dir is not None else "."),
              f"memory at {dtype}: peak RAM = "
              + ("the largest total of activation tensors alive at one layer (a layer's input + output in a chain "
                 "such as base/mp3/fmp; a residual's input stays alive across its block)" if branched else
                 "input + output activation bytes of the largest layer")
              + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
-             + (f"; target {board.name}: {board.board}, {format_bytes(board.sram_bytes)} SRAM, "
-                f"{format_bytes(board.flash_bytes)} Flash" if board else "") + "."]
+             + (f"; target {board.name}: {board.board}" if board else "")
+             + "".join(f"; {name} budget: " + describe_budget(resource, value, source, board and board.name)
+                       for resource, name, value, source in (("sram", "RAM", sram, chosen.sram_source),
+                                                             ("flash", "Flash", flash, chosen.flash_source))
+                       if value is not None) + "."]
     if tflm:
         from mnetcost.calculator.tflm import TFLM_VERSION
 
         notes.append("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export "
                      "(its greedy planner's activations + persistent per-op and per-tensor data), .tflite = the "
-                     f"file's bytes (Flash); budgets apply to these ({TFLM_VERSION}).")
+                     f"file's bytes (Flash); the budgets apply to these ({TFLM_VERSION}).")
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:
         notes.append("no configuration fits" + (f" {budget_text}" if budget_text else "") + ".")
-    emit(fmt, rows, [View(title=title, columns=columns, rows=table_rows, notes=notes)])
+    emit(fmt, rows, [View(title=title, columns=columns, rows=rows, notes=notes)])

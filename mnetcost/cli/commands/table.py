@@ -9,19 +9,18 @@ from mnetcost.cli.options import (config_options, convention_option, dtype_optio
 
 def memory_notes(report: dict) -> list[str]:
     """The memory totals (and the fit, when asked) of one configuration, as lines under its table."""
-    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.calculator.memory import exact_bytes, format_bytes
 
     alive = ("the tensors alive while one layer runs: its inputs and output, a residual's input across its "
              "block, a squeeze-excite's input beside the squeeze; layers run one at a time with BatchNorm and "
              "the activation fused" if report.get("branched") else
              "input + output of one layer, layers run one at a time with BatchNorm and ReLU fused")
     lines = [
-        f"memory ({report['dtype']}): peak activations {report['peak_activation_bytes']:,} B "
-        f"({format_bytes(report['peak_activation_bytes'])}) at {report['peak_layer']} (★; {alive}); "
-        f"weights {report['weight_bytes']:,} B "
-        f"({format_bytes(report['weight_bytes'])}) for {report['deploy_params']:,} deployed params (BatchNorm "
-        f"folded); training keeps {report['training_activation_bytes_per_image']:,} B "
-        f"({format_bytes(report['training_activation_bytes_per_image'])}) of activations per image (fp32)",
+        f"memory ({report['dtype']}): peak activations {exact_bytes(report['peak_activation_bytes'])} at "
+        f"{report['peak_layer']} (★; {alive}); weights {exact_bytes(report['weight_bytes'])} for "
+        f"{report['deploy_params']:,} deployed params "
+        f"(BatchNorm folded); training keeps {exact_bytes(report['training_activation_bytes_per_image'])} of "
+        "activations per image (fp32)",
     ]
     if report.get("branched") and report.get("blocks"):
         lines.append("peak per block: " + ", ".join(
@@ -38,51 +37,114 @@ def memory_notes(report: dict) -> list[str]:
 
 def tflm_note(report: dict) -> str:
     """TensorFlow Lite Micro's arena and the .tflite file of one configuration, in one line."""
-    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.calculator.memory import exact_bytes
 
     parts = report["flash_parts"]
-    return (f"TensorFlow Lite Micro ({report['tflm_version']}): arena {report['arena_bytes']:,} B "
-            f"({format_bytes(report['arena_bytes'])}) = activations {report['arena_activation_bytes']:,} B (greedy "
-            f"planner, 16-byte aligned) + persistent {report['arena_persistent_bytes']:,} B (per-channel "
-            f"multipliers and shifts {report['arena_persistent_parts']['Persistent buffer data']:,} B, tensor and "
-            f"node structs, options, allocator); smallest arena_size accepted {report['minimum_arena_bytes']:,} B. "
-            f".tflite {report['flash_bytes']:,} B ({format_bytes(report['flash_bytes'])}) = weights and biases "
-            f"{parts['weights']:,} + scales and zero points {parts['quantization']:,} + names {parts['names']:,} + "
-            f"FlatBuffers structure {parts['structure'] + parts['padding'] + parts['metadata']:,}")
+    return (f"TensorFlow Lite Micro ({report['tflm_version']}): arena {exact_bytes(report['arena_bytes'])} = "
+            f"activations {report['arena_activation_bytes']:,} B (greedy planner, 16-byte aligned) + persistent "
+            f"{report['arena_persistent_bytes']:,} B (per-channel multipliers and shifts "
+            f"{report['arena_persistent_parts']['Persistent buffer data']:,} B, tensor and node structs, options, "
+            f"allocator); smallest arena_size accepted {report['minimum_arena_bytes']:,} B. .tflite "
+            f"{exact_bytes(report['flash_bytes'])} = weights and biases {parts['weights']:,} + scales and zero "
+            f"points {parts['quantization']:,} + names {parts['names']:,} + FlatBuffers structure "
+            f"{parts['structure'] + parts['padding'] + parts['metadata']:,}")
+
+
+BUDGET_OPTIONS = {"max_peak_memory": "--max-peak-memory", "max_weight_bytes": "--max-weight-bytes"}
+RESOURCES = {"sram": ("SRAM", "sram_bytes"), "flash": ("Flash", "flash_bytes")}
+
+
+def budget_text(resource: str, budget: int, source: str, target: str | None) -> str:
+    """Whose budget this is and how large, for people: ``the stm32f746's 320.0 KiB SRAM``, or
+    ``your --max-peak-memory budget 1,073,741,824 B (1.00 GiB) instead of the stm32f746's 320.0
+    KiB SRAM``: a budget that overrides a board is never shown as the board's."""
+    from mnetcost.calculator.memory import exact_bytes, format_bytes
+    from mnetcost.calculator.targets import get_target
+
+    name, field = RESOURCES[resource]
+    board = get_target(target) if target else None
+    if source == "target":
+        return f"the {board.name}'s {format_bytes(budget)} {name}"
+    instead = f" instead of the {board.name}'s {format_bytes(getattr(board, field))} {name}" if board else ""
+    return f"your {BUDGET_OPTIONS[source]} budget {exact_bytes(budget)}{instead}"
+
+
+def share_text(need: int, budget: int) -> str:
+    """``need`` as a share of ``budget``, never shown as 0 % when it is not: ``313%``, ``7.5%``,
+    ``0.0023%``."""
+    from mnetcost.calculator.targets import used_fraction
+
+    fraction = used_fraction(need, budget)
+    if fraction >= 0.1 or fraction == 0:
+        return f"{fraction:.0%}"
+    return f"{100 * fraction:.2g}%"
 
 
 def fit_note(fit: dict, peak: int, weights: int, runtime: str = "simple") -> str:
-    from mnetcost.calculator.memory import format_bytes
+    """One line: whether the configuration fits, against what (the board's figures, or the user's
+    own budgets, named as such), by how much, and which constraint binds; RAM and Flash are the
+    ``runtime``'s (simple: peak activations and weights; tflm: TFLM's arena and the .tflite file)."""
+    from mnetcost.calculator.memory import exact_bytes, format_bytes
     from mnetcost.calculator.targets import get_target
 
-    def part(label, need, budget, margin):
+    def part(label, resource, need):
+        budget, source = fit[RESOURCES[resource][1]], fit.get(f"{resource}_source")
         if budget is None:
             return f"{label}: no budget"
-        share = f"{need / budget:.0%} of {format_bytes(budget)}" if budget else f"budget {budget} B"
+        against = budget_text(resource, budget, source or "target", fit.get("target"))
+        share = f"= 0 B against {against}" if budget == 0 and need == 0 else (
+            f"against {against}" if budget == 0 else f"= {share_text(need, budget)} of {against}")
+        margin = budget - need
         verdict = (f"fits, {format_bytes(margin)} to spare" if margin >= 0
-                   else f"does NOT fit, {format_bytes(-margin)} ({-margin:,} B) over")
-        return f"{label} {format_bytes(need)} = {share}: {verdict}"
+                   else f"does NOT fit, {exact_bytes(-margin)} over")
+        return f"{label} {format_bytes(need)} {share}: {verdict}"
 
-    where = get_target(fit["target"]).board if fit.get("target") else "the budgets"
+    sources = {fit.get(f"{r}_source") for r in RESOURCES if fit[RESOURCES[r][1]] is not None}
+    board = get_target(fit["target"]).board if fit.get("target") else None
+    own = [RESOURCES[r][0] for r in RESOURCES if fit.get(f"{r}_source") in BUDGET_OPTIONS]
+    if board and len(own) == len(sources):  # the user's budgets replace every figure of the board
+        where = "your budget" + ("s" if len(own) > 1 else "")
+    elif board and own:
+        where = f"{board} with your own {' and '.join(own)} budget" + ("s" if len(own) > 1 else "")
+    elif board:
+        where = board
+    else:
+        where = "your budget" + ("s" if len(sources) > 1 else "")
     verdict = "FITS" if fit["fits"] else "DOES NOT FIT"
-    ram, flash = (("TFLM arena", ".tflite (Flash)") if runtime == "tflm" else ("peak RAM", "weights (Flash)"))
-    return (f"{verdict} {where} ({runtime} runtime): " + "; ".join((
-        part(ram, peak, fit["sram_bytes"], fit["sram_margin_bytes"]),
-        part(flash, weights, fit["flash_bytes"], fit["flash_margin_bytes"]),
+    ram, flash = ("TFLM arena", ".tflite (Flash)") if runtime == "tflm" else ("peak RAM", "weights (Flash)")
+    return (f"{verdict} {where}: " + "; ".join((
+        part(ram, "sram", peak),
+        part(flash, "flash", weights),
     )) + (f"; binding: {fit['binding']}" if fit.get("binding") else ""))
 
 
+def _percent_change(value: float) -> str:
+    return f"{value:+.1%}"
+
+
+def _star(flag) -> str:
+    return "★" if flag else ""
+
+
 def layer_view(report: dict):
+    """The layers in the paper's notation for people; for machines (CSV) the same rows as exact
+    numbers: shapes, kernel, stride, groups, bytes at the dtype named in the header."""
     from mnetcost.cli.render import Column, View, millions
 
     unit = report["unit"]
+    dtype = report["dtype"]
     key = "flops" if "flops" in report else "mult_adds"
     rows = [
-        {"name": layer["name"], "type_stride": layer["type_stride"], "filter_shape": layer["filter_shape"],
+        {"name": layer["name"], "type": layer["type"], "type_stride": layer["type_stride"],
+         "filter_shape": layer["filter_shape"], "kernel": layer["kernel"], "stride": layer["stride"],
+         "groups": layer["groups"],
          "input": "×".join(map(str, layer["input"])), "output": "×".join(map(str, layer["output"])),
-         "params": layer["params"], key: layer[key],
-         "activation_bytes": layer["live_bytes"], "weight_bytes": layer["weight_bytes"],
-         "peak": "★" if layer["peak"] else "", "activation": layer["activation"]}
+         **{f"in_{axis}": size for axis, size in zip("hwc", layer["input"])},
+         **{f"out_{axis}": size for axis, size in zip("hwc", layer["output"])},
+         "params": layer["params"], key: layer[key], "input_bytes": layer["input_bytes"],
+         "output_bytes": layer["output_bytes"], "activation_bytes": layer["live_bytes"],
+         "weight_bytes": layer["weight_bytes"], "training_bytes": layer["training_bytes"], "peak": layer["peak"],
+         "activation": layer["activation"]}
         for layer in report["layers"]
     ]
     branched = report.get("branched")  # a chain's live bytes are a layer's input + output bytes
@@ -97,15 +159,23 @@ def layer_view(report: dict):
         f"(convention '{report['convention']}': {report['convention_detail']['description']})",
         *memory_notes(report),
     ]
+    machine = [Column("type", "type", show=False), Column("kernel", "kernel", show=False),
+               Column("stride", "stride", show=False), Column("groups", "groups", show=False),
+               *(Column(f"{side}_{axis}", f"{side}_{axis}", show=False) for side in ("in", "out") for axis in "hwc")]
     return View(
         title=title,
-        columns=[Column("name", "layer", wrap=False), Column("type_stride", "Type / Stride"),
-                 Column("filter_shape", "Filter Shape"), Column("input", "Input Size"),
-                 Column("output", "Output"), *([Column("activation", "Act.")] if branched else []),
+        columns=[Column("name", "layer", wrap=False), *machine,
+                 Column("type_stride", "Type / Stride", csv=None), Column("filter_shape", "Filter Shape", csv=None),
+                 Column("input", "Input Size", csv=None), Column("output", "Output", csv=None),
+                 *([Column("activation", "Act.")] if branched else []),
                  Column("params", "Params", True), Column(key, unit, True),
-                 Column("activation_bytes", f"{'Live' if branched else 'In+Out'} B ({report['dtype']})", True),
-                 Column("peak", ""),
-                 Column("weight_bytes", f"Weight B ({report['dtype']})", True)],
+                 Column("input_bytes", "input_bytes", csv=f"input_bytes_{dtype}", show=False),
+                 Column("output_bytes", "output_bytes", csv=f"output_bytes_{dtype}", show=False),
+                 Column("activation_bytes", f"{'Live' if branched else 'In+Out'} B ({dtype})", True,
+                        csv=f"{'live' if branched else 'activation'}_bytes_{dtype}"),
+                 Column("peak", "peak", format=_star),
+                 Column("weight_bytes", f"Weight B ({dtype})", True, csv=f"weight_bytes_{dtype}"),
+                 Column("training_bytes", "training_bytes", csv="training_bytes_per_image_fp32", show=False)],
         rows=rows, footer=footer, notes=notes,
     )
 
@@ -117,33 +187,40 @@ def grid_view(rows: list[dict], branched: bool = False):
     key = "flops" if "flops" in rows[0] else "mult_adds"
     scale = 2 if key == "flops" else 1
     first = rows[0]
+    dtype = first["dtype"]
     view_rows = [
         {"variant": r["variant"], "alpha": r["alpha"], "delta": r["delta"], key: r[key], "params": r["params"],
-         "mult_adds_change": f"{r['mult_adds_change']:+.1%}", "params_change": f"{r['params_change']:+.1%}",
+         "mult_adds_change": r["mult_adds_change"], "params_change": r["params_change"],
          "peak_activation_bytes": r["peak_activation_bytes"], "weight_bytes": r["weight_bytes"],
-         "deploy_params": r["deploy_params"], "arena_bytes": r.get("arena_bytes"),
-         "flash_bytes": r.get("flash_bytes"),
-         "fits": _fits_text(r["fit"]) if "fit" in r else None}
+         "deploy_params": r["deploy_params"], "fit": r.get("fit"),
+         **({name: r[name] for name in ("runtime", "arena_bytes", "arena_activation_bytes", "arena_persistent_bytes",
+                                        "flash_bytes")} if r.get("runtime") == "tflm" else {}),
+         **({name: r["fit"][name] for name in ("fits", "fits_sram", "fits_flash")} if "fit" in r else {})}
         for r in rows
     ]
-    fit_columns = [Column("fits", "fits")] if "fit" in first else []
+    fit_columns = [Column("fit", "fits", format=_fits_text, csv=None)] + [
+        Column(name, name, show=False) for name in ("fits", "fits_sram", "fits_flash")] if "fit" in first else []
     tflm = first.get("runtime") == "tflm"
-    tflm_columns = [Column("arena_bytes", "TFLM arena B", True), Column("flash_bytes", ".tflite B", True)] \
-        if tflm else []
+    tflm_columns = [Column("runtime", "runtime", show=False), Column("arena_bytes", "TFLM arena B", True),
+                    Column("arena_activation_bytes", "activations", show=False),
+                    Column("arena_persistent_bytes", "persistent", show=False),
+                    Column("flash_bytes", ".tflite B", True)] if tflm else []
     return View(
         title=(f"{first['variant']}: totals per configuration, classes={first['classes']} "
                f"input={first['resolution']} (convention '{first['convention']}')"),
         columns=[Column("variant", "variant"), Column("alpha", "α", True), Column("delta", "δ", True),
                  Column(key, unit, True), Column("params", "Params", True),
-                 Column("mult_adds_change", f"{unit} vs baseline", True),
-                 Column("params_change", "Params vs baseline", True),
-                 Column("peak_activation_bytes", f"Peak act. B ({first['dtype']})", True),
-                 Column("weight_bytes", f"Weight B ({first['dtype']})", True),
+                 Column("mult_adds_change", f"{unit} vs baseline", True, format=_percent_change,
+                        csv=f"{key}_change_vs_baseline"),
+                 Column("params_change", "Params vs baseline", True, format=_percent_change,
+                        csv="params_change_vs_baseline"),
+                 Column("peak_activation_bytes", f"Peak act. B ({dtype})", True, csv=f"peak_activation_bytes_{dtype}"),
+                 Column("weight_bytes", f"Weight B ({dtype})", True, csv=f"weight_bytes_{dtype}"),
                  Column("deploy_params", "Deploy params", True), *tflm_columns, *fit_columns],
         rows=view_rows,
         notes=[f"baseline: MobileNet (Table 1, α=1, δ=1) at the same classes and input: "
                f"{first['baseline_mult_adds'] * scale:,} {unit}, {first['baseline_params']:,} params",
-               f"memory at {first['dtype']}: peak activation bytes ("
+               f"memory at {dtype}: peak activation bytes ("
                + ("the largest total of tensors alive at one layer: its inputs and output, a residual's input "
                   "across its block" if branched else "input + output of the largest layer")
                + ", one layer at a time) and deployed weight bytes (BatchNorm folded)"]
@@ -163,14 +240,12 @@ def _fits_text(fit: dict) -> str:
 
 
 def _budget_note(fit: dict, runtime: str = "simple") -> str:
-    from mnetcost.calculator.memory import format_bytes
-    from mnetcost.calculator.targets import get_target
-
-    where = get_target(fit["target"]).board if fit.get("target") else "budgets"
-    parts = [f"RAM {format_bytes(fit['sram_bytes'])}" if fit["sram_bytes"] is not None else "",
-             f"Flash {format_bytes(fit['flash_bytes'])}" if fit["flash_bytes"] is not None else ""]
-    against = ("TFLM arena and .tflite bytes" if runtime == "tflm" else "peak activation and weight bytes")
-    return f"fits: {where}, " + " and ".join(p for p in parts if p) + f" ({runtime} runtime: {against})"
+    parts = [f"{name} ≤ " + budget_text(resource, fit[field], fit.get(f"{resource}_source") or "target",
+                                       fit.get("target"))
+             for resource, (name, field) in (("sram", ("RAM", "sram_bytes")), ("flash", ("Flash", "flash_bytes")))
+             if fit[field] is not None]
+    return "fits: " + " and ".join(parts) + (" (against TFLM's arena and the .tflite bytes)" if runtime == "tflm"
+                                               else "")
 
 
 @click.command("table")

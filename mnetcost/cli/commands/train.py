@@ -144,7 +144,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
         fail(f"--test-draws {values['test_draws']}: {values['variant']} has no fractional max pooling layer "
              "to draw (use it with fmp or a spec with fmp rows)")
     if stored is not None:
-        _check_resume(ctx, T, stored, values, dataset, spec_toml, out)
+        _check_resume(ctx, T, stored, values, dataset, spec_toml, out, quiet)
         done = stored["_epochs_done"]
         summary = T._read_json(out / "summary.json")
         if done >= values["epochs"] == stored["config"]["epochs"] and isinstance(summary, dict) \
@@ -195,9 +195,10 @@ def _builtin(variant: str) -> bool:
     return variant in BUILTIN_VARIANTS
 
 
-def _check_resume(ctx, T, stored, values, dataset, spec_toml, out) -> None:
-    """Before any data is loaded: the options given must match the run, and --epochs may not
-    plan fewer epochs than the run has done."""
+def _check_resume(ctx, T, stored, values, dataset, spec_toml, out, quiet=False) -> None:
+    """Before any data is loaded: the options given and the data (its fingerprint, or its path
+    for a run that recorded none) must be the run's (mnetcost.identity, ``same-run``), and
+    --epochs may not plan fewer epochs than the run has done."""
     done = stored["_epochs_done"]
     if values["epochs"] < done:
         fail(f"--epochs {values['epochs']}: the run in {out} has already done {done} epochs; plan at least "
@@ -206,15 +207,24 @@ def _check_resume(ctx, T, stored, values, dataset, spec_toml, out) -> None:
     config = T.TrainConfig(**{**{key: value for key, value in values.items() if key != "threads"},
                               "classes": run_config["classes"], "resolution": list(run_config["resolution"]),
                               "dataset": dataset, "world_size": _world(), "spec_toml": spec_toml})
-    wrong = T.mismatches(run_config, config)
-    if wrong:
-        fail(f"--resume: the options differ from the run in {out}: {'; '.join(wrong)}")
+    check = T.mismatches(stored, config)
+    if not check.same:
+        fail(f"--resume: the options differ from the run in {out}: {check.text()}")
+    if check.unchecked and not quiet and _main_process():
+        click.echo(f"note: not compared, as the run in {out} does not record it: "
+                   f"{'; '.join(check.unchecked)}", err=True)
 
 
 def _world() -> int:
     from mnetcost.nn import distributed as D
 
     return D.from_env().world
+
+
+def _main_process() -> bool:
+    from mnetcost.nn import distributed as D
+
+    return D.from_env().main
 
 
 class _Hold:
@@ -328,9 +338,9 @@ def _train(ctx, T, D, datasets, dist, values, given, dataset, data_dir, classes,
                            fmp_mode=values["fmp_mode"], test_draws=values["test_draws"],
                            bn_stats=values["bn_stats"], bn_batches=values["bn_batches"], spec_toml=spec_toml)
     if stored is not None:
-        wrong = T.mismatches(stored["config"], config)
-        if wrong:
-            fail(f"--resume: the options differ from the run in {out}: {'; '.join(wrong)}")
+        check = T.mismatches(stored, config, data)
+        if not check.same:
+            fail(f"--resume: the options or the data differ from the run in {out}: {check.text()}")
     try:
         result = T.run(config, data, out, resume_state=stored, quiet=quiet, dist=dist)
     except (T.Diverged, T.SaveError) as exc:
@@ -346,16 +356,18 @@ def _train(ctx, T, D, datasets, dist, values, given, dataset, data_dir, classes,
 def _report(fmt, summary, history, out) -> None:
     from mnetcost.cli.render import Column, View, emit
 
-    rows = [{"epoch": r["epoch"], "loss": f"{r['loss']:.4f}", "train_acc": f"{r['train_acc']:.2%}",
-             "test_loss": f"{r['test_loss']:.4f}", "test_acc": f"{r['test_acc']:.2%}",
-             "seconds": f"{r['seconds']:.1f}", "images_per_s": f"{r['images_per_s']:,.0f}"} for r in history]
+    rows = history
+    loss, percent = "{:.4f}".format, "{:.2%}".format
     bn = summary.get("bn_stats", "running")
     view = View(
         title=f"{summary['variant']} α={summary['alpha']:g} δ={summary['delta']} on {summary['dataset']} "
               f"({summary['classes']} classes) -> {out}",
-        columns=[Column("epoch", "epoch", True), Column("loss", "loss", True), Column("train_acc", "train acc", True),
-                 Column("test_loss", "test loss", True), Column("test_acc", "test acc", True),
-                 Column("seconds", "s", True), Column("images_per_s", "img/s", True)],
+        columns=[Column("epoch", "epoch", True), Column("loss", "loss", True, format=loss),
+                 Column("train_acc", "train acc", True, format=percent),
+                 Column("test_loss", "test loss", True, format=loss),
+                 Column("test_acc", "test acc", True, format=percent),
+                 Column("seconds", "s", True, format="{:.1f}".format),
+                 Column("images_per_s", "img/s", True, format="{:,.0f}".format)],
         rows=rows,
         notes=[f"best test accuracy {summary['best_test_accuracy']:.2%} (epoch {summary['best_epoch']}), final "
                f"{summary['final_test_accuracy']:.2%}; {summary['params']:,} params, {summary['mult_adds']:,} "

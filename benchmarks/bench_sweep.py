@@ -8,7 +8,11 @@ Prints:
 3. the wall time of the ``mnetcost sweep`` command answering a budget question over 3,648
    configurations (process start included), next to ``mnetcost --version`` (start-up alone);
 4. parsing (and de-duplicating) alpha ranges of 100,000 and 1,000,000 values, and their ratio:
-   about 10 for linear time (quadratic de-duplication took 75 s for 100,000 values).
+   about 10 for linear time (quadratic de-duplication took 75 s for 100,000 values);
+5. TensorFlow Lite Micro's figures in a sweep (``--runtime tflm``: arena by the greedy planner in
+   lockstep, .tflite bytes by the FlatBuffers layout) against the simple model: the vectorised engine
+   on the 100,008 configurations of 1., and the ``mnetcost sweep`` command on the 3,648 configurations of
+   3. at int8, each with its ratio (the command's target: <= 1.5x).
 
 Usage: python benchmarks/bench_sweep.py
 """
@@ -67,6 +71,16 @@ def main() -> None:
     large = best_of(1, lambda: parse_alpha_list("0.000001:1:0.000001"))
     print(f"alpha ranges     : 100,000 values parsed in {small:.2f} s, 1,000,000 in {large:.2f} s "
           f"(ratio {large / small:.1f}; linear is about 10)")
+    simple_s = best_of(3, lambda: evaluate(VARIANTS, alphas, deltas, dtype="int8"))
+    tflm_s = best_of(1, lambda: evaluate(VARIANTS, alphas, deltas, dtype="int8", runtime="tflm"))
+    print(f"tflm, engine     : {count:,} configurations in {tflm_s * 1000:.0f} ms = {count / tflm_s:,.0f}/s; "
+          f"simple {simple_s * 1000:.0f} ms; ratio {tflm_s / simple_s:.1f}x")
+    base = command + ["--dtype", "int8"]
+    simple_cmd = best_of(3, lambda: subprocess.run(base + ["--runtime", "simple"], check=True, capture_output=True))
+    tflm_cmd = best_of(3, lambda: subprocess.run(base + ["--runtime", "tflm"], check=True, capture_output=True))
+    print(f"tflm, command    : 3,648 configurations at int8: --runtime tflm {tflm_cmd * 1000:.0f} ms, --runtime simple "
+          f"{simple_cmd * 1000:.0f} ms wall; ratio {tflm_cmd / simple_cmd:.2f}x (target <= 1.5x: "
+          f"{'met' if tflm_cmd <= 1.5 * simple_cmd else 'NOT met'})")
     print(f"python {sys.version.split()[0]}")
 
 

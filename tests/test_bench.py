@@ -48,6 +48,27 @@ def test_bench_json_out_and_plot_use_it(tmp_path, keep_threads):
     assert plotted.exit_code == 2 and "nothing to plot" in plotted.stderr
 
 
+def test_bench_without_threads_uses_trains_thread_policy_and_records_it(monkeypatch, keep_threads):
+    """On a machine whose other processes keep cores busy, torch's default (every core) stalls at
+    each OpenMP barrier: bench uses the idle cores, as train does, and says so."""
+    from mnetcost.nn import threads as P
+
+    for name in P.THREAD_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(P, "usable_cpus", lambda: [0, 1, 2, 3, 4])
+    monkeypatch.setattr(P, "cgroup_cpu_limit", lambda: None)
+    monkeypatch.setattr(P, "busy_cores", lambda cpus, seconds=P.SAMPLE_SECONDS: 2.2)  # 2.8 idle: 3 threads
+    result = run(*TINY, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["threads"] == 3 and data["thread_policy"] == {"threads": 3, "source": "idle-cores", "cores": 5,
+                                                              "busy_cores": 2.2}
+    table = run(*TINY, "--batch-size", "0")
+    assert "3 (of 5 cores, 2.2 kept busy by other processes) threads" in table.stdout
+    given = json.loads(run(*TINY, "--threads", "1", "--format", "json").stdout)
+    assert given["threads"] == 1 and given["thread_policy"]["source"] == "given"
+
+
 def test_bench_table_without_batch(keep_threads):
     result = run(*TINY[:-4], "--batch-size", "0", "--device", "cpu")
     assert result.exit_code == 0, result.output

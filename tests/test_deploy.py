@@ -77,8 +77,12 @@ def test_onnx_runtime_computes_what_pytorch_eval_computes(exported, name):
     assert all(node.domain == "" for node in proto.graph.node)  # standard operators only
     network = model.network
     assert ops["Conv"] == sum(layer.kind in ("conv", "dw", "pw") for layer in network.layers)
-    fmp_layers = sum(layer.kind == "fmp" for layer in network.layers)
-    assert ops.get("ReduceMax", 0) == 2 * fmp_layers and ops.get("Gather", 0) == 2 * fmp_layers
+    # each FMP layer: one Gather per candidate position of a window and one Max, over rows then columns
+    fixed = [m for m in EX.eval_copy(model).modules() if isinstance(m, EX.FixedDrawFMP)]
+    assert len(fixed) == sum(layer.kind == "fmp" for layer in network.layers)
+    candidates = [k for m in fixed for k in (m.k_h, m.k_w)]
+    assert ops.get("Gather", 0) == sum(candidates) and ops.get("Max", 0) == sum(k > 1 for k in candidates)
+    assert "ReduceMax" not in ops and ops.get("Reshape", 0) <= 1  # the classifier's flatten at most
     assert ops.get("MaxPool", 0) == sum(layer.kind == "maxpool" for layer in network.layers)
     assert "Pad" not in ops  # TF-'same' max pooling's -inf padding is the MaxPool's own pads
     assert len(proto.graph.input) == 1 and proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
@@ -197,10 +201,11 @@ def trained_run(tmp_path_factory):
 def test_a_run_exports_to_fp32_and_int8_and_evaluate_reports_all_three(trained_run, tmp_path):
     run, archive, cache, dataset = trained_run
     fp32, int8 = tmp_path / "run.onnx", tmp_path / "run.int8.onnx"
-    result = cli("export", "--run", run, "--out", fp32, "--data-dir", cache, "--format", "json")
+    result = cli("export", "--run", run, "--out", fp32, "--data-dir", cache, "--check-images", "10", "--format", "json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert record["check"]["passed"] and "test images" in record["check"]["inputs"]
+    assert record["check"]["passed"] and record["check"]["images"] == 10
+    assert record["check"]["inputs"] == f"the first 10 test images of {dataset.name}"
     meta = record["metadata"]
     from mnetcost.nn.training import channel_stats
 
@@ -208,10 +213,11 @@ def test_a_run_exports_to_fp32_and_int8_and_evaluate_reports_all_three(trained_r
     assert np.allclose(meta["mean"], mean) and np.allclose(meta["std"], std)
     assert (meta["run"], meta["checkpoint"], meta["fmp_seed"], meta["variant"]) == ("fmp-run", "best", 3, "fmp")
     result = cli("export", "--run", run, "--int8", "--calibration-images", "48", "--out", int8, "--data-dir", cache,
-                 "--format", "json")
+                 "--check-images", "100", "--format", "json")
     assert result.exit_code == 0, result.output
     q = json.loads(result.stdout)
     assert q["dtype"] == "int8" and q["quantization"]["calibration_images"] == 48
+    assert q["check"]["images"] == 64 and q["check"]["inputs"] == f"all 64 test images of {dataset.name} (100 asked for)"
     assert q["file_weights"]["int8_weight_elements"] > 0 and q["file_weights"]["float_weight_elements"] == 0
     assert q["engine_weight_bytes"]["int8"] == memory.weight_bytes(build_model("fmp", 0.25, 1).network, "int8")
 
@@ -222,16 +228,41 @@ def test_a_run_exports_to_fp32_and_int8_and_evaluate_reports_all_three(trained_r
     assert [(r["runtime"], r["dtype"]) for r in rows] == [("torch", "fp32"), ("onnxruntime", "fp32"),
                                                          ("onnxruntime", "int8")]
     assert all(r["images"] == 64 and 0 <= r["accuracy"] <= 1 for r in rows)
+    # the thread policy of train (OMP_NUM_THREADS, else the idle cores), recorded
+    assert all(r["threads"] == r["thread_policy"]["threads"] >= 1 and r["thread_policy"]["source"] in
+               ("environment", "idle-cores") for r in rows)
     summary = json.loads((run / "summary.json").read_text())
     # the same images, preprocessing and FMP draw as training's own evaluation of best.pt
     assert rows[0]["correct"] == round(summary["best_test_accuracy"] * 64)
     assert rows[1]["correct"] == rows[0]["correct"]
+    # export --int8 reports what int8 costs in accuracy on its check images (here the whole test
+    # set): the same figures as evaluate's, file for file
+    assert q["quantization"]["check_accuracy"] == {
+        "images": 64, "fp32": rows[1]["correct"] / 64, "int8": rows[2]["correct"] / 64,
+        "difference_points": 100 * (rows[2]["correct"] - rows[1]["correct"]) / 64}
     # one evaluation: one object; --limit; --last
     result = cli("evaluate", "--run", run, "--checkpoint", "last", "--limit", "10", "--data-dir", cache,
                  "--format", "json")
     assert result.exit_code == 0, result.output
     single = json.loads(result.stdout)
     assert single["runtime"] == "torch" and single["images"] == 10 and single["checkpoint"] == "last"
+
+
+def test_the_export_table_says_what_int8_costs_and_explains_a_changed_top1():
+    from mnetcost.cli.commands.export import _int8_effect, _top1
+
+    quantization = {"max_abs_diff_vs_fp32": 0.31, "max_abs_logit_fp32": 2.5, "top1_agreement_vs_fp32": 0.531,
+                    "check_accuracy": {"images": 64, "fp32": 0.25, "int8": 0.234375, "difference_points": -1.5625}}
+    text = _int8_effect(quantization, "the first 64 test images of cifar10")
+    assert text.startswith("accuracy on the first 64 test images of cifar10: fp32 25.0 %, int8 23.4 % (-1.6 points;")
+    assert "agreement" not in text and "53.1" not in text  # near-uniform logits: agreement means nothing
+    assert _int8_effect({**quantization, "check_accuracy": None}, "x") == "max |int8 − fp32| 0.31 (max |logit| 2.5)"
+    same = EX.compare(np.array([[1.0, 0.0], [0.0, 2.0]]), np.array([[1.0, 0.1], [0.0, 2.0]]), 1e-4)
+    assert _top1(same.as_dict()) == "the same top-1 class on every input"
+    # a changed class within the check's difference is a near tie, and said to be one
+    tie = EX.compare(np.array([[1.0, 0.99995], [0.0, 2.0]]), np.array([[1.0, 1.00001], [0.0, 2.0]]), 1e-4)
+    assert (tie.top1_differing, tie.top1_agreement) == (1, 0.5) and tie.top1_differing_gap <= 2 * tie.max_abs_diff
+    assert _top1(tie.as_dict()) == "top-1 class differs on 1 of 2 inputs, near ties (their two logits within 5e-05)"
 
 
 def test_export_refuses_beyond_the_tolerance_and_writes_nothing(monkeypatch, tmp_path):

@@ -328,3 +328,38 @@ def test_a_nan_in_a_window_gives_nan_as_the_reference(overlapping):
     rows, cols = layer.sequences(10, 10, 0)
     torch.testing.assert_close(layer(x), fractional_max_pool2d_reference(x, rows, cols, overlapping),
                                rtol=0, atol=0, equal_nan=True)
+
+
+# --- torch.compile -----------------------------------------------------------------------------------
+def test_importing_the_models_does_not_load_dynamo():
+    """torch.compiler.disable imports torch._dynamo (1-2 s of CPU): only eager_under_compile applies it."""
+    import subprocess
+    import sys
+
+    code = "import sys, mnetcost.nn.models, mnetcost.nn.fmp; print('torch._dynamo' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_compiled_fmp_layers_run_eagerly_and_never_recompile():
+    import copy
+
+    from torch._dynamo.utils import counters
+
+    from mnetcost.nn.fmp import eager_under_compile
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), FractionalMaxPool2d(1.44), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 5 * 5, 2)).train()
+    wrapped = eager_under_compile(model)[1].forward
+    assert getattr(wrapped, "_torchdynamo_disable", False)
+    assert eager_under_compile(model)[1].forward is wrapped  # a second call wraps nothing twice
+    twin = copy.deepcopy(model)  # a copy runs its own layer, not the original's
+    assert twin[1].forward.__self__ is twin[1] and getattr(twin[1].forward, "_torchdynamo_disable", False)
+    compiled = torch.compile(model, backend="eager")
+    x = torch.randn(2, 3, 10, 10)
+    counters.clear()
+    compiled(x).sum().backward()
+    frames = counters["frames"]["total"]
+    for _ in range(4):  # a new draw on every call
+        compiled(x).sum().backward()
+    assert counters["frames"]["total"] == frames

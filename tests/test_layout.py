@@ -1,10 +1,10 @@
 """The package's folders are its sides; each side may import only what its folder allows.
 
 floor        mnetcost/errors.py, files.py, identity.py: the standard library only (every side uses them)
-calculator/  standard library and numpy: never torch, fvcore, onnx, onnxruntime, matplotlib, pandas
-analysis/    reads the calculator; pandas/matplotlib only inside functions; never torch or onnx
-nn/          models and training: torch and fvcore; never onnx or onnxruntime
-deploy/      ONNX export and runtimes: anything
+calculator/  standard library and numpy: never torch, fvcore, onnx, onnxruntime, matplotlib, pandas, TensorFlow
+analysis/    reads the calculator; pandas/matplotlib only inside functions; never torch, onnx or TensorFlow
+nn/          models and training: torch and fvcore; never onnx, onnxruntime or TensorFlow
+deploy/      ONNX and TensorFlow Lite export and runtimes: anything
 cli/         imports the other sides only inside the commands that need them
 """
 from __future__ import annotations
@@ -18,10 +18,12 @@ import pytest
 import mnetcost
 
 FORBIDDEN = {
-    "calculator": ("torch", "fvcore", "onnx", "onnxruntime", "matplotlib", "pandas"),
-    "analysis": ("torch", "fvcore", "onnx", "onnxruntime", "matplotlib", "pandas"),
-    "nn": ("onnx", "onnxruntime", "onnxscript"),
-    "cli": ("torch", "fvcore", "onnx", "onnxruntime", "matplotlib", "pandas"),
+    "calculator": ("torch", "fvcore", "onnx", "onnxruntime", "matplotlib", "pandas", "tensorflow", "keras",
+                   "tflite_micro", "flatbuffers"),
+    "analysis": ("torch", "fvcore", "onnx", "onnxruntime", "matplotlib", "pandas", "tensorflow", "keras",
+                 "tflite_micro"),
+    "nn": ("onnx", "onnxruntime", "onnxscript", "tensorflow", "keras", "tflite_micro"),
+    "cli": ("torch", "fvcore", "onnx", "onnxruntime", "matplotlib", "pandas", "tensorflow", "keras", "tflite_micro"),
 }
 
 

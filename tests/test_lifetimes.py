@@ -63,3 +63,23 @@ def test_every_greedy_plan_is_valid_and_at_least_the_peak(spec, alignment):
     assert lifetimes.overlaps(tensors, offsets, alignment) == []
     aligned = [Tensor(t.name, lifetimes.align_up(t.size, alignment), t.first, t.last) for t in tensors]
     assert lifetimes.arena_size(tensors, offsets, alignment) >= lifetimes.peak(aligned)[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 6)), min_size=1, max_size=20),
+       st.sampled_from([1, 16]), st.integers(0, 2**32 - 1))
+def test_the_vectorised_planner_places_every_configuration_as_the_scalar_one(spec, alignment, seed):
+    """A sweep plans many configurations at once (lockstep over the size ranks); each one's offsets are
+    the scalar planner's, ties and gaps included (sizes drawn from a few values to make ties)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.choice([16, 32, 48, 100, 2048, 4096], size=(7, len(spec)))
+    tensors = [Tensor(f"t{i}", sizes[:, i], first, first + length) for i, (first, length) in enumerate(spec)]
+    offsets = lifetimes.greedy_offsets(tensors, alignment)
+    arena = lifetimes.arena_size(tensors, offsets, alignment)
+    for point in range(sizes.shape[0]):
+        scalar = [Tensor(t.name, int(t.size[point]), t.first, t.last) for t in tensors]
+        expected = lifetimes.greedy_offsets(scalar, alignment)
+        assert [int(o[point]) for o in offsets] == expected
+        assert int(arena[point]) == lifetimes.arena_size(scalar, expected, alignment)

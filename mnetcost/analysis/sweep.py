@@ -22,8 +22,10 @@ from pathlib import Path
 from mnetcost.errors import ConfigError, MnetcostError
 
 SORT_KEYS = ("mult_adds", "params", "accuracy", "variant", "alpha", "delta", "classes", "resolution",
-             "peak_activation_bytes", "weight_bytes")
-FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes")
+             "peak_activation_bytes", "weight_bytes", "arena_bytes", "flash_bytes")
+FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes", "arena_bytes", "flash_bytes")
+TFLM_COLUMNS = ("arena_bytes", "arena_activation_bytes", "arena_persistent_bytes", "flash_bytes")
+RUNTIMES = ("simple", "tflm")
 PAPER_RESOLUTION = 32
 CLASSES_DATASET = {10: "cifar10", 100: "cifar100"}
 
@@ -195,6 +197,11 @@ class Sweep:
     peak_activation_bytes: object = None  # at ``dtype`` (see mnetcost.calculator.memory)
     weight_bytes: object = None
     dtype: str = "fp32"
+    runtime: str = "simple"
+    arena_bytes: object = None  # runtime tflm (mnetcost.calculator.tflm): the whole arena
+    arena_activation_bytes: object = None  # its head
+    arena_persistent_bytes: object = None  # its tail
+    flash_bytes: object = None  # the int8 .tflite file
     skipped: list[dict] = field(default_factory=list)  # configurations that cannot be built
     evaluated: int = 0  # configurations priced, buildable or not
 
@@ -205,9 +212,9 @@ class Sweep:
         """The rows at ``index`` (a boolean mask or integer indices)."""
         cols = {name: getattr(self, name)[index] for name in
                 ("variant", "alpha", "delta", "classes", "resolution", "params", "mult_adds",
-                 "peak_activation_bytes", "weight_bytes")}
+                 "peak_activation_bytes", "weight_bytes", *TFLM_COLUMNS) if getattr(self, name) is not None}
         return Sweep(variants=self.variants, convention=self.convention, skipped=self.skipped,
-                     evaluated=self.evaluated, dtype=self.dtype, **cols)
+                     evaluated=self.evaluated, dtype=self.dtype, runtime=self.runtime, **cols)
 
     def to_frame(self):
         """The rows as a pandas DataFrame (variant names, exact alphas, integer costs), for
@@ -217,8 +224,11 @@ class Sweep:
         frame = pd.DataFrame({"variant": pd.Categorical.from_codes(self.variant, categories=self.variants),
                               "alpha": self.alpha, "delta": self.delta, "classes": self.classes,
                               "resolution": self.resolution, "params": self.params, "mult_adds": self.mult_adds,
-                              "peak_activation_bytes": self.peak_activation_bytes, "weight_bytes": self.weight_bytes})
+                              "peak_activation_bytes": self.peak_activation_bytes, "weight_bytes": self.weight_bytes,
+                              **{name: getattr(self, name) for name in TFLM_COLUMNS
+                                 if getattr(self, name) is not None}})
         frame.attrs["convention"] = self.convention
+        frame.attrs["runtime"] = self.runtime
         frame.attrs["dtype"] = self.dtype
         return frame
 
@@ -302,13 +312,16 @@ def _values(values, what: str) -> list:
 
 
 def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, convention="paper",
-             rounding: str | None = None, dtype: str = "fp32") -> Sweep:
+             rounding: str | None = None, dtype: str = "fp32", runtime: str = "simple") -> Sweep:
     """Price every combination. ``classes_list``, ``resolutions`` and ``rounding`` None: each
     variant's own (10, 32 and truncate for the paper's variants; 1,000, 224 and divisible8 for
     MobileNetV2/V3). Every alpha, delta, number of classes and resolution is checked as
     :func:`~mnetcost.calculator.resolver.resolve` checks it (numpy scalars accepted; a bad value
     raises the same ConfigError before any work). A (variant, classes, resolution) whose plan fails
-    (input too small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``."""
+    (input too small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``.
+    ``runtime`` tflm (int8 only) adds TensorFlow Lite Micro's arena and the .tflite bytes
+    (:func:`mnetcost.calculator.tflm.sweep_memory`); a network without a TensorFlow Lite lowering is
+    skipped with the reason."""
     import numpy as np
 
     from mnetcost.calculator.cost import get_convention
@@ -318,6 +331,11 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
 
     conv = get_convention(convention)
     precision = get_dtype(dtype)
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime == "tflm" and precision.name != "int8":
+        raise ConfigError(f"runtime tflm runs the int8 file; dtype {precision.name} does not apply")
+    tflm_run = runtime == "tflm"
     if rounding is not None and rounding not in ROUNDINGS:
         raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     variants = list(variants)
@@ -333,7 +351,7 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
     size = grid_alpha.size
     columns: dict[str, list] = {k: [] for k in ("variant", "alpha", "delta", "classes", "resolution",
                                                  "params", "mult_adds", "peak_activation_bytes",
-                                                 "weight_bytes")}
+                                                 "weight_bytes", *(TFLM_COLUMNS if tflm_run else ()))}
     skipped: list[dict] = []
     evaluated = 0
     specs = {variant: load_spec(variant) for variant in variants}  # a bad variant fails before any work
@@ -380,6 +398,14 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
                 count = int(ok.sum())
                 if not count:
                     continue
+                if tflm_run:
+                    figures = _tflm_figures(the_plan, alpha_at[ok], delta_at[ok], rounding)
+                    if isinstance(figures, str):
+                        skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
+                                        "resolution": resolution, "count": count, "reason": figures})
+                        continue
+                    for name in TFLM_COLUMNS:
+                        columns[name].append(np.broadcast_to(figures[name], (count,)))
                 columns["variant"].append(np.full(count, number, dtype=np.int64))
                 columns["alpha"].append(alpha_at[ok])
                 columns["delta"].append(delta_at[ok])
@@ -392,7 +418,20 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
     arrays = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.float64 if k == "alpha" else np.int64))
               for k, v in columns.items()}
     return Sweep(variants=variants, convention=conv.name, skipped=skipped, evaluated=evaluated, dtype=precision.name,
-                 **arrays)
+                 runtime=runtime, **arrays)
+
+
+def _tflm_figures(the_plan, alphas, deltas, rounding):
+    """TFLM's arena and the .tflite bytes for these points of one plan, or the reason there are none
+    (a layer the TensorFlow Lite export does not lower)."""
+    from mnetcost.calculator import tflm
+    from mnetcost.calculator.resolver import resolve_arrays
+
+    layers = resolve_arrays(the_plan, alphas, deltas, rounding)
+    try:
+        return tflm.sweep_memory(the_plan, layers, alphas, deltas)
+    except ConfigError as exc:
+        return f"no TensorFlow Lite Micro figures: {exc}"
 
 
 def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
@@ -462,6 +501,8 @@ def accuracy_front(sweep: Sweep, accuracy, cost: str = "mult_adds"):
     mask = np.zeros(len(sweep), dtype=bool)
     known = ~np.isnan(accuracy)
     costs = getattr(sweep, cost)
+    if costs is None:
+        raise ConfigError(f"front cost {cost} needs runtime tflm")
     for classes in np.unique(sweep.classes[known]):
         rows = np.flatnonzero(known & (sweep.classes == classes))
         mask[rows] = pareto_mask(costs[rows], accuracy[rows])
@@ -478,8 +519,11 @@ def sort_order(sweep: Sweep, accuracy, key: str = "mult_adds"):
     names = sorted(sweep.variants)
     variant_rank = np.asarray([names.index(v) for v in sweep.variants], dtype=np.int64)[sweep.variant] \
         if len(sweep) else sweep.variant
+    if key in TFLM_COLUMNS and sweep.arena_bytes is None:
+        raise ConfigError(f"sort key {key} needs runtime tflm")
     columns = {"mult_adds": sweep.mult_adds, "params": sweep.params, "variant": variant_rank,
                "peak_activation_bytes": sweep.peak_activation_bytes, "weight_bytes": sweep.weight_bytes,
+               "arena_bytes": sweep.arena_bytes, "flash_bytes": sweep.flash_bytes,
                "alpha": sweep.alpha, "delta": sweep.delta, "classes": sweep.classes,
                "resolution": sweep.resolution,
                "accuracy": np.where(np.isnan(accuracy), np.inf, -np.nan_to_num(accuracy))}
@@ -506,6 +550,9 @@ def rows_as_dicts(sweep: Sweep, order, accuracy, source, paper_accuracy, on_fron
             "peak_activation_bytes": int(sweep.peak_activation_bytes[i]),
             "weight_bytes": int(sweep.weight_bytes[i]),
         }
+        if sweep.arena_bytes is not None:
+            item["runtime"] = sweep.runtime
+            item.update({name: int(getattr(sweep, name)[i]) for name in TFLM_COLUMNS})
         if ops_per_mac != 1:
             item["flops"] = item["mult_adds"] * ops_per_mac
         item["accuracy"] = None if np.isnan(acc) else float(acc)

@@ -124,6 +124,8 @@ def greedy_offsets(tensors: Sequence[Tensor], alignment: int = 1) -> list[int]:
     are alive at an overlapping step in the order of their offsets, where the gap before the next such
     tensor holds it (or after the last of them).
     """
+    if _arrays(tensors):
+        return _greedy_offsets_arrays(tensors, alignment)
     sizes = [align_up(int(t.size), alignment) for t in tensors]
     order = sorted(range(len(tensors)), key=lambda i: (-sizes[i], -i))
     offsets = [0] * len(tensors)
@@ -145,10 +147,77 @@ def greedy_offsets(tensors: Sequence[Tensor], alignment: int = 1) -> list[int]:
     return offsets
 
 
+def _arrays(tensors: Sequence[Tensor]) -> bool:
+    """Whether some size is a numpy array (a vectorised sweep) rather than a plain integer."""
+    return any(hasattr(t.size, "shape") and getattr(t.size, "ndim", 0) > 0 for t in tensors)
+
+
+def unique_rows(values):
+    """(rows, index of each distinct row's first occurrence, inverse) of a 2-D integer array, each
+    row compared as one block of bytes (much faster than ``np.unique(..., axis=0)``)."""
+    import numpy as np
+
+    values = np.ascontiguousarray(values)
+    keys = values.view(np.dtype((np.void, values.dtype.itemsize * values.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return values[first], first, inverse.reshape(-1)
+
+
+def _greedy_offsets_arrays(tensors: Sequence[Tensor], alignment: int) -> list:
+    """:func:`greedy_offsets` for every configuration of a sweep at once (sizes: int64 arrays of one
+    shape, or integers). The planner's steps run in lockstep over the configurations (each distinct
+    size vector once): at rank ``r`` each configuration places its ``r``-th largest tensor at the
+    lowest offset, among 0 and the ends of its placed neighbours (the tensors alive at an overlapping
+    step, a fixed list per tensor), that clears every placed neighbour: what the scalar planner's scan
+    of those neighbours in offset order finds. Returns one offset array per tensor."""
+    import numpy as np
+
+    count = len(tensors)
+    if not count:
+        return []
+    sizes = np.stack(np.broadcast_arrays(*[np.asarray(t.size, dtype=np.int64) for t in tensors]), axis=-1)
+    shape = sizes.shape[:-1]
+    sizes = (sizes.reshape(-1, count) + alignment - 1) // alignment * alignment
+    sizes, _, inverse = unique_rows(sizes)
+    points = sizes.shape[0]
+    neighbours = [[j for j in range(count) if j != i and not (tensors[j].first > tensors[i].last
+                                                              or tensors[i].first > tensors[j].last)]
+                  for i in range(count)]
+    width = max(max((len(n) for n in neighbours), default=0), 1)
+    table = np.full((count, width), count, dtype=np.int64)  # column ``count``: nobody (never placed)
+    for i, found in enumerate(neighbours):
+        table[i, :len(found)] = found
+    # largest first, ties to the tensor added later: sort on size * count + index, descending
+    order = np.argsort(-(sizes * count + np.arange(count, dtype=np.int64)), axis=1, kind="stable")
+    offsets = np.full((points, count + 1), -1, dtype=np.int64)
+    extended = np.concatenate([sizes, np.zeros((points, 1), dtype=np.int64)], axis=1)
+    rows = np.arange(points)[:, None]
+    for rank in range(count):
+        index = order[:, rank]
+        size = sizes[rows[:, 0], index][:, None, None]
+        near = table[index]
+        start = offsets[rows, near]  # points x width; -1: not placed
+        placed = start >= 0
+        end = start + extended[rows, near]
+        candidates = np.concatenate([np.zeros((points, 1), dtype=np.int64), np.where(placed, end, -1)], axis=1)
+        clear = (~placed[:, None, :] | (start[:, None, :] >= candidates[:, :, None] + size)
+                 | (end[:, None, :] <= candidates[:, :, None])).all(axis=2) & (candidates >= 0)
+        big = np.iinfo(np.int64).max
+        offsets[rows[:, 0], index] = np.where(clear, candidates, big).min(axis=1)
+    offsets = offsets[inverse.reshape(-1)]
+    return [offsets[:, i].reshape(shape) for i in range(count)]
+
+
 def arena_size(tensors: Sequence[Tensor], offsets: Sequence[int] | None = None, alignment: int = 1) -> int:
-    """The arena the placement needs: the largest ``offset + aligned size`` (0 for no tensors)."""
+    """The arena the placement needs: the largest ``offset + aligned size`` (0 for no tensors); an
+    array for a sweep's sizes."""
     if offsets is None:
         offsets = greedy_offsets(tensors, alignment)
+    if _arrays(tensors):
+        import numpy as np
+
+        ends = [offset + align_up(np.asarray(t.size, dtype=np.int64), alignment) for t, offset in zip(tensors, offsets)]
+        return np.max(np.stack(np.broadcast_arrays(*ends)), axis=0) if ends else 0
     return max((offset + align_up(int(t.size), alignment) for t, offset in zip(tensors, offsets)), default=0)
 
 

@@ -308,6 +308,21 @@ def activation_tensors(rows, reads=None) -> list:
     return lifetimes.graph(names, image, outputs, reads)
 
 
+def layer_tensors(layers, element_bytes: int = 1) -> list:
+    """The activation tensors of resolved ``layers`` (integers, or arrays from
+    :func:`~mnetcost.calculator.resolver.resolve_arrays`) at ``element_bytes`` per element, with their
+    lifetimes: the same list :func:`activation_tensors` makes from memory rows (a chain, or the graph
+    of ``Layer.inputs`` when some layer reads another tensor than its predecessor's)."""
+    if not layers:
+        return []
+    names = [layer.name for layer in layers]
+    image = layers[0].in_h * layers[0].in_w * layers[0].in_c * element_bytes
+    outputs = [layer.out_h * layer.out_w * layer.out_c * element_bytes for layer in layers]
+    if is_branched(layers):
+        return lifetimes.graph(names, image, outputs, [layer.inputs for layer in layers])
+    return lifetimes.chain(names, image, outputs)
+
+
 def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp_mode: str = "tf",
                    terms=None) -> NetworkMemory:
     """Every layer's activation and weight bytes at ``dtype``, the inference peak (execution model
@@ -391,26 +406,15 @@ def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTY
     conv = get_convention(convention)
     precision = get_dtype(dtype)
     params = mult_adds = weights = biases = scales = 0
-    names, outputs = [], []
-    branched = is_branched(layers)
     for layer in layers:
         terms = layer_terms(layer)
         params = params + conv.params(terms)
         mult_adds = mult_adds + conv.mult_adds(terms)
-        if not names:
-            image = layer.in_h * layer.in_w * layer.in_c
-        names.append(layer.name)  # a layer's input is the previous layer's output (the resolver chains them)
-        outputs.append(layer.out_h * layer.out_w * layer.out_c)
         weights = weights + terms.weights
         biases = biases + terms.bias + terms.bn_channels
         if layer.kind in WEIGHTED_KINDS:
             scales = scales + layer.out_c
-    if not names:
-        peak = 0
-    elif branched:
-        peak = lifetimes.peak_array(lifetimes.graph(names, image, outputs, [layer.inputs for layer in layers]))
-    else:
-        peak = lifetimes.peak_array(lifetimes.chain(names, image, outputs))
+    peak = lifetimes.peak_array(layer_tensors(layers)) if layers else 0
     stored = stored_bytes(precision, np.asarray(weights, dtype=np.int64), np.asarray(biases, dtype=np.int64),
                           np.asarray(scales, dtype=np.int64))
     return (np.asarray(params, dtype=np.int64), np.asarray(mult_adds, dtype=np.int64),

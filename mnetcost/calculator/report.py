@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from mnetcost.calculator.cost import NetworkCost, network_cost
 from mnetcost.calculator.resolver import Layer, resolve
+from mnetcost.errors import ConfigError
 
 TIMES = " × "
 
@@ -130,14 +131,31 @@ def network_report(cost: NetworkCost, with_layers: bool = True, fit=None) -> dic
     return data
 
 
-def fit_dict(cost: NetworkCost, target=None, max_peak_memory=None, max_weight_bytes=None):
+def runtime_dict(cost: NetworkCost, runtime: str = "simple") -> dict:
+    """``{"runtime": ...}`` and, for ``tflm``, TensorFlow Lite Micro's arena and the .tflite bytes
+    (:func:`mnetcost.calculator.tflm.runtime_figures`) of ``cost``'s network."""
+    if runtime == "simple":
+        return {"runtime": "simple"}
+    from mnetcost.calculator import tflm
+
+    if runtime not in tflm.RUNTIMES:
+        raise ConfigError(f"runtime must be one of {', '.join(tflm.RUNTIMES)}, got {runtime!r}")
+    if cost.memory.dtype.name != "int8":
+        raise ConfigError(f"runtime tflm runs the int8 file; dtype {cost.memory.dtype.name} does not apply")
+    return tflm.runtime_figures(cost.network)
+
+
+def fit_dict(cost: NetworkCost, target=None, max_peak_memory=None, max_weight_bytes=None, figures=None):
     """The :class:`~mnetcost.calculator.targets.Fit` of ``cost`` against a board and/or budgets, or
-    None when neither is given."""
+    None when neither is given. RAM and Flash are the runtime's (``figures`` from
+    :func:`runtime_dict`): the simple model's peak and weight bytes, or TFLM's arena and the file."""
     if target is None and max_peak_memory is None and max_weight_bytes is None:
         return None
     from mnetcost.calculator.targets import fit
+    from mnetcost.calculator.tflm import needs
 
-    return fit(cost.peak_activation_bytes, cost.weight_bytes, target, max_peak_memory, max_weight_bytes)
+    ram, flash = needs({**config_dict(cost), **(figures or {})})
+    return fit(ram, flash, target, max_peak_memory, max_weight_bytes)
 
 
 def change(value: int, reference: int) -> float:
@@ -146,7 +164,8 @@ def change(value: int, reference: int) -> float:
 
 
 def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding, baseline_spec="base",
-                dtype: str = "fp32", target=None, max_peak_memory=None, max_weight_bytes=None) -> list[dict]:
+                dtype: str = "fp32", target=None, max_peak_memory=None, max_weight_bytes=None,
+                runtime: str = "simple") -> list[dict]:
     """Totals per (alpha, delta) and the change against the original MobileNet (Table 1, alpha =
     delta = 1) at the same classes, resolution, convention and rounding, as in Tables 4-6; memory
     totals at ``dtype``, and whether each fits a board/budgets when given."""
@@ -161,7 +180,9 @@ def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding,
             cost = network_cost(resolve(spec, alpha, delta, classes, resolution, rounding, network_plan), convention,
                                 dtype)
             data = config_dict(cost)
-            fitted = fit_dict(cost, target, max_peak_memory, max_weight_bytes)
+            figures = runtime_dict(cost, runtime)
+            data.update(figures)
+            fitted = fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures)
             if fitted is not None:
                 data["fit"] = fitted.as_dict()
             data["baseline_params"] = baseline.params

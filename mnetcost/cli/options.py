@@ -173,6 +173,32 @@ def memory_dtype(dtype: str | None, target: str | None) -> str:
     return TARGET_DTYPE if target is not None else DEFAULT_DTYPE
 
 
+def runtime_option(function):
+    """--runtime simple|tflm (None when not given: see :func:`memory_settings`)."""
+    return click.option(
+        "--runtime", type=click.Choice(("simple", "tflm")), default=None,
+        help="Memory model: simple (layers one at a time, each holding its inputs and output; weights as "
+             "stored) or tflm (TensorFlow Lite Micro running the int8 .tflite export: its arena = the "
+             "planner's activations + persistent data, and the file's bytes as Flash) [default: tflm with "
+             "--target or a budget at int8, else simple].",
+    )(function)
+
+
+def memory_settings(dtype: str | None, runtime: str | None, target: str | None, budgeted: bool = False
+                    ) -> tuple[str, str]:
+    """(dtype, runtime) of the memory figures and verdicts: --runtime tflm means int8 (another --dtype is
+    a usage error); without --runtime, tflm answers a --target or budget at int8, simple otherwise."""
+    if runtime == "tflm":
+        if dtype not in (None, "int8"):
+            fail(f"--runtime tflm runs the int8 TensorFlow Lite file; --dtype {dtype} does not apply "
+                 "(drop it, or use --runtime simple)")
+        return "int8", "tflm"
+    dtype = memory_dtype(dtype, target)
+    if runtime is None:
+        runtime = "tflm" if (target is not None or budgeted) and dtype == "int8" else "simple"
+    return dtype, runtime
+
+
 def rounding_option(function):
     from mnetcost.calculator.resolver import ROUNDINGS
 

@@ -86,8 +86,13 @@ def open_run(path: Path | str, checkpoint: str = "best", option: str = "--run") 
 
 
 def run_model(run: Run):
-    """The run's model as training built it, with the checkpoint's weights, in eval mode (CPU)."""
-    from mnetcost.nn.models import build_model
+    """The run's model as training built it, with the checkpoint's weights, in eval mode (CPU):
+    its depthwise mode (``expand`` runs a depthwise layer with delta > 1 as the fast multiplier-1
+    kernel) and memory format (channels-last, several times faster on CPU) too, so PyTorch
+    computes what training's own evaluation computed."""
+    import torch
+
+    from mnetcost.nn.models import build_model, set_depthwise
     from mnetcost.nn.training import model_spec
 
     c = run.config
@@ -100,7 +105,8 @@ def run_model(run: Run):
         raise MnetcostError(f"{run.path / (run.checkpoint + '.pt')}: the weights do not fit the run's model "
                             f"({c.variant} α={c.alpha:g} δ={c.delta}, {c.classes} classes): {mismatch}")
     model.load_state_dict(run.state)
-    return model.eval()
+    set_depthwise(model, c.depthwise)
+    return model.to(memory_format=torch.channels_last if c.channels_last else torch.contiguous_format).eval()
 
 
 def run_metadata(run: Run, normalization: "Normalization | None" = None) -> dict:
@@ -264,13 +270,19 @@ def _count(predict, images: np.ndarray, labels: np.ndarray, normalization: Norma
 
 
 def accuracy_torch(model, images, labels, normalization: Normalization, batch: int = DEFAULT_BATCH) -> Accuracy:
+    """The model's accuracy in PyTorch, each batch in the model's memory format."""
     import torch
 
     model.eval()
+    # the first weight whose layout tells (a 1x1 kernel's is both): channels-last or not
+    weight = next((p for p in model.parameters()
+                   if p.dim() == 4 and p.is_contiguous() != p.is_contiguous(memory_format=torch.channels_last)), None)
+    channels_last = weight is not None and weight.is_contiguous(memory_format=torch.channels_last)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def predict(x):
         with torch.inference_mode():
-            return model(torch.from_numpy(x)).float().numpy()
+            return model(torch.from_numpy(x).contiguous(memory_format=memory_format)).float().numpy()
 
     began = time.perf_counter()
     correct = _count(predict, images, labels, normalization, batch)

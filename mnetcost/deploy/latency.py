@@ -5,7 +5,7 @@ Runtimes:
 
 * ``torch``: the model in eager PyTorch (:mod:`mnetcost.nn.latency`, unchanged).
 * ``onnxruntime``: the model exported as ``mnetcost export`` exports it (opset 18, BatchNorm
-  folded, FMP's fixed draw as Gather/ReduceMax), in an ONNX Runtime CPU session with full graph
+  folded, FMP's fixed draw as Gather/Max), in an ONNX Runtime CPU session with full graph
   optimizations.
 * ``onnxruntime-int8``: that file quantized as ``mnetcost export --int8`` quantizes it (QDQ,
   per-channel int8 weights, int8 activations), calibrated on :data:`CALIBRATION_IMAGES`

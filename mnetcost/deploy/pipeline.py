@@ -23,8 +23,9 @@ class Source:
     metadata: dict
     run: EV.Run | None = None
     normalization: EV.Normalization | None = None
-    check_images: np.ndarray | None = None  # normalised float32; None: standard-normal inputs
-    check_source: str = "standard-normal inputs"
+    test_images: np.ndarray | None = None  # uint8 (N, C, H, W), the check's images; None: standard-normal inputs
+    test_labels: np.ndarray | None = None
+    data_name: str | None = None
     train_images: np.ndarray | None = None  # uint8, for calibration
     calibration_source: str | None = None
 
@@ -72,10 +73,22 @@ def run_source(run_dir, checkpoint: str = "best", *, dataset: str | None = None,
 
 def _attach_data(source: Source, data, normalization: EV.Normalization) -> None:
     source.normalization = normalization
-    source.check_images = normalization.apply(data.test_x[:DEFAULT_CHECK_IMAGES])
-    source.check_source = f"the first {len(source.check_images)} test images of {data.name}"
+    source.test_images, source.test_labels, source.data_name = data.test_x, data.test_y, data.name
     source.train_images = data.train_x
     source.calibration_source = data.name
+
+
+def check_inputs(source: Source, count: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The check's inputs (normalised float32), their labels (None for standard-normal inputs) and
+    what they are, in words: the first ``count`` test images of the source's data (all of them
+    when it has fewer, and said so), else ``count`` standard-normal inputs."""
+    if source.test_images is None:
+        return EX.check_batch(source.network, count), None, f"{count} standard-normal inputs (seed 0)"
+    taken = min(int(count), len(source.test_images))
+    inputs = f"the first {taken} test images of {source.data_name}"
+    if taken < count:
+        inputs = f"all {taken} test images of {source.data_name} ({count} asked for)"
+    return source.normalization.apply(source.test_images[:taken]), source.test_labels[:taken], inputs
 
 
 @dataclass
@@ -99,15 +112,13 @@ def export_source(source: Source, *, int8: bool = False, calibration_images: int
     began = time.perf_counter()
     proto = EX.export_proto(source.model, metadata=source.metadata)
     exported_s = time.perf_counter() - began
-    x = source.check_images[:check_images] if source.check_images is not None \
-        else EX.check_batch(source.network, check_images)
+    x, labels, inputs = check_inputs(source, check_images)
     fp32_session = R.session(proto, threads)
     check = EX.check_outputs(source.model, fp32_session, x, tolerance)
     if not check.passed:
         raise EX.ToleranceError(check)
     record = {"dtype": "fp32", "opset": EX.OPSET, "exporter": "torch.onnx.export(dynamo=True)",
-              **R.versions(), "check": {**check.as_dict(), "inputs": source.check_source if source.check_images
-                                        is not None else f"{len(x)} standard-normal inputs (seed 0)"},
+              **R.versions(), "check": {**check.as_dict(), "inputs": inputs},
               "export_seconds": round(exported_s, 2)}
     final = proto
     if int8:
@@ -118,6 +129,12 @@ def export_source(source: Source, *, int8: bool = False, calibration_images: int
         fp32_out = R.run(fp32_session, x)
         int8_out = R.run(int8_session, x)
         against_fp32 = EX.compare(fp32_out, int8_out, tolerance)
+        accuracy = None
+        if labels is not None:  # what the int8 file costs in accuracy, the figure that matters
+            fp32_correct, int8_correct = (int(np.sum(out.argmax(1) == labels)) for out in (fp32_out, int8_out))
+            accuracy = {"images": int(len(labels)), "fp32": fp32_correct / len(labels),
+                        "int8": int8_correct / len(labels),
+                        "difference_points": 100 * (int8_correct - fp32_correct) / len(labels)}
         record.update(dtype="int8", quantization={
             "method": "onnxruntime.quantization.quantize_static", "format": "QDQ", "weights": "int8, per channel, "
             "symmetric", "activations": "int8, per tensor, min/max calibration", "biases": "int32",
@@ -125,7 +142,9 @@ def export_source(source: Source, *, int8: bool = False, calibration_images: int
             "calibration": "training images drawn by a seeded generator (seed 0)",
             "seconds": round(time.perf_counter() - began, 2),
             "max_abs_diff_vs_fp32": against_fp32.max_abs_diff,
-            "top1_agreement_vs_fp32": against_fp32.top1_agreement})
+            "max_abs_logit_fp32": against_fp32.max_abs_reference,
+            "top1_agreement_vs_fp32": against_fp32.top1_agreement,
+            "check_accuracy": accuracy})
     census = EX.weight_census(final)
     network = source.network
     record.update({

@@ -209,15 +209,22 @@ def crosscheck(network: Network, convention: str | Convention = "paper", *, mode
 
     from mnetcost.calculator.memory import get_dtype
 
+    from mnetcost.nn import models
+
     get_dtype(dtype)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one tiny forward pass: threads only add contention (10x slower on a busy machine)
     try:
+        own = model is None
+        if own:  # one model for both checks (fvcore's counts do not depend on the values)
+            model = models.build_from_network(network, fmp_mode=fmp_mode)
+            if memory:
+                _random_batchnorm(model)  # an untrained model's BatchNorms are near identities: folding proves little
         check = _crosscheck(network, get_convention(convention), model, fmp_mode)
         if memory:
             from dataclasses import replace
 
-            check = replace(check, memory=memory_check(network, dtype, model=model, fmp_mode=fmp_mode))
+            check = replace(check, memory=_memory_check(network, dtype, model, fmp_mode, own))
         return check
     finally:
         torch.set_num_threads(threads)
@@ -245,11 +252,9 @@ def _crosscheck(network: Network, conv: Convention, model, fmp_mode: str) -> Cro
         model = models.build_from_network(network, fmp_mode=fmp_mode)
     model.eval()
     if conv.bn_params == 1:  # the deploy convention: count the deployed (BatchNorm-folded) model
-        model = fold_batchnorm(model)
+        model = models.fold_batchnorm(model)
     height, width = network.resolution
     inputs = torch.zeros(1, network.spec.in_channels, height, width)
-    with torch.no_grad():
-        model(inputs)  # one plain pass first: per-shape constants (FMP's eval draws) are made outside the trace
     analysis = FlopCountAnalysis(model, inputs)
     table = handle_table(conv)
     if table is not None:
@@ -318,39 +323,6 @@ def all_configurations() -> list[Configuration]:
 # --- memory against the model's own tensors ----------------------------------------------------
 TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "int8": "int8"}
 TRAIN_BATCHES = (2, 4)  # training memory is measured at two batch sizes: per image = the slope
-
-
-def fold_batchnorm(model):
-    """A copy of ``model`` (in ``eval()``) with every conv -> BatchNorm pair folded into one conv
-    with a bias (a BatchNorm without running statistics cannot be folded and stays), the deployed form: ``W' = W * g / sqrt(v + eps)``, ``b' = beta - m * g / sqrt(v + eps)``
-    per output channel (g, beta: the affine parameters; m, v: the running statistics). Each
-    ``bn`` becomes ``nn.Identity`` so module names stay the layers' names."""
-    import copy
-
-    import torch
-    from torch import nn
-
-    folded = copy.deepcopy(model).eval()
-    for block in folded.modules():
-        names = list(block._modules) if isinstance(block, nn.Sequential) else []
-        for first, second in zip(names, names[1:]):
-            conv, bn = block._modules[first], block._modules[second]
-            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.modules.batchnorm._BatchNorm)):
-                continue
-            if bn.running_mean is None or bn.running_var is None:
-                continue  # normalises by batch statistics even in eval(): cannot be folded, stays as it is
-            with torch.no_grad():
-                gain = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
-                scale = gain / torch.sqrt(bn.running_var + bn.eps)
-                fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                                  conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
-                fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-                shift = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
-                fused.bias.copy_((bias - bn.running_mean) * scale + shift)
-            block._modules[first] = fused
-            block._modules[second] = nn.Identity()
-    return folded
 
 
 def _random_batchnorm(model, seed: int = 0) -> None:
@@ -633,12 +605,19 @@ def memory_check(network: Network, dtype: str = "fp32", *, model=None, fmp_mode:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a few tiny passes: threads only add contention
     try:
-        return _memory_check(network, dtype, model, fmp_mode)
+        own = model is None
+        if own:
+            from mnetcost.nn import models
+
+            model = models.build_from_network(network, fmp_mode=fmp_mode)
+            _random_batchnorm(model)  # an untrained model's BatchNorms are near identities: folding proves little
+        return _memory_check(network, dtype, model, fmp_mode, own)
     finally:
         torch.set_num_threads(threads)
 
 
-def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryCheck:
+def _memory_check(network: Network, dtype: str, model, fmp_mode: str, own: bool) -> MemoryCheck:
+    """``own``: the model is this check's to change (its training passes update BatchNorm statistics)."""
     import copy
 
     import torch
@@ -649,14 +628,10 @@ def _memory_check(network: Network, dtype: str, model, fmp_mode: str) -> MemoryC
 
     precision = get_dtype(dtype)
     memory = network_memory(network, precision, fmp_mode)
-    own = model is None
-    if own:
-        model = models.build_from_network(network, fmp_mode=fmp_mode)
-        _random_batchnorm(model)  # an untrained model's BatchNorms are near identities: folding them proves little
     itemsize = getattr(torch, TORCH_DTYPES[precision.name]).itemsize
     trace = activation_trace(model, network)
     measured_live = lifetimes.live_sizes(measured_tensors(network, trace, itemsize))
-    folded = fold_batchnorm(model)
+    folded = models.fold_batchnorm(model)
     height, width = network.resolution
     probe = torch.rand(2, network.spec.in_channels, height, width, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

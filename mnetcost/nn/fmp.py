@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import math
 import random
+import types
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -112,6 +114,36 @@ def window_owner(cum: list[int], size: int) -> tuple[torch.Tensor, torch.Tensor]
     if len(owner) != size or max(place) > 255:
         raise ValueError(f"windows {cum} do not tile {size} positions")
     return torch.tensor(owner, dtype=torch.long), torch.tensor(place, dtype=torch.uint8)
+
+
+def _tracing() -> bool:
+    """Inside ``torch.jit.trace`` (fvcore, ``torch.onnx.export(dynamo=False)``): the trace must see
+    plain tensor ops. A custom autograd Function whose arguments are not tensors (the
+    :class:`PairAxis` tables) fails inside the tracer (``unordered_map::at``) or records a graph
+    that the trace's own check rejects."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def _autograd_function_wanted(x: torch.Tensor) -> bool:
+    """Use the hand-written backward pass: a gradient is wanted and no tracer is recording."""
+    return torch.is_grad_enabled() and x.requires_grad and not _tracing()
+
+
+@contextmanager
+def _outside_trace():
+    """Build per-shape constants (index tables) with the tracer paused: the tensors then enter a
+    trace as constants where they are used, exactly as cached ones do on every later call. Made
+    inside the trace, the first trace would record how they were made (``aten::to``, ``detach``),
+    later traces would not, and ``torch.jit.trace``'s check that two traces agree fails."""
+    state = torch._C._get_tracing_state()
+    if state is None:
+        yield
+        return
+    torch._C._set_tracing_state(None)
+    try:
+        yield
+    finally:
+        torch._C._set_tracing_state(state)
 
 
 def _take(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
@@ -185,7 +217,7 @@ def pool_with_index(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, row
     ``cols`` out_w x Kc (from :func:`window_index`); ``row_owner``/``col_owner`` (from
     :func:`window_owner`, disjoint windows only) make the backward pass a gather. A window is a
     product of a row interval and a column interval, so the max is taken over rows, then columns."""
-    if torch.is_grad_enabled() and x.requires_grad:
+    if _autograd_function_wanted(x):
         return _WindowMax.apply(x, rows, cols, row_owner, col_owner)
     y, _ = _max_stage(x, 2, rows)  # plain ops: what a trace (fvcore) or inference sees
     return _max_stage(y, 3, cols)[0]
@@ -308,7 +340,7 @@ def pool_pairs(x: torch.Tensor, rows: PairAxis, cols: PairAxis) -> torch.Tensor:
     rows, then over columns (so on a tie the first column wins, then the first row in it), in the
     input's memory order (channels-last in, channels-last out). Equal, value for value and
     gradient for gradient, to :func:`pool_with_index` on the same windows."""
-    if torch.is_grad_enabled() and x.requires_grad:
+    if _autograd_function_wanted(x):
         return _PairMax.apply(x, rows, cols)
     return _pair_pool(x, rows, cols, False)[0]
 
@@ -386,17 +418,16 @@ class FractionalMaxPool2d(nn.Module):
                   for cum, size in ((rows, height), (cols, width))]
         return (*tables, *owners)
 
-    # torch.compile runs this layer eagerly (a graph break on each side): a new draw per call would
-    # otherwise recompile the graph on every step until dynamo's recompile limit.
-    @torch.compiler.disable
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = int(x.shape[-2]), int(x.shape[-1])
         if self.training:
-            tables = self._index(height, width, x.device, None)
+            with _outside_trace():
+                tables = self._index(height, width, x.device, None)
         else:
             key = (height, width, x.device, self.eval_draw)
             if key not in self._cache:
-                self._cache[key] = self._index(height, width, x.device, self.eval_draw)
+                with _outside_trace():
+                    self._cache[key] = self._index(height, width, x.device, self.eval_draw)
             tables = self._cache[key]
         squeeze = x.dim() == 3
         if squeeze:
@@ -430,11 +461,13 @@ class TorchFractionalMaxPool2d(nn.Module):
             batch = int(x.shape[0]) if x.dim() == 4 else 1
             key = (batch, int(x.shape[-3]), x.device, x.dtype, self.eval_draw)
             if key not in self._cache:
-                # numpy, not torch.rand: a trace (fvcore) then sees one constant instead of a random op
+                # numpy, not torch.rand, made outside any trace: a trace sees one constant, the same
+                # on every call
                 import numpy as np
 
                 rng = np.random.default_rng([self.seed, self.eval_draw])
-                self._cache[key] = torch.from_numpy(rng.random((batch, key[1], 2))).to(x.device, x.dtype)
+                with _outside_trace():
+                    self._cache[key] = torch.from_numpy(rng.random((batch, key[1], 2))).to(x.device, x.dtype)
             samples = self._cache[key]
         return F.fractional_max_pool2d(x, self.kernel_size, output_size=out, _random_samples=samples)
 
@@ -454,6 +487,20 @@ def make_fmp(ratio: float, mode: str = "tf", *, seed: int = 0, overlapping: bool
 
 def fmp_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, (FractionalMaxPool2d, TorchFractionalMaxPool2d))]
+
+
+def eager_under_compile(model: nn.Module) -> nn.Module:
+    """Make ``torch.compile`` run every FMP layer of ``model`` eagerly (a graph break on each side;
+    ``torch.compiler.disable`` on the layer's ``forward``); returns ``model``. Call it before
+    ``torch.compile(model)`` (``mnetcost train --compile`` does): a new draw per training call would
+    otherwise recompile the graph on every step until dynamo's recompile limit. Not done when the
+    layer is built: ``torch.compiler.disable`` imports dynamo, 1-2 s of CPU that every command
+    would pay without compiling anything."""
+    for layer in fmp_modules(model):
+        if not getattr(layer.forward, "_torchdynamo_disable", False):
+            # a method of the layer, not a function of it: a deep copy of the model rebinds it to the copy
+            layer.forward = types.MethodType(torch.compiler.disable(type(layer).forward), layer)
+    return model
 
 
 @torch.no_grad()

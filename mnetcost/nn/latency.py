@@ -8,9 +8,11 @@ per image at batch 1 (latency) with the 10th/90th percentiles, and images per se
 larger batch (throughput, from the median time of a batch). The median resists the odd slow
 pass (a page fault, another process).
 
-The thread count is whatever torch uses (``torch.set_num_threads``; ``--threads`` sets it) and
-is recorded with the results, as are the device, torch version and settings, so a results file
-says where its numbers came from. Nothing here asserts anything about speed.
+The thread count is whatever torch uses (``torch.set_num_threads``): ``mnetcost bench`` sets it
+by the thread policy ``mnetcost train`` uses (:mod:`mnetcost.nn.threads`: ``--threads``, else
+``OMP_NUM_THREADS``, else the cores other processes leave idle), and it is recorded with the
+results, as are the device, torch version and settings, so a results file says where its
+numbers came from. Nothing here asserts anything about speed.
 """
 from __future__ import annotations
 

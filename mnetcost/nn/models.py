@@ -102,8 +102,9 @@ class DepthwiseConv2d(nn.Conv2d):
     With ``expand_input`` set (:func:`set_depthwise`, which ``mnetcost train`` uses) it computes
     the same thing as a multiplier-1 depthwise convolution over the input with each channel
     repeated ``delta`` times: output channel ``o`` reads input channel ``o // delta`` either way,
-    so the outputs are equal (bit for bit with channels-last inputs, tested) and the gradients equal
-    up to float summation order.
+    so the outputs and gradients are equal up to float summation order (the two paths run
+    different kernels: equal bits on one CPU are not promised on another; tested against float64
+    and float32 rounding bounds).
     oneDNN (PyTorch's CPU convolutions) has fast depthwise kernels only for multiplier 1; for
     multiplier 2 it falls back to its generic grouped kernel, several times slower (README,
     *Speed*). Off by default; tracing (fvcore, ONNX export) always sees the plain grouped layer."""
@@ -275,6 +276,41 @@ def build_from_network(network: Network, *, dropout: float = 0.1, fmp_mode: str 
     return MobileNet(modules, network)
 
 
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (in ``eval()``) with every conv -> BatchNorm pair folded into one conv
+    with a bias, the deployed form: ``W' = W * g / sqrt(v + eps)``, ``b' = beta - m * g / sqrt(v +
+    eps)`` per output channel (g, beta: the affine parameters; m, v: the running statistics). A
+    BatchNorm without running statistics cannot be folded and stays. Each ``bn`` becomes
+    ``nn.Identity``, so module names stay the layers' names (``conv1.conv.weight``)."""
+    import copy
+
+    replacements: dict[int, nn.Module] = {}  # id(original module) -> its replacement in the copy
+    for block in model.modules():
+        names = list(block._modules) if isinstance(block, nn.Sequential) else []
+        for first, second in zip(names, names[1:]):
+            conv, bn = block._modules[first], block._modules[second]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.modules.batchnorm._BatchNorm)):
+                continue
+            if bn.running_mean is None or bn.running_var is None:
+                continue  # normalises by batch statistics even in eval(): cannot be folded, stays as it is
+            with torch.no_grad():
+                gain = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
+                scale = gain / torch.sqrt(bn.running_var + bn.eps)
+                # no initialisation (skip_init): every value is written below
+                fused = nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size,
+                                           conv.stride, conv.padding, conv.dilation, conv.groups, bias=True,
+                                           padding_mode=conv.padding_mode, device=conv.weight.device,
+                                           dtype=conv.weight.dtype)
+                fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                shift = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
+                fused.bias.copy_((bias - bn.running_mean) * scale + shift)
+            replacements[id(conv)], replacements[id(bn)] = fused, nn.Identity()
+    # the copy takes the replacements where the pairs were (deepcopy's memo), so the folded
+    # layers' weights and statistics are never copied only to be thrown away
+    return copy.deepcopy(model, memo=dict(replacements)).eval()
+
+
 def build_model(variant="base", alpha: float = 1.0, delta: int = 1, classes: int | None = None, resolution=None, *,
                 dropout: float = 0.1, fmp_mode: str = "tf", fmp_seed: int = 0, fmp_overlapping: bool = False,
                 fmp_pseudo_random: bool = False, activation: str | None = None,
@@ -292,5 +328,4 @@ def build_model(variant="base", alpha: float = 1.0, delta: int = 1, classes: int
 
 
 __all__ = ["DEPTHWISE_MODES", "Add", "DepthwiseConv2d", "GraphNet", "MobileNet", "Scale", "build_from_network",
-           "build_model", "conv_block",
-           "max_pool_block", "repeat_channels", "set_depthwise"]
+           "build_model", "conv_block", "fold_batchnorm", "max_pool_block", "repeat_channels", "set_depthwise"]

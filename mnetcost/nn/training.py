@@ -72,7 +72,7 @@ from mnetcost.nn import distributed as D
 from mnetcost.nn.datasets import Dataset
 from mnetcost.errors import MnetcostError
 from mnetcost.files import LOCK_NAME, atomic_write, json_text
-from mnetcost.nn.fmp import predict_averaged
+from mnetcost.nn.fmp import eager_under_compile, predict_averaged
 from mnetcost.nn.models import set_depthwise
 
 RUN_FORMAT = 3  # 3: the run's identity; 2: run ids, spec text, bn_stats, threads, command history
@@ -541,6 +541,7 @@ class Trainer:
             model_for_steps = DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
         if config.compile:
+            eager_under_compile(self.net)  # a new FMP draw per step would recompile the graph each time
             model_for_steps = torch.compile(model_for_steps)
         self.model = model_for_steps
         self.amp = config.amp if config.amp is not None else device.type == "cuda"

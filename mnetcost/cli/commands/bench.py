@@ -25,7 +25,8 @@ from mnetcost.cli.options import (ALPHA_LIST, CLASSES, DELTA_LIST, POSITIVE, RES
 @click.option("--repeats", type=integer("repeats", minimum=1), default=30, show_default=True,
               help="Timed forward passes; the median is reported.")
 @click.option("--threads", type=POSITIVE, default=None, metavar="N",
-              help="torch.set_num_threads(N) first (default: torch's own choice, recorded).")
+              help="CPU threads for torch and ONNX Runtime [default: as `mnetcost train`: OMP_NUM_THREADS if set, "
+                   "else the cores other processes leave idle; recorded with the results].")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Model and input in torch.channels_last memory format (as `mnetcost train` does; "
                    "much faster on CPU).")
@@ -86,9 +87,14 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
         require_deploy("bench --runtime " + ",".join(deployed))
     require_torch("bench")
 
+    from mnetcost.nn import threads as thread_policy
     from mnetcost.nn.latency import pick_device, run_bench
 
     pick_device(device)
+    # a thread on a core another process keeps busy stalls every OpenMP barrier: on a busy 2-core
+    # machine 2 threads measured 35 ms/img where 1 thread measured 4 ms (mnetcost/nn/threads.py)
+    thread_choice = thread_policy.apply(thread_policy.choose_threads(threads))
+    threads = thread_choice.threads
 
     if len(configs) > 1 or len(runtimes) > 1:
         click.echo(f"measuring {len(configs)} configurations"
@@ -103,6 +109,7 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
         result = run_bench_runtimes(configs, runtimes, device=device, batch_size=batch_size, warmup=warmup,
                                     repeats=repeats, threads=threads, channels_last=channels_last,
                                     fmp_mode=fmp_mode, convention=convention)
+    result["thread_policy"] = thread_choice.as_dict()
     if out is not None:
         write_json(out, result)
         click.echo(f"wrote {out}", err=True)
@@ -128,7 +135,7 @@ def command(variant, alphas, deltas, classes, resolution, device, batch_size, wa
                Column("gmacs_per_s", "GMAC/s", True, format="{:.2f}".format)]
     if batch_size <= 1:  # no throughput measured
         columns = [c for c in columns if c.key != "images_per_s"]
-    title = (f"Inference on {result['device']} ({result['device_name']}), {result['threads']} threads, "
+    title = (f"Inference on {result['device']} ({result['device_name']}), {thread_choice.describe()} threads, "
              f"torch {result['torch']}" + (f", onnxruntime {result['onnxruntime']}" if "onnxruntime" in result else ""))
     notes = [f"ms/img: median latency at batch 1 of {repeats} timed passes after {warmup} warm-up passes "
              "(p10–p90: its spread)" + (f"; img/s@{batch_size}: throughput at batch {batch_size}" if batch_size > 1

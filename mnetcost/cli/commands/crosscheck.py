@@ -1,4 +1,5 @@
-"""``mnetcost crosscheck``: the engine's per-layer figures against fvcore on the real model."""
+"""``mnetcost crosscheck``: the engine's per-layer figures against fvcore on the real model, or (--runtime tflm)
+the predicted TensorFlow Lite Micro arena and .tflite bytes against the real interpreter and file."""
 from __future__ import annotations
 
 import click
@@ -186,9 +187,14 @@ def _all_views(results, convention, fmt: str):
 @click.option("--all", "run_all", is_flag=True,
               help="Every configuration of Tables 4-6 (both datasets) and a few unprinted ones, one row each.")
 @dtype_option
+@click.option("--runtime", type=click.Choice(("torch", "tflm")), default="torch", show_default=True,
+              help="torch: parameters, Mult-Adds and memory against fvcore and the PyTorch model; tflm: the "
+                   "predicted TensorFlow Lite Micro arena (head, tail by category, smallest arena) and .tflite "
+                   "bytes against the real interpreter and file (needs the [tflite] extra).")
 @format_option
 @click.pass_context
-def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, fmp_mode, run_all, dtype, fmt):
+def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, fmp_mode, run_all, dtype, runtime,
+            fmt):
     """Check the engine's parameters, Mult-Adds and memory against the real model, layer by layer.
 
     Builds the PyTorch model from the same resolved layers, runs fvcore's FlopCountAnalysis and
@@ -197,8 +203,18 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     deployed weight bytes and params with a BatchNorm-folded copy, and the training activation
     bytes per image with what autograd saves (saved_tensors_hooks). Exit status 1 if any
     figure disagrees.
+
+    With --runtime tflm: exports the configuration to an int8 .tflite file (mnetcost export
+    --format tflite's path, on a model whose BatchNorm statistics come from standard-normal
+    images: the arena and the file do not depend on the weights), loads it in TensorFlow Lite
+    Micro's interpreter in child processes, and compares the calculator's predictions with the
+    file's bytes (weights, quantization, names, metadata, structure) and the interpreter's
+    allocation records (head, tail by category, total, the smallest arena_size it accepts).
     """
     from click.core import ParameterSource
+
+    if runtime == "tflm":
+        return _tflm(ctx, variant, alpha, delta, classes, resolution, rounding, fmp_mode, run_all, dtype, fmt)
 
     if run_all:
         given = [f"--{name}" for name in _CONFIG_PARAMS
@@ -245,3 +261,49 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
                             f"model's tensors" + (f": {detail}" if detail else "")
                             + ("" if memory.totals_agree else "; memory totals differ"))
         raise click.ClickException("crosscheck failed: " + "; ".join(problems))
+
+
+def _tflm(ctx, variant, alpha, delta, classes, resolution, rounding, fmp_mode, run_all, dtype, fmt):
+    import tempfile
+
+    from mnetcost.calculator.resolver import resolve
+    from mnetcost.cli.options import is_given
+
+    if run_all:
+        fail("--runtime tflm checks one configuration (an export and several interpreter runs each); drop --all")
+    if dtype not in (None, "int8"):
+        fail(f"--runtime tflm runs the int8 file; --dtype {dtype} does not apply")
+    if fmp_mode != "tf":
+        fail("--runtime tflm exports fractional max pooling's fixed draw (fmp_mode tf); drop --fmp-mode")
+    for name in ("convention",):
+        if is_given(ctx, name):
+            fail(f"--{name} does not apply to --runtime tflm")
+    network = resolve(variant, alpha, delta, classes, resolution, rounding=rounding)
+    from mnetcost.deploy import tflite as TL
+
+    TL.require("crosscheck --runtime tflm")
+    with tempfile.TemporaryDirectory(prefix="mnetcost-tflm-") as folder:
+        result = TL.crosscheck_tflm(network, folder)
+    from mnetcost.cli.render import Column, View, emit
+
+    rows = [{**row, "agree": _yes(row["agree"])} for row in result["rows"]]
+    net = result["network"]
+    title = (f"crosscheck --runtime tflm: {network.variant}, α={network.alpha:g}, δ={network.delta}, "
+             f"{network.classes} classes, {'×'.join(str(v) for v in network.resolution)}")
+    bad = [row["quantity"].strip() for row in result["rows"] if not row["agree"]]
+    notes = [f"model: {result['tflm_version']}; file: {result['converter']}, tensorflow {result['tensorflow']}, "
+             f"keras {result['keras']}",
+             "operators: " + ", ".join(f"{op} {n}" for op, n in result["operators"].items())
+             + f"; {result['tensors']} tensors",
+             "measured: the file's bytes read back with the FlatBuffers object API; the interpreter's "
+             "RecordingMicroAllocator records (print_allocations) after one invoke",
+             "all figures agree to the byte" if not bad else f"DISAGREE: {', '.join(bad)}"]
+    view = View(title=title, columns=[Column("quantity", "quantity", wrap=False),
+                                      Column("predicted", "predicted B", True), Column("measured", "measured B", True),
+                                      Column("agree", "agree"), Column("note", "note")],
+                rows=rows, notes=notes)
+    obj = {key: value for key, value in result.items() if key != "printed"}
+    obj["network"] = net
+    emit(fmt, obj, [view])
+    if bad:
+        raise click.ClickException(f"crosscheck --runtime tflm failed: {', '.join(bad)} differ from the interpreter")

@@ -1,14 +1,16 @@
-"""``mnetcost export``: a model to ONNX (fp32 or int8), checked in ONNX Runtime against PyTorch."""
+"""``mnetcost export``: a model to ONNX (fp32 or int8) or to an int8 TensorFlow Lite file, checked against PyTorch."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from mnetcost.cli.options import (POSITIVE, config_options, fail, format_option, is_given, note_alpha, number,
-                                  require_deploy, variant_option)
+from mnetcost.cli.options import (POSITIVE, config_options, fail, is_given, note_alpha, number, require_deploy,
+                                  variant_option)
+from mnetcost.cli.render import FORMATS
 
 _MODEL_OPTIONS = ("variant", "alpha", "delta", "classes", "resolution")
+FILE_FORMATS = ("onnx", "tflite")
 
 
 @click.command("export")
@@ -19,7 +21,7 @@ _MODEL_OPTIONS = ("variant", "alpha", "delta", "classes", "resolution")
 @click.option("--checkpoint", type=click.Choice(("best", "last")), default="best", show_default=True,
               help="Which checkpoint of --run.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True, metavar="FILE",
-              help="The .onnx file to write (one self-contained file).")
+              help="The file to write: a .tflite file is TensorFlow Lite (int8), anything else ONNX.")
 @click.option("--int8", is_flag=True,
               help="Static int8 post-training quantization (ONNX Runtime, QDQ, per-channel weights).")
 @click.option("--dataset", "-D", default=None, metavar="cifar10|cifar100|PATH",
@@ -29,18 +31,29 @@ _MODEL_OPTIONS = ("variant", "alpha", "delta", "classes", "resolution")
 @click.option("--calibration-images", type=POSITIVE, default=512, show_default=True, metavar="N",
               help="Training images that calibrate the int8 activation ranges.")
 @click.option("--tolerance", type=number("tolerance", minimum=0), default=1e-4, show_default=True,
-              help="Refuse the export when max |ONNX Runtime - PyTorch| > tolerance x max(1, max |logit|).")
+              help="Refuse the export when max |ONNX Runtime - PyTorch| (TensorFlow Lite: the float32 "
+                   "conversion and the Keras model) > tolerance x max(1, max |logit|).")
 @click.option("--check-images", type=POSITIVE, default=64, show_default=True, metavar="N",
-              help="Images compared between ONNX Runtime and PyTorch.")
+              help="Images compared between the exported file and PyTorch.")
 @click.option("--threads", type=POSITIVE, default=None, metavar="N",
-              help="CPU threads for PyTorch and ONNX Runtime [default: their own choice].")
-@format_option
+              help="CPU threads for PyTorch and ONNX Runtime [default: as `mnetcost train`: OMP_NUM_THREADS if "
+                   "set, else the cores other processes leave idle].")
+@click.option("--format", "fmt", type=click.Choice(FORMATS + FILE_FORMATS), default="table", show_default=True,
+              help="Output format of the record (json is a stable contract for scripts); onnx or tflite instead "
+                   "choose the file format (the record is then a table): tflite writes an int8 TensorFlow "
+                   "Lite file, as --out FILE.tflite does.")
 @click.pass_context
 def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint, out, int8, dataset, data_dir,
             calibration_images, tolerance, check_images, threads, fmt):
     """Export a model to ONNX with evaluation semantics: BatchNorm folded into the convs, no
     dropout, fractional max pooling with its fixed evaluation draw as standard operators
-    (Gather, Reshape, ReduceMax), opset 18, dynamic batch.
+    (Gather, Max), opset 18, dynamic batch. Or (--format tflite, or --out FILE.tflite) to a
+    full-integer int8 TensorFlow Lite file for microcontrollers: a Keras model of the same
+    resolved layers with the PyTorch weights (BatchNorm folded), the TensorFlow Lite converter
+    (int8 input and output, per-channel int8 weights, calibrated like --int8), FMP as GATHER and
+    MAX_POOL_2D builtins; its float32 conversion is checked against PyTorch, the int8 file runs
+    in the TensorFlow Lite interpreter, and the record gives the Flash and TensorFlow Lite Micro
+    arena the calculator predicts (mnetcost crosscheck --runtime tflm measures them).
 
     The file is run in ONNX Runtime and compared with PyTorch's eval output on --check-images
     images; beyond --tolerance the export is refused (exit 1) and nothing is written. Either a
@@ -55,9 +68,18 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
       mnetcost export --variant fmp --alpha 0.25 --delta 2 --out fmp.onnx
       mnetcost export --run runs/fmp-a0.25-d2 --out fmp.onnx
       mnetcost export --run runs/fmp-a0.25-d2 --int8 --out fmp.int8.onnx
+      mnetcost export --run runs/fmp-a0.25-d2 --format tflite --out fmp.tflite
     """
     from mnetcost.files import check_target
 
+    file_format = fmt if fmt in FILE_FORMATS else ("tflite" if Path(out).suffix.lower() == ".tflite" else "onnx")
+    if fmt == "tflite" and Path(out).suffix.lower() != ".tflite":
+        fail(f"--format tflite writes a TensorFlow Lite file: --out must end in .tflite, got {out}")
+    if fmt == "onnx" and Path(out).suffix.lower() == ".tflite":
+        fail(f"--format onnx writes an ONNX file, but --out {out} ends in .tflite")
+    if fmt in FILE_FORMATS:
+        fmt = "table"
+    tflite = file_format == "tflite"
     check_target(out, "--out")  # also never a run's checkpoint, metrics or config, --run's own or another's
     if run_dir is not None:
         given = [name for name in _MODEL_OPTIONS if is_given(ctx, name)]
@@ -72,15 +94,20 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
 
         note_alpha(alpha)
         resolve(variant, alpha, delta, classes, resolution)  # a bad configuration is named before any work
-        if int8 and dataset is None:
-            fail("--int8 needs calibration images: pass --dataset (or export a trained --run)")
+        if (int8 or tflite) and dataset is None:
+            fail(f"{'an int8 TensorFlow Lite file' if tflite else '--int8'} needs calibration images: pass "
+                 "--dataset (or export a trained --run)")
     if dataset is not None and dataset not in ("cifar10", "cifar100") and not Path(dataset).expanduser().exists():
         fail(f"--dataset {dataset}: no such file or folder")
-    require_deploy("export")
-    if threads:
-        import torch
+    if tflite:
+        from mnetcost.deploy import tflite as TL
 
-        torch.set_num_threads(threads)
+        TL.require("export --format tflite")
+    else:
+        require_deploy("export")
+    from mnetcost.nn import threads as thread_policy
+
+    threads = thread_policy.apply(thread_policy.choose_threads(threads)).threads
 
     from mnetcost.deploy import export as EX
     from mnetcost.deploy import pipeline as P
@@ -91,14 +118,88 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
     else:
         source = P.fresh_source(variant, alpha, delta, classes, resolution, dataset=dataset, data_dir=data_dir)
     try:
-        exported = P.export_source(source, int8=int8, calibration_images=calibration_images, tolerance=tolerance,
-                                   check_images=check_images, threads=threads)
+        if tflite:
+            from mnetcost.deploy import tflite as TL
+
+            try:
+                exported = TL.export_source(source, calibration_images=calibration_images, tolerance=tolerance,
+                                            check_images=check_images, threads=threads)
+            except TL.ToleranceError as exc:
+                raise click.ClickException(f"export refused, nothing written: {exc}") from None
+        else:
+            exported = P.export_source(source, int8=int8, calibration_images=calibration_images,
+                                       tolerance=tolerance, check_images=check_images, threads=threads)
     except EX.ToleranceError as exc:
         raise click.ClickException(f"export refused, nothing written: {exc}") from None
     atomic_write(out, lambda stream: stream.write(exported.data))
     record = {"out": str(out), **exported.record}
     click.echo(f"wrote {out} ({len(exported.data):,} bytes)", err=True)
-    _emit(fmt, record)
+    (_emit_tflite if tflite else _emit)(fmt, record)
+
+
+def _emit_tflite(fmt: str, record: dict) -> None:
+    from mnetcost.calculator.memory import format_bytes
+    from mnetcost.cli.render import Column, View, emit
+
+    meta = record["metadata"]
+    check = record["check"]
+    q = record["quantization"]
+    predicted = record["predicted"]
+
+    def agreement(c):
+        return (f"max |Δ| {c['max_abs_diff']:.3g} ≤ {c['allowed_abs_diff']:.3g}, top-1 agreement "
+                f"{100 * c['top1_agreement']:.1f} %")
+
+    rows = [
+        ("file", f"{record['out']} ({record['bytes']:,} bytes; the converter's own file: "
+                 f"{record['converter_bytes']:,})"),
+        ("model", f"{meta.get('variant')} α={meta.get('alpha')} δ={meta.get('delta')}, {meta.get('classes')} classes, "
+                  f"{'×'.join(str(v) for v in meta.get('resolution', []))}"
+                  + (f", run {meta['run']} ({meta['checkpoint']}.pt, epoch {meta['epoch']})" if "run" in meta else
+                     ", initial weights")),
+        ("format", f"TensorFlow Lite int8 (tensorflow {record['tensorflow']}, keras {record['keras']}), "
+                   f"{record['operators']} operators, {record['tensors']} tensors"),
+        ("operators", ", ".join(f"{op} {n}" for op, n in record["ops"].items())),
+        ("Keras vs PyTorch", agreement(check["keras"]) + f" on {check['inputs']}"),
+        ("float32 .tflite vs PyTorch", agreement(check["tflite_fp32"])),
+        ("int8 vs PyTorch", f"max |Δ| {q['max_abs_diff_vs_torch']:.3g}, top-1 agreement "
+                            f"{100 * q['top1_agreement_vs_torch']:.1f} % (TensorFlow Lite interpreter)"),
+        ("int8", f"{q['weights']} weights, {q['activations']} activations, {q['biases']} biases; calibrated on "
+                 f"{q['calibration_images']} training images of {q['calibration_dataset']}"),
+        ("Flash (predicted)", f"{predicted['flash_bytes']:,} bytes ({format_bytes(predicted['flash_bytes'])})"),
+        ("TFLM arena (predicted)", f"{predicted['arena_bytes']:,} bytes = activations "
+                                   f"{predicted['arena_activation_bytes']:,} + persistent "
+                                   f"{predicted['arena_persistent_bytes']:,} ({predicted['tflm_version']})"),
+    ]
+    view = View(title="TensorFlow Lite export", columns=[Column("quantity", "quantity", wrap=False),
+                                                         Column("value", "value")],
+                rows=[{"quantity": k, "value": v} for k, v in rows],
+                notes=["mnetcost crosscheck --runtime tflm loads the file in TensorFlow Lite Micro and compares "
+                       "these predictions with the interpreter's own allocation records."])
+    emit(fmt, record, [view])
+
+
+def _top1(check: dict) -> str:
+    """Where ONNX Runtime's top-1 class differs from PyTorch's, say that those are near ties: within
+    the tolerance a class can change only where two logits are within twice the difference."""
+    if not check["top1_differing"]:
+        return "the same top-1 class on every input"
+    return (f"top-1 class differs on {check['top1_differing']} of {check['images']} inputs, near ties (their two "
+            f"logits within {check['top1_differing_gap']:.2g})")
+
+
+def _int8_effect(quantization: dict, inputs: str) -> str:
+    """What int8 costs: the accuracy of both files on the labelled check images (the top-1
+    agreement of an untrained or barely trained model, whose logits are nearly equal, says
+    nothing, so it is not shown)."""
+    difference = (f"max |int8 − fp32| {quantization['max_abs_diff_vs_fp32']:.3g} "
+                  f"(max |logit| {quantization['max_abs_logit_fp32']:.3g})")
+    accuracy = quantization.get("check_accuracy")
+    if not accuracy:
+        return difference
+    return (f"accuracy on {inputs}: fp32 {100 * accuracy['fp32']:.1f} %, int8 {100 * accuracy['int8']:.1f} % "
+            f"({accuracy['difference_points']:+.1f} points; `mnetcost evaluate --run R --onnx FILE` measures the "
+            f"whole test set); {difference}")
 
 
 def _emit(fmt: str, record: dict) -> None:
@@ -119,7 +220,7 @@ def _emit(fmt: str, record: dict) -> None:
         ("operators", ", ".join(f"{op} {n}" for op, n in record["ops"].items())),
         ("check", f"max |ORT − PyTorch| = {check['max_abs_diff']:.3g} ≤ {check['allowed_abs_diff']:.3g} "
                   f"(tolerance {check['tolerance']:g} × max(1, max |logit| {check['max_abs_logit']:.3g})) on "
-                  f"{check['inputs']}; top-1 agreement {100 * check['top1_agreement']:.1f} %"),
+                  f"{check['inputs']}; {_top1(check)}"),
     ]
     if record["dtype"] == "fp32":
         rows.append(("float weights in file", f"{weights['float_weight_elements']:,} elements "
@@ -131,8 +232,7 @@ def _emit(fmt: str, record: dict) -> None:
         rows.append(("int8", f"{q['format']}, weights {q['weights']}, activations {q['activations']}, biases "
                              f"{q['biases']}; calibrated on {q['calibration_images']} training images of "
                              f"{q['calibration_dataset']}"))
-        rows.append(("int8 vs fp32", f"max |Δ| {q['max_abs_diff_vs_fp32']:.3g}, top-1 agreement "
-                                     f"{100 * q['top1_agreement_vs_fp32']:.1f} % on the check images"))
+        rows.append(("int8 vs fp32", _int8_effect(q, record["check"]["inputs"])))
         rows.append(("weights in file", f"{weights['int8_weight_elements']:,} int8 weights, "
                                         f"{weights['int32_bias_elements']:,} int32 biases "
                                         f"(deploy convention: {record['deploy_params']:,} params)"))

@@ -3,19 +3,22 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.cli.options import dtype_option, format_option
+from mnetcost.cli.options import dtype_option, format_option, memory_settings, runtime_option
 
 
-def add_memory(rows: list[dict], dtype: str) -> list[dict]:
-    """Each row with the memory totals of its configuration at ``dtype`` (32 px, as the paper)."""
+def add_memory(rows: list[dict], dtype: str, runtime: str = "simple") -> list[dict]:
+    """Each row with the memory totals of its configuration at ``dtype`` (32 px, as the paper), and
+    TensorFlow Lite Micro's arena and the .tflite bytes for ``runtime`` tflm."""
     from mnetcost.calculator.cost import network_cost
+    from mnetcost.calculator.report import runtime_dict
     from mnetcost.calculator.resolver import resolve
 
     cache: dict = {}
     for row in rows:
         key = (row["variant"], row["alpha"], row["delta"], row["classes"])
         if key not in cache:
-            cache[key] = network_cost(resolve(*key, 32), "paper", dtype).memory.as_dict()
+            cost = network_cost(resolve(*key, 32), "paper", dtype)
+            cache[key] = {**cost.memory.as_dict(), **runtime_dict(cost, runtime)}
         row.update(cache[key])
     return rows
 
@@ -30,10 +33,10 @@ def _model(row: dict) -> str:
     return f"{row['variant']} δ={row['delta']}, α={row['alpha']:g}" + (" (baseline)" if row["baseline"] else "")
 
 
-def paper_columns(dtype: str) -> list:
+def paper_columns(dtype: str, runtime: str = "simple") -> list:
     """The columns of a paper table: printed cells in millions (as the paper prints them) beside
     mnetcost's exact counts; for machines the exact counts, the differences as fractions, the
-    bytes at ``dtype``."""
+    bytes at ``dtype`` (and for runtime tflm TensorFlow Lite Micro's arena and the .tflite bytes)."""
     from mnetcost.calculator.memory import format_bytes
     from mnetcost.cli.render import Column
 
@@ -52,10 +55,13 @@ def paper_columns(dtype: str) -> list:
             Column("peak_activation_bytes", f"peak RAM {dtype}", True, group="memory", format=format_bytes,
                    csv=f"peak_activation_bytes_{dtype}"),
             Column("weight_bytes", f"weights {dtype}", True, group="memory", format=format_bytes,
-                   csv=f"weight_bytes_{dtype}")]
+                   csv=f"weight_bytes_{dtype}"),
+            *([Column("arena_bytes", "TFLM arena", True, group="memory", format=format_bytes),
+               Column("flash_bytes", ".tflite", True, group="memory", format=format_bytes)]
+              if runtime == "tflm" else [])]
 
 
-def paper_views(rows: list[dict]):
+def paper_views(rows: list[dict], runtime: str = "simple"):
     """For people: one table per paper table and dataset, then the verdict counts."""
     from mnetcost.calculator.reconcile import summary
     from mnetcost.cli.render import Column, View
@@ -70,7 +76,7 @@ def paper_views(rows: list[dict]):
                      for r in selected for c in r["checks"] if not c["consistent"]]
             views.append(View(
                 title=f"Table {table}, {dataset.upper().replace('CIFAR', 'CIFAR-')} (millions; mnetcost: paper convention)",
-                columns=paper_columns(selected[0]["dtype"]),
+                columns=paper_columns(selected[0]["dtype"], runtime),
                 rows=[{**r, "model": _model(r)} for r in selected], notes=notes,
             ))
     totals = summary(rows)
@@ -82,17 +88,19 @@ def paper_views(rows: list[dict]):
         notes=["agrees: the exact count, rounded or truncated to the printed precision, is the printed figure; "
                "close: within 1 %; diff = (paper - mnetcost) / mnetcost. See docs/reconciliation.md.",
                "peak RAM: input + output activation bytes of the largest layer (one layer at a time); weights: "
-               "deployed weight bytes (BatchNorm folded); the paper prints neither (see docs/memory.md)."],
+               "deployed weight bytes (BatchNorm folded); the paper prints neither (see docs/memory.md)."]
+        + (["TFLM arena: TensorFlow Lite Micro's arena for the int8 .tflite export (its planner's activations + "
+            "persistent data); .tflite: the file's bytes (Flash)."] if runtime == "tflm" else []),
     ))
     return views
 
 
-def paper_csv_view(rows: list[dict], dtype: str):
+def paper_csv_view(rows: list[dict], dtype: str, runtime: str = "simple"):
     """For machines: every configuration of the chosen tables in one table (the verdict counts
     follow from its verdict columns)."""
     from mnetcost.cli.render import View
 
-    return View(title="", columns=paper_columns(dtype), rows=rows)
+    return View(title="", columns=paper_columns(dtype, runtime), rows=rows)
 
 
 @click.command("paper")
@@ -100,8 +108,9 @@ def paper_csv_view(rows: list[dict], dtype: str):
               help="Only these tables (repeatable); default all.")
 @click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default=None, help="Only this dataset.")
 @dtype_option
+@runtime_option
 @format_option
-def command(tables, dataset, dtype, fmt):
+def command(tables, dataset, dtype, runtime, fmt):
     """The paper's Tables 4-6 beside mnetcost's Mult-Adds and params for the same configurations,
     the difference in % and a verdict per cell, with checks of the paper's cells against each other."""
     from mnetcost.calculator.reconcile import reconcile
@@ -112,5 +121,6 @@ def command(tables, dataset, dtype, fmt):
         rows = [r for r in rows if str(r["table"]) in tables]
     if dataset:
         rows = [r for r in rows if r["dataset"] == dataset]
-    rows = add_memory(rows, dtype or "fp32")
-    emit(fmt, rows, paper_views(rows), csv_view=paper_csv_view(rows, dtype or "fp32"))
+    dtype, runtime = memory_settings(dtype, runtime, None)
+    rows = add_memory(rows, dtype, runtime)
+    emit(fmt, rows, paper_views(rows, runtime), csv_view=paper_csv_view(rows, dtype, runtime))

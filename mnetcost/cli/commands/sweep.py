@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 
 from mnetcost.cli.options import (ALPHA_LIST, CLASSES_LIST, COUNT_SI, DELTA_LIST, RESOLUTION_LIST, convention_option,
-                              dtype_option, format_option, integer, memory_dtype, memory_options, note_alpha,
-                              rounding_option)
+                              dtype_option, fail, format_option, integer, memory_options, memory_settings, note_alpha,
+                              rounding_option, runtime_option)
 
 TABLE_LIMIT = 40
 
@@ -39,17 +39,19 @@ def _budget(value: int | None) -> str:
               help="Keep configurations with at most this many parameters (SI: 1M = 1,000,000).")
 @memory_options
 @dtype_option
+@runtime_option
 @convention_option
 @rounding_option
 @click.option("--runs", "runs_dir", type=click.Path(), default=None, metavar="DIR",
               help="Also show accuracies of training runs (DIR/*/summary.json from `mnetcost train`).")
 @click.option("--sort", "sort_key", type=click.Choice(("mult_adds", "params", "accuracy", "variant", "alpha",
                                                         "delta", "classes", "resolution", "peak_activation_bytes",
-                                                        "weight_bytes")),
+                                                        "weight_bytes", "arena_bytes", "flash_bytes")),
               default="mult_adds", show_default=True,
               help="Sort order (ascending; accuracy: best first, unknown last).")
 @click.option("--front", "front_cost", type=click.Choice(("mult_adds", "params", "peak_activation_bytes",
-                                                         "weight_bytes")), default="mult_adds",
+                                                         "weight_bytes", "arena_bytes", "flash_bytes")),
+              default="mult_adds",
               show_default=True, help="Cost axis of the accuracy Pareto front that marks rows.")
 @click.option("--known-only", is_flag=True, help="Only configurations with a known accuracy.")
 @click.option("--front-only", is_flag=True, help="Only configurations on the accuracy Pareto front.")
@@ -57,15 +59,17 @@ def _budget(value: int | None) -> str:
               help=f"Show at most N rows (0 = all). Default: {TABLE_LIMIT} for table/markdown, all for json/csv.")
 @format_option
 def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_params, target, max_peak_memory,
-            max_weight_bytes, dtype, convention, rounding, runs_dir, sort_key, front_cost, known_only, front_only, limit,
-            fmt):
+            max_weight_bytes, dtype, runtime, convention, rounding, runs_dir, sort_key, front_cost, known_only, front_only,
+            limit, fmt):
     """Evaluate a design space at once and answer budget questions.
 
     Prices every combination of --variant, --alpha, --delta, --classes and --resolution with the
     vectorised engine, keeps those within --max-mult-adds/--max-params and the memory budgets
     (--max-peak-memory for the peak activation bytes, --max-weight-bytes for the deployed weight
     bytes, or a --target board's SRAM and Flash; at --dtype, int8 by default with --target), and
-    lists them sorted.
+    lists them sorted. With --runtime tflm (the default with --target or a memory budget at int8) the
+    memory budgets are TensorFlow Lite Micro's arena and the int8 .tflite file's bytes, vectorised
+    like the other figures (columns arena_bytes, flash_bytes).
     Known accuracies (the paper's Tables 4-6 at 32 px, and your runs with --runs) are shown, and
     rows on the accuracy Pareto front are marked: no other shown configuration for the same
     classes has fewer-or-equal cost (--front) and higher-or-equal accuracy, one of them strictly.
@@ -90,7 +94,11 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     chosen = memory_budgets(target, max_peak_memory, max_weight_bytes)  # bad input fails first
     sram, flash, board = chosen.sram_bytes, chosen.flash_bytes, chosen.board
-    dtype = memory_dtype(dtype, target)
+    dtype, runtime = memory_settings(dtype, runtime, target, max_peak_memory is not None or max_weight_bytes is not None)
+    tflm = runtime == "tflm"
+    for key, option in ((sort_key, "--sort"), (front_cost, "--front")):
+        if key in ("arena_bytes", "flash_bytes") and not tflm:
+            fail(f"{option} {key} needs --runtime tflm")
     variants = parse_variants(variant)
     note_alpha(alphas)
     known = paper_known()
@@ -104,7 +112,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     known = [k for k in known if k.source != "paper" or k.variant in BUILTIN_VARIANTS]
 
-    result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding, dtype)
+    result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding, dtype, runtime)
     from mnetcost.calculator.resolver import is_branched, plan
     from mnetcost.calculator.spec import load_spec
     from mnetcost.errors import ConfigError
@@ -127,9 +135,9 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     if max_params is not None:
         keep &= result.params <= max_params
     if sram is not None:
-        keep &= result.peak_activation_bytes <= sram
+        keep &= (result.arena_bytes if tflm else result.peak_activation_bytes) <= sram
     if flash is not None:
-        keep &= result.weight_bytes <= flash
+        keep &= (result.flash_bytes if tflm else result.weight_bytes) <= flash
     fitting = result.take(keep)
     accuracy, source, paper_accuracy = attach_accuracy(fitting, known)
     on_front = accuracy_front(fitting, accuracy, front_cost)
@@ -157,16 +165,22 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                 *([Column("flops", "FLOPs", show=False)] if conv.ops_per_mac != 1 else []),
                 Column("params", "params", True, format=millions),
                 Column("peak_activation_bytes", f"peak RAM {dtype}", True, format=format_bytes,
-                       csv=f"peak_activation_bytes_{dtype}"),
-                Column("weight_bytes", f"weights {dtype}", True, format=format_bytes, csv=f"weight_bytes_{dtype}"),
+                       csv=f"peak_activation_bytes_{dtype}", show=not tflm),
+                Column("weight_bytes", f"weights {dtype}", True, format=format_bytes, csv=f"weight_bytes_{dtype}",
+                       show=not tflm),
+                *([Column("runtime", "runtime", show=False),
+                   Column("arena_bytes", "TFLM arena", True, format=format_bytes),
+                   Column("arena_activation_bytes", "activations", show=False),
+                   Column("arena_persistent_bytes", "persistent", show=False),
+                   Column("flash_bytes", ".tflite", True, format=format_bytes)] if tflm else []),
                 Column("accuracy", "accuracy %", True, format=_percent),
                 Column("accuracy_source", "source"),
                 Column("paper_accuracy", "paper %", True, format=_percent, show=runs_dir is not None),
                 Column("on_front", "front", format=lambda on: "★" if on else "")]
     budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
                f"params ≤ {_budget(max_params)}" if max_params is not None else "",
-               f"peak RAM ≤ {exact_bytes(sram)}" if sram is not None else "",
-               f"weights ≤ {exact_bytes(flash)}" if flash is not None else ""]
+               (f"{'TFLM arena' if tflm else 'peak RAM'} ≤ {exact_bytes(sram)}") if sram is not None else "",
+               (f"{'.tflite' if tflm else 'weights'} ≤ {exact_bytes(flash)}") if flash is not None else ""]
     budget_text = " and ".join(b for b in budgets if b)
     title = (f"{len(fitting):,} of {len(result):,} configurations" + (f" with {budget_text}" if budget_text else "")
              + f" (convention {conv.name}, sorted by {sort_key})")
@@ -191,6 +205,12 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                        for resource, name, value, source in (("sram", "RAM", sram, chosen.sram_source),
                                                              ("flash", "Flash", flash, chosen.flash_source))
                        if value is not None) + "."]
+    if tflm:
+        from mnetcost.calculator.tflm import TFLM_VERSION
+
+        notes.append("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export "
+                     "(its greedy planner's activations + persistent per-op and per-tensor data), .tflite = the "
+                     f"file's bytes (Flash); the budgets apply to these ({TFLM_VERSION}).")
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.cli.options import (config_options, convention_option, dtype_option, format_option, memory_dtype,
-                                  memory_options, note_alpha, rounding_option, variant_option)
+from mnetcost.cli.options import (config_options, convention_option, dtype_option, format_option, memory_options,
+                                  memory_settings, note_alpha, rounding_option, runtime_option, variant_option)
 
 
 def memory_notes(report: dict) -> list[str]:
@@ -26,9 +26,28 @@ def memory_notes(report: dict) -> list[str]:
         lines.append("peak per block: " + ", ".join(
             f"{block['block']} {format_bytes(block['peak_activation_bytes'])} ({block['peak_layer']})"
             for block in report["blocks"]))
+    if report.get("runtime") == "tflm":
+        lines.append(tflm_note(report))
     if report.get("fit"):
-        lines.append(fit_note(report["fit"], report["peak_activation_bytes"], report["weight_bytes"]))
+        from mnetcost.calculator.tflm import needs
+
+        lines.append(fit_note(report["fit"], *needs(report), runtime=report.get("runtime", "simple")))
     return lines
+
+
+def tflm_note(report: dict) -> str:
+    """TensorFlow Lite Micro's arena and the .tflite file of one configuration, in one line."""
+    from mnetcost.calculator.memory import exact_bytes
+
+    parts = report["flash_parts"]
+    return (f"TensorFlow Lite Micro ({report['tflm_version']}): arena {exact_bytes(report['arena_bytes'])} = "
+            f"activations {report['arena_activation_bytes']:,} B (greedy planner, 16-byte aligned) + persistent "
+            f"{report['arena_persistent_bytes']:,} B (per-channel multipliers and shifts "
+            f"{report['arena_persistent_parts']['Persistent buffer data']:,} B, tensor and node structs, options, "
+            f"allocator); smallest arena_size accepted {report['minimum_arena_bytes']:,} B. .tflite "
+            f"{exact_bytes(report['flash_bytes'])} = weights and biases {parts['weights']:,} + scales and zero "
+            f"points {parts['quantization']:,} + names {parts['names']:,} + FlatBuffers structure "
+            f"{parts['structure'] + parts['padding'] + parts['metadata']:,}")
 
 
 BUDGET_OPTIONS = {"max_peak_memory": "--max-peak-memory", "max_weight_bytes": "--max-weight-bytes"}
@@ -61,9 +80,10 @@ def share_text(need: int, budget: int) -> str:
     return f"{100 * fraction:.2g}%"
 
 
-def fit_note(fit: dict, peak: int, weights: int) -> str:
+def fit_note(fit: dict, peak: int, weights: int, runtime: str = "simple") -> str:
     """One line: whether the configuration fits, against what (the board's figures, or the user's
-    own budgets, named as such), by how much, and which constraint binds."""
+    own budgets, named as such), by how much, and which constraint binds; RAM and Flash are the
+    ``runtime``'s (simple: peak activations and weights; tflm: TFLM's arena and the .tflite file)."""
     from mnetcost.calculator.memory import exact_bytes, format_bytes
     from mnetcost.calculator.targets import get_target
 
@@ -91,9 +111,10 @@ def fit_note(fit: dict, peak: int, weights: int) -> str:
     else:
         where = "your budget" + ("s" if len(sources) > 1 else "")
     verdict = "FITS" if fit["fits"] else "DOES NOT FIT"
+    ram, flash = ("TFLM arena", ".tflite (Flash)") if runtime == "tflm" else ("peak RAM", "weights (Flash)")
     return (f"{verdict} {where}: " + "; ".join((
-        part("peak RAM", "sram", peak),
-        part("weights (Flash)", "flash", weights),
+        part(ram, "sram", peak),
+        part(flash, "flash", weights),
     )) + (f"; binding: {fit['binding']}" if fit.get("binding") else ""))
 
 
@@ -172,11 +193,18 @@ def grid_view(rows: list[dict], branched: bool = False):
          "mult_adds_change": r["mult_adds_change"], "params_change": r["params_change"],
          "peak_activation_bytes": r["peak_activation_bytes"], "weight_bytes": r["weight_bytes"],
          "deploy_params": r["deploy_params"], "fit": r.get("fit"),
+         **({name: r[name] for name in ("runtime", "arena_bytes", "arena_activation_bytes", "arena_persistent_bytes",
+                                        "flash_bytes")} if r.get("runtime") == "tflm" else {}),
          **({name: r["fit"][name] for name in ("fits", "fits_sram", "fits_flash")} if "fit" in r else {})}
         for r in rows
     ]
     fit_columns = [Column("fit", "fits", format=_fits_text, csv=None)] + [
         Column(name, name, show=False) for name in ("fits", "fits_sram", "fits_flash")] if "fit" in first else []
+    tflm = first.get("runtime") == "tflm"
+    tflm_columns = [Column("runtime", "runtime", show=False), Column("arena_bytes", "TFLM arena B", True),
+                    Column("arena_activation_bytes", "activations", show=False),
+                    Column("arena_persistent_bytes", "persistent", show=False),
+                    Column("flash_bytes", ".tflite B", True)] if tflm else []
     return View(
         title=(f"{first['variant']}: totals per configuration, classes={first['classes']} "
                f"input={first['resolution']} (convention '{first['convention']}')"),
@@ -188,7 +216,7 @@ def grid_view(rows: list[dict], branched: bool = False):
                         csv="params_change_vs_baseline"),
                  Column("peak_activation_bytes", f"Peak act. B ({dtype})", True, csv=f"peak_activation_bytes_{dtype}"),
                  Column("weight_bytes", f"Weight B ({dtype})", True, csv=f"weight_bytes_{dtype}"),
-                 Column("deploy_params", "Deploy params", True), *fit_columns],
+                 Column("deploy_params", "Deploy params", True), *tflm_columns, *fit_columns],
         rows=view_rows,
         notes=[f"baseline: MobileNet (Table 1, α=1, δ=1) at the same classes and input: "
                f"{first['baseline_mult_adds'] * scale:,} {unit}, {first['baseline_params']:,} params",
@@ -196,7 +224,10 @@ def grid_view(rows: list[dict], branched: bool = False):
                + ("the largest total of tensors alive at one layer: its inputs and output, a residual's input "
                   "across its block" if branched else "input + output of the largest layer")
                + ", one layer at a time) and deployed weight bytes (BatchNorm folded)"]
-        + ([_budget_note(first["fit"])] if "fit" in first else []),
+        + ([f"TFLM arena: TensorFlow Lite Micro's arena for the int8 .tflite export (activations as its planner "
+            f"places them + persistent data; {first['tflm_version']}); .tflite: the file's bytes (Flash)"]
+           if tflm else [])
+        + ([_budget_note(first["fit"], first.get("runtime", "simple"))] if "fit" in first else []),
     )
 
 
@@ -208,12 +239,13 @@ def _fits_text(fit: dict) -> str:
     return f"no ({' + '.join(short)})"
 
 
-def _budget_note(fit: dict) -> str:
+def _budget_note(fit: dict, runtime: str = "simple") -> str:
     parts = [f"{name} ≤ " + budget_text(resource, fit[field], fit.get(f"{resource}_source") or "target",
                                        fit.get("target"))
              for resource, (name, field) in (("sram", ("RAM", "sram_bytes")), ("flash", ("Flash", "flash_bytes")))
              if fit[field] is not None]
-    return "fits: " + " and ".join(parts)
+    return "fits: " + " and ".join(parts) + (" (against TFLM's arena and the .tflite bytes)" if runtime == "tflm"
+                                               else "")
 
 
 @click.command("table")
@@ -223,9 +255,10 @@ def _budget_note(fit: dict) -> str:
 @rounding_option
 @dtype_option
 @memory_options
+@runtime_option
 @format_option
 def command(variant, alpha, delta, classes, resolution, convention, rounding, dtype, target, max_peak_memory,
-            max_weight_bytes, fmt):
+            max_weight_bytes, runtime, fmt):
     """A variant layer by layer in the paper's notation (Tables 1-3), with params and Mult-Adds.
 
     With comma lists (--alpha 1,0.5,0.25 --delta 2,4) it prints the summary grid of Tables 4-6:
@@ -235,6 +268,11 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     deployed weight bytes; totals: peak activation bytes, weight bytes, deploy params, training
     activation bytes per image. --target BOARD (or --max-peak-memory/--max-weight-bytes) says
     whether the model fits and by how much.
+
+    --runtime tflm (the default with --target or a budget at int8) adds what TensorFlow Lite Micro
+    needs for the int8 file of mnetcost export --format tflite, predicted to the byte: its arena
+    (the planner's activations + persistent per-op and per-tensor data) and the .tflite bytes; the
+    verdict then compares those with the board's SRAM and Flash.
     """
     from mnetcost.calculator.cost import network_cost
     from mnetcost.cli.render import emit
@@ -242,22 +280,25 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     from mnetcost.calculator.resolver import plan, resolve
     from mnetcost.calculator.spec import load_spec
 
-    from mnetcost.calculator.report import fit_dict
+    from mnetcost.calculator.report import fit_dict, runtime_dict
     from mnetcost.calculator.targets import budgets
 
     budgets(target, max_peak_memory, max_weight_bytes)  # a bad budget fails before any work
-    dtype = memory_dtype(dtype, target)
+    dtype, runtime = memory_settings(dtype, runtime, target,
+                                     max_peak_memory is not None or max_weight_bytes is not None)
     spec = load_spec(variant)
     note_alpha(alpha)
     if len(alpha) == 1 and len(delta) == 1:
         network_plan = plan(spec, classes, resolution)
         cost = network_cost(resolve(spec, alpha[0], delta[0], classes, resolution, rounding, network_plan), convention,
                             dtype)
-        report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes))
+        figures = runtime_dict(cost, runtime)
+        report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures))
+        report.update(figures)
         emit(fmt, report, [layer_view(report)])
     else:
         rows = grid_report(spec, alpha, delta, classes, resolution, convention, rounding, dtype=dtype, target=target,
-                           max_peak_memory=max_peak_memory, max_weight_bytes=max_weight_bytes)
+                           max_peak_memory=max_peak_memory, max_weight_bytes=max_weight_bytes, runtime=runtime)
         from mnetcost.calculator.resolver import is_branched
 
         branched = is_branched([item.layer for item in plan(spec, classes, resolution).layers])

@@ -1,0 +1,547 @@
+"""The int8 ``.tflite`` file ``mnetcost export --format tflite`` writes, predicted from the resolved layers.
+
+**Lowering.** Each resolved layer becomes TensorFlow Lite builtin operators (:func:`lower`), exactly as the
+export builds them (the Keras layers of :mod:`mnetcost.deploy.tflite`, converted by the TensorFlow Lite
+converter, full-integer int8, per-channel weights):
+
+* ``conv``/``pw`` -> ``CONV_2D`` (BatchNorm folded into an int32 bias, the layer's relu or relu6
+  fused), ``dw`` -> ``DEPTHWISE_CONV_2D`` (depth multiplier δ), TF 'same' padding;
+* ``maxpool`` -> ``MAX_POOL_2D`` ('same');
+* ``fmp`` (its fixed evaluation draw) -> ``GATHER`` of the rows (axis 1) and of the columns (axis 2) each
+  window reads, ``K`` candidates per window (``K = ceil(in / out)``: windows of ``k`` or ``k + 1``
+  positions, the shorter ones padded by repeating a position), then ``MAX_POOL_2D`` ``K x K``, stride
+  ``K``, 'valid': the window maxima. All three are builtins TensorFlow Lite Micro runs;
+* ``avgpool`` -> ``MEAN`` over axes (1, 2) (a constant int32 axes tensor);
+* ``fc`` -> ``FULLY_CONNECTED`` (per-channel int8 weights, int32 bias), after a ``RESHAPE`` when its
+  input is not already flat (no global pooling before it).
+
+Residual adds, squeeze-excite scales and hard-swish/hard-sigmoid activations (MobileNetV2/V3 specs) have
+no lowering yet: :func:`lower` refuses them with the reason. Because the arena is planned from the
+calculator's one tensor list, a lowering for them (their operators and kernel data) is all they need.
+
+Every weight and bias tensor is quantized per output channel (a float32 scale and an int64 zero point
+each), every activation per tensor (one of each); the int32 index, axes and shape tensors carry an
+empty quantization table, as the converter writes them.
+
+**The file.** The export renames the converter's tensors after the layers (``conv_pw_3``,
+``conv_pw_3/weights``, ``conv_pw_3/bias``, ``fmp_1/rows`` ...), orders them (input, then each
+operator's constant inputs and its output, in operator order; each tensor with its own buffer, the
+converter's convention), drops the converter's ``CONVERSION_METADATA`` record (its ``min_runtime_version``
+stays) and writes the model with the FlatBuffers Python builder (the ``tflite_micro`` schema's object
+API). :func:`file_layout` lays out the same tables, vectors and strings with the builder's own rules
+(back-to-front, alignment padding, vtables shared when equal) and so predicts the file's size to the
+byte, and says what the bytes are: weights and biases, quantization scales and zero points, tensor
+names, and the FlatBuffers structure (tables, vtables, offsets, padding).
+
+Standard library only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from mnetcost.errors import ConfigError
+
+CONVERTER = "tensorflow 2.21.0 TFLiteConverter (full-integer int8, per-channel weights)"
+INT8, INT32 = 9, 2  # TensorType codes
+TYPE_BYTES = {INT8: 1, INT32: 4}
+# BuiltinOperator codes and the operator versions the converter writes for these int8 operators.
+BUILTINS = {"CONV_2D": (3, 3), "DEPTHWISE_CONV_2D": (4, 3), "MAX_POOL_2D": (17, 2), "MEAN": (40, 2),
+            "FULLY_CONNECTED": (9, 4), "GATHER": (36, 2), "RESHAPE": (22, 1)}
+SAME, VALID = 0, 1  # Padding
+FUSED_ACTIVATIONS = {"": 0, "relu": 1, "relu6": 3}  # what a TFLite conv can fuse
+INPUT_NAME, OUTPUT_NAME = "input", "logits"  # signature names
+SIGNATURE_KEY = "serving_default"
+SUBGRAPH_NAME = "main"
+MIN_RUNTIME_VERSION_BYTES = 16  # the converter's min_runtime_version metadata buffer
+MODEL_VERSION = 3
+
+
+class TensorSpec(NamedTuple):
+    """One tensor of the file. ``quantization``: ``channel`` (one scale and zero point per output
+    channel, ``channels`` of them, along ``axis``), ``tensor`` (one of each: an activation) or ``none``
+    (an empty quantization table: the int32 index, axes and shape tensors). Shapes and ``channels``
+    are integers, or numpy arrays in a vectorised sweep."""
+
+    name: str
+    shape: tuple
+    dtype: int
+    constant: bool
+    quantization: str = "tensor"
+    channels: object = 1
+    axis: int = 0
+
+    @property
+    def elements(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.elements * TYPE_BYTES[self.dtype]
+
+
+class OpSpec(NamedTuple):
+    """One operator: its builtin, the layer it implements, its input and output tensor names and its
+    builtin options ``((field, value), ...)`` as the converter writes them (None: no options table)."""
+
+    builtin: str
+    layer: str
+    inputs: tuple
+    output: str
+    options: tuple | None
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The lowered network: tensors in file order, operators in execution order."""
+
+    tensors: tuple[TensorSpec, ...]
+    ops: tuple[OpSpec, ...]
+    input: str
+    output: str
+    description: str
+    layer_ops: tuple[tuple[str, int], ...]  # (layer name, number of operators), in order
+
+    def tensor(self, name: str) -> TensorSpec:
+        return self._by_name[name]
+
+    @property
+    def _by_name(self) -> dict:
+        return {t.name: t for t in self.tensors}
+
+    def index(self, name: str) -> int:
+        return [t.name for t in self.tensors].index(name)
+
+
+def fmp_candidates(size: int, out: int) -> int:
+    """Positions per window of disjoint fractional max pooling (TF's default): ``ceil(size / out)``."""
+    return -(-size // out)
+
+
+def _padding(layer) -> int:
+    """SAME when the resolved padding is TF 'same' (always, for the resolver's conv and pool layers)."""
+    from mnetcost.calculator.resolver import same_padding
+
+    top, bottom, left, right = layer.padding
+    _, want_top, want_bottom = same_padding(layer.in_h, layer.kernel, layer.stride)
+    _, want_left, want_right = same_padding(layer.in_w, layer.kernel, layer.stride)
+    if (top, bottom, left, right) == (want_top, want_bottom, want_left, want_right):
+        return SAME
+    if layer.padding == (0, 0, 0, 0):
+        return VALID
+    raise ConfigError(f"layer {layer.name}: padding {layer.padding} is neither TF 'same' nor 'valid'")
+
+
+def description(network):
+    """The file's description string (ASCII): what was exported. For a sweep (``alpha``/``delta``
+    arrays) its length in bytes, per configuration."""
+    height, width = network.resolution
+    alpha, delta = network.alpha, network.delta
+    if hasattr(alpha, "shape") or hasattr(delta, "shape"):
+        import numpy as np
+
+        text = description(_Config(network.variant, 1.0, 1, network.classes, network.resolution))
+        fixed = len(text.encode()) - len("1") - len("1")
+        alphas, inverse = np.unique(np.asarray(alpha, dtype=np.float64), return_inverse=True)
+        alpha_bytes = np.array([len(f"{a:g}") for a in alphas], dtype=np.int64)[inverse.reshape(np.shape(alpha))]
+        delta_bytes = np.char.str_len(np.asarray(delta).astype(str)).astype(np.int64)
+        return fixed + alpha_bytes + delta_bytes
+    return (f"mnetcost {network.variant} alpha={alpha:g} delta={delta} classes={network.classes} "
+            f"input={height}x{width} int8")
+
+
+class _Config(NamedTuple):
+    variant: str
+    alpha: float
+    delta: int
+    classes: int
+    resolution: tuple
+
+
+def fused_activation(layer) -> int:
+    """The conv's fused activation code (NONE, RELU, RELU6); other activations have no TFLite fusion."""
+    try:
+        return FUSED_ACTIVATIONS[layer.activation or ""]
+    except KeyError:
+        raise ConfigError(f"layer {layer.name}: activation {layer.activation} is not lowered to TensorFlow Lite "
+                          f"(a conv fuses only {', '.join(a for a in FUSED_ACTIVATIONS if a)})") from None
+
+
+def lower(network) -> Graph:
+    """The TensorFlow Lite graph of ``network`` at int8 (see the module docstring)."""
+    channels = network.spec.in_channels
+    height, width = network.resolution
+    tensors = [TensorSpec(INPUT_NAME, (1, height, width, channels), INT8, False)]
+    ops: list[OpSpec] = []
+    layer_ops = []
+    current = INPUT_NAME
+    shape = tensors[0].shape
+
+    def const(name, shape_, dtype, channels_=None, axis=0):
+        quantization = "none" if channels_ is None else "channel"
+        tensors.append(TensorSpec(name, tuple(shape_), dtype, True, quantization,
+                                  1 if channels_ is None else channels_, axis))
+        return name
+
+    def emit(builtin, layer, inputs, out_name, out_shape, options):
+        nonlocal current, shape
+        tensors.append(TensorSpec(out_name, tuple(out_shape), INT8, False))
+        ops.append(OpSpec(builtin, layer.name, tuple(inputs), out_name, options))
+        current, shape = out_name, tuple(out_shape)
+
+    for layer in network.layers:
+        before = len(ops)
+        name, kind = layer.name, layer.kind
+        if kind not in LOWERED:
+            raise ConfigError(f"layer {name}: no TensorFlow Lite lowering for layer kind {kind!r} yet "
+                              f"(lowered: {', '.join(LOWERED)})")
+        if layer.inputs and layer.inputs != (current,):
+            raise ConfigError(f"layer {name} reads {', '.join(layer.inputs)}: the TensorFlow Lite lowering "
+                              "covers chains of layers")
+        out4 = (1, layer.out_h, layer.out_w, layer.out_c)
+        if kind in ("conv", "pw"):
+            weights = const(f"{name}/weights", (layer.out_c, layer.kernel, layer.kernel, layer.in_c), INT8,
+                            layer.out_c, 0)
+            bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
+            options = (("padding", _padding(layer)), ("stride_w", layer.stride), ("stride_h", layer.stride),
+                       ("fused_activation_function", fused_activation(layer)))
+            emit("CONV_2D", layer, (current, weights, bias), name, out4, options)
+        elif kind == "dw":
+            weights = const(f"{name}/weights", (1, layer.kernel, layer.kernel, layer.out_c), INT8, layer.out_c, 3)
+            bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
+            options = (("padding", _padding(layer)), ("stride_w", layer.stride), ("stride_h", layer.stride),
+                       ("depth_multiplier", layer.delta), ("fused_activation_function", fused_activation(layer)))
+            emit("DEPTHWISE_CONV_2D", layer, (current, weights, bias), name, out4, options)
+        elif kind == "maxpool":
+            options = (("padding", _padding(layer)), ("stride_w", layer.stride), ("stride_h", layer.stride),
+                       ("filter_width", layer.kernel), ("filter_height", layer.kernel))
+            emit("MAX_POOL_2D", layer, (current,), name, out4, options)
+        elif kind == "fmp":
+            k_h, k_w = fmp_candidates(layer.in_h, layer.out_h), fmp_candidates(layer.in_w, layer.out_w)
+            rows = const(f"{name}/rows", (layer.out_h * k_h,), INT32)
+            emit("GATHER", layer, (current, rows), f"{name}/gathered_rows",
+                 (1, layer.out_h * k_h, layer.in_w, layer.in_c), (("axis", 1),))
+            cols = const(f"{name}/cols", (layer.out_w * k_w,), INT32)
+            emit("GATHER", layer, (current, cols), f"{name}/gathered", (1, layer.out_h * k_h, layer.out_w * k_w,
+                                                                        layer.in_c), (("axis", 2),))
+            options = (("padding", VALID), ("stride_w", k_w), ("stride_h", k_h), ("filter_width", k_w),
+                       ("filter_height", k_h))
+            emit("MAX_POOL_2D", layer, (current,), name, out4, options)
+        elif kind == "avgpool":
+            axes = const(f"{name}/axes", (2,), INT32)
+            emit("MEAN", layer, (current, axes), name, (1, layer.out_c), ())
+        elif kind == "fc":
+            features = layer.in_h * layer.in_w * layer.in_c
+            if len(shape) != 2:
+                new_shape = const(f"{name}/shape", (2,), INT32)
+                emit("RESHAPE", layer, (current, new_shape), f"{name}/flatten", (1, features), None)
+            weights = const(f"{name}/weights", (layer.out_c, features), INT8, layer.out_c, 0)
+            bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
+            emit("FULLY_CONNECTED", layer, (current, weights, bias), name, (1, layer.out_c), ())
+        layer_ops.append((name, len(ops) - before))
+    return Graph(tensors=tuple(tensors), ops=tuple(ops), input=INPUT_NAME, output=current,
+                 description=description(network), layer_ops=tuple(layer_ops))
+
+
+LOWERED = ("conv", "pw", "dw", "maxpool", "fmp", "avgpool", "fc")
+
+
+def operator_codes(graph: Graph) -> list[str]:
+    """The builtins in order of first use (the converter's operator-code table)."""
+    seen: list[str] = []
+    for op in graph.ops:
+        if op.builtin not in seen:
+            seen.append(op.builtin)
+    return seen
+
+
+# --- the FlatBuffers layout ----------------------------------------------------------------------
+class _Layout:
+    """The FlatBuffers Python ``Builder`` (flatbuffers 25.x) reduced to what decides sizes: it builds
+    back to front, tracking the offset from the end, the largest alignment, the vtables written so far
+    (an equal vtable is shared), and the current table's field offsets. Each method mirrors the
+    builder call of the same name; ``parts`` counts the bytes by what they are.
+
+    A sweep (array sizes) follows its first configuration in ``offset`` and the others by how far they
+    are from it, ``delta``. Every vector and string leaves the offset 4-aligned and tables hold only
+    fixed-size fields, so ``delta`` is a multiple of 4 wherever a table starts or a field is placed:
+    the padding before 1-, 2- and 4-byte items and every table's vtable are the first configuration's,
+    and only the 8-byte alignment of the int64 zero-point vectors, the variable-length vectors and
+    the file's end pad each configuration on its own."""
+
+    def __init__(self):
+        self.offset = 0
+        self.delta = 0
+        self.minalign = 1
+        self.vtables: set = set()
+        self.vtable: list | None = None
+        self.object_end = 0
+        self.parts: dict[str, object] = {}
+
+    def _count(self, part: str, size) -> None:
+        self.parts[part] = self.parts.get(part, 0) + size
+
+    def _add(self, part: str, size) -> None:
+        first = _first(size)
+        self.offset += first
+        if first is not size:  # an array: the others move by their difference
+            self.delta = self.delta + (size - first)
+        self._count(part, size)
+
+    def prep(self, size: int, additional) -> None:
+        self.minalign = max(self.minalign, size)
+        first = _first(additional)
+        pad = (-(self.offset + first)) % size
+        # delta is a multiple of 4 (class docstring): 1-, 2- and 4-byte alignment pads every
+        # configuration alike unless the length that follows differs between them
+        if first is not additional or (size > 4 and hasattr(self.delta, "shape")):
+            pads = (-(self.offset + self.delta + additional)) % size
+            self.delta = self.delta + (pads - pad)
+            self._count("padding", pads)
+        else:
+            self._count("padding", pad)
+        self.offset += pad
+
+    def scalar(self, size: int, part: str = "structure") -> None:
+        self.prep(size, 0)
+        self._add(part, size)
+
+    def string(self, text, part: str = "names") -> int:
+        """A string (or, for a sweep, its length in bytes per configuration)."""
+        data = len(text.encode("utf-8")) if isinstance(text, str) else text
+        self.prep(4, data + 1)
+        self._add(part, data + 1)  # the bytes and their NUL
+        self._add("structure", 4)  # the length
+        return self.offset
+
+    def vector(self, element: int, count, alignment: int, part: str) -> int:
+        self.prep(4, element * count)
+        self.prep(alignment, element * count)
+        self._add(part, element * count)
+        self._add("structure", 4)
+        return self.offset
+
+    def offsets(self, count: int) -> int:
+        """A vector of ``count`` table offsets."""
+        self.prep(4, 4 * count)
+        for _ in range(count):
+            self.scalar(4)
+        self._add("structure", 4)
+        return self.offset
+
+    def start(self, fields: int) -> None:
+        self.vtable = [0] * fields
+        self.object_end = self.offset
+
+    def field(self, slot: int, size: int, value, default=0) -> None:
+        written = value != default
+        if hasattr(written, "shape"):  # a sweep: the field must be written in every configuration or none
+            if written.all() != written.any():
+                raise ValueError(f"a field is default in some configurations only (slot {slot})")
+            written = bool(written.all())
+        if written:
+            self.scalar(size)
+            self.vtable[slot] = self.offset
+
+    def ref(self, slot: int) -> None:
+        self.scalar(4)
+        self.vtable[slot] = self.offset
+
+    def end(self) -> int:
+        self.scalar(4)  # the table's offset to its vtable
+        table = self.offset
+        entries = list(self.vtable)
+        while entries and entries[-1] == 0:
+            entries.pop()
+        key = tuple(table - e if e else 0 for e in reversed(entries)) + (table - self.object_end,)
+        if key not in self.vtables:
+            for _ in range(len(entries) + 2):
+                self.scalar(2)
+            self.vtables.add(key)
+        self.vtable = None
+        return table
+
+    def finish(self) -> None:
+        self.prep(self.minalign, 8)
+        self.prep(4, 4)
+        self._add("structure", 4)  # the file identifier "TFL3"
+        self.scalar(4)  # the root table offset
+
+    @property
+    def size(self):
+        return self.offset + self.delta
+
+
+def _first(value):
+    """A sweep's first configuration's value (the value itself when it is a plain integer)."""
+    if hasattr(value, "shape") and value.ndim:
+        return int(value.reshape(-1)[0])
+    return value
+
+
+def _tensor(b: _Layout, tensor: TensorSpec, buffer: int) -> None:
+    b.vector(4, len(tensor.shape), 4, "structure")
+    b.string(tensor.name)
+    if tensor.quantization != "none":  # QuantizationParameters: scale (float32), zero_point (int64)
+        count = tensor.channels if tensor.quantization == "channel" else 1
+        b.vector(4, count, 4, "quantization")
+        b.vector(8, count, 8, "quantization")
+        b.start(7)
+        b.ref(2)
+        b.ref(3)
+        b.field(6, 4, tensor.axis)  # quantized_dimension
+    else:
+        b.start(7)
+    b.end()
+    b.start(11)
+    b.ref(0)  # shape
+    b.field(1, 1, tensor.dtype)  # type
+    b.field(2, 4, buffer)  # buffer
+    b.ref(3)  # name
+    b.ref(4)  # quantization
+    b.field(8, 1, 1)  # has_rank
+    b.end()
+
+
+_OPTION_TABLES = {  # builtin -> (BuiltinOptions type, fields, {field: (slot, bytes, default)})
+    "CONV_2D": (1, 7, {"padding": (0, 1, 0), "stride_w": (1, 4, 0), "stride_h": (2, 4, 0),
+                       "fused_activation_function": (3, 1, 0)}),
+    "DEPTHWISE_CONV_2D": (2, 7, {"padding": (0, 1, 0), "stride_w": (1, 4, 0), "stride_h": (2, 4, 0),
+                                 "depth_multiplier": (3, 4, 0), "fused_activation_function": (4, 1, 0)}),
+    "MAX_POOL_2D": (5, 6, {"padding": (0, 1, 0), "stride_w": (1, 4, 0), "stride_h": (2, 4, 0),
+                           "filter_width": (3, 4, 0), "filter_height": (4, 4, 0)}),
+    "FULLY_CONNECTED": (8, 6, {}),
+    "GATHER": (23, 2, {"axis": (0, 4, 0)}),
+    "MEAN": (27, 1, {}),
+}
+
+
+def _operator(b: _Layout, op: OpSpec, opcode: int, index: dict) -> None:
+    b.vector(4, len(op.inputs), 4, "structure")
+    b.vector(4, 1, 4, "structure")
+    if op.options is not None:
+        _, fields, slots = _OPTION_TABLES[op.builtin]
+        b.start(fields)
+        for name, value in op.options:
+            slot, size, default = slots[name]
+            b.field(slot, size, value, default)
+        b.end()
+    b.start(14)
+    b.field(0, 4, opcode)
+    b.ref(1)
+    b.ref(2)
+    if op.options is not None:
+        b.field(3, 1, _OPTION_TABLES[op.builtin][0])
+        b.ref(4)
+    b.end()
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """The predicted file: its size and what its bytes are."""
+
+    bytes: int
+    parts: dict = field(default_factory=dict)  # weights, quantization, names, structure, padding, metadata
+
+    def as_dict(self) -> dict:
+        return {"bytes": self.bytes, **{f"{part}_bytes": value for part, value in self.parts.items()}}
+
+
+FILE_PARTS = ("weights", "quantization", "names", "metadata", "structure", "padding")
+
+
+def file_layout(graph: Graph) -> FileLayout:
+    """Lay out the file of ``graph`` as ``ModelT.Pack`` + ``Builder.Finish(..., b"TFL3")`` do."""
+    b = _Layout()
+    codes = operator_codes(graph)
+    for builtin in codes:  # OperatorCode tables
+        code, version = BUILTINS[builtin]
+        b.start(4)
+        b.field(0, 1, min(code, 127))  # deprecated_builtin_code
+        b.field(2, 4, version, 1)
+        b.field(3, 4, code)
+        b.end()
+    b.offsets(len(codes))
+    # the subgraph: tensors, inputs, outputs, operators, name
+    for number, tensor in enumerate(graph.tensors):
+        _tensor(b, tensor, number + 1)
+    b.offsets(len(graph.tensors))
+    b.vector(4, 1, 4, "structure")
+    b.vector(4, 1, 4, "structure")
+    index = {t.name: i for i, t in enumerate(graph.tensors)}
+    for op in graph.ops:
+        _operator(b, op, codes.index(op.builtin), index)
+    b.offsets(len(graph.ops))
+    b.string(SUBGRAPH_NAME, "metadata")
+    b.start(6)
+    for slot in range(5):
+        b.ref(slot)
+    b.end()
+    b.offsets(1)
+    b.string(graph.description, "metadata")
+    # buffers: the empty sentinel, one per tensor, the min_runtime_version buffer
+    buffers = [None] + [t.nbytes if t.constant else None for t in graph.tensors] + [MIN_RUNTIME_VERSION_BYTES]
+    for number, data in enumerate(buffers):
+        if data is not None:
+            b.vector(1, data, 1, "metadata" if number == len(buffers) - 1 else "weights")
+            b.start(3)
+            b.ref(0)
+        else:
+            b.start(3)
+        b.end()
+    b.offsets(len(buffers))
+    b.string("min_runtime_version", "metadata")  # Metadata
+    b.start(2)
+    b.ref(0)
+    b.field(1, 4, len(buffers) - 1)
+    b.end()
+    b.offsets(1)
+    maps = []
+    for name, tensor_index in ((INPUT_NAME, index[graph.input]), (OUTPUT_NAME, index[graph.output])):
+        b.string(name, "metadata")  # TensorMap
+        b.start(2)
+        b.ref(0)
+        b.field(1, 4, tensor_index)
+        maps.append(b.end())
+        b.offsets(1)
+    b.string(SIGNATURE_KEY, "metadata")
+    b.start(5)
+    b.ref(0)
+    b.ref(1)
+    b.ref(2)
+    b.end()
+    b.offsets(1)
+    b.start(10)  # Model
+    b.field(0, 4, MODEL_VERSION)
+    for slot in (1, 2, 3, 4, 6, 7):
+        b.ref(slot)
+    b.end()
+    b.finish()
+    parts = {part: b.parts.get(part, 0) for part in FILE_PARTS}
+    return FileLayout(bytes=b.size, parts=parts)
+
+
+def sweep_flash_bytes(network_plan, layers, alphas, deltas):
+    """The file bytes of every configuration of a sweep (``layers`` from
+    :func:`~mnetcost.calculator.resolver.resolve_arrays`)."""
+    return file_bytes(lower(sweep_network(network_plan, layers, alphas, deltas)))
+
+
+def file_bytes(graph: Graph):
+    """The file's bytes (an array for a sweep's graph): :func:`file_layout`'s total."""
+    return file_layout(graph).bytes
+
+
+def sweep_network(network_plan, layers, alphas, deltas):
+    """A :class:`~mnetcost.calculator.resolver.Network` whose channel fields, alpha and delta are a
+    sweep's arrays."""
+    from mnetcost.calculator.resolver import Network
+
+    return Network(variant=network_plan.spec.name, alpha=alphas, delta=deltas, classes=network_plan.classes,
+                   resolution=network_plan.resolution, rounding="", layers=tuple(layers), spec=network_plan.spec)
+
+
+def flash_bytes(network) -> int:
+    """Bytes of the exported int8 ``.tflite`` file of ``network``."""
+    return file_layout(lower(network)).bytes

@@ -1,0 +1,265 @@
+"""The arena TensorFlow Lite Micro needs to run the exported int8 file, predicted from the resolved layers.
+
+The model follows **tflite-micro 0.dev20261023182759 (git 8f6596d)**, the ``tflite-micro`` Python package:
+its ``MicroInterpreter`` with the ``RecordingMicroAllocator`` and the ``GreedyMemoryPlanner``, reference
+kernels, on a 64-bit host (x86-64). It is checked to the byte against that interpreter by ``mnetcost
+crosscheck --runtime tflm``. The arena is one block, filled from both ends:
+
+**Head** (non-persistent, the activations): every tensor that has no data in the file (the image, each
+operator's output) and every scratch buffer a kernel asks for, placed by TFLM's greedy planner
+(:func:`mnetcost.calculator.lifetimes.greedy_offsets`) with sizes rounded up to 16 bytes. Lifetimes
+are TFLM's: operator ``i`` runs at step ``i + 1``, the image exists from step 0, a tensor lives from
+the operator that writes it to the last one that reads it, a scratch buffer for its operator's step.
+The tensors come from the calculator's one tensor list (:func:`mnetcost.calculator.memory.layer_tensors`,
+one tensor per layer output), each layer's steps spread over the operators it lowers to
+(:func:`mnetcost.calculator.tflite_model.lower`), plus the tensors between the operators of one layer
+(fractional max pooling's gathered rows and columns, a flatten before the classifier). Scratch
+buffers: ``MEAN`` asks for its int32 sums (4 bytes per output element), 4 bytes per input dimension
+and 4 per reduced axis; the other kernels used here ask for none.
+
+**Tail** (persistent), allocated downwards from the arena's end, each allocation aligned down to its
+own alignment (so small ones leave gaps before 16-byte-aligned ones), in TFLM's order:
+
+1. the allocator objects (recording buffer allocator, greedy planner, recording micro allocator,
+   builtin-data allocator): :data:`ALLOCATOR_OBJECTS` bytes, and the subgraph's allocation record;
+2. one ``TfLiteEvalTensor`` (24 B) per tensor of the file, constants included; one node with its
+   registration (64 B) per operator;
+3. each operator's parsed builtin options (``TfLiteConvParams`` ... :data:`KERNELS`);
+4. each kernel's op data (``OpDataConv`` 80 B ...), 16-byte aligned ("Persistent buffer data");
+5. per output channel of every conv, depthwise conv and fully connected operator, an int32 output
+   multiplier and an int32 shift, each array 16-byte aligned ("Persistent buffer data");
+6. a handle (8 B) per scratch buffer;
+7. for the graph's input and output: a pointer array, a ``TfLiteTensor`` (64 B) and its quantization
+   (24 B + a zero-point array).
+
+Sizes are those of this 64-bit build, measured with the interpreter's own allocation records; a
+32-bit microcontroller build has smaller structs (4-byte pointers) and no recording counters, so its
+tail is somewhat smaller, while the per-channel data (the bulk) and the head are the same.
+
+Standard library only (numpy arrays in a sweep are only added and compared).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from mnetcost.calculator import lifetimes
+from mnetcost.calculator import tflite_model as TM
+
+TFLM_VERSION = "tflite-micro 0.dev20261023182759 (git 8f6596d), 64-bit host build, RecordingMicroAllocator"
+ARENA_ALIGNMENT = 16  # MicroArenaBufferAlignment()
+ALLOCATOR_OBJECTS = 472  # allocator objects placed in the tail when the interpreter is made (measured)
+SUBGRAPH_ALLOCATIONS = 16  # SubgraphAllocations (two pointers) per subgraph
+EVAL_TENSOR = 24  # sizeof(TfLiteEvalTensor)
+NODE_AND_REGISTRATION = 64  # sizeof(NodeAndRegistration)
+TFLITE_TENSOR = 64  # sizeof(TfLiteTensor), for the graph's input and output
+AFFINE_QUANTIZATION = 24  # sizeof(TfLiteAffineQuantization)
+SCRATCH_HANDLE = 8  # sizeof(ScratchBufferHandle)
+POINTER = 8
+INT8_BYTES = 1  # bytes per activation element
+
+
+class Kernel(NamedTuple):
+    """What one builtin's kernel keeps in the tail: its parsed options (bytes, alignment), its op data
+    (bytes; 16-byte aligned), and whether it stores a multiplier and a shift per output channel."""
+
+    builtin_data: tuple[int, int]
+    op_data: int
+    per_channel: bool
+
+
+KERNELS = {
+    "CONV_2D": Kernel((28, 4), 80, True),  # TfLiteConvParams, OpDataConv
+    "DEPTHWISE_CONV_2D": Kernel((28, 4), 80, True),  # TfLiteDepthwiseConvParams, OpDataConv
+    "MAX_POOL_2D": Kernel((40, 4), 32, False),  # TfLitePoolParams, OpDataPooling
+    "MEAN": Kernel((1, 1), 44, False),  # TfLiteReducerParams, OpDataReduce
+    "FULLY_CONNECTED": Kernel((32, 8), 72, True),  # TfLiteFullyConnectedParams, OpDataFullyConnected
+    "GATHER": Kernel((8, 4), 20, False),  # TfLiteGatherParams
+    "RESHAPE": Kernel((36, 4), 0, False),  # TfLiteReshapeParams
+}
+# The RecordingMicroAllocator's categories (its print_allocations lines), and what it does not record.
+RECORDED = ("TfLiteEvalTensor data", "Persistent TfLiteTensor data", "Persistent TfLiteTensor quantization data",
+            "Persistent buffer data", "NodeAndRegistration struct")
+UNRECORDED = ("allocator objects", "builtin data", "scratch buffer handles")
+TAIL_PARTS = RECORDED + UNRECORDED
+
+
+def scratch_buffers(op: TM.OpSpec, graph: TM.Graph) -> tuple:
+    """Bytes of each scratch buffer ``op``'s kernel requests in Prepare."""
+    if op.builtin == "MEAN":
+        output = graph.tensor(op.output)
+        return (4 * output.elements, 4 * len(graph.tensor(op.inputs[0]).shape), 4 * graph.tensor(op.inputs[1]).elements)
+    return ()
+
+
+def operator_steps(graph: TM.Graph) -> tuple[list[int], list[int]]:
+    """(first step, last step) of each layer's operators, TFLM's numbering (operator i at step i + 1)."""
+    starts, ends, step = [], [], 1
+    for _, count in graph.layer_ops:
+        starts.append(step)
+        ends.append(step + count - 1)
+        step += count
+    return starts, ends
+
+
+def planned_tensors(graph: TM.Graph, layer_tensors) -> list:
+    """The head's buffers in TFLM's order (tensors in file order, then scratch buffers), as
+    :class:`~mnetcost.calculator.lifetimes.Tensor` with TFLM's steps. ``layer_tensors``: the calculator's
+    layer-level tensors (:func:`~mnetcost.calculator.memory.layer_tensors` at int8); a tensor not
+    written by a layer is a graph input, alive from step 0."""
+    starts, ends = operator_steps(graph)
+    layers = [name for name, _ in graph.layer_ops]
+    position = {name: number for number, name in enumerate(layers)}
+    lifetime = {}
+    for tensor in layer_tensors:
+        first = 0 if tensor.name not in position else ends[tensor.first]
+        read = starts[tensor.last] if tensor.name not in position or tensor.last > tensor.first else first
+        lifetime[tensor.name] = (tensor.size, first, read)
+    op_step = {}
+    for number, op in enumerate(graph.ops):
+        op_step[op.output] = number + 1
+    planned = []
+    for tensor in graph.tensors:
+        if tensor.constant:
+            continue
+        if tensor.name in lifetime:
+            size, first, last = lifetime[tensor.name]
+        else:  # between two operators of one layer: written by one, read by the next
+            size, first = tensor.nbytes, op_step[tensor.name]
+            last = first + 1
+        planned.append(lifetimes.Tensor(tensor.name, size, first, last))
+    for number, op in enumerate(graph.ops):
+        for k, size in enumerate(scratch_buffers(op, graph)):
+            planned.append(lifetimes.Tensor(f"{op.output}/scratch{k}", size, number + 1, number + 1))
+    return planned
+
+
+def _allocations(graph: TM.Graph) -> list[tuple[str, int, int]]:
+    """The tail's allocations in TFLM's order: (category, bytes, alignment)."""
+    allocs = [("allocator objects", ALLOCATOR_OBJECTS, 8), ("allocator objects", SUBGRAPH_ALLOCATIONS, 8),
+              ("TfLiteEvalTensor data", EVAL_TENSOR * len(graph.tensors), 8),
+              ("NodeAndRegistration struct", NODE_AND_REGISTRATION * len(graph.ops), 8)]
+    for op in graph.ops:
+        allocs.append(("builtin data", *KERNELS[op.builtin].builtin_data))
+    for op in graph.ops:  # Init: op data
+        if KERNELS[op.builtin].op_data:
+            allocs.append(("Persistent buffer data", KERNELS[op.builtin].op_data, ARENA_ALIGNMENT))
+    for op in graph.ops:  # Prepare: per-channel output multipliers and shifts
+        if KERNELS[op.builtin].per_channel:
+            channels = graph.tensor(op.output).shape[-1]
+            allocs += [("Persistent buffer data", 4 * channels, ARENA_ALIGNMENT)] * 2
+    handles = sum(len(scratch_buffers(op, graph)) for op in graph.ops)
+    if handles:
+        allocs.append(("scratch buffer handles", SCRATCH_HANDLE * handles, 8))
+    for name in (graph.input, graph.output):  # the interpreter's input and output TfLiteTensors
+        allocs += [("Persistent buffer data", POINTER, ARENA_ALIGNMENT),
+                   ("Persistent TfLiteTensor data", TFLITE_TENSOR, 8),
+                   ("Persistent TfLiteTensor quantization data", AFFINE_QUANTIZATION, 8),
+                   ("Persistent TfLiteTensor quantization data", 4 + 4 * 1, 4)]
+    return allocs
+
+
+def tail_parts(graph: TM.Graph, end: int = 0) -> dict[str, int]:
+    """Bytes of the tail by category, alignment gaps included in the allocation that needed them (as the
+    RecordingMicroAllocator counts), for an arena whose end address is ``end`` modulo 16 (0: aligned)."""
+    parts = {part: 0 for part in TAIL_PARTS}
+    top = ARENA_ALIGNMENT * 1024 + end  # any address with that remainder
+    pointer = top
+    for part, size, alignment in _allocations(graph):
+        before = pointer
+        pointer = (pointer - size) // alignment * alignment
+        parts[part] += before - pointer
+    return parts
+
+
+def minimum_arena(graph: TM.Graph, head: int) -> int:
+    """The smallest ``arena_size`` the interpreter accepts for an arena starting 16-byte aligned: the
+    head from the start, the tail from the end, whose alignment gaps depend on the end's remainder
+    modulo 16 (an end 8 bytes past alignment can save 8 bytes of gaps)."""
+    best = None
+    for end in range(ARENA_ALIGNMENT):
+        need = head + sum(tail_parts(graph, end).values())
+        size = need + (end - need) % ARENA_ALIGNMENT  # the first size >= need whose end has that remainder
+        best = size if best is None else min(best, size)
+    return best
+
+
+@dataclass(frozen=True)
+class TflmArena:
+    """The arena for one network: head (activations), tail (persistent), total, and how they divide."""
+
+    head: int
+    tail: int
+    tail_parts: dict = field(default_factory=dict)
+    head_tensors: tuple = ()  # (name, bytes, first step, last step, offset)
+    ops: int = 0
+    tensors: int = 0
+    minimum: int = 0  # the smallest arena_size the interpreter accepts (16-byte aligned start)
+
+    @property
+    def total(self) -> int:
+        return self.head + self.tail
+
+    def as_dict(self) -> dict:
+        return {"runtime": "tflm", "tflm_version": TFLM_VERSION, "arena_bytes": self.total,
+                "arena_activation_bytes": self.head, "arena_persistent_bytes": self.tail,
+                "arena_persistent_parts": dict(self.tail_parts), "minimum_arena_bytes": self.minimum,
+                "operators": self.ops, "tensors": self.tensors}
+
+
+def arena(network, graph: TM.Graph | None = None) -> TflmArena:
+    """TFLM's arena for the int8 file of ``network`` (module docstring)."""
+    from mnetcost.calculator.memory import layer_tensors
+
+    graph = graph or TM.lower(network)
+    planned = planned_tensors(graph, layer_tensors(network.layers, INT8_BYTES))
+    offsets = lifetimes.greedy_offsets(planned, ARENA_ALIGNMENT)
+    head = lifetimes.arena_size(planned, offsets, ARENA_ALIGNMENT)
+    parts = tail_parts(graph)
+    placed = tuple((t.name, int(t.size), t.first, t.last, offset) for t, offset in zip(planned, offsets))
+    return TflmArena(head=head, tail=sum(parts.values()), tail_parts=parts, head_tensors=placed,
+                     ops=len(graph.ops), tensors=len(graph.tensors), minimum=minimum_arena(graph, head))
+
+
+def arena_bytes(network) -> int:
+    return arena(network).total
+
+
+def sweep_memory(network_plan, layers, alphas, deltas) -> dict:
+    """TFLM's arena and the file's bytes for every configuration of a sweep at once (``layers`` from
+    :func:`~mnetcost.calculator.resolver.resolve_arrays`): the same lowering, tensor list, greedy
+    planner (in lockstep over the configurations), tail and file layout, on arrays. Keys:
+    ``arena_bytes``, ``arena_activation_bytes``, ``arena_persistent_bytes``, ``flash_bytes``."""
+    from mnetcost.calculator.memory import layer_tensors
+
+    graph = TM.lower(TM.sweep_network(network_plan, layers, alphas, deltas))
+    planned = planned_tensors(graph, layer_tensors(layers, INT8_BYTES))
+    head = lifetimes.arena_size(planned, alignment=ARENA_ALIGNMENT)
+    tail = sum(tail_parts(graph).values())
+    return {"arena_bytes": head + tail, "arena_activation_bytes": head, "arena_persistent_bytes": tail,
+            "flash_bytes": TM.file_bytes(graph)}
+
+
+RUNTIMES = ("simple", "tflm")
+DEFAULT_RUNTIME = "simple"
+
+
+def runtime_figures(network) -> dict:
+    """The JSON figures of runtime ``tflm`` for one network: the arena (total, head, tail by part, the
+    smallest arena the interpreter accepts) and the .tflite bytes (by part)."""
+    graph = TM.lower(network)
+    found = arena(network, graph)
+    layout = TM.file_layout(graph)
+    return {"runtime": "tflm", "tflm_version": TFLM_VERSION, "arena_bytes": found.total,
+            "arena_activation_bytes": found.head, "arena_persistent_bytes": found.tail,
+            "minimum_arena_bytes": found.minimum, "arena_persistent_parts": dict(found.tail_parts),
+            "flash_bytes": layout.bytes, "flash_parts": dict(layout.parts),
+            "tflite_operators": len(graph.ops), "tflite_tensors": len(graph.tensors)}
+
+
+def needs(report: dict) -> tuple[int, int]:
+    """(RAM, Flash) a report's runtime needs: TFLM's arena and the .tflite bytes, or the simple model's
+    peak activation bytes and weight bytes."""
+    if report.get("runtime") == "tflm":
+        return report["arena_bytes"], report["flash_bytes"]
+    return report["peak_activation_bytes"], report["weight_bytes"]

@@ -412,7 +412,9 @@ def test_names_and_parsers():
     ((), "which runs?"),
     (("--paper-tables", "4", "--alpha", "0.3"), "no configuration of Table 4"),
     (("--paper-tables", "5", "--variant", "fmp"), "no configuration of Table 5"),
-    (("--variant", "nope"), "not one of base, mp3, fmp and no such spec file"),
+    (("--variant", "nope"), "not one of base, mp3, fmp, mobilenet_v2, mobilenet_v2_mp3, mobilenet_v2_fmp, "
+                            "mobilenet_v3_large, mobilenet_v3_large_mp3, mobilenet_v3_large_fmp, mobilenet_v3_small, "
+                            "mobilenet_v3_small_mp3, mobilenet_v3_small_fmp and no such spec file"),
     (("--variant", "base", "--dataset", "/no/such/data"), "no such file"),
     (("--variant", "base", "--address", "auto"), "--address is for --executor ray"),
     (("--variant", "base", "--cpus-per-run", "2"), "--cpus-per-run is for --executor ray"),

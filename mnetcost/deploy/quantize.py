@@ -11,8 +11,8 @@ around each quantized operator, which ONNX Runtime fuses into integer kernels), 
 
 Calibration reads ``calibration_images`` images (:data:`DEFAULT_CALIBRATION_IMAGES`), already
 normalised as the model expects, in batches. ONNX Runtime's optional pre-processing
-(``quant_pre_process``) is not used: the exported graph already has BatchNorm folded, and its
-symbolic shape inference fails on the FMP layers' reshapes.
+(``quant_pre_process``) is not used: the exported graph already has BatchNorm folded and no
+reshapes to simplify.
 """
 from __future__ import annotations
 

@@ -33,9 +33,7 @@ def _recipe_text(recipe: dict, common: dict) -> str:
 
 
 def _exact(value):
-    """A number for CSV as it is (a float's shortest repr reads back to the same float)."""
-    if isinstance(value, float):
-        return repr(value)
+    """A value for CSV as it is (render.csv_value writes numbers exactly); a list as "a;b"."""
     if isinstance(value, (list, tuple)):
         return ";".join("" if item is None else str(item) for item in value)
     return value

@@ -2,7 +2,7 @@
 
 **The Keras model** (:func:`keras_model`) is built by walking ``network.layers``, the same resolved layers
 the PyTorch model and the calculator read (no second architecture definition), with the PyTorch
-weights copied in NHWC layouts and BatchNorm folded into each conv's bias (float64 fold):
+weights copied in NHWC layouts and BatchNorm folded into each conv's bias (the fold the ONNX export uses):
 
 * ``conv``/``pw``: ``Conv2D`` (kernel ``(out, in, kh, kw)`` -> ``(kh, kw, in, out)``), the layer's
   activation (relu or relu6) fused;
@@ -62,20 +62,19 @@ def versions() -> dict:
 
 
 # --- PyTorch weights in TensorFlow layouts ------------------------------------------------------------
-def folded(block) -> tuple[np.ndarray, np.ndarray]:
-    """(weight, bias) of a conv block with its BatchNorm folded in (float64 arithmetic, float32 result)."""
-    import torch
+def conv_weights(block) -> tuple[np.ndarray, np.ndarray]:
+    """(weight, bias) of a conv block of :func:`mnetcost.deploy.export.eval_copy`'s model, whose
+    BatchNorm :func:`mnetcost.nn.models.fold_batchnorm` has already folded into the conv (the one
+    fold ONNX and TensorFlow Lite exports share)."""
+    from torch import nn
 
     conv = block.conv
-    weight = conv.weight.detach().to(torch.float64)
-    bias = conv.bias.detach().to(torch.float64) if conv.bias is not None else torch.zeros(weight.shape[0],
-                                                                                          dtype=torch.float64)
     bn = getattr(block, "bn", None)
-    if bn is not None:
-        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
-        weight = weight * scale.reshape(-1, 1, 1, 1)
-        bias = (bias - bn.running_mean.detach().double()) * scale + bn.bias.detach().double()
-    return weight.float().numpy(), bias.float().numpy()
+    if bn is not None and not isinstance(bn, nn.Identity):
+        raise TfliteError(f"a BatchNorm without running statistics cannot be folded into {type(conv).__name__}")
+    weight = conv.weight.detach().float().numpy()
+    bias = conv.bias.detach().float().numpy() if conv.bias is not None else np.zeros(weight.shape[0], np.float32)
+    return weight, bias
 
 
 def _fmp_tables(module) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +107,7 @@ def keras_model(model):
     for layer in network.layers:
         module = getattr(exportable, layer.name)
         if layer.kind in ("conv", "pw", "dw"):
-            weight, bias = folded(module)
+            weight, bias = conv_weights(module)
             act = layer.activation or None
             if layer.kind == "dw":
                 kernel = weight.reshape(layer.in_c, layer.delta, layer.kernel, layer.kernel).transpose(2, 3, 0, 1)
@@ -420,8 +419,8 @@ def io_quantization(data: bytes) -> tuple[Quantization | None, Quantization | No
 
 def tflite_interpreter(data: bytes, threads: int | None = None, reference: bool = False):
     """TensorFlow Lite's interpreter: its default optimized kernels (XNNPACK; what an application gets),
-    or with ``reference`` its reference kernels, which compute the int8 file bit for bit as TensorFlow
-    Lite Micro does."""
+    or with ``reference`` its reference kernels, whose int8 results are TensorFlow Lite Micro's but for a
+    rare last rounding step (XNNPACK's requantization rounds otherwise and differs by more)."""
     quiet_tensorflow()
     import tensorflow as tf
 

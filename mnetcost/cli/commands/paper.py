@@ -56,8 +56,9 @@ def paper_columns(dtype: str, runtime: str = "simple") -> list:
                    csv=f"peak_activation_bytes_{dtype}"),
             Column("weight_bytes", f"weights {dtype}", True, group="memory", format=format_bytes,
                    csv=f"weight_bytes_{dtype}"),
-            *([Column("arena_bytes", "TFLM arena", True, group="memory", format=format_bytes),
-               Column("flash_bytes", ".tflite", True, group="memory", format=format_bytes)]
+            *([Column("arena_bytes", "TFLM arena", True, group="memory", format=format_bytes,
+                      csv="arena_bytes_int8"),
+               Column("flash_bytes", ".tflite", True, group="memory", format=format_bytes, csv="flash_bytes_int8")]
               if runtime == "tflm" else [])]
 
 

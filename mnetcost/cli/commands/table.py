@@ -201,10 +201,11 @@ def grid_view(rows: list[dict], branched: bool = False):
     fit_columns = [Column("fit", "fits", format=_fits_text, csv=None)] + [
         Column(name, name, show=False) for name in ("fits", "fits_sram", "fits_flash")] if "fit" in first else []
     tflm = first.get("runtime") == "tflm"
-    tflm_columns = [Column("runtime", "runtime", show=False), Column("arena_bytes", "TFLM arena B", True),
-                    Column("arena_activation_bytes", "activations", show=False),
-                    Column("arena_persistent_bytes", "persistent", show=False),
-                    Column("flash_bytes", ".tflite B", True)] if tflm else []
+    tflm_columns = [Column("runtime", "runtime", show=False),
+                    Column("arena_bytes", "TFLM arena B", True, csv="arena_bytes_int8"),
+                    Column("arena_activation_bytes", "activations", show=False, csv="arena_activation_bytes_int8"),
+                    Column("arena_persistent_bytes", "persistent", show=False, csv="arena_persistent_bytes_int8"),
+                    Column("flash_bytes", ".tflite B", True, csv="flash_bytes_int8")] if tflm else []
     return View(
         title=(f"{first['variant']}: totals per configuration, classes={first['classes']} "
                f"input={first['resolution']} (convention '{first['convention']}')"),

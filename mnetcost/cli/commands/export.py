@@ -13,6 +13,14 @@ _MODEL_OPTIONS = ("variant", "alpha", "delta", "classes", "resolution")
 FILE_FORMATS = ("onnx", "tflite")
 
 
+def model_text(meta: dict) -> str:
+    """What an exported file holds, from its metadata: the configuration and where the weights came from."""
+    return (f"{meta.get('variant')} α={meta.get('alpha')} δ={meta.get('delta')}, {meta.get('classes')} classes, "
+            f"{'×'.join(str(v) for v in meta.get('resolution', []))}"
+            + (f", run {meta['run']} ({meta['checkpoint']}.pt, epoch {meta['epoch']})" if "run" in meta else
+               ", initial weights"))
+
+
 @click.command("export")
 @variant_option
 @config_options(lists=False)
@@ -153,10 +161,7 @@ def _emit_tflite(fmt: str, record: dict) -> None:
     rows = [
         ("file", f"{record['out']} ({record['bytes']:,} bytes; the converter's own file: "
                  f"{record['converter_bytes']:,})"),
-        ("model", f"{meta.get('variant')} α={meta.get('alpha')} δ={meta.get('delta')}, {meta.get('classes')} classes, "
-                  f"{'×'.join(str(v) for v in meta.get('resolution', []))}"
-                  + (f", run {meta['run']} ({meta['checkpoint']}.pt, epoch {meta['epoch']})" if "run" in meta else
-                     ", initial weights")),
+        ("model", model_text(meta)),
         ("format", f"TensorFlow Lite int8 (tensorflow {record['tensorflow']}, keras {record['keras']}), "
                    f"{record['operators']} operators, {record['tensors']} tensors"),
         ("operators", ", ".join(f"{op} {n}" for op, n in record["ops"].items())),
@@ -211,10 +216,7 @@ def _emit(fmt: str, record: dict) -> None:
     check = record["check"]
     rows = [
         ("file", f"{record['out']} ({record['bytes']:,} bytes)"),
-        ("model", f"{meta.get('variant')} α={meta.get('alpha')} δ={meta.get('delta')}, {meta.get('classes')} classes, "
-                  f"{'×'.join(str(v) for v in meta.get('resolution', []))}"
-                  + (f", run {meta['run']} ({meta['checkpoint']}.pt, epoch {meta['epoch']})" if "run" in meta else
-                     ", initial weights")),
+        ("model", model_text(meta)),
         ("format", f"ONNX opset {record['opset']}, {record['dtype']}, exporter {record['exporter']}, "
                    f"onnx {record['onnx']}, onnxruntime {record['onnxruntime']}"),
         ("operators", ", ".join(f"{op} {n}" for op, n in record["ops"].items())),

@@ -114,3 +114,19 @@ def tiny_official_folder(root: Path, train: int = 256, test: int = 64, classes: 
     tr = learnable_images(train, classes, seed)
     te = learnable_images(test, classes, seed + 1)
     return write_folder(root, official_files(tr, te))
+
+
+def train_tiny_fmp_run(folder):
+    """A tiny fmp run (seed 3: its FMP draws are not the default's) trained for 2 epochs on a tiny
+    CIFAR-10 archive in ``folder``: (run folder, archive, data cache folder, dataset)."""
+    from mnetcost.nn import training as T
+    from mnetcost.nn.datasets import load_dataset
+
+    archive = write_official_archive(folder / "tiny-cifar.tar.gz",
+                                     official_files(learnable_images(192, 10, 0), learnable_images(64, 10, 1)))
+    dataset = load_dataset(str(archive), folder / "cache")
+    config = T.TrainConfig(variant="fmp", alpha=0.25, delta=1, dataset=str(archive), epochs=2, batch_size=32,
+                           seed=3, device="cpu")
+    out = folder / "fmp-run"
+    T.run(config, dataset, out, quiet=True)
+    return out, archive, folder / "cache", dataset

@@ -25,8 +25,8 @@ from mnetcost.deploy import export as EX  # noqa: E402
 from mnetcost.deploy import runtime as R  # noqa: E402
 from mnetcost.nn.models import build_model  # noqa: E402
 
-from cifar_helpers import (image_files, learnable_images, official_files, write_official_archive,  # noqa: E402
-                           write_tar)
+from cifar_helpers import (image_files, learnable_images, official_files, train_tiny_fmp_run,  # noqa: E402
+                           write_official_archive, write_tar)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,18 +184,7 @@ def test_int8_stores_every_conv_and_fc_weight_as_int8(exported, name):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A tiny fmp run (seed 3: its FMP draws are not the default's) on a tiny CIFAR-10 archive."""
-    from mnetcost.nn import training as T
-    from mnetcost.nn.datasets import load_dataset
-
-    folder = tmp_path_factory.mktemp("run")
-    archive = write_official_archive(folder / "tiny-cifar.tar.gz",
-                                     official_files(learnable_images(192, 10, 0), learnable_images(64, 10, 1)))
-    dataset = load_dataset(str(archive), folder / "cache")
-    config = T.TrainConfig(variant="fmp", alpha=0.25, delta=1, dataset=str(archive), epochs=2, batch_size=32,
-                           seed=3, device="cpu")
-    out = folder / "fmp-run"
-    T.run(config, dataset, out, quiet=True)
-    return out, archive, folder / "cache", dataset
+    return train_tiny_fmp_run(tmp_path_factory.mktemp("run"))
 
 
 def test_a_run_exports_to_fp32_and_int8_and_evaluate_reports_all_three(trained_run, tmp_path):

@@ -24,7 +24,7 @@ from mnetcost.cli import main  # noqa: E402
 from mnetcost.deploy import export as EX  # noqa: E402
 from mnetcost.deploy import tflite as TL  # noqa: E402
 
-from cifar_helpers import learnable_images, official_files, write_official_archive  # noqa: E402
+from cifar_helpers import learnable_images, official_files, train_tiny_fmp_run, write_official_archive  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,18 +116,8 @@ def test_the_float_file_computes_what_pytorch_computes_and_int8_follows():
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A tiny fmp run (seed 3: its FMP draws are not the default's) on a tiny CIFAR-10 archive."""
-    from mnetcost.nn import training as T
-    from mnetcost.nn.datasets import load_dataset
-
-    folder = tmp_path_factory.mktemp("run")
-    archive = write_official_archive(folder / "tiny-cifar.tar.gz",
-                                     official_files(learnable_images(192, 10, 0), learnable_images(64, 10, 1)))
-    dataset = load_dataset(str(archive), folder / "cache")
-    config = T.TrainConfig(variant="fmp", alpha=0.25, delta=1, dataset=str(archive), epochs=2, batch_size=32,
-                           seed=3, device="cpu")
-    out = folder / "fmp-run"
-    T.run(config, dataset, out, quiet=True)
-    return out, folder / "cache"
+    run, _, cache, _ = train_tiny_fmp_run(tmp_path_factory.mktemp("run"))
+    return run, cache
 
 
 def test_a_run_exports_to_tflite_and_evaluates_in_three_runtimes(trained_run, tmp_path):

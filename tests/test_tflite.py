@@ -132,15 +132,28 @@ def test_a_run_exports_to_tflite_and_evaluates_in_three_runtimes(trained_run, tm
     assert record["predicted"]["flash_bytes"] == out.stat().st_size
     assert record["quantization"]["calibration_images"] == 32
     assert record["metadata"]["fmp_seed"] == 3  # the run's own draws, not the default's
+    stored = TL.identity_of(out.read_bytes())  # the file says which run and checkpoint it is
+    assert stored == record["metadata"] and stored["run_id"] == json.loads((run / "config.json").read_text())["run_id"]
+    assert record["identity_bytes"] == len(TL.identity_bytes(stored)) > 100
+    graph = TM.lower(resolve("fmp", 0.25, 1))
+    plain, layout = TM.file_layout(graph), TM.file_layout(graph, record["identity_bytes"])
+    got = TL.file_parts(out.read_bytes())
+    assert layout.bytes == out.stat().st_size
+    assert all(layout.parts[part] == got[part] for part in ("weights", "quantization", "names", "metadata"))
+    # the calculator's Flash is the model's own file; the metadata adds its JSON and its entry's name
+    assert layout.parts["metadata"] - plain.parts["metadata"] == record["identity_bytes"] + len("mnetcost") + 1
     table = cli("export", "--run", run, "--out", tmp_path / "again.tflite", "--data-dir", cache, "--format", "tflite",
                 "--calibration-images", "8", "--check-images", "4")
     assert table.exit_code == 0, table.output
     assert "TensorFlow Lite export" in table.stdout and "Flash (predicted)" in table.stdout
+    # what int8 costs is said as accuracy on the labelled check images, never as a top-1 agreement
+    assert "agreement" not in table.stdout and "accuracy on the first 4 test images" in table.stdout
     result = cli("evaluate", "--run", run, "--torch", "--tflite", out, "--data-dir", cache, "--format", "json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [(r["runtime"], r["dtype"]) for r in rows] == [("torch", "fp32"), ("tflite", "int8"), ("tflm", "int8")]
     assert all(r["images"] == 64 for r in rows)
+    assert [r["epoch"] for r in rows] == [record["metadata"]["epoch"]] * 3  # the file's own checkpoint
     torch_correct, tflite_correct, tflm_correct = (r["correct"] for r in rows)
     assert abs(tflite_correct - torch_correct) <= 8 and abs(tflm_correct - tflite_correct) <= 2
     only = cli("evaluate", "--run", run, "--tflite", out, "--runtime", "tflm", "--limit", "5", "--data-dir", cache,
@@ -184,3 +197,22 @@ def test_a_file_of_another_model_or_not_tflite_is_refused(trained_run, tmp_path)
     result = cli("evaluate", "--run", run, "--tflite", other, "--data-dir", cache)
     assert result.exit_code == 2 and "100" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert TM.flash_bytes(network) == other.stat().st_size
+    # the run's own configuration, but nothing ties the file to the run: refused
+    own = resolve("fmp", 0.25, 1)
+    source = TL.synthetic_source(own, images=4)
+    with TL.silenced():
+        model = TL.keras_model(source.model)
+    raw = TL.convert(model, TL.nhwc(source.normalization.apply(source.train_images)))
+    anonymous = tmp_path / "anonymous.tflite"
+    anonymous.write_bytes(TL.canonical(raw, own))
+    result = cli("evaluate", "--run", run, "--tflite", anonymous, "--data-dir", cache)
+    assert result.exit_code == 2 and "holds no mnetcost metadata" in result.stderr
+    # a file that says it is another run's model (its run id)
+    from mnetcost.deploy import evaluate as EV
+
+    meta = {**EV.run_metadata(EV.open_run(run, "best")), "run_id": "0" * 32}
+    foreign = tmp_path / "foreign.tflite"
+    foreign.write_bytes(TL.canonical(raw, own, meta))
+    result = cli("evaluate", "--run", run, "--tflite", foreign, "--data-dir", cache)
+    assert result.exit_code == 2 and "not a model of the run" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -55,6 +55,7 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"  # signature names
 SIGNATURE_KEY = "serving_default"
 SUBGRAPH_NAME = "main"
 MIN_RUNTIME_VERSION_BYTES = 16  # the converter's min_runtime_version metadata buffer
+IDENTITY_METADATA = "mnetcost"  # the exported file's own metadata: configuration and run, as JSON
 MODEL_VERSION = 3
 
 
@@ -451,8 +452,10 @@ class FileLayout:
 FILE_PARTS = ("weights", "quantization", "names", "metadata", "structure", "padding")
 
 
-def file_layout(graph: Graph) -> FileLayout:
-    """Lay out the file of ``graph`` as ``ModelT.Pack`` + ``Builder.Finish(..., b"TFL3")`` do."""
+def file_layout(graph: Graph, identity_bytes: int = 0) -> FileLayout:
+    """Lay out the file of ``graph`` as ``ModelT.Pack`` + ``Builder.Finish(..., b"TFL3")`` do.
+    ``identity_bytes``: the length of the ``mnetcost`` metadata buffer (:data:`IDENTITY_METADATA`,
+    what ``mnetcost export`` writes: the configuration and the run) or 0 for a file without it."""
     b = _Layout()
     codes = operator_codes(graph)
     for builtin in codes:  # OperatorCode tables
@@ -480,23 +483,28 @@ def file_layout(graph: Graph) -> FileLayout:
     b.end()
     b.offsets(1)
     b.string(graph.description, "metadata")
-    # buffers: the empty sentinel, one per tensor, the min_runtime_version buffer
-    buffers = [None] + [t.nbytes if t.constant else None for t in graph.tensors] + [MIN_RUNTIME_VERSION_BYTES]
+    # buffers: the empty sentinel, one per tensor, the min_runtime_version buffer (and the identity's)
+    metadata = [("min_runtime_version", MIN_RUNTIME_VERSION_BYTES)]
+    if identity_bytes:
+        metadata.append((IDENTITY_METADATA, identity_bytes))
+    buffers = [None] + [t.nbytes if t.constant else None for t in graph.tensors] + [size for _, size in metadata]
+    first_metadata = len(buffers) - len(metadata)
     for number, data in enumerate(buffers):
         if data is not None:
-            b.vector(1, data, 1, "metadata" if number == len(buffers) - 1 else "weights")
+            b.vector(1, data, 1, "metadata" if number >= first_metadata else "weights")
             b.start(3)
             b.ref(0)
         else:
             b.start(3)
         b.end()
     b.offsets(len(buffers))
-    b.string("min_runtime_version", "metadata")  # Metadata
-    b.start(2)
-    b.ref(0)
-    b.field(1, 4, len(buffers) - 1)
-    b.end()
-    b.offsets(1)
+    for number, (name, _) in enumerate(metadata):  # Metadata tables
+        b.string(name, "metadata")
+        b.start(2)
+        b.ref(0)
+        b.field(1, 4, first_metadata + number)
+        b.end()
+    b.offsets(len(metadata))
     maps = []
     for name, tensor_index in ((INPUT_NAME, index[graph.input]), (OUTPUT_NAME, index[graph.output])):
         b.string(name, "metadata")  # TensorMap

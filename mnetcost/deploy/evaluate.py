@@ -213,20 +213,21 @@ def test_labels(run: Run, data, what: str) -> tuple[np.ndarray, str | None]:
                                                               "its labels were mapped to the run's by class name")
 
 
-def check_onnx_metadata(run: Run, meta: dict, path) -> None:
-    """Refuse an ONNX file that is not a model of this run, by what ``mnetcost export`` wrote into
-    it (run id; for older files the configuration, FMP draw seed and data name)."""
+def check_file_metadata(run: Run, meta: dict, path, option: str = "--onnx") -> None:
+    """Refuse an exported file (ONNX, or TensorFlow Lite with ``option`` --tflite) that is not a
+    model of this run, by what ``mnetcost export`` wrote into it (run id; for older files the
+    configuration, FMP draw seed and data name)."""
     if not meta:
-        raise MnetcostError(f"--onnx {path}: holds no mnetcost metadata, so nothing ties it to the run in {run.path}; "
-                            "evaluate files that `mnetcost export --run` wrote")
+        raise MnetcostError(f"{option} {path}: holds no mnetcost metadata, so nothing ties it to the run in "
+                            f"{run.path}; evaluate files that `mnetcost export --run` wrote")
     options = {key: meta.get(key) for key in ("variant", "alpha", "delta", "classes", "resolution", "fmp_mode")}
     options.update(seed=meta.get("fmp_seed"), dataset_name=meta.get("dataset"))
     theirs = ID.from_options(options, run_id=meta.get("run_id"), origin="ONNX metadata")
     check = ID.compare(run.identity, theirs, "same-run", ("run", "file"))
     if not check.same:
-        raise MnetcostError(f"--onnx {path}: not a model of the run in {run.path}: {check.text()}")
+        raise MnetcostError(f"{option} {path}: not a model of the run in {run.path}: {check.text()}")
     if "run" not in meta and "run_id" not in meta:
-        raise MnetcostError(f"--onnx {path}: a model with {meta.get('weights', 'other')} weights, exported without "
+        raise MnetcostError(f"{option} {path}: a model with {meta.get('weights', 'other')} weights, exported without "
                             f"--run, not a model of the run in {run.path}")
 
 

@@ -30,6 +30,7 @@ TensorFlow, Keras and ``tflite-micro`` come from the ``[tflite]`` extra and are 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -258,11 +259,13 @@ def builtin_name(model, op) -> str:
     return {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}.get(number, str(number))
 
 
-def canonical(data: bytes, network) -> bytes:
+def canonical(data: bytes, network, identity: dict | None = None) -> bytes:
     """The converter's int8 file laid out as the calculator predicts (module docstring): tensors named
     and ordered after the layers, one buffer each, a zero bias put back where the converter dropped
-    one, no CONVERSION_METADATA. Refuses (:class:`TfliteError`) a graph whose operators or tensor shapes
-    are not the calculator's lowering."""
+    one, no CONVERSION_METADATA; with ``identity`` (what the model is and where its weights came from),
+    a ``mnetcost`` metadata buffer holding it as JSON (:func:`identity_bytes`, :func:`identity_of`).
+    Refuses (:class:`TfliteError`) a graph whose operators or tensor shapes are not the calculator's
+    lowering."""
     fb = _schema()
     graph = TM.lower(network)
     source = read_model(data)
@@ -341,6 +344,14 @@ def canonical(data: bytes, network) -> bytes:
     buffers.append(version_buffer)
     metadata = fb.MetadataT()
     metadata.name, metadata.buffer = b"min_runtime_version", len(buffers) - 1
+    entries = [metadata]
+    if identity is not None:
+        identity_buffer = fb.BufferT()
+        identity_buffer.data = np.frombuffer(identity_bytes(identity), dtype=np.uint8)
+        buffers.append(identity_buffer)
+        entry = fb.MetadataT()
+        entry.name, entry.buffer = TM.IDENTITY_METADATA.encode(), len(buffers) - 1
+        entries.append(entry)
     signature = fb.SignatureDefT()
     signature.signatureKey, signature.subgraphIndex = TM.SIGNATURE_KEY.encode(), 0
     signature.inputs = [_tensor_map(fb, TM.INPUT_NAME, index[graph.input])]
@@ -348,8 +359,27 @@ def canonical(data: bytes, network) -> bytes:
     model = fb.ModelT()
     model.version, model.description = TM.MODEL_VERSION, graph.description.encode()
     model.operatorCodes, model.subgraphs, model.buffers = operator_codes, [subgraph], buffers
-    model.metadata, model.signatureDefs = [metadata], [signature]
+    model.metadata, model.signatureDefs = entries, [signature]
     return write_model(model)
+
+
+def identity_bytes(identity: dict) -> bytes:
+    """The ``mnetcost`` metadata buffer: ``identity`` as compact JSON with sorted keys (ASCII)."""
+    return json.dumps(identity, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+
+def identity_of(data: bytes) -> dict:
+    """The ``mnetcost`` metadata of a file (:func:`canonical`), or {} for a file without it."""
+    model = read_model(data)
+    for entry in model.metadata or []:
+        if entry.name == TM.IDENTITY_METADATA.encode():
+            try:
+                stored = model.buffers[entry.buffer].data
+                found = json.loads(bytes(np.asarray(stored if stored is not None else [], dtype=np.uint8)))
+            except (IndexError, ValueError):  # a damaged entry ties the file to nothing
+                return {}
+            return found if isinstance(found, dict) else {}
+    return {}
 
 
 def _tensor_map(fb, name: str, index: int):
@@ -538,7 +568,7 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
     calibration = EV.calibration_images(source.train_images, calibration_images)
     quantize_began = time.perf_counter()
     raw = convert(model, nhwc(source.normalization.apply(calibration)))
-    data = canonical(raw, network)
+    data = canonical(raw, network, source.metadata)
     quantize_s = time.perf_counter() - quantize_began
     int8_out = run_tflite(data, x_nhwc, threads)
     against_torch = EX.compare(reference, int8_out, tolerance)
@@ -549,7 +579,7 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
                     "int8": int8_correct / len(labels),
                     "difference_points": 100 * (int8_correct - torch_correct) / len(labels)}
     graph = TM.lower(network)
-    layout = TM.file_layout(graph)
+    layout = TM.file_layout(graph, len(identity_bytes(source.metadata)))
     arena = tflm.arena(network, graph)
     q_in, q_out = io_quantization(data)
     record = {
@@ -575,6 +605,7 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
         "metadata": source.metadata,
         "export_seconds": round(time.perf_counter() - began, 2),
         "bytes": len(data),
+        "identity_bytes": len(identity_bytes(source.metadata)),  # the mnetcost metadata buffer
     }
     return Exported(proto=None, data=data, record=record)
 

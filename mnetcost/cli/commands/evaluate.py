@@ -37,15 +37,16 @@ from mnetcost.cli.options import POSITIVE, fail, format_option, require_deploy, 
 @click.pass_context
 def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkpoint, dataset, data_dir, batch_size,
             limit, threads, fmt):
-    """Test-set accuracy of a trained run: its checkpoint in PyTorch (--run DIR) and ONNX files
-    in ONNX Runtime (--run DIR --onnx FILE ...), on the same images with the same preprocessing
+    """Test-set accuracy of a trained run: its checkpoint in PyTorch (--run DIR), ONNX files in
+    ONNX Runtime (--onnx FILE ...) and int8 TensorFlow Lite files in TensorFlow Lite and
+    TensorFlow Lite Micro (--tflite FILE ...), on the same images with the same preprocessing
     (the per-channel mean and std of the run's training images, as the run recorded them). FMP
-    layers use their fixed evaluation draw in both. JSON: one object per evaluation (a list for
+    layers use their fixed evaluation draw in all of them. JSON: one object per evaluation (a list for
     several) with at least runtime, dtype, accuracy, images.
 
     Everything is checked against the run first (exit 2, one line): the checkpoint must be the
-    run's own (its run id), an ONNX file must be a model `mnetcost export --run` wrote from this
-    run (its metadata), and a --dataset must have the run's classes: listed in another order, its
+    run's own (its run id), an ONNX or TensorFlow Lite file must be a model `mnetcost export --run`
+    wrote from this run (its mnetcost metadata), and a --dataset must have the run's classes: listed in another order, its
     labels are mapped to the run's by class name (said on stderr); other classes are refused.
 
     \b
@@ -110,11 +111,13 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
             out_shape = sess.get_outputs()[0].shape
             if len(out_shape) != 2 or out_shape[1] != run.config.classes:
                 fail(f"--onnx {path}: its output is {list(out_shape)}, the run has {run.config.classes} classes")
-            EV.check_onnx_metadata(run, metadata_of(proto), path)  # the run's own model, not just its shapes
+            EV.check_file_metadata(run, metadata_of(proto), path)  # the run's own model, not just its shapes
             sessions.append((path, proto, sess))
     tflite_models = []
     for path in tflite_files:  # every file is checked before the (slow) data and evaluation
-        tflite_models.append((path, _tflite_file(path, network, run.config.classes)))
+        data_bytes = _tflite_file(path, network, run.config.classes)
+        EV.check_file_metadata(run, TL.identity_of(data_bytes), path, "--tflite")
+        tflite_models.append((path, data_bytes))
     data = EV.run_dataset(run, data_dir) if dataset is None else EV.load_data(dataset, data_dir)
     what = f"--dataset {dataset}" if dataset is not None else f"the run's dataset {run.config.dataset}"
     EV.check_fits(data, run.config.classes, network.resolution, what)
@@ -141,11 +144,11 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
         results.append(_row(acc, common, checkpoint=meta.get("checkpoint"), epoch=meta.get("epoch"), onnx=str(path)))
 
     for path, data_bytes in tflite_models:
-        from mnetcost.deploy import tflite as TL
-
+        meta = TL.identity_of(data_bytes)
         for runtime in chosen:
             acc = TL.accuracy(data_bytes, path, runtime, images, labels, normalization, threads)
-            results.append(_row(acc, common, checkpoint=None, epoch=None, onnx=None) | {"tflite": str(path)})
+            results.append(_row(acc, common, checkpoint=meta.get("checkpoint"), epoch=meta.get("epoch"), onnx=None)
+                           | {"tflite": str(path)})
 
     from mnetcost.cli.render import Column, View, emit
 

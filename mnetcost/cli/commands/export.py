@@ -155,20 +155,19 @@ def _emit_tflite(fmt: str, record: dict) -> None:
     predicted = record["predicted"]
 
     def agreement(c):
-        return (f"max |Δ| {c['max_abs_diff']:.3g} ≤ {c['allowed_abs_diff']:.3g}, top-1 agreement "
-                f"{100 * c['top1_agreement']:.1f} %")
+        return f"max |Δ| {c['max_abs_diff']:.3g} ≤ {c['allowed_abs_diff']:.3g}; {_top1(c)}"
 
     rows = [
-        ("file", f"{record['out']} ({record['bytes']:,} bytes; the converter's own file: "
-                 f"{record['converter_bytes']:,})"),
+        ("file", f"{record['out']} ({record['bytes']:,} bytes, of which {record['identity_bytes']:,} are its "
+                 f"mnetcost metadata; the converter's own file: {record['converter_bytes']:,})"),
         ("model", model_text(meta)),
         ("format", f"TensorFlow Lite int8 (tensorflow {record['tensorflow']}, keras {record['keras']}), "
                    f"{record['operators']} operators, {record['tensors']} tensors"),
         ("operators", ", ".join(f"{op} {n}" for op, n in record["ops"].items())),
         ("Keras vs PyTorch", agreement(check["keras"]) + f" on {check['inputs']}"),
         ("float32 .tflite vs PyTorch", agreement(check["tflite_fp32"])),
-        ("int8 vs PyTorch", f"max |Δ| {q['max_abs_diff_vs_torch']:.3g}, top-1 agreement "
-                            f"{100 * q['top1_agreement_vs_torch']:.1f} % (TensorFlow Lite interpreter)"),
+        ("int8 vs PyTorch", _int8_effect(q, check["inputs"], reference="torch")
+         + " (TensorFlow Lite interpreter)"),
         ("int8", f"{q['weights']} weights, {q['activations']} activations, {q['biases']} biases; calibrated on "
                  f"{q['calibration_images']} training images of {q['calibration_dataset']}"),
         ("Flash (predicted)", f"{predicted['flash_bytes']:,} bytes ({format_bytes(predicted['flash_bytes'])})"),
@@ -193,18 +192,20 @@ def _top1(check: dict) -> str:
             f"logits within {check['top1_differing_gap']:.2g})")
 
 
-def _int8_effect(quantization: dict, inputs: str) -> str:
-    """What int8 costs: the accuracy of both files on the labelled check images (the top-1
-    agreement of an untrained or barely trained model, whose logits are nearly equal, says
-    nothing, so it is not shown)."""
-    difference = (f"max |int8 − fp32| {quantization['max_abs_diff_vs_fp32']:.3g} "
-                  f"(max |logit| {quantization['max_abs_logit_fp32']:.3g})")
+def _int8_effect(quantization: dict, inputs: str, reference: str = "fp32") -> str:
+    """What int8 costs: the accuracy of the int8 file and of its ``reference`` (the fp32 ONNX file,
+    or PyTorch for TensorFlow Lite: ``torch``) on the labelled check images (the top-1 agreement of
+    an untrained or barely trained model, whose logits are nearly equal, says nothing, so it is not
+    shown)."""
+    name, option = ("PyTorch", "--tflite") if reference == "torch" else ("fp32", "--onnx")
+    difference = (f"max |int8 − {name}| {quantization[f'max_abs_diff_vs_{reference}']:.3g} "
+                  f"(max |logit| {quantization[f'max_abs_logit_{reference}']:.3g})")
     accuracy = quantization.get("check_accuracy")
     if not accuracy:
         return difference
-    return (f"accuracy on {inputs}: fp32 {100 * accuracy['fp32']:.1f} %, int8 {100 * accuracy['int8']:.1f} % "
-            f"({accuracy['difference_points']:+.1f} points; `mnetcost evaluate --run R --onnx FILE` measures the "
-            f"whole test set); {difference}")
+    return (f"accuracy on {inputs}: {name} {100 * accuracy[reference]:.1f} %, int8 {100 * accuracy['int8']:.1f} % "
+            f"({accuracy['difference_points']:+.1f} points; `mnetcost evaluate --run R {option} FILE` measures "
+            f"the whole test set); {difference}")
 
 
 def _emit(fmt: str, record: dict) -> None:

@@ -164,10 +164,10 @@ def _emit_tflite(fmt: str, record: dict) -> None:
         ("format", f"TensorFlow Lite int8 (tensorflow {record['tensorflow']}, keras {record['keras']}), "
                    f"{record['operators']} operators, {record['tensors']} tensors"),
         ("operators", ", ".join(f"{op} {n}" for op, n in record["ops"].items())),
-        ("Keras vs PyTorch", agreement(check["keras"]) + f" on {check['inputs']}"),
+        ("Keras vs PyTorch", f"on {check['inputs']}: " + agreement(check["keras"])),
         ("float32 .tflite vs PyTorch", agreement(check["tflite_fp32"])),
-        ("int8 vs PyTorch", _int8_effect(q, check["inputs"], reference="torch")
-         + " (TensorFlow Lite interpreter)"),
+        ("int8 vs PyTorch", "in the TensorFlow Lite interpreter, "
+                            + _int8_effect(q, check["inputs"], reference="torch")),
         ("int8", f"{q['weights']} weights, {q['activations']} activations, {q['biases']} biases; calibrated on "
                  f"{q['calibration_images']} training images of {q['calibration_dataset']}"),
         ("Flash (predicted)", f"{predicted['flash_bytes']:,} bytes ({format_bytes(predicted['flash_bytes'])})"),

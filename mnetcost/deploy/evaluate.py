@@ -222,7 +222,7 @@ def check_file_metadata(run: Run, meta: dict, path, option: str = "--onnx") -> N
                             f"{run.path}; evaluate files that `mnetcost export --run` wrote")
     options = {key: meta.get(key) for key in ("variant", "alpha", "delta", "classes", "resolution", "fmp_mode")}
     options.update(seed=meta.get("fmp_seed"), dataset_name=meta.get("dataset"))
-    theirs = ID.from_options(options, run_id=meta.get("run_id"), origin="ONNX metadata")
+    theirs = ID.from_options(options, run_id=meta.get("run_id"), origin=f"{'ONNX' if option == '--onnx' else 'TensorFlow Lite'} metadata")
     check = ID.compare(run.identity, theirs, "same-run", ("run", "file"))
     if not check.same:
         raise MnetcostError(f"{option} {path}: not a model of the run in {run.path}: {check.text()}")

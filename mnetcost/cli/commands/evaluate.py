@@ -41,13 +41,14 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
     ONNX Runtime (--onnx FILE ...) and int8 TensorFlow Lite files in TensorFlow Lite and
     TensorFlow Lite Micro (--tflite FILE ...), on the same images with the same preprocessing
     (the per-channel mean and std of the run's training images, as the run recorded them). FMP
-    layers use their fixed evaluation draw in all of them. JSON: one object per evaluation (a list for
-    several) with at least runtime, dtype, accuracy, images.
+    layers use their fixed evaluation draw in all of them. JSON: one object per evaluation (a list
+    for several) with at least runtime, dtype, accuracy, images.
 
     Everything is checked against the run first (exit 2, one line): the checkpoint must be the
     run's own (its run id), an ONNX or TensorFlow Lite file must be a model `mnetcost export --run`
-    wrote from this run (its mnetcost metadata), and a --dataset must have the run's classes: listed in another order, its
-    labels are mapped to the run's by class name (said on stderr); other classes are refused.
+    wrote from this run (its mnetcost metadata), and a --dataset must have the run's classes:
+    listed in another order, its labels are mapped to the run's by class name (said on stderr);
+    other classes are refused.
 
     \b
     Examples:

@@ -212,7 +212,7 @@ def test_a_file_of_another_model_or_not_tflite_is_refused(trained_run, tmp_path)
 
     meta = {**EV.run_metadata(EV.open_run(run, "best")), "run_id": "0" * 32}
     foreign = tmp_path / "foreign.tflite"
-    foreign.write_bytes(TL.canonical(raw, own, meta))
+    foreign.write_bytes(TL.canonical(raw, own, TL.identity_bytes(meta)))
     result = cli("evaluate", "--run", run, "--tflite", foreign, "--data-dir", cache)
     assert result.exit_code == 2 and "not a model of the run" in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1

@@ -259,11 +259,11 @@ def builtin_name(model, op) -> str:
     return {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}.get(number, str(number))
 
 
-def canonical(data: bytes, network, identity: dict | None = None) -> bytes:
+def canonical(data: bytes, network, identity: bytes | None = None) -> bytes:
     """The converter's int8 file laid out as the calculator predicts (module docstring): tensors named
     and ordered after the layers, one buffer each, a zero bias put back where the converter dropped
-    one, no CONVERSION_METADATA; with ``identity`` (what the model is and where its weights came from),
-    a ``mnetcost`` metadata buffer holding it as JSON (:func:`identity_bytes`, :func:`identity_of`).
+    one, no CONVERSION_METADATA; with ``identity`` (what the model is and where its weights came from,
+    as :func:`identity_bytes` writes it), a ``mnetcost`` metadata buffer holding it (:func:`identity_of`).
     Refuses (:class:`TfliteError`) a graph whose operators or tensor shapes are not the calculator's
     lowering."""
     fb = _schema()
@@ -347,7 +347,7 @@ def canonical(data: bytes, network, identity: dict | None = None) -> bytes:
     entries = [metadata]
     if identity is not None:
         identity_buffer = fb.BufferT()
-        identity_buffer.data = np.frombuffer(identity_bytes(identity), dtype=np.uint8)
+        identity_buffer.data = np.frombuffer(identity, dtype=np.uint8)
         buffers.append(identity_buffer)
         entry = fb.MetadataT()
         entry.name, entry.buffer = TM.IDENTITY_METADATA.encode(), len(buffers) - 1
@@ -568,7 +568,8 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
     calibration = EV.calibration_images(source.train_images, calibration_images)
     quantize_began = time.perf_counter()
     raw = convert(model, nhwc(source.normalization.apply(calibration)))
-    data = canonical(raw, network, source.metadata)
+    identity = identity_bytes(source.metadata)
+    data = canonical(raw, network, identity)
     quantize_s = time.perf_counter() - quantize_began
     int8_out = run_tflite(data, x_nhwc, threads)
     against_torch = EX.compare(reference, int8_out, tolerance)
@@ -579,7 +580,7 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
                     "int8": int8_correct / len(labels),
                     "difference_points": 100 * (int8_correct - torch_correct) / len(labels)}
     graph = TM.lower(network)
-    layout = TM.file_layout(graph, len(identity_bytes(source.metadata)))
+    layout = TM.file_layout(graph, len(identity))
     arena = tflm.arena(network, graph)
     q_in, q_out = io_quantization(data)
     record = {
@@ -605,7 +606,7 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
         "metadata": source.metadata,
         "export_seconds": round(time.perf_counter() - began, 2),
         "bytes": len(data),
-        "identity_bytes": len(identity_bytes(source.metadata)),  # the mnetcost metadata buffer
+        "identity_bytes": len(identity),  # the mnetcost metadata buffer
     }
     return Exported(proto=None, data=data, record=record)
 

@@ -117,8 +117,9 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
     tflite_models = []
     for path in tflite_files:  # every file is checked before the (slow) data and evaluation
         data_bytes = _tflite_file(path, network, run.config.classes)
-        EV.check_file_metadata(run, TL.identity_of(data_bytes), path, "--tflite")
-        tflite_models.append((path, data_bytes))
+        meta = TL.identity_of(data_bytes)
+        EV.check_file_metadata(run, meta, path, "--tflite")
+        tflite_models.append((path, data_bytes, meta))
     data = EV.run_dataset(run, data_dir) if dataset is None else EV.load_data(dataset, data_dir)
     what = f"--dataset {dataset}" if dataset is not None else f"the run's dataset {run.config.dataset}"
     EV.check_fits(data, run.config.classes, network.resolution, what)
@@ -144,8 +145,7 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
         meta = metadata_of(proto)
         results.append(_row(acc, common, checkpoint=meta.get("checkpoint"), epoch=meta.get("epoch"), onnx=str(path)))
 
-    for path, data_bytes in tflite_models:
-        meta = TL.identity_of(data_bytes)
+    for path, data_bytes, meta in tflite_models:
         for runtime in chosen:
             acc = TL.accuracy(data_bytes, path, runtime, images, labels, normalization, threads)
             results.append(_row(acc, common, checkpoint=meta.get("checkpoint"), epoch=meta.get("epoch"), onnx=None)

@@ -179,7 +179,8 @@ def test_plot_runs_draws_the_mean_over_seeds(grid, tmp_path):
 
     runs, _ = load_runs(grid)  # the grid layout nests runs two folders deep
     assert len(runs) == 9
-    merged = R.mean_over_seeds(runs)
+    merged, behind = R.mean_over_seeds(runs)
+    assert behind == []  # the partial fmp δ=4 run is alone: its own point
     points, _ = collect_points("cifar10", runs=merged)
     fmp = [p for p in points if p["source"] != "paper" and (p["variant"], p["alpha"], p["delta"]) == ("fmp", 0.25, 2)]
     assert len(fmp) == 1
@@ -218,3 +219,70 @@ def test_a_verdict_resting_on_unfinished_runs_says_so(tmp_path):
     assert mp3_base["unfinished"] == [] and "provisional" not in mp3_base["evidence"]
     table = CliRunner().invoke(main, ["report", str(root), "--format", "markdown"], catch_exceptions=False).stdout
     assert "holds (unfinished)" in table and table.count("(unfinished)") == 1
+
+
+def _seeds_behind(root):
+    """fmp α=0.25 δ=2: seed 0 finished (best 0.76), seed 1 at 12 of 30 epochs (best 0.66); fmp δ=4:
+    seed 0 at 18 of 30 (0.77), seed 1 at 9 of 30 (0.60); mp3 δ=2: both seeds finished."""
+    write_run(root, "fmp", 0.25, 2, 0, [0.70] * 29 + [0.76])
+    write_run(root, "fmp", 0.25, 2, 1, [0.60] * 11 + [0.66], planned=30)
+    write_run(root, "fmp", 0.25, 4, 0, [0.70] * 17 + [0.77], planned=30)
+    write_run(root, "fmp", 0.25, 4, 1, [0.55] * 8 + [0.60], planned=30)
+    write_run(root, "mp3", 0.25, 2, 0, [0.62] * 30)
+    write_run(root, "mp3", 0.25, 2, 1, [0.64] * 30)
+    return root
+
+
+def test_a_seed_behind_the_others_is_shown_apart_not_pooled(tmp_path):
+    """A mean pools runs at one epoch count: a seed still training stays out of the mean of the
+    seeds that finished (or, while none has, of those furthest on) and is listed with its figures."""
+    root = _seeds_behind(tmp_path / "grid")
+    data, _ = report_json(root)
+    rows = {(r["variant"], r["delta"]): r for r in data["runs"]}
+    fmp = rows[("fmp", 2)]
+    assert fmp["best_test_accuracy"] == {"mean": 0.76, "std": None, "min": 0.76, "max": 0.76, "n": 1}
+    assert fmp["runs"] == ["cifar10/fmp-a0.25-d2-s0", "cifar10/fmp-a0.25-d2-s1"] and fmp["epochs"] == [12, 30]
+    assert fmp["not_in_means"] == [{"run": "cifar10/fmp-a0.25-d2-s1", "epochs": 12, "epochs_planned": 30,
+                                    "best_test_accuracy": 0.66, "final_test_accuracy": 0.66}]
+    assert fmp["seconds_per_run"] == pytest.approx(30 * 30.0)  # the finished seed's time, not a partial one's
+    deeper = rows[("fmp", 4)]  # neither finished: the one furthest on counts, provisionally
+    assert deeper["best_test_accuracy"]["mean"] == 0.77 and deeper["best_test_accuracy"]["n"] == 1
+    assert [item["run"] for item in deeper["not_in_means"]] == ["cifar10/fmp-a0.25-d4-s1"]
+    assert rows[("mp3", 2)]["not_in_means"] == [] and rows[("mp3", 2)]["best_test_accuracy"]["n"] == 2
+    claims = {(c["a"], c["b"]): c for c in data["claims"]}
+    fmp_mp3 = claims[("fmp α=0.25 δ=2", "mp3 α=0.25 δ=2")]
+    assert fmp_mp3["verdict"] == "holds" and fmp_mp3["difference"] == pytest.approx(0.76 - 0.63)
+    assert fmp_mp3["unfinished"] == [] and "provisional" not in fmp_mp3["evidence"]
+    assert fmp_mp3["not_in_means"] == ["cifar10/fmp-a0.25-d2-s1 (12 of 30 epochs)"]
+    assert "not in the means (behind the other seeds): cifar10/fmp-a0.25-d2-s1 (12 of 30 epochs)" \
+        in fmp_mp3["evidence"]
+    deeper_claim = claims[("fmp α=0.25 δ=4", "fmp α=0.25 δ=2")]
+    assert deeper_claim["unfinished"] == ["cifar10/fmp-a0.25-d4-s0 (18 of 30 epochs)"]
+    assert deeper_claim["difference"] == pytest.approx(0.77 - 0.76)
+    table = CliRunner().invoke(main, ["report", str(root), "--format", "markdown"], catch_exceptions=False).stdout
+    assert "not in the means, behind the other seeds: cifar10/fmp-a0.25-d2-s1 at 12 of 30 epochs " \
+           "(best 66.0 % so far)" in table
+    csv_text = CliRunner().invoke(main, ["report", str(root), "--format", "csv"], catch_exceptions=False).stdout
+    assert "cifar10/fmp-a0.25-d2-s1 (12 epochs)" in csv_text
+
+
+def test_plot_leaves_a_seed_behind_out_of_the_mean_and_marks_unfinished_points(tmp_path):
+    from mnetcost.analysis.plot import point_label
+    from mnetcost.analysis.sweep import load_runs
+
+    root = _seeds_behind(tmp_path / "grid")
+    runs, _ = load_runs(root)
+    merged, behind = R.mean_over_seeds(runs)
+    assert sorted(item.source for item in behind) == ["fmp-a0.25-d2-s1", "fmp-a0.25-d4-s1"]
+    out = tmp_path / "runs.png"
+    result = CliRunner().invoke(main, ["plot", "--runs", str(root), "--out", str(out), "--format", "json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert ("note: left out of the mean of their seeds, behind the others: fmp-a0.25-d2-s1 (12 of 30 epochs), "
+            "fmp-a0.25-d4-s1 (9 of 30 epochs)") in result.stderr
+    measured = {(p["variant"], p["delta"]): p for p in json.loads(result.stdout)["points"] if p["source"] != "paper"}
+    assert measured[("fmp", 2)]["accuracy"] == 0.76 and "epochs" not in measured[("fmp", 2)]
+    assert measured[("mp3", 2)]["seeds"] == 2 and measured[("mp3", 2)]["accuracy"] == pytest.approx(0.63)
+    unfinished = measured[("fmp", 4)]
+    assert (unfinished["accuracy"], unfinished["epochs"], unfinished["epochs_planned"]) == (0.77, 18, 30)
+    assert point_label(unfinished) == "α=0.25 δ=4 (fmp-a0.25-d4-s0, 18 of 30 epochs)"

@@ -156,6 +156,8 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
                  "baseline": item.is_baseline}
         point["peak_activation_bytes"], point["weight_bytes"] = _memory(item, dtype)
         point["dtype"] = dtype
+        if getattr(item, "unfinished", False) and item.epochs and item.epochs_planned:  # a run still training
+            point.update(epochs=item.epochs, epochs_planned=item.epochs_planned)
         if getattr(item, "seeds", 1) > 1:  # the mean of several seeds (analysis.runs.mean_over_seeds)
             point.update(seeds=item.seeds, accuracy_min=item.accuracy_min, accuracy_max=item.accuracy_max)
         if latency is not None:
@@ -533,12 +535,13 @@ def point_label(point: dict) -> str:
     text = f"α={point['alpha']:g} δ={point['delta']}"
     if point["source"] == "paper":
         return text
+    progress = f", {point['epochs']} of {point['epochs_planned']} epochs" if point.get("epochs_planned") else ""
     seeds = point.get("seeds", 1)
     if seeds > 1 and point.get("accuracy_min") is not None:
         name = point["source"].removesuffix(f" ({seeds} seeds)")
         return (f"{text} ({name}: {seeds} seeds, {100 * point['accuracy_min']:.1f}–"
-                f"{100 * point['accuracy_max']:.1f} %)")
-    return f"{text} ({point['source']})"
+                f"{100 * point['accuracy_max']:.1f} %{progress})")
+    return f"{text} ({point['source']}{progress})"
 
 
 def legend_handles(*handle_dicts) -> list:

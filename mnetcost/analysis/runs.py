@@ -239,13 +239,22 @@ class Group:
         data = self.identity.data if self.identity is not None else {}
         return {"name": self.dataset, "source": data.get("source"), "fingerprint": data.get("fingerprint")}
 
+    def counted(self) -> list[RunRecord]:
+        """The runs its means pool (:func:`counted_runs`): runs at one epoch count only, so that a
+        seed still training does not pull down the mean of the seeds that finished."""
+        return counted_runs(self.runs, lambda r: r.has_accuracy, lambda r: r.complete, lambda r: r.epochs)
+
+    def apart(self) -> list[RunRecord]:
+        """Its runs with an accuracy that the means leave out (still behind the counted ones)."""
+        kept = {id(r) for r in self.counted()}
+        return [r for r in self.runs if r.has_accuracy and id(r) not in kept]
+
     def accuracy(self, metric: str = "best") -> Stats | None:
-        return stats([getattr(r, metric) for r in self.runs if getattr(r, metric) is not None])
+        return stats([getattr(r, metric) for r in self.counted() if getattr(r, metric) is not None])
 
     def unfinished(self) -> list[str]:
-        """Its runs that have not trained all their planned epochs, as "name (E of P epochs)"."""
-        return [f"{r.name} ({r.epochs} of {r.epochs_planned} epochs)" for r in self.runs
-                if not r.complete and r.epochs_planned is not None]
+        """Its counted runs that have not trained all their planned epochs, as "name (E of P epochs)"."""
+        return [_progress(r) for r in self.counted() if not r.complete and r.epochs_planned is not None]
 
     def identity_notes(self) -> list[dict]:
         """What its runs do not record, so that it could not be compared when they were pooled
@@ -261,6 +270,22 @@ class Group:
             if lacking:
                 notes.append({"note": what, "runs": lacking})
         return notes
+
+
+def counted_runs(runs: list, has_accuracy, complete, epochs) -> list:
+    """Of runs that differ only in their seed, those a mean may pool: the complete ones when any
+    run is complete; else those with the most finished epochs. Runs at other epoch counts are left
+    out of the mean (and shown apart), since their accuracy is not yet what the recipe gives."""
+    measured = [run for run in runs if has_accuracy(run)]
+    finished = [run for run in measured if complete(run)]
+    if finished:
+        return finished
+    most = max((epochs(run) for run in measured), default=None)
+    return [run for run in measured if epochs(run) == most]
+
+
+def _progress(record: RunRecord) -> str:
+    return f"{record.name} ({record.epochs} of {record.epochs_planned} epochs)"
 
 
 def _keep_first(record: RunRecord) -> tuple:
@@ -352,7 +377,7 @@ def describe_groups(groups: list[Group]) -> list[dict]:
     for group, label in zip(groups, data_labels(groups)):
         best, final = group.accuracy("best"), group.accuracy("final")
         paper = printed.get((group.paper_dataset, group.variant, round(group.alpha, 9), group.delta))
-        seconds = [r.seconds for r in group.runs if r.seconds is not None]
+        seconds = [r.seconds for r in group.counted() if r.seconds is not None]
         costs = _costs(group)
         batch = dict(group.recipe).get("batch_size")
         per_image = costs.get("training_activation_bytes_per_image")
@@ -363,6 +388,9 @@ def describe_groups(groups: list[Group]) -> list[dict]:
             "recipe": dict(group.recipe), "runs": [r.name for r in group.runs],
             "seeds": [r.seed for r in group.runs], "complete": sum(r.complete for r in group.runs),
             "without_accuracy": [r.name for r in group.runs if not r.has_accuracy],
+            # runs at fewer epochs than the counted ones: left out of the means, their figures so far
+            "not_in_means": [{"run": r.name, "epochs": r.epochs, "epochs_planned": r.epochs_planned,
+                              "best_test_accuracy": r.best, "final_test_accuracy": r.final} for r in group.apart()],
             "left_out": [{"run": name, "reason": reason} for name, reason in group.left_out],
             "identity_notes": group.identity_notes(),
             "best_test_accuracy": _stats_dict(best), "final_test_accuracy": _stats_dict(final),
@@ -457,6 +485,9 @@ def check_claims(groups: list[Group], metric: str = "best") -> list[dict]:
                 "verdict": outcome,
                 # runs still training: a verdict that rests on them may change when they finish
                 "unfinished": [name for g in (a_group, b_group) if g is not None for name in g.unfinished()],
+                # seeds still behind the counted runs: not in the means (the verdict may move when they finish)
+                "not_in_means": [_progress(r) if r.epochs_planned is not None else r.name
+                                 for g in (a_group, b_group) if g is not None for r in g.apart()],
             }
             if b_key == ("base", 1.0, 1):
                 from mnetcost.calculator.cost import network_cost
@@ -507,6 +538,8 @@ def evidence(item: dict) -> str:
                      f"({item['a_mult_adds'] / item['b_mult_adds']:.2f}x)")
     if provisional(item):
         parts.append("provisional, runs unfinished: " + ", ".join(item["unfinished"]))
+    if item.get("not_in_means") and item["difference"] is not None:
+        parts.append("not in the means (behind the other seeds): " + ", ".join(item["not_in_means"]))
     return "; ".join(parts)
 
 
@@ -525,22 +558,29 @@ def report(directory: str | Path, metric: str = "best") -> tuple[dict, list[str]
 
 
 # --- seeds averaged for plots ------------------------------------------------------------------------
-def mean_over_seeds(known: list) -> list:
+def mean_over_seeds(known: list) -> tuple[list, list]:
     """:class:`~mnetcost.analysis.sweep.KnownResult` runs that differ only in their seed, as one
     point each (:func:`mnetcost.identity.pool`, as the report pools them; a seed counted once):
-    the mean accuracy, ``seeds`` the count, ``accuracy_min``/``accuracy_max`` the range. A run
-    without a seed or an identity, and the paper's rows, stay their own points."""
+    the mean accuracy, ``seeds`` the count, ``accuracy_min``/``accuracy_max`` the range. As in the
+    report, the mean pools runs at one epoch count only (:func:`counted_runs`). A run without a
+    seed or an identity, and the paper's rows, stay their own points.
+
+    Returns (points, apart): ``apart`` the runs left out of a mean because they are behind the
+    other seeds (not plotted)."""
     from dataclasses import replace
 
     from mnetcost import identity as ID
 
     pooled = [item for item in known if getattr(item, "seed", None) is not None and getattr(item, "identity", None)]
-    points = {}  # id(first run of a pool) -> its point; the other runs of a pool have none
+    points = {}  # id(first counted run of a pool) -> its point; the other runs of a pool have none
     counted = set()
+    apart = []
     for found in ID.pool(pooled, lambda item: item.identity, lambda item: item.source):
-        items = found.members
-        counted.update(id(item) for item in items)
+        counted.update(id(item) for item in found.members)
         counted.update(id(item) for item, _ in found.left_out)
+        items = counted_runs(found.members, lambda item: True, lambda item: item.complete is not False,
+                             lambda item: item.epochs or 0)
+        apart += [item for item in found.members if id(item) not in {id(kept) for kept in items}]
         if len(items) == 1:
             points[id(items[0])] = items[0]
             continue
@@ -550,5 +590,5 @@ def mean_over_seeds(known: list) -> list:
         points[id(items[0])] = replace(items[0], source=f"{stem} ({len(items)} seeds)",
                                        accuracy=math.fsum(values) / len(values), seed=None, seeds=len(items),
                                        accuracy_min=min(values), accuracy_max=max(values))
-    return [points[id(item)] if id(item) in points else item for item in known
-            if id(item) in points or id(item) not in counted]
+    return ([points[id(item)] if id(item) in points else item for item in known
+             if id(item) in points or id(item) not in counted], apart)

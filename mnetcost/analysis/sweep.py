@@ -62,6 +62,13 @@ class KnownResult:
     seeds: int = 1  # > 1: the mean of that many seeds (mnetcost.analysis.runs.mean_over_seeds)
     accuracy_min: float | None = None  # their range
     accuracy_max: float | None = None
+    epochs: int | None = None  # a run's finished epochs and the epochs it plans (None: not recorded)
+    epochs_planned: int | None = None
+    complete: bool | None = None  # False: still short of its planned epochs
+
+    @property
+    def unfinished(self) -> bool:
+        return self.complete is False
 
     @property
     def key(self) -> tuple:
@@ -132,9 +139,11 @@ def _run_from_summary(path: Path, data) -> KnownResult:
     identity = (ID.read_run(path.parent) if (path.parent / "config.json").is_file() else None) \
         or ID.from_summary(data)
     recipe = tuple((key, identity.recipe[key]) for key in RECIPE_KEYS if identity.recipe.get(key) is not None)
+    progress = {key: data.get(key) if _positive_int(data.get(key)) else None for key in ("epochs", "epochs_planned")}
+    complete = data.get("complete") if isinstance(data.get("complete"), bool) else None
     return KnownResult(source=name, variant=variant, alpha=float(alpha), delta=delta, classes=classes,
                        resolution=resolution, accuracy=float(accuracy), dataset=dataset, path=str(path), seed=seed,
-                       recipe=recipe, identity=identity, **counts)
+                       recipe=recipe, identity=identity, complete=complete, **progress, **counts)
 
 
 def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:

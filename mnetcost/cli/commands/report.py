@@ -56,6 +56,7 @@ def _csv_runs(groups: list[dict]) -> list[dict]:
                     "train_activation_bytes": g["training_activation_bytes"],
                     "peak_activation_bytes": g["peak_activation_bytes"], "epochs_done": g["epochs"],
                     "time_per_run_s": g["seconds_per_run"],
+                    "not_in_means": "; ".join(f"{item['run']} ({item['epochs']} epochs)" for item in g["not_in_means"]),
                     "left_out": "; ".join(f"{item['run']} ({item['reason']})" for item in g["left_out"])})
         rows.append({key: _exact(value) for key, value in row.items()})
     return rows
@@ -69,7 +70,7 @@ def _csv_claims(claims: list[dict]) -> list[dict]:
             for stat in ("n", "mean", "std", "min", "max"):
                 row[f"{side}_acc_{stat}"] = c[f"{side}_accuracy"][stat]
         row.update({"difference": c["difference"], "margin": c["margin"], "paper_difference": c["paper_difference"],
-                    "verdict": c["verdict"], "unfinished": c["unfinished"]})
+                    "verdict": c["verdict"], "unfinished": c["unfinished"], "not_in_means": c["not_in_means"]})
         rows.append({key: _exact(value) for key, value in row.items()})
     return rows
 
@@ -94,7 +95,8 @@ def command(directory, metric, what, fmt):
     One row per configuration: best and final test accuracy as mean ± standard deviation over its
     seeds, the difference from the paper (points), params and Mult-Adds computed by mnetcost
     (paper convention), training activation memory for the run's batch where known, epochs and
-    training time per run. Runs are pooled only when they are the same experiment but for their
+    training time per run. A mean pools runs at one epoch count: the seeds that finished, or while
+    none has, those furthest on; a seed still behind them is shown apart. Runs are pooled only when they are the same experiment but for their
     seed: the same configuration, recipe (every option down to the planned epochs) and data (by
     its fingerprint; runs that record none, by its path); a seed counts once (a copied run folder
     or a second run of a seed is left out, and said so).
@@ -169,6 +171,11 @@ def command(directory, metric, what, fmt):
         notes.append(f"recipe of every run: {recipe_note}")
     notes += [f"not in the means: {name} has no finite test accuracy" for g in groups
               for name in g["without_accuracy"]]
+    notes += [f"not in the means, behind the other seeds: {item['run']} at {item['epochs']}"
+              + (f" of {item['epochs_planned']}" if item["epochs_planned"] else "") + " epochs"
+              + (f" (best {100 * item['best_test_accuracy']:.1f} % so far)" if item["best_test_accuracy"] is not None
+                 else "")
+              for g in groups for item in g["not_in_means"]]
     notes += [f"left out: {item['run']} ({item['reason']})" for g in groups for item in g["left_out"]]
     pooled: dict[str, list] = {}
     for g in groups:

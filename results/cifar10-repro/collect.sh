@@ -2,7 +2,8 @@
 # Copy a grid's results (never checkpoints or data) into this folder and rebuild the report and figure.
 #   usage: results/cifar10-repro/collect.sh GRID_OUT [MIN_EPOCHS]     (the OUT given to run.sh)
 # Runs with fewer than MIN_EPOCHS finished epochs (default 5) are left out: their first epochs say
-# nothing about the paper's claims. Unfinished runs that are copied are marked so by the report.
+# nothing about the paper's claims. Unfinished runs that are copied are marked so by the report, and a
+# seed behind its configuration's other seeds is shown apart, not pooled into their mean.
 # The report and figure are made from the repository's root, exactly as tests/test_reproduction.py
 # remakes them to check that the committed files are what the committed runs give.
 set -eu

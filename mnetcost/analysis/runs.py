@@ -284,8 +284,13 @@ def counted_runs(runs: list, has_accuracy, complete, epochs) -> list:
     return [run for run in measured if epochs(run) == most]
 
 
+def progress_text(name: str, epochs: int | None, epochs_planned: int | None) -> str:
+    """A run's name with how far it is, "name (E of P epochs)" (the name alone when it plans none)."""
+    return f"{name} ({epochs} of {epochs_planned} epochs)" if epochs_planned else name
+
+
 def _progress(record: RunRecord) -> str:
-    return f"{record.name} ({record.epochs} of {record.epochs_planned} epochs)"
+    return progress_text(record.name, record.epochs, record.epochs_planned)
 
 
 def _keep_first(record: RunRecord) -> tuple:
@@ -486,8 +491,7 @@ def check_claims(groups: list[Group], metric: str = "best") -> list[dict]:
                 # runs still training: a verdict that rests on them may change when they finish
                 "unfinished": [name for g in (a_group, b_group) if g is not None for name in g.unfinished()],
                 # seeds still behind the counted runs: not in the means (the verdict may move when they finish)
-                "not_in_means": [_progress(r) if r.epochs_planned is not None else r.name
-                                 for g in (a_group, b_group) if g is not None for r in g.apart()],
+                "not_in_means": [_progress(r) for g in (a_group, b_group) if g is not None for r in g.apart()],
             }
             if b_key == ("base", 1.0, 1):
                 from mnetcost.calculator.cost import network_cost
@@ -580,7 +584,8 @@ def mean_over_seeds(known: list) -> tuple[list, list]:
         counted.update(id(item) for item, _ in found.left_out)
         items = counted_runs(found.members, lambda item: True, lambda item: item.complete is not False,
                              lambda item: item.epochs or 0)
-        apart += [item for item in found.members if id(item) not in {id(kept) for kept in items}]
+        kept = {id(item) for item in items}
+        apart += [item for item in found.members if id(item) not in kept]
         if len(items) == 1:
             points[id(items[0])] = items[0]
             continue

@@ -74,7 +74,7 @@ def command(out, dataset, x, latency_file, runtime, runs_dir, no_paper, tables, 
     if runs_dir is not None:
         from mnetcost.analysis.sweep import load_runs
 
-        from mnetcost.analysis.runs import mean_over_seeds
+        from mnetcost.analysis.runs import mean_over_seeds, progress_text
 
         runs, warnings = load_runs(runs_dir)
         for line in warnings:
@@ -82,8 +82,7 @@ def command(out, dataset, x, latency_file, runtime, runs_dir, no_paper, tables, 
         runs, behind = mean_over_seeds(runs)  # runs that differ only in their seed: one point, their mean
         if behind:
             click.echo("note: left out of the mean of their seeds, behind the others: " + ", ".join(
-                f"{item.source} ({item.epochs} of {item.epochs_planned} epochs)" if item.epochs_planned
-                else item.source for item in behind), err=True)
+                progress_text(item.source, item.epochs, item.epochs_planned) for item in behind), err=True)
     dtype = dtype or "fp32"
     if dtype != "fp32" and x not in ("peak_memory", "weight_bytes"):
         raise click.UsageError("--dtype is only used with --x peak_memory or --x weight_bytes")

@@ -96,10 +96,10 @@ def command(directory, metric, what, fmt):
     seeds, the difference from the paper (points), params and Mult-Adds computed by mnetcost
     (paper convention), training activation memory for the run's batch where known, epochs and
     training time per run. A mean pools runs at one epoch count: the seeds that finished, or while
-    none has, those furthest on; a seed still behind them is shown apart. Runs are pooled only when they are the same experiment but for their
-    seed: the same configuration, recipe (every option down to the planned epochs) and data (by
-    its fingerprint; runs that record none, by its path); a seed counts once (a copied run folder
-    or a second run of a seed is left out, and said so).
+    none has, those furthest on; a seed still behind them is shown apart. Runs are pooled only when
+    they are the same experiment but for their seed: the same configuration, recipe (every option
+    down to the planned epochs) and data (by its fingerprint; runs that record none, by its path);
+    a seed counts once (a copied run folder or a second run of a seed is left out, and said so).
 
     Then the claims, for each configuration of the paper they concern: δ=4 beats δ=2 at each
     (variant, α); fmp beats mp3 and mp3 beats base at each (α, δ); fmp α=0.25 δ=2 beats the

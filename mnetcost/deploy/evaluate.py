@@ -213,6 +213,9 @@ def test_labels(run: Run, data, what: str) -> tuple[np.ndarray, str | None]:
                                                               "its labels were mapped to the run's by class name")
 
 
+FILE_FORMATS = {"--onnx": "ONNX", "--tflite": "TensorFlow Lite"}  # the option naming an exported file -> its format
+
+
 def check_file_metadata(run: Run, meta: dict, path, option: str = "--onnx") -> None:
     """Refuse an exported file (ONNX, or TensorFlow Lite with ``option`` --tflite) that is not a
     model of this run, by what ``mnetcost export`` wrote into it (run id; for older files the
@@ -222,7 +225,7 @@ def check_file_metadata(run: Run, meta: dict, path, option: str = "--onnx") -> N
                             f"{run.path}; evaluate files that `mnetcost export --run` wrote")
     options = {key: meta.get(key) for key in ("variant", "alpha", "delta", "classes", "resolution", "fmp_mode")}
     options.update(seed=meta.get("fmp_seed"), dataset_name=meta.get("dataset"))
-    theirs = ID.from_options(options, run_id=meta.get("run_id"), origin=f"{'ONNX' if option == '--onnx' else 'TensorFlow Lite'} metadata")
+    theirs = ID.from_options(options, run_id=meta.get("run_id"), origin=f"{FILE_FORMATS[option]} metadata")
     check = ID.compare(run.identity, theirs, "same-run", ("run", "file"))
     if not check.same:
         raise MnetcostError(f"{option} {path}: not a model of the run in {run.path}: {check.text()}")

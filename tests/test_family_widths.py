@@ -45,12 +45,13 @@ def test_v2_block1_peak_holds_the_residual_input():
 
 
 # --- MobileNetV3: the residual of V3-Small block 7 (40 -> 48) and V3-Large block 11 (80 -> 112) ------
-SMALL_BLOCK7 = [(0.13, 0.18), (0.23, 0.37), (0.45, 0.55), (0.67, 0.74), (0.89, 0.91)]
+SMALL_BLOCK7 = [(0.10, 0.18), (0.23, 0.37), (0.45, 0.55), (0.67, 0.74), (0.89, 0.91)]
 
 
 def test_v3_small_block7_adds_at_the_alphas_where_40_and_48_round_alike():
     with_adds = [a for a in GRID if "block7_add" in names(resolve("mobilenet_v3_small", a))]
     assert with_adds == [a for a in GRID if any(lo <= a <= hi for lo, hi in SMALL_BLOCK7)]
+    assert with_adds == [a for a in GRID if tv_divisible(40 * a) == tv_divisible(48 * a)]
     assert 0.35 in with_adds and 0.5 in with_adds
     net = resolve("mobilenet_v3_small", 0.5)
     assert net.layer("block7_add").inputs == ("block7_project", "block6_add")
@@ -58,9 +59,10 @@ def test_v3_small_block7_adds_at_the_alphas_where_40_and_48_round_alike():
     assert net.layer("block8_add").inputs == ("block8_project", "block7_add")
 
 
-def test_v3_large_block11_adds_at_alpha_014_015_023():
+def test_v3_large_block11_adds_at_alpha_012_to_015_and_023():
     with_adds = [a for a in GRID if "block11_add" in names(resolve("mobilenet_v3_large", a))]
-    assert with_adds == [0.14, 0.15, 0.23]
+    assert with_adds == [0.12, 0.13, 0.14, 0.15, 0.23]
+    assert with_adds == [a for a in GRID if tv_divisible(80 * a) == tv_divisible(112 * a)]
 
 
 # --- MobileNetV3's expansion layer: absent where the rounded expanded width is the input's ---------

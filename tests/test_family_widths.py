@@ -131,3 +131,16 @@ def test_a_sweep_leaves_out_the_points_where_a_forced_residual_cannot_add(tmp_pa
     assert len(reasons) == 1 and "residual = true cannot add" in reasons[0] and "the shapes differ" in reasons[0]
     assert sum(item["count"] for item in result.skipped) == 2
     assert np.array_equal(result.mult_adds, [network_cost(resolve(str(path), 0.25)).mult_adds])
+
+
+def test_crosscheck_reference_keras_without_keras_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['keras'] = None; "  # import keras -> ImportError
+            "from mnetcost.cli import main; sys.argv = ['mnetcost'] + sys.argv[1:]; main()")
+    result = subprocess.run([sys.executable, "-c", code, "crosscheck", "--reference", "keras", "-v", "mobilenet_v2"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "(keras is not installed)" in result.stderr and "pip install 'mnetcost[tflite]'" in result.stderr

@@ -323,6 +323,10 @@ def _tflm(ctx, variant, alpha, delta, classes, resolution, rounding, fmp_mode, r
         raise click.ClickException(f"crosscheck --runtime tflm failed: {', '.join(bad)} differ from the interpreter")
 
 
+def _count(value) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
 def _keras(ctx, variant, alpha, delta, classes, resolution, rounding, fmt):
     """``crosscheck --reference keras``: the resolved network against Keras applications' build."""
     from mnetcost.cli.options import is_given
@@ -383,7 +387,7 @@ def _keras(ctx, variant, alpha, delta, classes, resolution, rounding, fmt):
         first = bad_layers[0] if bad_layers else None
         detail = (f"; first at {first.name or '(none)'} / {first.keras_name or '(none)'}: "
                   f"{shape(first.output_shape) or '-'} vs {shape(first.keras_output_shape) or '-'}, "
-                  f"{number(first.mult_adds)} vs {number(first.keras_mult_adds)} Mult-Adds" if first else "")
+                  f"{_count(first.mult_adds)} vs {_count(first.keras_mult_adds)} Mult-Adds" if first else "")
         raise click.ClickException(
             f"crosscheck --reference keras failed: {network.variant} at rounding {network.rounding} differs from "
             f"Keras's {check.build.application} ("

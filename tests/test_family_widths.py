@@ -144,3 +144,51 @@ def test_crosscheck_reference_keras_without_keras_is_one_line(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "(keras is not installed)" in result.stderr and "pip install 'mnetcost[tflite]'" in result.stderr
+
+
+# --- the Keras rule (rounding = "keras"); each figure was measured on keras.applications' own build
+# (count_params and the Mult-Adds of its layers: tests/test_keras_reference.py does it at every alpha) ---
+def test_keras_rule_v3_large_075_is_keras_and_tf_slim():
+    keras = network_cost(resolve("mobilenet_v3_large", 0.75, rounding="keras"))
+    assert (keras.params, keras.mult_adds) == (4_012_616, 154_560_624)  # TF-slim publishes 155 M and 4.0 M
+    torchvision = network_cost(resolve("mobilenet_v3_large", 0.75))
+    assert torchvision.mult_adds == 140_033_816
+    keras_net, torch_net = (resolve("mobilenet_v3_large", 0.75, rounding=rule) for rule in ("keras", "divisible8"))
+    widths = {name: (keras_net.layer(name).out_c, torch_net.layer(name).out_c)
+              for name in ("conv1", "block2_expand", "block8_expand", "block9_expand", "conv3")}
+    assert widths == {
+        "conv1": (16, 16),  # Keras keeps the stem at 16; make_divisible(16 * 0.75) = 16 too
+        "block2_expand": (64, 48),  # ratio 64/16 x the 16-channel stem; make_divisible(64 * 0.75)
+        "block8_expand": (160, 152),  # 2.5 x 64; make_divisible(200 * 0.75)
+        "block9_expand": (144, 136),  # make_divisible(2.3 x 64 = 147.2); make_divisible(184 * 0.75)
+        "conv3": (1280, 960),  # the head keeps 1280 for alpha <= 1; torchvision scales it
+    }
+    wide = resolve("mobilenet_v3_large", 1.4, rounding="keras")
+    assert (wide.layer("conv1").out_c, wide.layer("conv3").out_c) == (16, 1792)
+
+
+def test_keras_rule_v2_rounds_the_truncated_width():
+    # Keras's MobileNetV2 makes int(filters * alpha) divisible by 8: at alpha 0.28 the 32-wide blocks
+    # get int(8.96) = 8 -> 8 channels, where make_divisible(8.96) = 16 (8 < 0.9 x 8.96)
+    keras_net, torch_net = (resolve("mobilenet_v2", 0.28, rounding=rule) for rule in ("keras", "divisible8"))
+    assert (keras_net.layer("block4_project").out_c, torch_net.layer("block4_project").out_c) == (8, 16)
+    keras = network_cost(keras_net)
+    assert (keras.params, keras.mult_adds) == (1_571_416, 43_574_448)
+    assert keras_net.layer("conv1").out_c == 16  # the stem: make_divisible(32 * 0.28) without truncation
+
+
+def test_keras_rule_is_truncation_for_mobilenet():
+    for alpha in (0.25, 0.29, 0.5, 1.3):
+        keras, truncate = (network_cost(resolve("base", alpha, 2, rounding=rule)) for rule in ("keras", "truncate"))
+        assert (keras.params, keras.mult_adds) == (truncate.params, truncate.mult_adds)
+    assert resolve("base", 0.29, rounding="keras").layer("conv_pw_2").out_c == 37  # int(128 * 0.29)
+
+
+def test_keras_rule_in_the_sweep_and_a_spec_file(tmp_path):
+    path = tmp_path / "v3k.toml"
+    path.write_text('extends = "mobilenet_v3_large"\nrounding = "keras"\n')
+    result = evaluate([str(path), "mobilenet_v3_large"], [0.75], [1], rounding=None)
+    assert list(result.mult_adds) == [154_560_624, 140_033_816]
+    swept = evaluate(["mobilenet_v3_small"], [0.1, 0.35, 0.75, 1.4], [1], rounding="keras", convention="elementwise")
+    for alpha, macs in zip(swept.alpha, swept.mult_adds):
+        assert macs == network_cost(resolve("mobilenet_v3_small", float(alpha), rounding="keras"), "elementwise").mult_adds

@@ -12,9 +12,9 @@ KR = pytest.importorskip("mnetcost.deploy.keras_reference")
 
 # 0.10 .. 1.40 in steps of 0.05, and the narrow alphas where a residual add or a V3 expansion flips
 # (V2 block 1 up to 0.27; V3-Small block 7: 0.18/0.23, 0.37/0.45, 0.55/0.67, 0.74, 0.89-0.91;
-# V3-Large block 11: 0.12-0.15, 0.23; the int-first rounding of Keras's MobileNetV2: 0.28)
+# V3-Large block 11: 0.12-0.15, 0.23; where Keras's MobileNetV2 rounds int(c * alpha): 0.28, 0.56, 0.745)
 STEPS = [round(0.10 + 0.05 * i, 2) for i in range(27)]
-NARROW = [0.12, 0.13, 0.14, 0.18, 0.23, 0.27, 0.28, 0.37, 0.45, 0.55, 0.67, 0.74, 0.89, 0.91]
+NARROW = [0.12, 0.13, 0.14, 0.18, 0.23, 0.27, 0.28, 0.37, 0.45, 0.55, 0.56, 0.67, 0.74, 0.745, 0.89, 0.91]
 FINE = sorted(set(STEPS + NARROW))
 COARSE = [round(0.10 + 0.10 * i, 2) for i in range(14)] + [0.14, 0.23, 0.27]  # the second resolution
 

@@ -19,11 +19,11 @@ FINE = sorted(set(STEPS + NARROW))
 COARSE = [round(0.10 + 0.10 * i, 2) for i in range(14)] + [0.14, 0.23, 0.27]  # the second resolution
 
 
-def disagreements(variant, alphas, resolution, classes, rounding="keras"):
+def disagreements(variant, alphas, resolution, classes, rounding="keras", delta=1):
     """Every alpha whose resolved network differs from Keras's build, with what differs."""
     found = []
     for alpha in alphas:
-        check = KR.crosscheck_keras(resolve(variant, alpha, 1, classes, resolution, rounding=rounding))
+        check = KR.crosscheck_keras(resolve(variant, alpha, delta, classes, resolution, rounding=rounding))
         if not check.agree:
             bad = check.disagreeing
             found.append((alpha, [(row["quantity"], row["mnetcost"], row["keras"]) for row in check.totals
@@ -44,6 +44,7 @@ def test_the_family_matches_keras_applications_at_every_alpha(variant, resolutio
 @pytest.mark.parametrize("resolution", [32, 128])
 def test_base_matches_keras_mobilenet(resolution):
     assert disagreements("base", [0.1, 0.25, 0.29, 0.5, 0.75, 1.0, 1.4], resolution, 10) == []
+    assert disagreements("base", [0.25, 0.5], resolution, 100, delta=2) == []  # Keras's depth_multiplier
 
 
 def test_the_residual_adds_and_widths_agree_with_keras_where_they_used_to_differ():

@@ -82,22 +82,26 @@ KERNELS = {
 KERNELS.update({
     "AVERAGE_POOL_2D": Kernel((40, 4), 32, False),  # TfLitePoolParams, OpDataPooling
     "SOFTMAX": Kernel((4, 4), 80, False),  # TfLiteSoftmaxParams, SoftmaxParams
-    "ADD": Kernel((8, 4), 96, False),  # TfLiteAddParams, OpDataAdd
-    "SUB": Kernel((8, 4), 96, False),  # TfLiteSubParams, OpDataSub
-    "MUL": Kernel((4, 4), 48, False),  # TfLiteMulParams, OpDataMul
-    "PAD": Kernel((0, 0), 48, False),  # OpData
-    "PADV2": Kernel((0, 0), 48, False),
-    "CONCATENATION": Kernel((8, 4), 48, False),  # TfLiteConcatenationParams, OpData
-    "QUANTIZE": Kernel((0, 0), 24, False),  # OpDataQuantizeReference
-    "DEQUANTIZE": Kernel((0, 0), 20, False),  # DequantizeOpData
+    "ADD": Kernel((8, 4), 60, False),  # TfLiteAddParams, OpDataAdd
+    "SUB": Kernel((8, 4), 52, False),  # TfLiteSubParams, OpDataSub
+    "MUL": Kernel((4, 4), 36, False),  # TfLiteMulParams, OpDataMul
+    "PAD": Kernel((0, 0), 56, False),  # OpData
+    "PADV2": Kernel((0, 0), 56, False),
+    "CONCATENATION": Kernel((8, 4), 80, False),  # TfLiteConcatenationParams, OpData (with compression's indices)
+    "QUANTIZE": Kernel((0, 0), 32, False),  # OpDataQuantizeReference
+    "DEQUANTIZE": Kernel((0, 0), 32, False),  # DequantizeOpData
     "RELU": Kernel((0, 0), 16, False),  # ReluOpData
     "RELU6": Kernel((0, 0), 8, False),  # Relu6OpData
-    "LOGISTIC": Kernel((0, 0), 20, False),  # OpDataLogistic
-    "TANH": Kernel((0, 0), 20, False),  # OpData
-    "LEAKY_RELU": Kernel((4, 4), 20, False),  # TfLiteLeakyReluParams, LeakyReluOpData
-    "HARD_SWISH": Kernel((0, 0), 24, False),  # HardSwishParams
+    "LOGISTIC": Kernel((0, 0), 16, False),  # OpDataLogistic
+    "TANH": Kernel((0, 0), 16, False),  # OpData
+    "LEAKY_RELU": Kernel((4, 4), 24, False),  # TfLiteLeakyReluParams, LeakyReluOpData
+    "HARD_SWISH": Kernel((0, 0), 20, False),  # HardSwishParams
     "SQUEEZE": Kernel((36, 4), 0, False),  # TfLiteSqueezeParams
     "EXPAND_DIMS": Kernel((0, 0), 0, False),
+    # the dynamic flatten Keras 3 models convert to (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE)
+    "SHAPE": Kernel((4, 4), 0, False),  # TfLiteShapeParams
+    "STRIDED_SLICE": Kernel((24, 4), 84, False),  # TfLiteStridedSliceParams, StridedSliceParams
+    "PACK": Kernel((8, 4), 0, False),  # TfLitePackParams
 })
 # The RecordingMicroAllocator's categories (its print_allocations lines), and what it does not record.
 RECORDED = ("TfLiteEvalTensor data", "Persistent TfLiteTensor data", "Persistent TfLiteTensor quantization data",

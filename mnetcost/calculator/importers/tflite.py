@@ -19,8 +19,8 @@ module the ``tflite-micro`` package ships; neither needs TensorFlow). Two things
   MAX_POOL_2D                                               ``maxpool``
   AVERAGE_POOL_2D, MEAN over height and width to 1x1        ``avgpool`` (global); else ``avgpool2d``/``mean``
   ADD, SUB / MUL                                            ``add`` / ``mul`` (one operation per element)
-  RESHAPE, SQUEEZE, EXPAND_DIMS, PAD, PADV2, CONCATENATION,
-  SOFTMAX, QUANTIZE, DEQUANTIZE                             ``reshape``, ``pad``, ``concat``, ``softmax``,
+  RESHAPE, SQUEEZE, EXPAND_DIMS, SHAPE, STRIDED_SLICE, PACK,
+  PAD, PADV2, CONCATENATION, SOFTMAX, QUANTIZE, DEQUANTIZE  ``reshape``, ``pad``, ``concat``, ``softmax``,
                                                             ``quantize`` (no weights, no Mult-Adds)
   RELU, RELU6, LOGISTIC, TANH, LEAKY_RELU, HARD_SWISH       ``act`` (hard-swish: one multiply per element)
   ========================================================  ===============================================
@@ -54,7 +54,9 @@ FUSED = {0: "", 1: "relu", 2: "relu_n1_to_1", 3: "relu6", 4: "tanh", 5: "sign_bi
 ACTIVATION_OPS = {"RELU": "relu", "RELU6": "relu6", "LOGISTIC": "sigmoid", "TANH": "tanh", "LEAKY_RELU": "leaky_relu",
                   "HARD_SWISH": "hardswish"}
 SHAPE_OPS = {"RESHAPE": "reshape", "SQUEEZE": "reshape", "EXPAND_DIMS": "reshape", "PAD": "pad", "PADV2": "pad",
-             "CONCATENATION": "concat", "SOFTMAX": "softmax", "QUANTIZE": "quantize", "DEQUANTIZE": "quantize"}
+             "CONCATENATION": "concat", "SOFTMAX": "softmax", "QUANTIZE": "quantize", "DEQUANTIZE": "quantize",
+             # the dynamic flatten of Keras 3 models: the shape of a tensor, a slice of it, the new shape packed
+             "SHAPE": "reshape", "STRIDED_SLICE": "reshape", "PACK": "reshape"}
 ELEMENTWISE_OPS = {"ADD": "add", "SUB": "add", "MUL": "mul"}
 PRICED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN",
           *ELEMENTWISE_OPS, *SHAPE_OPS, *ACTIVATION_OPS)

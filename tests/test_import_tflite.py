@@ -190,3 +190,22 @@ def test_the_interpreter_still_records_them():
     for name, (head, tail) in RECORDED.items():
         measured = tflm_allocations(DATA / name, 1 << 20)
         assert (measured["head"], measured["tail"]) == (head, tail), name
+
+
+def test_crosscheck_runs_the_file_in_the_interpreter():
+    path = DATA / "micro_speech_quantized.tflite"
+    result = cli("crosscheck", "--runtime", "tflm", "--variant", path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    rows = {row["quantity"].strip(): row for row in report["rows"]}
+    assert rows["arena total"]["measured"] == rows["arena total"]["predicted"] == 5_968 + 1_616
+    assert rows["smallest arena accepted"]["agree"] and report["agree"]
+    assert report["operators"] == {"RESHAPE": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "SOFTMAX": 1}
+    fvcore = cli("crosscheck", "--variant", path)
+    assert fvcore.exit_code == 2 and "--runtime tflm" in fvcore.output
+
+
+def test_sweep_and_spec_commands_say_a_file_is_not_a_spec():
+    result = cli("sweep", "--variant", DATA / "person_detect.tflite")
+    assert result.exit_code == 2
+    assert "a model file, not a spec: it has no alpha/delta" in result.output

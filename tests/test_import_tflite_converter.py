@@ -22,7 +22,7 @@ from mnetcost.calculator import tflm  # noqa: E402
 from mnetcost.calculator.cost import network_cost  # noqa: E402
 from mnetcost.calculator.importers import tflite as IT  # noqa: E402
 from mnetcost.cli import main  # noqa: E402
-from mnetcost.deploy.tflite import quiet_tensorflow, silenced, tflm_allocations  # noqa: E402
+from mnetcost.deploy.tflite import file_parts, quiet_tensorflow, silenced, tflm_allocations  # noqa: E402
 
 from model_file_helpers import weight_counts  # noqa: E402
 
@@ -102,6 +102,9 @@ def test_the_arena_of_a_converted_file_is_the_interpreters(files, key):
     macs, params = weight_counts(path)
     cost = network_cost(found.network, "deploy")
     assert (cost.mult_adds, cost.params) == (macs, params)
+    parts = file_parts(path.read_bytes())  # the export's reading of a file (the object API)
+    assert found.parts == {**{key: parts[key] for key in ("weights", "quantization", "names", "metadata")},
+                           "structure": parts["structure and padding"]}
 
 
 def test_the_branched_file_reads_as_a_graph(files):

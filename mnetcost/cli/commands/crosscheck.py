@@ -325,6 +325,8 @@ def _tflm_file(ctx, variant, dtype, fmp_mode, fmt):
     from mnetcost.cli.options import is_given, require_extra
 
     refuse_spec_options(ctx, variant)
+    if not str(variant).lower().endswith(".tflite"):
+        fail(f"crosscheck --runtime tflm runs .tflite files; {variant} is not one")
     for name, given in (("--dtype", dtype is not None), ("--fmp-mode", fmp_mode != "tf"),
                         ("--convention", is_given(ctx, "convention"))):
         if given:

@@ -157,7 +157,8 @@ def layer_view(report: dict):
                f"input={report['resolution']}")
     if report.get("model_file"):  # a model file has no α/δ: its own operators, shapes and weights
         model = report["model_file"]
-        title = (f"{report['variant']}: {len(model['operators'])} operators in file order, {model['dtype']}, "
+        operators = model["operators"] if isinstance(model["operators"], int) else len(model["operators"])
+        title = (f"{report['variant']}: {operators} operators in file order, {model['dtype']}, "
                  f"input={report['resolution']}, {report['classes']} outputs")
     notes = [
         f"total: {millions(report['params'])} params, {millions(report[key])} {unit} "

@@ -114,7 +114,10 @@ class TfliteFile:
             raise ConfigError(f"{self.name}: " + problem_line(self.operators, self.problems))
 
     def as_dict(self) -> dict:
-        return {"file": self.path, "file_bytes": self.size, "dtype": self.dtype,
+        graph = self.graph
+        shapes = {"input_shape": list(graph.tensor(graph.input).shape) if graph and graph.input else [],
+                  "output_shape": list(graph.tensor(graph.output).shape) if graph and graph.output else []}
+        return {"file": self.path, "file_bytes": self.size, "dtype": self.dtype, **shapes,
                 "operators": [op.as_dict() for op in self.operators],
                 "unsupported_operators": [op.as_dict() for op in self.operators if op.problem]}
 

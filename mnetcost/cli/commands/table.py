@@ -16,6 +16,18 @@ def memory_notes(report: dict) -> list[str]:
              "block, a squeeze-excite's input beside the squeeze; layers run one at a time with BatchNorm and "
              "the activation fused" if report.get("branched") else
              "input + output of one layer, layers run one at a time with BatchNorm and ReLU fused")
+    if report.get("model_file"):  # a file as it is: its own operators, weights and types; nothing to train
+        lines = [f"memory ({report['dtype']}): peak activations {exact_bytes(report['peak_activation_bytes'])} at "
+                 f"{report['peak_layer']} (★; the tensors alive while one operator runs: its inputs and output, a "
+                 f"branch's input until its last reader, operators one at a time in the file's order); weights "
+                 f"{exact_bytes(report['weight_bytes'])} for {report['deploy_params']:,} stored params"]
+        if report.get("runtime") == "tflm":
+            lines.append(tflm_note(report))
+        if report.get("fit"):
+            from mnetcost.calculator.tflm import needs
+
+            lines.append(fit_note(report["fit"], *needs(report), runtime=report.get("runtime", "simple")))
+        return lines
     lines = [
         f"memory ({report['dtype']}): peak activations {exact_bytes(report['peak_activation_bytes'])} at "
         f"{report['peak_layer']} (★; {alive}); weights {exact_bytes(report['weight_bytes'])} for "
@@ -158,8 +170,8 @@ def layer_view(report: dict):
     if report.get("model_file"):  # a model file has no α/δ: its own operators, shapes and weights
         model = report["model_file"]
         operators = model["operators"] if isinstance(model["operators"], int) else len(model["operators"])
-        title = (f"{report['variant']}: {operators} operators in file order, {model['dtype']}, "
-                 f"input={report['resolution']}, {report['classes']} outputs")
+        shape = "×".join(map(str, model.get("input_shape", ()))) or str(report["resolution"])
+        title = f"{report['variant']}: {operators} operators in file order, {model['dtype']}, input {shape}"
     notes = [
         f"total: {millions(report['params'])} params, {millions(report[key])} {unit} "
         f"(convention '{report['convention']}': {report['convention_detail']['description']})",

@@ -11,7 +11,7 @@ The file: ``--file PATH``, or (default) a Keras MobileNet (alpha 0.5, 96 x 96, 1
 TensorFlow Lite converter to full-integer int8, about 1 MB, made once in a temporary folder (needs the [tflite]
 extra; the conversion is not timed).
 
-Run: python benchmarks/bench_import.py [--file model.tflite] [--repeats 7]
+Run: python benchmarks/bench_import.py [--file model.tflite] [--repeats 7] > benchmarks/results/bench_import.json
 """
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def make_file(folder: str) -> str:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = tf.int8
     path = os.path.join(folder, "mobilenet_a050_96_int8.tflite")
-    with open(path, "wb") as handle:
+    from mnetcost.deploy.tflite import silenced
+
+    with silenced(), open(path, "wb") as handle:  # the converter prints to stdout and stderr
         handle.write(converter.convert())
     return path
 

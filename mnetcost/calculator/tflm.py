@@ -36,6 +36,13 @@ Sizes are those of this 64-bit build, measured with the interpreter's own alloca
 32-bit microcontroller build has smaller structs (4-byte pointers) and no recording counters, so its
 tail is somewhat smaller, while the per-channel data (the bulk) and the head are the same.
 
+**A file made elsewhere** (:mod:`mnetcost.calculator.importers.tflite`, float32 or int8): the same arena
+(:func:`planned_arena`) over the file's own graph, its head's lifetimes taken from the graph itself as TFLM's
+``AllocationInfoBuilder`` takes them (:func:`graph_tensors`); per-channel data only where the kernel keeps it
+(every conv and depthwise conv, a fully connected operator with per-channel weights), the input's and output's
+quantization only when they are quantized. :data:`TFLM_BUILTINS` is what "will it run" checks operators
+against; :data:`TFLM_BUILDS` names the builds whose figures this module gives (``host64``).
+
 Standard library only (numpy arrays in a sweep are only added and compared).
 """
 from __future__ import annotations
@@ -261,7 +268,12 @@ def arena(network, graph: TM.Graph | None = None) -> TflmArena:
     from mnetcost.calculator.memory import layer_tensors
 
     graph = graph or TM.lower(network)
-    planned = planned_tensors(graph, layer_tensors(network.layers, INT8_BYTES))
+    return planned_arena(graph, planned_tensors(graph, layer_tensors(network.layers, INT8_BYTES)))
+
+
+def planned_arena(graph: TM.Graph, planned: list) -> TflmArena:
+    """The arena of ``graph`` whose head holds the ``planned`` buffers (greedy planner) and whose tail is
+    :func:`tail_parts`: the one computation for a spec's lowering and for a file's own graph."""
     offsets = lifetimes.greedy_offsets(planned, ARENA_ALIGNMENT)
     head = lifetimes.arena_size(planned, offsets, ARENA_ALIGNMENT)
     parts = tail_parts(graph)
@@ -364,13 +376,7 @@ def graph_tensors(graph: TM.Graph) -> list:
 
 def graph_arena(graph: TM.Graph) -> TflmArena:
     """TFLM's arena for a graph read from a file (:func:`graph_tensors`, the greedy planner, the tail)."""
-    planned = graph_tensors(graph)
-    offsets = lifetimes.greedy_offsets(planned, ARENA_ALIGNMENT)
-    head = lifetimes.arena_size(planned, offsets, ARENA_ALIGNMENT)
-    parts = tail_parts(graph)
-    placed = tuple((t.name, int(t.size), t.first, t.last, offset) for t, offset in zip(planned, offsets))
-    return TflmArena(head=head, tail=sum(parts.values()), tail_parts=parts, head_tensors=placed,
-                     ops=len(graph.ops), tensors=len(graph.tensors), minimum=minimum_arena(graph, head))
+    return planned_arena(graph, graph_tensors(graph))
 
 
 def file_figures(graph: TM.Graph, file_bytes: int, file_parts: dict, build: str = DEFAULT_BUILD) -> dict:

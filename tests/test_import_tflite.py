@@ -209,3 +209,24 @@ def test_sweep_and_spec_commands_say_a_file_is_not_a_spec():
     result = cli("sweep", "--variant", DATA / "person_detect.tflite")
     assert result.exit_code == 2
     assert "a model file, not a spec: it has no alpha/delta" in result.output
+
+
+def test_a_softmax_tflm_cannot_quantize_is_named_and_the_interpreter_agrees(tmp_path):
+    """person_detect with its softmax's input scale set to 7.8e-9 (what an untrained Keras classifier converts
+    to): TFLM's softmax needs beta * scale * 2^26 > 1 and aborts otherwise."""
+    import flatbuffers
+
+    from mnetcost.deploy.tflite import tflm_accepts
+
+    fb, model = object_model(DATA / "person_detect.tflite")
+    sub = model.subgraphs[0]
+    softmax = sub.operators[-1]
+    sub.tensors[softmax.inputs[0]].quantization.scale = [7.8e-9]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "tiny_logits.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    found = IT.read(path)
+    assert len(found.problems) == 1 and "operator 30 SOFTMAX: its input scale 7.8e-09" in found.problems[0]
+    assert not tflm_accepts(path, 1 << 20)  # the interpreter aborts on it
+    assert tflm_accepts(DATA / "person_detect.tflite", 1 << 20)  # and runs the file as it was

@@ -34,7 +34,7 @@ module the ``tflite-micro`` package ships; neither needs TensorFlow). Two things
 
 "Will it run": every operator is checked against the builtins TensorFlow Lite Micro implements
 (:data:`mnetcost.calculator.tflm.TFLM_BUILTINS`) and against its known kernel limits (no hybrid
-float-input/int8-weight convolutions).
+float-input/int8-weight convolutions; a quantized softmax whose input scale is below 2^-26 aborts).
 
 Standard library, ``flatbuffers`` and the schema module only.
 """
@@ -254,6 +254,8 @@ def parse(data: bytes, path: str = "model.tflite") -> TfliteFile:
             problem = f"operator {index} {builtin}: {len(outputs)} outputs"
         else:
             problem = _kernel_limit(builtin, [tensors[i] for i in inputs if i >= 0], tensors[outputs[0]], index)
+            if not problem and builtin == "SOFTMAX" and tensors[inputs[0]].dtype in (9, 7):
+                problem = _softmax_limit(fb, op, sub.Tensors(inputs[0]), index)
         layer_name = ""
         if not problem:
             counters[builtin] = counters.get(builtin, 0) + 1
@@ -294,6 +296,23 @@ def _kernel_limit(builtin: str, inputs: list, output, index: int) -> str:
         if data.dtype == 0 and weights.dtype != 0:
             return (f"operator {index} {builtin}: {TYPE_NAMES.get(weights.dtype, weights.dtype)} weights with "
                     "float32 activations (a hybrid model); TensorFlow Lite Micro does not run hybrid models")
+    return ""
+
+
+SOFTMAX_INTEGER_BITS = 5  # TFLM's softmax kernel: kScaledDiffIntegerBits
+
+
+def _softmax_limit(fb, op, tensor, index: int) -> str:
+    """TFLM's quantized softmax turns ``beta * input_scale * 2**26`` into a fixed-point multiplier that must
+    exceed 1 (``QuantizeMultiplierGreaterThanOne``, a check that aborts the process): logits quantized with a
+    smaller scale (a nearly constant output, as an untrained classifier gives) cannot run."""
+    options = _options(op, fb, fb.SoftmaxOptions)
+    beta = options.Beta() if options is not None else 1.0
+    quant = tensor.Quantization()
+    scale = quant.Scale(0) if quant is not None and quant.ScaleLength() else 0.0
+    if beta * scale * (1 << (31 - SOFTMAX_INTEGER_BITS)) <= 1.0:
+        return (f"operator {index} SOFTMAX: its input scale {scale:.3g} (beta {beta:g}) is below 2^-26, which "
+                "TensorFlow Lite Micro's softmax cannot represent (the interpreter aborts)")
     return ""
 
 

@@ -1,7 +1,7 @@
 """Files the TensorFlow Lite converter made from Keras models (float32, int8 with int8 input and output, int8
 with float input and output), priced as a user's own model: a residual add, a padded depthwise conv,
 pools, a concatenation, a squeeze-excite-like gate multiply, standalone activations, a subtraction, a mean,
-a classifier; and a Keras application (MobileNet, float). The arena is measured by tflite-micro's
+a classifier; and Keras applications (MobileNet float and int8, MobileNetV2 int8 with its residual adds). The arena is measured by tflite-micro's
 interpreter (in a child process) on the same files; Mult-Adds against the files' weight shapes. Needs the
 [tflite] extra; one conversion per file, shared by the module."""
 from __future__ import annotations
@@ -50,11 +50,17 @@ def branched_model():
     return keras.Model(x, out)
 
 
-def mobilenet():
+def mobilenet(version: int = 1, top: str = "softmax"):
+    """A Keras application at 32 x 32; ``top=None``: logits (an untrained classifier's softmax input converts
+    to a scale TFLM's int8 softmax cannot take: tests/test_import_tflite.py)."""
     import keras
 
     keras.utils.set_random_seed(0)
-    return keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, weights=None, classes=10)
+    if version == 1:
+        return keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, weights=None, classes=10,
+                                            classifier_activation=top)
+    return keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10,
+                                          classifier_activation=top)
 
 
 def convert(model, mode: str) -> bytes:
@@ -86,10 +92,18 @@ def files(tmp_path_factory):
         made[("branched", mode)].write_bytes(convert(model, mode))
     made[("mobilenet", "float")] = folder / "mobilenet_float.tflite"
     made[("mobilenet", "float")].write_bytes(convert(mobilenet(), "float"))
+    made[("mobilenet", "int8")] = folder / "mobilenet_int8.tflite"
+    made[("mobilenet", "int8")].write_bytes(convert(mobilenet(1, None), "int8"))
+    made[("mobilenet_v2", "int8")] = folder / "mobilenet_v2_int8.tflite"
+    made[("mobilenet_v2", "int8")].write_bytes(convert(mobilenet(2, None), "int8"))
     return made
 
 
-@pytest.mark.parametrize("key", [("branched", mode) for mode in MODES] + [("mobilenet", "float")])
+KEYS = [("branched", mode) for mode in MODES] + [("mobilenet", "float"), ("mobilenet", "int8"),
+                                                 ("mobilenet_v2", "int8")]
+
+
+@pytest.mark.parametrize("key", KEYS)
 def test_the_arena_of_a_converted_file_is_the_interpreters(files, key):
     path = files[key]
     found = IT.read(path)

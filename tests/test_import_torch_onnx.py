@@ -145,3 +145,23 @@ def test_an_operator_it_cannot_price_is_named():
 
     with pytest.raises(ConfigError, match=r"Upsample \(up\): mnetcost cannot price it yet"):
         mnetcost.from_torch(Upsampling(), (3, 8, 8))
+
+
+def test_an_onnx_operator_it_cannot_price_is_named(tmp_path):
+    pytest.importorskip("onnx")
+
+    class Upsampling(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.up = nn.Upsample(scale_factor=2)
+
+        def forward(self, x):
+            return self.up(self.conv(x))
+
+    path = tmp_path / "up.onnx"
+    torch.onnx.export(Upsampling().eval(), (torch.zeros(1, 3, 8, 8),), str(path), dynamo=False)
+    result = CliRunner().invoke(main, ["table", "--variant", str(path)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Resize (" in lines[0] and "mnetcost cannot price it yet" in lines[0]

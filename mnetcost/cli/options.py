@@ -116,7 +116,7 @@ def variant_option(function):
         "--variant", "-v", default="base", show_default=True, metavar="base|mp3|fmp|mobilenet_v2|...|PATH",
         help="Paper table (base = Table 1, mp3 = Table 2, fmp = Table 3), a MobileNet of the family "
              "(mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, each also with _mp3 and _fmp), "
-             "a spec file, or (table) a model file: FILE.tflite.",
+             "a spec file, or (table; crosscheck --runtime tflm) a model file: FILE.tflite, FILE.onnx.",
     )(function)
 
 

@@ -295,7 +295,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     (the planner's activations + persistent per-op and per-tensor data) and the .tflite bytes; the
     verdict then compares those with the board's SRAM and Flash.
 
-    --variant FILE.tflite prices a model file made elsewhere (float32 or int8): its operators in the
+    --variant FILE.tflite (or FILE.onnx, --runtime simple) prices a model file made elsewhere (float32 or int8): its operators in the
     file's order as layers, its weights as stored; with --runtime tflm the arena TensorFlow Lite Micro
     (--tflm-build) needs for the file as it is, and the file's own bytes as Flash. An operator that
     cannot be priced or that TFLM cannot run is named in one line (exit 2).

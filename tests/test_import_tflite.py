@@ -230,3 +230,43 @@ def test_a_softmax_tflm_cannot_quantize_is_named_and_the_interpreter_agrees(tmp_
     assert len(found.problems) == 1 and "operator 30 SOFTMAX: its input scale 7.8e-09" in found.problems[0]
     assert not tflm_accepts(path, 1 << 20)  # the interpreter aborts on it
     assert tflm_accepts(DATA / "person_detect.tflite", 1 << 20)  # and runs the file as it was
+
+
+def test_kernel_limits_are_named(tmp_path):
+    """hello_world float with int8 weights in its first layer (a hybrid model), and with a float16 constant
+    dequantized (a float16-quantized file): TFLM runs neither."""
+    import flatbuffers
+
+    fb, model = object_model(DATA / "hello_world_float.tflite")
+    sub = model.subgraphs[0]
+    sub.tensors[sub.operators[0].inputs[1]].type = fb.TensorType.INT8
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "hybrid.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    problems = IT.read(path).problems
+    assert problems == ("operator 0 FULLY_CONNECTED: int8 weights with float32 activations (a hybrid model); "
+                        "TensorFlow Lite Micro does not run hybrid models",)
+
+    fb, model = object_model(DATA / "hello_world_float.tflite")
+    sub = model.subgraphs[0]
+    code = fb.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.DEQUANTIZE
+    code.version = 1
+    model.operatorCodes.append(code)
+    weights = sub.operators[0].inputs[1]
+    half = fb.TensorT()
+    half.shape, half.type, half.buffer, half.name = sub.tensors[weights].shape, fb.TensorType.FLOAT16, \
+        sub.tensors[weights].buffer, b"weights_fp16"
+    sub.tensors.append(half)
+    dequantize = fb.OperatorT()
+    dequantize.opcodeIndex, dequantize.inputs, dequantize.outputs = len(model.operatorCodes) - 1, \
+        [len(sub.tensors) - 1], [weights]
+    sub.tensors[weights].buffer = 0  # the float32 weights are now computed at run time
+    sub.operators.insert(0, dequantize)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "float16.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    problems = IT.read(path).problems
+    assert problems[0].startswith("operator 0 DEQUANTIZE: of float16; TensorFlow Lite Micro dequantizes int8")

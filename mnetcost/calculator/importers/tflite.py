@@ -290,7 +290,11 @@ def parse(data: bytes, path: str = "model.tflite") -> TfliteFile:
 
 
 def _kernel_limit(builtin: str, inputs: list, output, index: int) -> str:
-    """A known TFLM kernel limit the operator breaks ("" when none)."""
+    """A known TFLM kernel limit the operator breaks ("" when none): hybrid convolutions, and a DEQUANTIZE of
+    anything but int8, int16 or uint8 (a float16-quantized file's weights)."""
+    if builtin == "DEQUANTIZE" and inputs and inputs[0].dtype not in (9, 7, 3):
+        return (f"operator {index} DEQUANTIZE: of {TYPE_NAMES.get(inputs[0].dtype, inputs[0].dtype)}; TensorFlow "
+                "Lite Micro dequantizes int8, int16 and uint8 only (a float16-quantized file does not run)")
     if builtin in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(inputs) >= 2:
         data, weights = inputs[0], inputs[1]
         if data.dtype == 0 and weights.dtype != 0:

@@ -109,6 +109,7 @@ KERNELS.update({
     "SHAPE": Kernel((4, 4), 0, False),  # TfLiteShapeParams
     "STRIDED_SLICE": Kernel((24, 4), 84, False),  # TfLiteStridedSliceParams, StridedSliceParams
     "PACK": Kernel((8, 4), 0, False),  # TfLitePackParams
+    "TRANSPOSE": Kernel((0, 0), 0, False),  # the NCHW -> NHWC of files converted from PyTorch
 })
 # The RecordingMicroAllocator's categories (its print_allocations lines), and what it does not record.
 RECORDED = ("TfLiteEvalTensor data", "Persistent TfLiteTensor data", "Persistent TfLiteTensor quantization data",

@@ -20,7 +20,8 @@ module the ``tflite-micro`` package ships; neither needs TensorFlow). Two things
   AVERAGE_POOL_2D, MEAN over height and width to 1x1        ``avgpool`` (global); else ``avgpool2d``/``mean``
   ADD, SUB / MUL                                            ``add`` / ``mul`` (one operation per element)
   RESHAPE, SQUEEZE, EXPAND_DIMS, SHAPE, STRIDED_SLICE, PACK,
-  PAD, PADV2, CONCATENATION, SOFTMAX, QUANTIZE, DEQUANTIZE  ``reshape``, ``pad``, ``concat``, ``softmax``,
+  TRANSPOSE, PAD, PADV2, CONCATENATION, SOFTMAX, QUANTIZE,
+  DEQUANTIZE                                                ``reshape``, ``pad``, ``concat``, ``softmax``,
                                                             ``quantize`` (no weights, no Mult-Adds)
   RELU, RELU6, LOGISTIC, TANH, LEAKY_RELU, HARD_SWISH       ``act`` (hard-swish: one multiply per element)
   ========================================================  ===============================================
@@ -56,7 +57,8 @@ ACTIVATION_OPS = {"RELU": "relu", "RELU6": "relu6", "LOGISTIC": "sigmoid", "TANH
 SHAPE_OPS = {"RESHAPE": "reshape", "SQUEEZE": "reshape", "EXPAND_DIMS": "reshape", "PAD": "pad", "PADV2": "pad",
              "CONCATENATION": "concat", "SOFTMAX": "softmax", "QUANTIZE": "quantize", "DEQUANTIZE": "quantize",
              # the dynamic flatten of Keras 3 models: the shape of a tensor, a slice of it, the new shape packed
-             "SHAPE": "reshape", "STRIDED_SLICE": "reshape", "PACK": "reshape"}
+             "SHAPE": "reshape", "STRIDED_SLICE": "reshape", "PACK": "reshape",
+             "TRANSPOSE": "reshape"}  # a layout change (NCHW -> NHWC in files converted from PyTorch)
 ELEMENTWISE_OPS = {"ADD": "add", "SUB": "add", "MUL": "mul"}
 PRICED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN",
           *ELEMENTWISE_OPS, *SHAPE_OPS, *ACTIVATION_OPS)

@@ -67,7 +67,7 @@ def table(ctx, variant, convention, dtype, target, max_peak_memory, max_weight_b
         cost = network_cost(network, convention, dtype or "fp32")
         figures = {"runtime": "simple"}
         model = {"file": str(variant), "file_bytes": os.path.getsize(variant), "format": "onnx", "dtype": cost.dtype,
-                 "operators": len(network.layers),
+                 "layers": len(network.layers),
                  "input_shape": [1, network.spec.in_channels, *network.resolution]}
     else:
         found = read_model(variant, fmt)

@@ -169,9 +169,9 @@ def layer_view(report: dict):
                f"input={report['resolution']}")
     if report.get("model_file"):  # a model file has no α/δ: its own operators, shapes and weights
         model = report["model_file"]
-        operators = model["operators"] if isinstance(model["operators"], int) else len(model["operators"])
+        count = f"{len(model['operators'])} operators" if "operators" in model else f"{model['layers']} layers"
         shape = "×".join(map(str, model.get("input_shape", ()))) or str(report["resolution"])
-        title = f"{report['variant']}: {operators} operators in file order, {model['dtype']}, input {shape}"
+        title = f"{report['variant']}: {count} in file order, {model['dtype']}, input {shape}"
     notes = [
         f"total: {millions(report['params'])} params, {millions(report[key])} {unit} "
         f"(convention '{report['convention']}': {report['convention_detail']['description']})",
@@ -295,10 +295,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     (the planner's activations + persistent per-op and per-tensor data) and the .tflite bytes; the
     verdict then compares those with the board's SRAM and Flash.
 
-    --variant FILE.tflite (or FILE.onnx, --runtime simple) prices a model file made elsewhere (float32 or int8): its operators in the
-    file's order as layers, its weights as stored; with --runtime tflm the arena TensorFlow Lite Micro
-    (--tflm-build) needs for the file as it is, and the file's own bytes as Flash. An operator that
-    cannot be priced or that TFLM cannot run is named in one line (exit 2).
+    --variant FILE.tflite (or FILE.onnx, --runtime simple) prices a model file made elsewhere
+    (float32 or int8): its operators in the file's order as layers, its weights as stored; with
+    --runtime tflm the arena TensorFlow Lite Micro (--tflm-build) needs for the file as it is, and
+    the file's own bytes as Flash. An operator that cannot be priced or that TFLM cannot run is
+    named in one line (exit 2).
     """
     from mnetcost.calculator.cost import network_cost
     from mnetcost.cli.render import emit

@@ -32,7 +32,8 @@ def make_file(folder: str) -> str:
     import tensorflow as tf
 
     keras.utils.set_random_seed(0)
-    model = keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=0.5, weights=None, classes=10)
+    model = keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=0.5, weights=None, classes=10,
+                                           classifier_activation=None)  # an untrained softmax: docs/models.md
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     rng = np.random.default_rng(0)

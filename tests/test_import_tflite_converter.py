@@ -50,6 +50,18 @@ def branched_model():
     return keras.Model(x, out)
 
 
+def standalone_activations():
+    """RELU and RELU6 that nothing before them can fuse (each after a reshape), then a classifier."""
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((8, 8, 4))
+    a = L.ReLU()(L.Reshape((16, 16))(x))
+    b = L.ReLU(6.0)(L.Reshape((8, 32))(a))
+    return keras.Model(x, L.Dense(3)(L.Flatten()(b)))
+
+
 def mobilenet(version: int = 1, top: str = "softmax"):
     """A Keras application at 32 x 32; ``top=None``: logits (an untrained classifier's softmax input converts
     to a scale TFLM's int8 softmax cannot take: tests/test_import_tflite.py)."""
@@ -90,6 +102,9 @@ def files(tmp_path_factory):
     for mode in MODES:
         made[("branched", mode)] = folder / f"branched_{mode}.tflite"
         made[("branched", mode)].write_bytes(convert(model, mode))
+    for mode in ("float", "int8"):
+        made[("activations", mode)] = folder / f"activations_{mode}.tflite"
+        made[("activations", mode)].write_bytes(convert(standalone_activations(), mode))
     made[("mobilenet", "float")] = folder / "mobilenet_float.tflite"
     made[("mobilenet", "float")].write_bytes(convert(mobilenet(), "float"))
     made[("mobilenet", "int8")] = folder / "mobilenet_int8.tflite"
@@ -99,7 +114,8 @@ def files(tmp_path_factory):
     return made
 
 
-KEYS = [("branched", mode) for mode in MODES] + [("mobilenet", "float"), ("mobilenet", "int8"),
+KEYS = [("branched", mode) for mode in MODES] + [("activations", "float"), ("activations", "int8"),
+                                                 ("mobilenet", "float"), ("mobilenet", "int8"),
                                                  ("mobilenet_v2", "int8")]
 
 

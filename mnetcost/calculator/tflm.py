@@ -93,18 +93,18 @@ KERNELS.update({
     "SUB": Kernel((8, 4), 52, False),  # TfLiteSubParams, OpDataSub
     "MUL": Kernel((4, 4), 36, False),  # TfLiteMulParams, OpDataMul
     "PAD": Kernel((0, 0), 56, False),  # OpData
-    "PADV2": Kernel((0, 0), 56, False),
+    "PADV2": Kernel((0, 0), 56, False),  # PAD's kernel (read in the source, not measured)
     "CONCATENATION": Kernel((8, 4), 80, False),  # TfLiteConcatenationParams, OpData (with compression's indices)
     "QUANTIZE": Kernel((0, 0), 32, False),  # OpDataQuantizeReference
     "DEQUANTIZE": Kernel((0, 0), 32, False),  # DequantizeOpData
-    "RELU": Kernel((0, 0), 16, False),  # ReluOpData
+    "RELU": Kernel((0, 0), 28, False),  # ReluOpData (ReluParams)
     "RELU6": Kernel((0, 0), 8, False),  # Relu6OpData
     "LOGISTIC": Kernel((0, 0), 16, False),  # OpDataLogistic
     "TANH": Kernel((0, 0), 16, False),  # OpData
     "LEAKY_RELU": Kernel((4, 4), 24, False),  # TfLiteLeakyReluParams, LeakyReluOpData
     "HARD_SWISH": Kernel((0, 0), 20, False),  # HardSwishParams
-    "SQUEEZE": Kernel((36, 4), 0, False),  # TfLiteSqueezeParams
-    "EXPAND_DIMS": Kernel((0, 0), 0, False),
+    "SQUEEZE": Kernel((36, 4), 0, False),  # TfLiteSqueezeParams (read in the source, not measured)
+    "EXPAND_DIMS": Kernel((0, 0), 0, False),  # (read in the source, not measured)
     # the dynamic flatten Keras 3 models convert to (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE)
     "SHAPE": Kernel((4, 4), 0, False),  # TfLiteShapeParams
     "STRIDED_SLICE": Kernel((24, 4), 84, False),  # TfLiteStridedSliceParams, StridedSliceParams

@@ -165,3 +165,17 @@ def test_an_onnx_operator_it_cannot_price_is_named(tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "Resize (" in lines[0] and "mnetcost cannot price it yet" in lines[0]
+
+
+@pytest.mark.parametrize("variant, alpha, delta", [("base", 0.25, 2), ("mp3", 0.5, 1), ("mobilenet_v2", 0.5, 1),
+                                                   ("mobilenet_v3_small", 1.0, 1)])
+def test_from_torch_of_mnetcosts_own_models_prices_as_their_specs(variant, alpha, delta):
+    """The modules mnetcost builds (explicit pads, a depthwise conv called as a function, squeeze-excite,
+    residual adds), read back from their traced graph, cost what their specs cost under every convention."""
+    model = mnetcost.build_model(variant, alpha=alpha, delta=delta)
+    spec = mnetcost.resolve(variant, alpha, delta)
+    imported = mnetcost.from_torch(model, (3, *spec.resolution))
+    assert model.training  # the module is left as it was given
+    for convention in ("paper", "fvcore", "deploy", "elementwise"):
+        got, want = mnetcost.network_cost(imported, convention), mnetcost.network_cost(spec, convention)
+        assert (got.params, got.mult_adds) == (want.params, want.mult_adds), convention

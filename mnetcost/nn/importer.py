@@ -8,8 +8,8 @@ The module is traced with ``torch.fx`` (``symbolic_trace``) and its shapes propa
 the ONNX importer). Supported: ``Conv2d`` (groups included), ``BatchNorm2d`` after a conv, ``Linear``,
 ``ReLU``/``ReLU6``/``Hardswish``/``Hardsigmoid``/``Sigmoid``/``Tanh``/``LeakyReLU``/``SiLU``/``GELU`` (modules
 or functions), ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d(1)`` and a mean over (2, 3), ``+``/``torch.add``,
-``*``/``torch.mul``, ``flatten``/``view``/``reshape``, ``torch.cat``, ``F.pad``, ``softmax``, ``Dropout`` and
-``Identity``. Any other node is named in one line.
+``*``/``torch.mul``, ``flatten``/``view``/``reshape``, ``torch.cat``, ``F.pad``/``ZeroPad2d``/``ConstantPad2d``,
+``softmax``, ``Dropout`` and ``Identity``. Any other node is named in one line.
 """
 from __future__ import annotations
 
@@ -55,6 +55,19 @@ _METHODS = {"flatten": "flatten", "view": "reshape", "reshape": "reshape", "relu
             "softmax": "softmax", "add": "add", "mul": "mul", "contiguous": "identity"}
 
 
+def _functional_conv(node, shape) -> dict:
+    """The attributes of ``conv2d(input, weight, bias, stride, padding, dilation, groups)`` called as a function
+    (a module with its own forward, such as a depthwise conv that repeats its input channels)."""
+    names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+    given = {**dict(zip(names, node.args)), **node.kwargs}
+    padding = _pair(given.get("padding", 0))
+    if isinstance(given.get("padding"), str) or _pair(given.get("dilation", 1)) != (1, 1):
+        raise ConfigError(f"{node.name}: a conv2d with string padding or dilation is not priced yet")
+    return {"weight": tuple(shape(given["weight"])), "stride": _pair(given.get("stride", 1)),
+            "padding": (padding[0], padding[0], padding[1], padding[1]), "groups": int(given.get("groups", 1)),
+            "bias": given.get("bias") is not None}
+
+
 def from_torch(module, input_shape, name: str | None = None):
     """The resolved network of ``module`` for one image of ``input_shape`` = (C, H, W) (module docstring)."""
     import torch
@@ -65,17 +78,18 @@ def from_torch(module, input_shape, name: str | None = None):
         raise ConfigError(f"input_shape must be (channels, height, width), got {tuple(input_shape)!r}")
     name = name or type(module).__name__
     was_training = module.training
-    module.eval()
+    module.eval()  # BatchNorm with its running statistics, dropout off: the traced graph shares the modules
     try:
-        traced = symbolic_trace(module)
-    except Exception as exc:  # noqa: BLE001 - fx raises many types for untraceable code
-        raise ConfigError(f"{name}: torch.fx cannot trace the module ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+        try:
+            traced = symbolic_trace(module)
+        except Exception as exc:  # noqa: BLE001 - fx raises many types for untraceable code
+            raise ConfigError(f"{name}: torch.fx cannot trace the module ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+        example = torch.zeros((1, *input_shape))
+        with torch.no_grad():
+            ShapeProp(traced).propagate(example)
     finally:
         module.train(was_training)
-    example = torch.zeros((1, *input_shape))
-    with torch.no_grad():
-        ShapeProp(traced).propagate(example)
     functions = _functions()
     modules = dict(traced.named_modules())
     ops: list[Op] = []
@@ -134,12 +148,17 @@ def from_torch(module, input_shape, name: str | None = None):
                 kind = "globalavgpool"
             elif kind_name == "Flatten":
                 kind = "flatten"
+            elif kind_name in ("ZeroPad2d", "ConstantPad2d"):
+                kind = "pad"
             elif kind_name == "Softmax":
                 kind = "softmax"
             elif kind_name in _IDENTITY_MODULES:
                 kind = "identity"
             else:
                 kind = kind_name
+        elif node.op == "call_function" and node.target in (torch.conv2d, torch.nn.functional.conv2d):
+            kind, attrs = "conv", _functional_conv(node, shape)
+            reads = tensors(node.args[:1])
         elif node.op == "call_function":
             kind = functions.get(node.target, getattr(node.target, "__name__", str(node.target)))
             if node.target is torch.mean:

@@ -235,6 +235,11 @@ def parse(data: bytes, path: str = "model.tflite") -> TfliteFile:
         problems.append(f"the file has {len(graph_inputs)} inputs; files with one input are priced")
     if len(graph_outputs) != 1:
         problems.append(f"the file has {len(graph_outputs)} outputs; files with one output are priced")
+    variables = [t.name for number, t in enumerate(tensors) if sub.Tensors(number).IsVariable()]
+    if variables:  # TFLM keeps them out of the planned head; their allocation is not modelled
+        problems.append(f"the file has {len(variables)} variable tensor{'s' if len(variables) > 1 else ''} "
+                        f"(operator state, {variables[0]}{', ...' if len(variables) > 1 else ''}); they are not "
+                        "modelled")
     from mnetcost.calculator.tflm import TFLM_BUILTINS
 
     for index in range(sub.OperatorsLength()):

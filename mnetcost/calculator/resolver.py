@@ -25,6 +25,10 @@ from mnetcost.errors import ConfigError, SpecError
 from mnetcost.calculator.spec import Spec, load_spec
 
 LAYER_KINDS = ("conv", "dw", "pw", "maxpool", "fmp", "avgpool", "fc", "add", "scale")
+# the kinds an imported model file adds (mnetcost.calculator.importers): a fully connected layer with the
+# weights and bias as stored, a non-global average pool, a mean over other axes, an elementwise multiply,
+# shape and data-movement operators, and a standalone activation
+IMPORTED_KINDS = ("linear", "avgpool2d", "mean", "mul", "reshape", "pad", "concat", "softmax", "quantize", "act")
 IMAGE = "input"  # the name of the network's input tensor in ``Layer.inputs``
 
 
@@ -265,6 +269,12 @@ class Layer:
     bias: bool = False
     inputs: tuple[str, ...] = ()
     block_name: str = ""
+    kernel_w: int = 0  # the kernel's width when it differs from its height (an imported file's 10x8 conv)
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        """(height, width) of the kernel: ``kernel`` square unless ``kernel_w`` says otherwise."""
+        return self.kernel, self.kernel_w or self.kernel
 
     @property
     def input_shape(self) -> tuple:

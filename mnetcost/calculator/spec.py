@@ -313,6 +313,12 @@ def spec_text(variant: str | Path) -> str:
     if text_variant in BUILTIN_VARIANTS:
         return (BUILTIN_DIR / f"{text_variant}.toml").read_text(encoding="utf-8")
     path = Path(text_variant)
+    from mnetcost.calculator.importers import is_model_file
+
+    if is_model_file(text_variant):  # a user's own model: priced by table, checked by crosscheck --runtime tflm
+        raise SpecError(f"{text_variant}: a model file, not a spec: it has no alpha/delta to resolve or sweep; "
+                        "mnetcost table --variant FILE prices it and crosscheck --runtime tflm --variant FILE checks "
+                        "it")
     if not path.exists():
         raise SpecError(
             f"unknown variant {text_variant!r}: not one of {', '.join(BUILTIN_VARIANTS)} and no such spec file"

@@ -46,6 +46,9 @@ from mnetcost.errors import ConfigError
 CONVERTER = "tensorflow 2.21.0 TFLiteConverter (full-integer int8, per-channel weights)"
 INT8, INT32 = 9, 2  # TensorType codes
 TYPE_BYTES = {INT8: 1, INT32: 4}
+# the other TensorType codes a file read from elsewhere holds (mnetcost.calculator.importers.tflite):
+# float32, float16, uint8, int64, bool, int16, float64, uint32, uint16
+TYPE_BYTES.update({0: 4, 1: 2, 3: 1, 4: 8, 6: 1, 7: 2, 10: 8, 15: 4, 16: 2})
 # BuiltinOperator codes and the operator versions the converter writes for these int8 operators.
 BUILTINS = {"CONV_2D": (3, 3), "DEPTHWISE_CONV_2D": (4, 3), "MAX_POOL_2D": (17, 2), "MEAN": (40, 2),
             "FULLY_CONNECTED": (9, 4), "GATHER": (36, 2), "RESHAPE": (22, 1)}

@@ -115,8 +115,8 @@ def variant_option(function):
     return click.option(
         "--variant", "-v", default="base", show_default=True, metavar="base|mp3|fmp|mobilenet_v2|...|PATH",
         help="Paper table (base = Table 1, mp3 = Table 2, fmp = Table 3), a MobileNet of the family "
-             "(mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, each also with _mp3 and _fmp) "
-             "or a spec file.",
+             "(mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, each also with _mp3 and _fmp), "
+             "a spec file, or (table; crosscheck --runtime tflm) a model file: FILE.tflite, FILE.onnx.",
     )(function)
 
 
@@ -181,6 +181,17 @@ def runtime_option(function):
              "stored) or tflm (TensorFlow Lite Micro running the int8 .tflite export: its arena = the "
              "planner's activations + persistent data, and the file's bytes as Flash) [default: tflm with "
              "--target or a budget at int8, else simple].",
+    )(function)
+
+
+def tflm_build_option(function):
+    """--tflm-build host64: which TensorFlow Lite Micro build's arena the tflm runtime gives."""
+    from mnetcost.calculator.tflm import DEFAULT_BUILD, TFLM_BUILDS
+
+    return click.option(
+        "--tflm-build", "tflm_build", type=click.Choice(tuple(TFLM_BUILDS)), default=DEFAULT_BUILD, show_default=True,
+        help="The TensorFlow Lite Micro build whose arena --runtime tflm gives: host64 = the tflite-micro Python "
+             "package's interpreter (64-bit host, the build the figures are measured on).",
     )(function)
 
 

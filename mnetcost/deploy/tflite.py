@@ -839,7 +839,6 @@ def crosscheck_tflm(network, folder, *, probe_minimum: bool = True, calibration_
     arena = tflm.arena(network, graph)
     generous = lifetimes.align_up(2 * arena.total + 65_536, tflm.ARENA_ALIGNMENT)
     measured = tflm_allocations(path, generous)
-    records = measured["records"]
     rows = [Comparison("file bytes", layout.bytes, len(data), f"the converter's own file: {len(raw):,} B")]
     got_parts = file_parts(data)
     for part in ("weights", "quantization", "names", "metadata"):
@@ -848,6 +847,22 @@ def crosscheck_tflm(network, folder, *, probe_minimum: bool = True, calibration_
                            got_parts["structure and padding"],
                            f"tables, vtables, offsets {layout.parts['structure']:,} B + alignment padding "
                            f"{layout.parts['padding']:,} B"))
+    rows += arena_rows(arena, measured, path, generous, probe_minimum)
+    return {"network": {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
+                        "classes": network.classes, "resolution": list(network.resolution)},
+            "tflm_version": tflm.TFLM_VERSION, **versions(), "converter": TM.CONVERTER,
+            "operators": op_counts(data), "tensors": len(graph.tensors),
+            "rows": [row.as_dict() for row in rows], "agree": all(row.agree for row in rows),
+            "printed": measured.get("printed", "")}
+
+
+def arena_rows(arena, measured: dict, path, generous: int, probe_minimum: bool = True) -> list:
+    """The predicted arena (head, tail by the interpreter's recorded categories, total, smallest arena
+    accepted) beside the interpreter's records for the file at ``path``."""
+    from mnetcost.calculator import tflm
+
+    records = measured["records"]
+    rows = []
     rows.append(Comparison("arena head (activations)", arena.head, measured.get("head", -1),
                            f"{len(arena.head_tensors)} buffers placed by the greedy planner, 16-byte aligned"))
     rows.append(Comparison("arena tail (persistent)", arena.tail, measured.get("tail", -1)))
@@ -870,9 +885,26 @@ def crosscheck_tflm(network, folder, *, probe_minimum: bool = True, calibration_
         rows.append(Comparison("smallest arena accepted", minimum, measured_minimum,
                                "arena_size probed in child processes: the tail's gaps depend on where the arena "
                                "ends"))
-    return {"network": {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
-                        "classes": network.classes, "resolution": list(network.resolution)},
-            "tflm_version": tflm.TFLM_VERSION, **versions(), "converter": TM.CONVERTER,
-            "operators": op_counts(data), "tensors": len(graph.tensors),
+    return rows
+
+
+def crosscheck_file(path, *, probe_minimum: bool = True) -> dict:
+    """A model file made elsewhere, as it is: the arena predicted from the file
+    (:func:`mnetcost.calculator.tflm.graph_arena`) against TensorFlow Lite Micro's interpreter running it
+    (child processes)."""
+    from mnetcost.calculator import lifetimes, tflm
+    from mnetcost.calculator.importers import tflite as IT
+
+    found = IT.read(path)
+    found.require_priced()
+    arena = tflm.graph_arena(found.graph)
+    generous = lifetimes.align_up(2 * arena.total + 65_536, tflm.ARENA_ALIGNMENT)
+    measured = tflm_allocations(path, generous)
+    rows = arena_rows(arena, measured, path, generous, probe_minimum)
+    counts: dict[str, int] = {}
+    for op in found.operators:
+        counts[op.builtin] = counts.get(op.builtin, 0) + 1
+    return {"file": str(path), "file_bytes": found.size, "tflm_build": tflm.DEFAULT_BUILD,
+            "tflm_version": tflm.TFLM_VERSION, "operators": counts, "tensors": len(found.graph.tensors),
             "rows": [row.as_dict() for row in rows], "agree": all(row.agree for row in rows),
             "printed": measured.get("printed", "")}

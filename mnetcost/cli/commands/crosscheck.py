@@ -225,6 +225,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     """
     from click.core import ParameterSource
 
+    from mnetcost.calculator.importers import is_model_file
+
+    if is_model_file(variant) and (runtime != "tflm" or reference == "keras"):
+        fail(f"{variant} is a model file: crosscheck checks it against TensorFlow Lite Micro's interpreter "
+             "(--runtime tflm); fvcore and Keras check mnetcost's own architectures")
     if reference == "keras":
         return _keras(ctx, variant, alpha, delta, classes, resolution, rounding, fmt)
     if runtime == "tflm":
@@ -285,6 +290,10 @@ def _tflm(ctx, variant, alpha, delta, classes, resolution, rounding, fmp_mode, r
 
     if run_all:
         fail("--runtime tflm checks one configuration (an export and several interpreter runs each); drop --all")
+    from mnetcost.calculator.importers import is_model_file
+
+    if is_model_file(variant):
+        return _tflm_file(ctx, variant, dtype, fmp_mode, fmt)
     if dtype not in (None, "int8"):
         fail(f"--runtime tflm runs the int8 file; --dtype {dtype} does not apply")
     if fmp_mode != "tf":
@@ -394,3 +403,39 @@ def _keras(ctx, variant, alpha, delta, classes, resolution, rounding, fmt):
             + ", ".join([f"{len(bad_layers)} layers"] * bool(bad_layers)
                         + [row["quantity"] for row in check.totals if row["mnetcost"] != row["keras"]]) + ")"
             + detail)
+
+
+def _tflm_file(ctx, variant, dtype, fmp_mode, fmt):
+    """``crosscheck --runtime tflm --variant FILE.tflite``: the arena predicted for the file as it is against
+    TensorFlow Lite Micro's interpreter running it."""
+    from mnetcost.cli.commands.model_file import refuse_spec_options
+    from mnetcost.cli.options import is_given, require_extra
+
+    refuse_spec_options(ctx, variant)
+    if not str(variant).lower().endswith(".tflite"):
+        fail(f"crosscheck --runtime tflm runs .tflite files; {variant} is not one")
+    for name, given in (("--dtype", dtype is not None), ("--fmp-mode", fmp_mode != "tf"),
+                        ("--convention", is_given(ctx, "convention"))):
+        if given:
+            fail(f"{name} does not apply to a model file checked against TensorFlow Lite Micro")
+    require_extra("crosscheck --runtime tflm", ("tflite_micro",), "tflite")
+    from mnetcost.cli.commands.model_file import read_model
+    from mnetcost.cli.render import Column, View, emit
+    from mnetcost.deploy import tflite as TL
+
+    read_model(variant, fmt)  # an operator it cannot price: one line, before the interpreter runs
+    result = TL.crosscheck_file(variant)
+    rows = [{**row, "agree": _yes(row["agree"])} for row in result["rows"]]
+    bad = [row["quantity"].strip() for row in result["rows"] if not row["agree"]]
+    notes = [f"model: {result['tflm_version']} (--tflm-build {result['tflm_build']})",
+             "operators: " + ", ".join(f"{op} {n}" for op, n in result["operators"].items())
+             + f"; {result['tensors']} tensors",
+             "measured: the interpreter's RecordingMicroAllocator records (print_allocations) after one invoke",
+             "all figures agree to the byte" if not bad else f"DISAGREE: {', '.join(bad)}"]
+    view = View(title=f"crosscheck --runtime tflm: {variant} ({result['file_bytes']:,} B)",
+                columns=[Column("quantity", "quantity", wrap=False), Column("predicted", "predicted B", True),
+                         Column("measured", "measured B", True), Column("agree", "agree"), Column("note", "note")],
+                rows=rows, notes=notes)
+    emit(fmt, {key: value for key, value in result.items() if key != "printed"}, [view])
+    if bad:
+        raise click.ClickException(f"crosscheck --runtime tflm failed: {', '.join(bad)} differ from the interpreter")

@@ -76,6 +76,9 @@ KERNELS = {
     "FULLY_CONNECTED": Kernel((32, 8), 72, True),  # TfLiteFullyConnectedParams, OpDataFullyConnected
     "GATHER": Kernel((8, 4), 20, False),  # TfLiteGatherParams
     "RESHAPE": Kernel((36, 4), 0, False),  # TfLiteReshapeParams
+    "ADD": Kernel((8, 4), 60, False),  # TfLiteAddParams, OpDataAdd
+    "MUL": Kernel((4, 4), 36, False),  # TfLiteMulParams, OpDataMul
+    "HARD_SWISH": Kernel((0, 1), 20, False),  # no options; HardSwishParams
 }
 # The RecordingMicroAllocator's categories (its print_allocations lines), and what it does not record.
 RECORDED = ("TfLiteEvalTensor data", "Persistent TfLiteTensor data", "Persistent TfLiteTensor quantization data",

@@ -105,16 +105,22 @@ def keras_model(model):
     _check_activations(exportable, network)
     height, width = network.resolution
     x = inputs = keras.Input((height, width, network.spec.in_channels), batch_size=1, name=TM.INPUT_NAME)
+    flat = TM.flat_layers(network.layers)
+    written = {TM.IMAGE: x}  # layer name -> its Keras output
     for layer in network.layers:
         module = getattr(exportable, layer.name)
+        x = written[layer.inputs[0]]
         if layer.kind in ("conv", "pw", "dw"):
             weight, bias = conv_weights(module)
-            act = layer.activation or None
+            act = KERAS_ACTIVATIONS[layer.activation or ""]
             if layer.kind == "dw":
                 kernel = weight.reshape(layer.in_c, layer.delta, layer.kernel, layer.kernel).transpose(2, 3, 0, 1)
                 keras_layer = keras.layers.DepthwiseConv2D(layer.kernel, layer.stride, padding="same",
                                                            depth_multiplier=layer.delta, activation=act,
                                                            name=layer.name)
+            elif layer.name in flat:  # a 1x1 conv on the pooled vector (lower's FULLY_CONNECTED)
+                kernel = weight.reshape(layer.out_c, layer.in_c).T
+                keras_layer = keras.layers.Dense(layer.out_c, activation=act, name=layer.name)
             else:
                 kernel = weight.transpose(2, 3, 1, 0)
                 keras_layer = keras.layers.Conv2D(layer.out_c, layer.kernel, layer.stride, padding="same",
@@ -127,7 +133,7 @@ def keras_model(model):
             rows, cols = _fmp_tables(module)
             x = keras.layers.Lambda(_fmp_function(tf, rows, cols), name=layer.name)(x)
         elif layer.kind == "avgpool":
-            x = keras.layers.GlobalAveragePooling2D(name=layer.name)(x)
+            x = keras.layers.GlobalAveragePooling2D(keepdims=layer.name not in flat, name=layer.name)(x)
         elif layer.kind == "fc":
             weight = module.weight.detach().numpy()
             if len(x.shape) != 2:  # PyTorch flattens C, H, W; Keras flattens H, W, C
@@ -137,9 +143,20 @@ def keras_model(model):
             keras_layer = keras.layers.Dense(layer.out_c, name=layer.name)
             x = keras_layer(x)
             keras_layer.set_weights([weight.T, module.bias.detach().numpy()])
+        elif layer.kind == "add":  # the residual: the tensors in the layer's order (the file's ADD inputs)
+            x = keras.layers.Add(name=layer.name)([written[source] for source in layer.inputs])
+        elif layer.kind == "scale":  # squeeze-excite: the feature map times the (1, 1, 1, C) gate
+            x = keras.layers.Multiply(name=layer.name)([written[source] for source in layer.inputs])
         else:
             raise TfliteError(f"layer {layer.name}: no Keras layer for layer kind {layer.kind!r}")
+        written[layer.name] = x
     return keras.Model(inputs, x, name="mnetcost")
+
+
+# The resolved layers' activations as Keras names them (the same functions as PyTorch's: hard-swish
+# x * relu6(x + 3) / 6, hard-sigmoid relu6(x + 3) / 6).
+KERAS_ACTIVATIONS = {"": None, "relu": "relu", "relu6": "relu6", "hardswish": "hard_swish",
+                     "hardsigmoid": "hard_sigmoid"}
 
 
 def _fmp_function(tf, rows: np.ndarray, cols: np.ndarray):
@@ -160,12 +177,12 @@ def _check_activations(model, network) -> None:
     activation than its spec's, build_from_network(activation=...), is refused)."""
     from torch import nn
 
-    modules = {"relu": nn.ReLU, "relu6": nn.ReLU6}
+    modules = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid}
     for layer in network.layers:
         if layer.kind not in ("conv", "pw", "dw"):
             continue
         block = getattr(model, layer.name)
-        found = [type(m) for m in block.children() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+        found = [type(m) for m in block.children() if isinstance(m, tuple(modules.values()))]
         wanted = [modules[layer.activation]] if layer.activation in modules else []
         if found != wanted:
             raise TfliteError(f"layer {layer.name}: the model applies {found[0].__name__ if found else 'no'} "

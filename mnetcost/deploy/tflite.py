@@ -610,7 +610,8 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
             "biases": "int32, per channel", "input": {"scale": q_in.scale, "zero_point": q_in.zero_point},
             "output": {"scale": q_out.scale, "zero_point": q_out.zero_point},
             "calibration_images": int(len(calibration)), "calibration_dataset": source.calibration_source,
-            "calibration": "training images drawn by a seeded generator (seed 0)",
+            "calibration": (SYNTHETIC_NOTE if source.calibration_source == SYNTHETIC
+                            else "training images drawn by a seeded generator (seed 0)"),
             "seconds": round(quantize_s, 2),
             "max_abs_diff_vs_torch": against_torch.max_abs_diff,
             "max_abs_logit_torch": against_torch.max_abs_reference,
@@ -762,19 +763,37 @@ def accuracy(data: bytes, path, runtime: str, images: np.ndarray, labels: np.nda
 
 
 # --- predicted against measured --------------------------------------------------------------------
+SYNTHETIC = "synthetic images"  # the calibration source of a model exported without a dataset
+SYNTHETIC_NOTE = ("random uint8 images (seed 0), no dataset given: the arena and the file's size do not depend on "
+                  "calibration, its accuracy does")
+
+
 def synthetic_source(network, images: int = 16, seed: int = 0):
-    """A model of ``network`` whose BatchNorm statistics come from standard-normal images (so every
-    layer's activations have a useful range: with initial statistics they shrink towards zero through
-    the layers and the int8 calibration degenerates), with random calibration images (checks use
-    standard-normal inputs). The arena and the file do not depend on the weights' values."""
+    """A model of ``network`` whose BatchNorm statistics come from standard-normal images, with random
+    calibration images (:func:`synthetic_calibration`). The arena and the file do not depend on the
+    weights' values."""
     import torch
 
-    from mnetcost.deploy.evaluate import Normalization
     from mnetcost.deploy.pipeline import Source
     from mnetcost.nn.models import build_from_network
 
     torch.manual_seed(seed)
     model = build_from_network(network)
+    metadata = {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
+                "classes": network.classes, "resolution": list(network.resolution), "weights": "initial (seed 0)"}
+    return synthetic_calibration(Source(model=model.eval(), metadata=metadata), images, seed)
+
+
+def synthetic_calibration(source, images: int = 16, seed: int = 0):
+    """``source`` (a fresh model, no dataset) made ready for int8: BatchNorm statistics measured on
+    standard-normal images (with initial statistics the activations shrink towards zero through the
+    layers and the int8 calibration degenerates) and ``images`` random calibration images whose
+    normalisation gives standard-normal-like inputs. Returns ``source``, changed in place."""
+    import torch
+
+    from mnetcost.deploy.evaluate import Normalization
+
+    model, network = source.model, source.network
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = None  # a cumulative average over the batches below
@@ -787,13 +806,13 @@ def synthetic_source(network, images: int = 16, seed: int = 0):
     model.eval()
     rng = np.random.default_rng(seed)
     # uint8 "images" whose normalisation (mean 127.5, std 1/255 scale) gives standard-normal-like inputs
-    train = rng.integers(0, 256, size=(images, *shape[1:]), dtype=np.uint8)
-    normalization = Normalization(np.full(shape[1], 0.5), np.full(shape[1], 0.25))
-    metadata = {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
-                "classes": network.classes, "resolution": list(network.resolution),
-                "weights": "initial (seed 0), BatchNorm statistics from standard-normal images"}
-    return Source(model=model.eval(), metadata=metadata, normalization=normalization, train_images=train,
-                  calibration_source="synthetic images")
+    source.train_images = rng.integers(0, 256, size=(images, *shape[1:]), dtype=np.uint8)
+    source.normalization = Normalization(np.full(shape[1], 0.5), np.full(shape[1], 0.25))
+    source.calibration_source = SYNTHETIC
+    source.metadata = {**source.metadata, "weights": f"{source.metadata.get('weights', 'initial (seed 0)')}, "
+                                                     "BatchNorm statistics from standard-normal images",
+                       "calibration": SYNTHETIC}
+    return source
 
 
 def file_parts(data: bytes) -> dict[str, int]:

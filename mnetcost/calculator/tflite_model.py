@@ -137,7 +137,8 @@ def _padding(layer) -> int:
         return SAME
     if layer.padding == (0, 0, 0, 0):
         return VALID
-    raise ConfigError(f"layer {layer.name}: padding {layer.padding} is neither TF 'same' nor 'valid'")
+    raise ConfigError(f"layer {layer.name}: padding {layer.padding} is neither TF 'same' nor 'valid', so it has no "
+                      "TensorFlow Lite lowering; --runtime simple prices it without one")
 
 
 def description(network):

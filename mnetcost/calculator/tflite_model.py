@@ -312,7 +312,12 @@ def lower(network) -> Graph:
             if len(reads) != 2:
                 raise ConfigError(f"layer {name}: a {kind} reads two tensors, not {len(reads)}")
             options = (("fused_activation_function", 0),)
-            emit("ADD" if kind == "add" else "MUL", layer, tuple(tensor for tensor, _ in reads), name,
+            inputs = [tensor for tensor, _ in reads]
+            if kind == "add" and layer.out_h == layer.out_w == 1:
+                # on a 1x1 map the converter makes the residual a bias: the block's input, reshaped to (C,)
+                # right after the operator that writes it, added to the projection
+                inputs[1] = _squeeze_after_writer(ops, tensors, layer, inputs[1])
+            emit("ADD" if kind == "add" else "MUL", layer, tuple(inputs), name,
                  reads[0][1] if kind == "scale" else out4, options)
         written[name] = (current, shape)
         layer_ops.append((name, len(ops) - before))
@@ -321,6 +326,18 @@ def lower(network) -> Graph:
 
 
 LOWERED = ("conv", "pw", "dw", "maxpool", "fmp", "avgpool", "fc", "add", "scale")
+
+
+def _squeeze_after_writer(ops: list, tensors: list, layer, source: str) -> str:
+    """Insert ``RESHAPE(source) -> (C,)`` right after the operator that writes ``source`` (the converter's
+    form of a residual add on a 1x1 map); returns the reshaped tensor's name."""
+    shape = f"{layer.name}/shape"
+    squeezed = f"{layer.name}/residual"
+    tensors.append(TensorSpec(shape, (1,), INT32, True, "none"))
+    tensors.append(TensorSpec(squeezed, (layer.out_c,), INT8, False))
+    writer = next(number for number, op in enumerate(ops) if op.output == source)
+    ops.insert(writer + 1, OpSpec("RESHAPE", layer.name, (source, shape), squeezed, None))
+    return squeezed
 
 
 def operator_codes(graph: Graph) -> list[str]:

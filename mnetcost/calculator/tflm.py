@@ -107,30 +107,25 @@ def operator_steps(graph: TM.Graph) -> tuple[list[int], list[int]]:
 
 def planned_tensors(graph: TM.Graph, layer_tensors) -> list:
     """The head's buffers in TFLM's order (tensors in file order, then scratch buffers), as
-    :class:`~mnetcost.calculator.lifetimes.Tensor` with TFLM's steps. ``layer_tensors``: the calculator's
-    layer-level tensors (:func:`~mnetcost.calculator.memory.layer_tensors` at int8); a tensor not
-    written by a layer is a graph input, alive from step 0."""
-    starts, ends = operator_steps(graph)
-    layers = [name for name, _ in graph.layer_ops]
-    position = {name: number for number, name in enumerate(layers)}
-    lifetime = {}
-    for tensor in layer_tensors:
-        first = 0 if tensor.name not in position else ends[tensor.first]
-        read = starts[tensor.last] if tensor.name not in position or tensor.last > tensor.first else first
-        lifetime[tensor.name] = (tensor.size, first, read)
-    op_step = {}
+    :class:`~mnetcost.calculator.lifetimes.Tensor` with TFLM's steps: each tensor lives from the operator
+    that writes it (the graph's input from step 0) to the last operator that reads it. ``layer_tensors``:
+    the calculator's layer-level tensors (:func:`~mnetcost.calculator.memory.layer_tensors` at int8), whose
+    sizes the layers' outputs take; the tensors between the operators of one layer (and a residual the
+    converter reshapes) take their own."""
+    written = {graph.input: 0}
+    last_read: dict[str, int] = {}
     for number, op in enumerate(graph.ops):
-        op_step[op.output] = number + 1
+        for name in op.inputs:
+            last_read[name] = number + 1
+        written[op.output] = number + 1
+    sizes = {tensor.name: tensor.size for tensor in layer_tensors}
     planned = []
     for tensor in graph.tensors:
         if tensor.constant:
             continue
-        if tensor.name in lifetime:
-            size, first, last = lifetime[tensor.name]
-        else:  # between two operators of one layer: written by one, read by the next
-            size, first = tensor.nbytes, op_step[tensor.name]
-            last = first + 1
-        planned.append(lifetimes.Tensor(tensor.name, size, first, last))
+        first = written[tensor.name]
+        planned.append(lifetimes.Tensor(tensor.name, sizes.get(tensor.name, tensor.nbytes), first,
+                                        last_read.get(tensor.name, first)))
     for number, op in enumerate(graph.ops):
         for k, size in enumerate(scratch_buffers(op, graph)):
             planned.append(lifetimes.Tensor(f"{op.output}/scratch{k}", size, number + 1, number + 1))

@@ -32,6 +32,8 @@ FAMILY = {
     ("mobilenet_v3_small", 0.5, 2, 96): None,
     ("mobilenet_v3_large", 0.35, 10, 128): (761_576, 131_072, 76_800, 207_864),
     ("mobilenet_v2_mp3", 0.35, 2, 96): (606_272, 184_320, 72_608, 256_928),
+    # CIFAR's size: the last blocks run on 1x1 maps, where the converter makes a residual add a bias add
+    ("mobilenet_v2", 0.35, 10, 32): (616_328, 15_360, 72_176, None),
 }
 
 
@@ -57,7 +59,8 @@ def test_family_export_equals_the_prediction_to_the_byte(checks, config):
     measured = tuple(rows[q]["measured"] for q in ("file bytes", "arena head (activations)",
                                                   "arena tail (persistent)", "smallest arena accepted"))
     if FAMILY[config] is not None:
-        assert measured == FAMILY[config]
+        assert tuple(m for m, e in zip(measured, FAMILY[config]) if e is not None) == \
+            tuple(e for e in FAMILY[config] if e is not None)
     assert rows["arena total"]["measured"] == measured[1] + measured[2]
     ops = result["operators"]
     adds = sum(layer.kind == "add" for layer in resolve(config[0], config[1], 1, config[2], config[3]).layers)

@@ -294,6 +294,8 @@ def lower(network) -> Graph:
             options = (("padding", VALID), ("stride_w", k_w), ("stride_h", k_h), ("filter_width", k_w),
                        ("filter_height", k_h))
             emit("MAX_POOL_2D", layer, (current,), name, out4, options)
+        elif kind == "avgpool" and name not in flat and layer.in_h == layer.in_w == 1:
+            pass  # the mean of a 1x1 map, dimensions kept: the converter drops it (the output is the input)
         elif kind == "avgpool":
             axes = const(f"{name}/axes", (2,), INT32)
             if name in flat:

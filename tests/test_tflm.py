@@ -284,6 +284,16 @@ def test_family_lowering_follows_the_converter():
     assert [op.builtin for op in v3.ops[-4:]] == ["MEAN", "FULLY_CONNECTED", "HARD_SWISH", "FULLY_CONNECTED"]
     assert v3.tensor("avgpool").shape == (1, 432) and TM.flat_layers(resolve("mobilenet_v3_small").layers) == \
         {"avgpool", "conv3"}
+    # on 1x1 maps (32 px): no MEAN for a squeeze-excite, a residual reshaped to (C,) right after its writer
+    small = TM.lower(resolve("mobilenet_v3_small", 0.75, 1, 10, 32))
+    assert not [op for op in small.ops if op.layer == "block11_se_pool"]
+    builtins = [op.builtin for op in small.ops]
+    reshape = builtins.index("RESHAPE")
+    assert small.ops[reshape - 1].output == "block9_project" and small.ops[reshape].layer == "block10_add"
+    assert small.ops[reshape + 1].layer == "block10_expand"  # before the block that reads the same tensor
+    add = next(op for op in small.ops if op.layer == "block10_add" and op.builtin == "ADD")
+    assert add.inputs == ("block10_project", "block10_add/residual")
+    assert small.tensor("block10_add/residual").shape == (72,) and builtins.count("RESHAPE") == 2
 
 
 def test_the_users_keras_mobilenet_v2_is_within_its_softmax():
@@ -299,8 +309,9 @@ def test_family_sweep_gives_every_configuration_the_scalar_figures():
 
     from mnetcost.calculator.resolver import plan, resolve_arrays
 
-    for variant in ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large_fmp"):
-        the_plan = plan(variant, 2, 96)
+    for variant, resolution in (("mobilenet_v2", 96), ("mobilenet_v3_small", 96), ("mobilenet_v3_large_fmp", 96),
+                                ("mobilenet_v2", 32), ("mobilenet_v3_small_mp3", 32)):  # 32: 1x1 maps
+        the_plan = plan(variant, 2, resolution)
         alphas = np.round(np.arange(0.3, 1.01, 0.1), 2)
         deltas = np.ones(len(alphas), dtype=np.int64)
         found = tflm.sweep_memory(the_plan, resolve_arrays(the_plan, alphas, deltas), alphas, deltas)

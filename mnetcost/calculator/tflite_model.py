@@ -5,19 +5,28 @@ export builds them (the Keras layers of :mod:`mnetcost.deploy.tflite`, converted
 converter, full-integer int8, per-channel weights):
 
 * ``conv``/``pw`` -> ``CONV_2D`` (BatchNorm folded into an int32 bias, the layer's relu or relu6
-  fused), ``dw`` -> ``DEPTHWISE_CONV_2D`` (depth multiplier δ), TF 'same' padding;
+  fused), ``dw`` -> ``DEPTHWISE_CONV_2D`` (depth multiplier δ), TF 'same' padding; a 1x1 conv on a
+  pooled vector (MobileNetV3's head, :func:`flat_layers`) -> ``FULLY_CONNECTED``;
+* activations a conv cannot fuse, as the converter lowers Keras's: hard-swish -> the conv, then
+  ``HARD_SWISH``; hard-sigmoid ``relu6(x + 3) / 6`` -> the conv with its ``+ 3`` folded into the bias and
+  relu6 fused, then ``MUL`` by a constant int8 scalar (1/6);
 * ``maxpool`` -> ``MAX_POOL_2D`` ('same');
 * ``fmp`` (its fixed evaluation draw) -> ``GATHER`` of the rows (axis 1) and of the columns (axis 2) each
   window reads, ``K`` candidates per window (``K = ceil(in / out)``: windows of ``k`` or ``k + 1``
   positions, the shorter ones padded by repeating a position), then ``MAX_POOL_2D`` ``K x K``, stride
   ``K``, 'valid': the window maxima. All three are builtins TensorFlow Lite Micro runs;
-* ``avgpool`` -> ``MEAN`` over axes (1, 2) (a constant int32 axes tensor);
+* ``avgpool`` -> ``MEAN`` over axes (1, 2) (a constant int32 axes tensor): 2-D ``(1, C)`` before a
+  classifier, dimensions kept ``(1, 1, 1, C)`` in a squeeze-excite (none at all when the map is 1x1: the
+  converter drops that mean);
 * ``fc`` -> ``FULLY_CONNECTED`` (per-channel int8 weights, int32 bias), after a ``RESHAPE`` when its
-  input is not already flat (no global pooling before it).
+  input is not already flat (no global pooling before it);
+* ``add`` (a residual) -> ``ADD`` of the projection and the block's input; on a 1x1 map the converter
+  makes it a bias add: a ``RESHAPE`` of the block's input to ``(C,)`` right after the operator that
+  writes it, then ``ADD``;
+* ``scale`` (a squeeze-excite's gate) -> ``MUL`` of the feature map by the ``(1, 1, 1, C)`` gate.
 
-Residual adds, squeeze-excite scales and hard-swish/hard-sigmoid activations (MobileNetV2/V3 specs) have
-no lowering yet: :func:`lower` refuses them with the reason. Because the arena is planned from the
-calculator's one tensor list, a lowering for them (their operators and kernel data) is all they need.
+These are what the TensorFlow Lite converter emits for the Keras layers the export builds (read from its
+files). A layer without a lowering is refused with the reason and a pointer to ``--runtime simple``.
 
 Every weight and bias tensor is quantized per output channel (a float32 scale and an int64 zero point
 each), every activation per tensor (one of each); the int32 index, axes and shape tensors carry an

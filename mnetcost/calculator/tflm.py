@@ -10,10 +10,11 @@ operator's output) and every scratch buffer a kernel asks for, placed by TFLM's 
 (:func:`mnetcost.calculator.lifetimes.greedy_offsets`) with sizes rounded up to 16 bytes. Lifetimes
 are TFLM's: operator ``i`` runs at step ``i + 1``, the image exists from step 0, a tensor lives from
 the operator that writes it to the last one that reads it, a scratch buffer for its operator's step.
-The tensors come from the calculator's one tensor list (:func:`mnetcost.calculator.memory.layer_tensors`,
-one tensor per layer output), each layer's steps spread over the operators it lowers to
+The tensors are the calculator's one tensor list (:func:`mnetcost.calculator.memory.layer_tensors`,
+one tensor per layer output) as the operators it lowers to read and write them
 (:func:`mnetcost.calculator.tflite_model.lower`), plus the tensors between the operators of one layer
-(fractional max pooling's gathered rows and columns, a flatten before the classifier). Scratch
+(fractional max pooling's gathered rows and columns, a flatten before the classifier, a conv's output
+before its hard-swish or hard-sigmoid, a residual the converter reshapes). Scratch
 buffers: ``MEAN`` asks for its int32 sums (4 bytes per output element), 4 bytes per input dimension
 and 4 per reduced axis; the other kernels used here ask for none.
 

@@ -13,8 +13,13 @@ weights copied in NHWC layouts and BatchNorm folded into each conv's bias (the f
 * ``fmp``: its fixed evaluation draw (:func:`mnetcost.deploy.export.eval_copy`) as two ``tf.gather`` of
   constant int32 window positions (rows, then columns; ``K`` candidates per window) and a ``K x K``
   'valid' max pool with stride ``K``: builtins TFLite Micro runs (``GATHER``, ``MAX_POOL_2D``);
-* ``avgpool``: ``GlobalAveragePooling2D`` (``MEAN``); ``fc``: ``Dense`` (after ``Flatten`` when the input
-  is not flat, the weight's columns reordered from PyTorch's C-H-W to Keras's H-W-C).
+* ``avgpool``: ``GlobalAveragePooling2D`` (``MEAN``; ``keepdims`` in a squeeze-excite); ``fc``: ``Dense``
+  (after ``Flatten`` when the input is not flat, the weight's columns reordered from PyTorch's C-H-W to
+  Keras's H-W-C); a 1x1 conv on the pooled vector (MobileNetV3's head): ``Dense``;
+* activations: relu, relu6, ``hard_swish`` and ``hard_sigmoid`` (PyTorch's ``Hardswish``/``Hardsigmoid``:
+  ``x * relu6(x + 3) / 6`` and ``relu6(x + 3) / 6``), as the layer's own;
+* ``add``: ``Add`` of the projection and the block's input; ``scale``: ``Multiply`` of the feature map and
+  the squeeze-excite's gate.
 
 **The conversion** (:func:`convert`) is ``tf.lite.TFLiteConverter.from_keras_model`` with
 ``Optimize.DEFAULT``, a representative dataset (normalised training images), ``TFLITE_BUILTINS_INT8``

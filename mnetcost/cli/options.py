@@ -204,9 +204,11 @@ def rounding_option(function):
 
     return click.option(
         "--rounding", type=click.Choice(tuple(ROUNDINGS)), default=None,
-        help="Width rounding: truncate = Keras int(c * alpha); nearest; divisible8 = make_divisible(c * "
-             "alpha, 8) (MobileNetV2/V3) [default: the spec's: truncate for base/mp3/fmp, divisible8 for "
-             "the mobilenet_v2/v3 variants].",
+        help="Width rounding: truncate = int(c * alpha) (Keras's MobileNet); nearest; divisible8 = "
+             "make_divisible(c * alpha, 8) (torchvision's MobileNetV2/V3); keras = Keras applications' own "
+             "widths for every variant (V3: stem 16, expansions as ratio x the rounded input, head 1024/1280 "
+             "for alpha <= 1) [default: the spec's: truncate for base/mp3/fmp, divisible8 for the "
+             "mobilenet_v2/v3 variants].",
     )(function)
 
 

@@ -307,19 +307,23 @@ def test_the_users_keras_mobilenet_v2_is_within_its_softmax():
 def test_family_sweep_gives_every_configuration_the_scalar_figures():
     import numpy as np
 
-    from mnetcost.calculator.resolver import plan, resolve_arrays
+    from mnetcost.calculator.resolver import plan, resolve_arrays, split
 
     for variant, resolution in (("mobilenet_v2", 96), ("mobilenet_v3_small", 96), ("mobilenet_v3_large_fmp", 96),
                                 ("mobilenet_v2", 32), ("mobilenet_v3_small_mp3", 32)):  # 32: 1x1 maps
         the_plan = plan(variant, 2, resolution)
-        alphas = np.round(np.arange(0.3, 1.01, 0.1), 2)
+        alphas = np.round(np.arange(0.3, 1.01, 0.05), 2)
         deltas = np.ones(len(alphas), dtype=np.int64)
-        found = tflm.sweep_memory(the_plan, resolve_arrays(the_plan, alphas, deltas), alphas, deltas)
-        for i, alpha in enumerate(alphas):
-            network = resolve(variant, float(alpha), 1, network_plan=the_plan)
-            arena = tflm.arena(network)
-            assert (int(found["arena_activation_bytes"][i]), int(found["arena_persistent_bytes"][i]),
-                    int(found["flash_bytes"][i])) == (arena.head, arena.tail, TM.flash_bytes(network))
+        groups = split(the_plan, alphas, deltas)  # points whose residual adds differ are priced apart
+        assert sum(len(group.points) for group in groups) == len(alphas)
+        for group in groups:
+            at, ones = alphas[group.points], deltas[group.points]
+            found = tflm.sweep_memory(group.plan, resolve_arrays(group.plan, at, ones), at, ones)
+            for i, alpha in enumerate(at):
+                network = resolve(variant, float(alpha), 1, network_plan=the_plan)
+                arena = tflm.arena(network)
+                assert (int(found["arena_activation_bytes"][i]), int(found["arena_persistent_bytes"][i]),
+                        int(found["flash_bytes"][i])) == (arena.head, arena.tail, TM.flash_bytes(network))
 
 
 def test_a_spec_file_with_family_layers_prices_on_the_microcontroller(tmp_path):

@@ -10,10 +10,11 @@ operator's output) and every scratch buffer a kernel asks for, placed by TFLM's 
 (:func:`mnetcost.calculator.lifetimes.greedy_offsets`) with sizes rounded up to 16 bytes. Lifetimes
 are TFLM's: operator ``i`` runs at step ``i + 1``, the image exists from step 0, a tensor lives from
 the operator that writes it to the last one that reads it, a scratch buffer for its operator's step.
-The tensors come from the calculator's one tensor list (:func:`mnetcost.calculator.memory.layer_tensors`,
-one tensor per layer output), each layer's steps spread over the operators it lowers to
+The tensors are the calculator's one tensor list (:func:`mnetcost.calculator.memory.layer_tensors`,
+one tensor per layer output) as the operators it lowers to read and write them
 (:func:`mnetcost.calculator.tflite_model.lower`), plus the tensors between the operators of one layer
-(fractional max pooling's gathered rows and columns, a flatten before the classifier). Scratch
+(fractional max pooling's gathered rows and columns, a flatten before the classifier, a conv's output
+before its hard-swish or hard-sigmoid, a residual the converter reshapes). Scratch
 buffers: ``MEAN`` asks for its int32 sums (4 bytes per output element), 4 bytes per input dimension
 and 4 per reduced axis; the other kernels used here ask for none.
 
@@ -83,6 +84,9 @@ KERNELS = {
     "FULLY_CONNECTED": Kernel((32, 8), 72, True),  # TfLiteFullyConnectedParams, OpDataFullyConnected
     "GATHER": Kernel((8, 4), 20, False),  # TfLiteGatherParams
     "RESHAPE": Kernel((36, 4), 0, False),  # TfLiteReshapeParams
+    "ADD": Kernel((8, 4), 60, False),  # TfLiteAddParams, OpDataAdd
+    "MUL": Kernel((4, 4), 36, False),  # TfLiteMulParams, OpDataMul
+    "HARD_SWISH": Kernel((0, 1), 20, False),  # no options; HardSwishParams
 }
 # Builtins met in files made elsewhere (mnetcost.calculator.importers.tflite), measured the same way; kernels
 # without parsed options have builtin data (0, 0), kernels without op data 0.
@@ -158,30 +162,25 @@ def operator_steps(graph: TM.Graph) -> tuple[list[int], list[int]]:
 
 def planned_tensors(graph: TM.Graph, layer_tensors) -> list:
     """The head's buffers in TFLM's order (tensors in file order, then scratch buffers), as
-    :class:`~mnetcost.calculator.lifetimes.Tensor` with TFLM's steps. ``layer_tensors``: the calculator's
-    layer-level tensors (:func:`~mnetcost.calculator.memory.layer_tensors` at int8); a tensor not
-    written by a layer is a graph input, alive from step 0."""
-    starts, ends = operator_steps(graph)
-    layers = [name for name, _ in graph.layer_ops]
-    position = {name: number for number, name in enumerate(layers)}
-    lifetime = {}
-    for tensor in layer_tensors:
-        first = 0 if tensor.name not in position else ends[tensor.first]
-        read = starts[tensor.last] if tensor.name not in position or tensor.last > tensor.first else first
-        lifetime[tensor.name] = (tensor.size, first, read)
-    op_step = {}
+    :class:`~mnetcost.calculator.lifetimes.Tensor` with TFLM's steps: each tensor lives from the operator
+    that writes it (the graph's input from step 0) to the last operator that reads it. ``layer_tensors``:
+    the calculator's layer-level tensors (:func:`~mnetcost.calculator.memory.layer_tensors` at int8), whose
+    sizes the layers' outputs take; the tensors between the operators of one layer (and a residual the
+    converter reshapes) take their own."""
+    written = {graph.input: 0}
+    last_read: dict[str, int] = {}
     for number, op in enumerate(graph.ops):
-        op_step[op.output] = number + 1
+        for name in op.inputs:
+            last_read[name] = number + 1
+        written[op.output] = number + 1
+    sizes = {tensor.name: tensor.size for tensor in layer_tensors}
     planned = []
     for tensor in graph.tensors:
         if tensor.constant:
             continue
-        if tensor.name in lifetime:
-            size, first, last = lifetime[tensor.name]
-        else:  # between two operators of one layer: written by one, read by the next
-            size, first = tensor.nbytes, op_step[tensor.name]
-            last = first + 1
-        planned.append(lifetimes.Tensor(tensor.name, size, first, last))
+        first = written[tensor.name]
+        planned.append(lifetimes.Tensor(tensor.name, sizes.get(tensor.name, tensor.nbytes), first,
+                                        last_read.get(tensor.name, first)))
     for number, op in enumerate(graph.ops):
         for k, size in enumerate(scratch_buffers(op, graph)):
             planned.append(lifetimes.Tensor(f"{op.output}/scratch{k}", size, number + 1, number + 1))

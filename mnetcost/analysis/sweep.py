@@ -22,9 +22,11 @@ from pathlib import Path
 from mnetcost.errors import ConfigError, MnetcostError
 
 SORT_KEYS = ("mult_adds", "params", "accuracy", "variant", "alpha", "delta", "classes", "resolution",
-             "peak_activation_bytes", "weight_bytes", "arena_bytes", "flash_bytes")
-FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes", "arena_bytes", "flash_bytes")
-TFLM_COLUMNS = ("arena_bytes", "arena_activation_bytes", "arena_persistent_bytes", "flash_bytes")
+             "peak_activation_bytes", "weight_bytes", "arena_bytes", "minimum_arena_bytes", "flash_bytes")
+FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes", "arena_bytes", "minimum_arena_bytes",
+               "flash_bytes")
+TFLM_COLUMNS = ("arena_bytes", "arena_activation_bytes", "arena_persistent_bytes", "minimum_arena_bytes",
+                "flash_bytes")
 RUNTIMES = ("simple", "tflm")
 PAPER_RESOLUTION = 32
 CLASSES_DATASET = {10: "cifar10", 100: "cifar100"}
@@ -210,6 +212,7 @@ class Sweep:
     arena_bytes: object = None  # runtime tflm (mnetcost.calculator.tflm): the whole arena
     arena_activation_bytes: object = None  # its head
     arena_persistent_bytes: object = None  # its tail
+    minimum_arena_bytes: object = None  # the smallest arena_size the interpreter accepts (what budgets judge)
     flash_bytes: object = None  # the int8 .tflite file
     skipped: list[dict] = field(default_factory=list)  # configurations that cannot be built
     evaluated: int = 0  # configurations priced, buildable or not
@@ -532,7 +535,8 @@ def sort_order(sweep: Sweep, accuracy, key: str = "mult_adds"):
         raise ConfigError(f"sort key {key} needs runtime tflm")
     columns = {"mult_adds": sweep.mult_adds, "params": sweep.params, "variant": variant_rank,
                "peak_activation_bytes": sweep.peak_activation_bytes, "weight_bytes": sweep.weight_bytes,
-               "arena_bytes": sweep.arena_bytes, "flash_bytes": sweep.flash_bytes,
+               "arena_bytes": sweep.arena_bytes, "minimum_arena_bytes": sweep.minimum_arena_bytes,
+               "flash_bytes": sweep.flash_bytes,
                "alpha": sweep.alpha, "delta": sweep.delta, "classes": sweep.classes,
                "resolution": sweep.resolution,
                "accuracy": np.where(np.isnan(accuracy), np.inf, -np.nan_to_num(accuracy))}

@@ -67,6 +67,7 @@ class KnownResult:
     epochs: int | None = None  # a run's finished epochs and the epochs it plans (None: not recorded)
     epochs_planned: int | None = None
     complete: bool | None = None  # False: still short of its planned epochs
+    spec_toml: str | None = field(default=None, compare=False, hash=False)  # the spec text a run trained
 
     @property
     def unfinished(self) -> bool:
@@ -135,7 +136,7 @@ def _run_from_summary(path: Path, data) -> KnownResult:
     name = name if isinstance(name, str) and name else path.parent.name
     dataset = data.get("dataset") if isinstance(data.get("dataset"), str) else ""
     from mnetcost import identity as ID
-    from mnetcost.analysis.runs import RECIPE_KEYS
+    from mnetcost.analysis.runs import RECIPE_KEYS, stored_spec
 
     seed = data.get("seed") if isinstance(data.get("seed"), int) and not isinstance(data.get("seed"), bool) else None
     identity = (ID.read_run(path.parent) if (path.parent / "config.json").is_file() else None) \
@@ -145,7 +146,8 @@ def _run_from_summary(path: Path, data) -> KnownResult:
     complete = data.get("complete") if isinstance(data.get("complete"), bool) else None
     return KnownResult(source=name, variant=variant, alpha=float(alpha), delta=delta, classes=classes,
                        resolution=resolution, accuracy=float(accuracy), dataset=dataset, path=str(path), seed=seed,
-                       recipe=recipe, identity=identity, complete=complete, **progress, **counts)
+                       recipe=recipe, identity=identity, complete=complete, spec_toml=stored_spec(path.parent),
+                       **progress, **counts)
 
 
 def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
@@ -470,23 +472,52 @@ def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
 
 
 # --- known accuracy and the front --------------------------------------------------------------
+def variant_digests(variants) -> dict:
+    """Each variant's spec digest (:func:`mnetcost.identity.spec_digest` of its text; None when it
+    cannot be read)."""
+    from mnetcost import identity as ID
+    from mnetcost.calculator.spec import spec_text
+
+    digests = {}
+    for variant in variants:
+        try:
+            digests[variant] = ID.spec_digest(spec_text(variant))
+        except MnetcostError:
+            digests[variant] = None
+    return digests
+
+
+def same_network(result: KnownResult, variant: str, digest: str | None) -> bool:
+    """Whether a known accuracy belongs to ``variant`` (a name or a spec file's path, whose spec
+    digest is ``digest``): by the spec's content where the run recorded it (a file moved, renamed or
+    given by another path matches; an edited one does not), else by the name as given (the paper's
+    figures, runs that record no spec)."""
+    recorded = result.identity.recipe.get("spec") if result.identity is not None else None
+    if recorded and digest:
+        return recorded == digest
+    return result.variant == variant
+
+
 def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
     """Per row: the accuracy that stands for it (NaN if none), its source, and the paper's printed
     accuracy. A training run's accuracy stands where one exists (the highest of the runs for that
     configuration, its source the run's name), whether or not the paper printed a higher one; else
-    the paper's (source ``paper``). A result matches a row with the same variant (as given), alpha
-    (to 9 decimals), delta, classes and resolution. Vectorised over rows, one pass per result."""
+    the paper's (source ``paper``). A result matches a row with the same network (:func:`same_network`),
+    alpha (to 9 decimals), delta, classes and resolution. Vectorised over rows, one pass per result."""
     import numpy as np
 
     run_accuracy = np.full(len(sweep), np.nan)
     paper_accuracy = np.full(len(sweep), np.nan)
     run_source = np.full(len(sweep), "", dtype=object)
     alphas = np.round(sweep.alpha, 9)
+    digests = variant_digests(sweep.variants)
     for result in known:
-        if result.variant not in sweep.variants:
+        numbers = [number for number, variant in enumerate(sweep.variants)
+                   if same_network(result, variant, digests[variant])]
+        if not numbers:
             continue
         rows = np.flatnonzero(
-            (sweep.variant == sweep.variants.index(result.variant)) & (alphas == alpha_key(result.alpha))
+            np.isin(sweep.variant, numbers) & (alphas == alpha_key(result.alpha))
             & (sweep.delta == result.delta) & (sweep.classes == result.classes)
             & (sweep.resolution == result.resolution))
         if result.source == "paper":

@@ -121,7 +121,7 @@ def spec_digest(toml_text: str | None) -> str | None:
 
     try:
         canonical = json.dumps(tomllib.loads(toml_text), sort_keys=True, default=str)
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # not TOML, nested too deeply, an integer too long to read
         canonical = toml_text
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -78,3 +78,25 @@ def test_a_custom_file_named_like_nothing_builtin(tmp_path):
     assert spec.name == "mine"
     net = resolve(spec, 1.0, 1, 5, 8)
     assert net.layer("fc").input_shape == (1, 1, 8)
+
+
+@pytest.mark.parametrize("body, words", [
+    ("x = " + "[" * 50_000 + "]" * 50_000 + "\n" + '[[layers]]\ntype = "fc"\n', "nest too deeply"),
+    ("x = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n" + '[[layers]]\ntype = "fc"\n', "nest too deeply"),
+    ("in_channels = " + "9" * 5_000 + "\n" + '[[layers]]\ntype = "fc"\n', "4300 digits"),
+    ('[[layers]]\ntype = "conv"\nfilters = ' + "9" * 400 + "\n" + '[[layers]]\ntype = "fc"\n',
+     "layer conv1: its width times alpha is beyond a floating-point number's range"),
+])
+@pytest.mark.parametrize("command", ["table", "sweep"])
+def test_hostile_spec_files_are_one_line_and_exit_2(tmp_path, body, words, command):
+    from click.testing import CliRunner
+
+    from mnetcost.cli import main
+
+    spec = tmp_path / "hostile.toml"
+    spec.write_text('name = "hostile"\n' + body)
+    result = CliRunner().invoke(main, [command, "-v", str(spec)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnetcost: error: ") and words in lines[0], result.stderr
+    assert str(spec) in lines[0]

@@ -496,6 +496,19 @@ def _inverted_residual(spec: Spec, row, number: int, stride: int, activation: st
         add(f"{name}_add", "add", row, out_h, out_w, out_ch, also=(source,), **common)
 
 
+def _concrete_layers(the_plan: NetworkPlan, alpha, delta, rounding: Callable) -> tuple[Layer, ...]:
+    """Every layer of ``the_plan`` at ``alpha`` and ``delta``; a width that no float can scale (a
+    400-digit ``filters``) is a ConfigError naming its layer, not an OverflowError."""
+    layers = []
+    for item in the_plan.layers:
+        try:
+            layers.append(_concrete(item, alpha, delta, rounding))
+        except OverflowError:
+            raise ConfigError(f"{the_plan.spec.source}: row {item.layer.row}: layer {item.layer.name}: its width "
+                              "times alpha is beyond a floating-point number's range") from None
+    return tuple(layers)
+
+
 def _concrete(item: LayerPlan, alpha, delta, rounding: Callable) -> Layer:
     in_c = item.in_ch.evaluate(alpha, delta, rounding)
     out_c = item.out_ch.evaluate(alpha, delta, rounding)
@@ -515,7 +528,7 @@ def resolve(spec: Spec | str, alpha: float = 1.0, delta: int = 1, classes: int |
     if rounding not in ROUNDINGS:
         raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     round_width = ROUNDINGS[rounding]
-    layers = tuple(_concrete(item, alpha, delta, round_width) for item in the_plan.layers)
+    layers = _concrete_layers(the_plan, alpha, delta, round_width)
     for layer in layers:
         if layer.out_c < 1:
             raise ConfigError(
@@ -534,4 +547,4 @@ def resolve_arrays(network_plan: NetworkPlan, alphas, deltas, rounding: str | No
     alphas = np.asarray(alphas, dtype=np.float64)
     deltas = np.asarray(deltas, dtype=np.int64)
     rounding = network_plan.spec.rounding if rounding is None else rounding
-    return tuple(_concrete(item, alphas, deltas, ROUNDINGS[rounding]) for item in network_plan.layers)
+    return _concrete_layers(network_plan, alphas, deltas, ROUNDINGS[rounding])

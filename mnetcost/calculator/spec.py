@@ -248,6 +248,10 @@ def parse_spec(text: str, source: str, _extending: tuple[str, ...] = ()) -> Spec
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: not a spec: its arrays or tables nest too deeply to read") from None
+    except ValueError as exc:  # an integer beyond Python's string-conversion limit (4,300 digits)
+        raise SpecError(f"{source}: not a spec: {str(exc).split(';')[0]}") from None
     _check_top(source, data)
     name = data.get("name") or Path(source).stem
     if "extends" in data:

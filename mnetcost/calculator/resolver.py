@@ -329,6 +329,9 @@ def check_config(alpha, delta, classes) -> tuple[float, int, int | None]:
     return as_alpha(alpha), as_count(delta, "delta"), None if classes is None else as_count(classes, "classes")
 
 
+MAX_LAYERS = 10_000  # resolved layers a network may have (MobileNetV3-Large has about 140)
+
+
 def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> NetworkPlan:
     """Fix the layer sequence, names and spatial sizes of ``spec`` for an input size and classes
     (None: the spec's own defaults, 10 classes and 32x32 unless it says otherwise)."""
@@ -349,6 +352,10 @@ def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> Netwo
         """Append a layer reading ``source`` ((name, height, width, channels); default: the tensor
         the layer before wrote) and the tensors named in ``also``; its output becomes the current one."""
         nonlocal height, width, channels, current
+        if len(layers) >= MAX_LAYERS:
+            raise ConfigError(f"{spec.source}: row {row.index} ({row.type}): the network would have more than "
+                              f"{MAX_LAYERS:,} layers (lower 'repeat' or the rows); mnetcost builds at most "
+                              f"{MAX_LAYERS:,}")
         if source is not None:
             current, height, width, channels = source
         if out_h < 1 or out_w < 1:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 from mnetcost.errors import ConfigError
@@ -107,12 +108,16 @@ class Graph:
     def tensor(self, name: str) -> TensorSpec:
         return self._by_name[name]
 
-    @property
-    def _by_name(self) -> dict:
+    @cached_property
+    def _by_name(self) -> dict:  # built once: lookups stay linear in the graph's size
         return {t.name: t for t in self.tensors}
 
+    @cached_property
+    def _numbers(self) -> dict:
+        return {t.name: number for number, t in enumerate(self.tensors)}
+
     def index(self, name: str) -> int:
-        return [t.name for t in self.tensors].index(name)
+        return self._numbers[name]
 
 
 def fmp_candidates(size: int, out: int) -> int:

@@ -234,19 +234,11 @@ def tail_parts(graph: TM.Graph, end: int = 0) -> dict[str, int]:
     return parts
 
 
-def _larger(a, b):
-    """The larger of two integers, elementwise for numpy arrays (a sweep)."""
-    if hasattr(a, "shape") or hasattr(b, "shape"):
-        import numpy as np  # only reached with numpy sizes
-
-        return np.maximum(a, b)
-    return max(a, b)
-
-
-def _need(events, head, end):
+def _need(events, head, end, larger=max):
     """The smallest arena that satisfies every check of ``events`` (:func:`_timeline`) and holds ``head``
-    and the whole tail, for an arena whose end is ``end`` modulo 16 (an integer, or an array that
-    broadcasts with the sizes'); not yet rounded to that remainder."""
+    and the whole tail, for an arena whose end is ``end`` modulo 16; not yet rounded to that remainder.
+    ``larger``: ``max``, or ``numpy.maximum`` for a sweep's arrays."""
+    _larger = larger
     top = ARENA_ALIGNMENT * 1024 + end  # any address with that remainder
     pointer, need = top, 0
     for part, size, alignment in events:
@@ -268,13 +260,14 @@ def minimum_arena(graph: TM.Graph, head) -> int:
     need more than the head. The tail's alignment gaps depend on the end's remainder modulo 16 (an
     end 8 bytes past alignment can save 8 bytes of gaps). An array for a sweep's graph."""
     events = _timeline(graph)
+    arrays = hasattr(head, "shape") or any(hasattr(size, "shape") for _, size, _ in events)
+    if arrays:
+        import numpy as np  # only reached with numpy sizes
     sizes = []
     for end in range(ARENA_ALIGNMENT):
-        need = _need(events, head, end)
+        need = _need(events, head, end, np.maximum if arrays else max)
         sizes.append(need + (end - need) % ARENA_ALIGNMENT)  # the first size >= need with that remainder
-    if any(hasattr(size, "shape") for size in sizes):
-        import numpy as np
-
+    if arrays:
         return np.min(np.stack(np.broadcast_arrays(*sizes)), axis=0)
     return min(sizes)
 

@@ -140,3 +140,19 @@ def test_the_planner_reads_each_lifetime_a_bounded_number_of_times():
     offsets = lifetimes.greedy_offsets(tensors, 16)
     assert _Counted.reads < 40 * len(tensors)
     assert offsets == _reference_offsets([Tensor(*t) for t in tensors], 16)
+
+
+def test_the_lockstep_planner_is_exact_at_sizes_near_int64():
+    """Sizes whose offsets could pass 2^63 - 1: the vectorised planner gives the scalar planner's
+    placement (in exact integers), not an order from a wrapped sort key."""
+    import numpy as np
+
+    spec = [(2 * 10**18, 0, 1), (10**18 + 16, 1, 2), (3 * 10**17, 2, 3), (16, 0, 3), (10**18, 3, 4)]
+    scalar = _tensors(spec)
+    arrays = [t._replace(size=np.array([t.size, t.size // 10, 5], dtype=np.int64)) for t in scalar]
+    offsets = lifetimes.greedy_offsets(arrays, 16)
+    for column in range(3):
+        expected = lifetimes.greedy_offsets([t._replace(size=int(t.size[column])) for t in arrays], 16)
+        assert [int(o[column]) for o in offsets] == expected
+    assert [int(a) for a in lifetimes.arena_size(arrays, offsets, 16)] == [3_000_000_000_000_000_032,
+                                                                         300_000_000_000_000_032, 48]

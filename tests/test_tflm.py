@@ -298,3 +298,20 @@ def test_without_the_tflite_extra_one_line_names_it(monkeypatch, tmp_path, args)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "mnetcost[tflite]" in lines[0] and "tensorflow" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_and_table_agree_on_the_arena_at_absurd_sizes(tmp_path):
+    """Three 1x1 convs at 1,060,000,000 px: each tensor is 1.12e18 B, so the planner's order (size, then
+    later-added first) must not be computed as size * count + index in int64 (that wraps and places the
+    buffers in another order: 2,247,200,000,000,002,160 B instead of ...096)."""
+    import json
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('name = "s"\nin_channels = 1\n' + '[[layers]]\ntype = "conv"\nfilters = 1\nkernel = 1\n' * 3
+                    + '[[layers]]\ntype = "avgpool"\n[[layers]]\ntype = "fc"\n')
+    args = ("-v", spec, "-a", "1", "-d", "1", "-r", "1060000000", "--runtime", "tflm", "--format", "json")
+    table = json.loads(_cli("table", *args).stdout)
+    rows = json.loads(_cli("sweep", *args).stdout)
+    assert table["arena_bytes"] == 2_247_200_000_000_002_096
+    assert [(r["arena_bytes"], r["minimum_arena_bytes"]) for r in rows] == [(table["arena_bytes"],
+                                                                             table["minimum_arena_bytes"])]

@@ -418,8 +418,19 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
                         skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
                                         "resolution": resolution, "count": count, "reason": figures})
                         continue
+                    figures = {name: np.broadcast_to(figures[name], (count,)) for name in TFLM_COLUMNS}
+                    fits64 = np.ones(count, dtype=bool)  # exact (object) figures beyond int64 are left out
                     for name in TFLM_COLUMNS:
-                        columns[name].append(np.broadcast_to(figures[name], (count,)))
+                        fits64 &= figures[name] <= INT64_MAX
+                    if not fits64.all():
+                        skipped.append(_overflow_skip(variant, classes, resolution, alpha_at[ok], delta_at[ok],
+                                                      fits64))
+                        ok[np.flatnonzero(ok)[~fits64]] = False
+                        count = int(ok.sum())
+                        if not count:
+                            continue
+                    for name in TFLM_COLUMNS:
+                        columns[name].append(figures[name][fits64].astype(np.int64))
                 columns["variant"].append(np.full(count, number, dtype=np.int64))
                 columns["alpha"].append(alpha_at[ok])
                 columns["delta"].append(delta_at[ok])

@@ -192,13 +192,16 @@ def _greedy_offsets_arrays(tensors: Sequence[Tensor], alignment: int) -> list:
     sizes = (sizes.reshape(-1, count) + alignment - 1) // alignment * alignment
     sizes, _, inverse = unique_rows(sizes)
     points = sizes.shape[0]
+    if int(sizes.max()) * count > INT64_MAX:  # an offset + size might pass 2^63 - 1: exact integers instead
+        return _greedy_offsets_exact(tensors, sizes, inverse, shape)
     near = neighbours(tensors)
     width = max(max((len(n) for n in near), default=0), 1)
     table = np.full((count, width), count, dtype=np.int64)  # column ``count``: nobody (never placed)
     for i, found in enumerate(near):
         table[i, :len(found)] = found
-    # largest first, ties to the tensor added later: sort on size * count + index, descending
-    order = np.argsort(-(sizes * count + np.arange(count, dtype=np.int64)), axis=1, kind="stable")
+    # largest first, ties to the tensor added later: a stable sort by size, descending, of the columns
+    # in reverse order (no combined key: size * count + index overflows int64 at absurd sizes)
+    order = count - 1 - np.argsort(-sizes[:, ::-1], axis=1, kind="stable")
     offsets = np.full((points, count + 1), -1, dtype=np.int64)
     extended = np.concatenate([sizes, np.zeros((points, 1), dtype=np.int64)], axis=1)
     rows = np.arange(points)[:, None]
@@ -218,6 +221,21 @@ def _greedy_offsets_arrays(tensors: Sequence[Tensor], alignment: int) -> list:
     return [offsets[:, i].reshape(shape) for i in range(count)]
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _greedy_offsets_exact(tensors: Sequence[Tensor], sizes, inverse, shape) -> list:
+    """:func:`_greedy_offsets_arrays` where an offset could pass int64: each distinct size vector
+    placed by the scalar planner in Python integers; object arrays (exact at any size)."""
+    import numpy as np
+
+    rows = [greedy_offsets([t._replace(size=int(size)) for t, size in zip(tensors, row)]) for row in sizes.tolist()]
+    offsets = np.empty((len(rows), len(tensors)), dtype=object)
+    offsets[:, :] = rows
+    offsets = offsets[inverse.reshape(-1)]
+    return [offsets[:, i].reshape(shape) for i in range(len(tensors))]
+
+
 def arena_size(tensors: Sequence[Tensor], offsets: Sequence[int] | None = None, alignment: int = 1) -> int:
     """The arena the placement needs: the largest ``offset + aligned size`` (0 for no tensors); an
     array for a sweep's sizes."""
@@ -226,7 +244,9 @@ def arena_size(tensors: Sequence[Tensor], offsets: Sequence[int] | None = None, 
     if _arrays(tensors):
         import numpy as np
 
-        ends = [offset + align_up(np.asarray(t.size, dtype=np.int64), alignment) for t, offset in zip(tensors, offsets)]
+        exact = any(getattr(offset, "dtype", None) == object for offset in offsets)
+        ends = [offset + align_up(np.asarray(t.size, dtype=object if exact else np.int64), alignment)
+                for t, offset in zip(tensors, offsets)]
         return np.max(np.stack(np.broadcast_arrays(*ends)), axis=0) if ends else 0
     return max((offset + align_up(int(t.size), alignment) for t, offset in zip(tensors, offsets)), default=0)
 

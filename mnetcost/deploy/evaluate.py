@@ -234,8 +234,12 @@ def check_file_metadata(run: Run, meta: dict, path, option: str = "--onnx") -> N
                             f"--run, not a model of the run in {run.path}")
 
 
-def check_fits(data, classes: int, resolution, what: str) -> None:
-    """The data's classes and image size must be the model's."""
+def check_fits(data, classes: int, resolution, what: str, in_channels: int | None = None) -> None:
+    """The data's classes, image size and channels must be the model's."""
+    if in_channels is not None:
+        from mnetcost.nn.datasets import check_channels
+
+        check_channels(in_channels, what, data.channels, f"the dataset {data.name}")
     if data.classes != classes:
         raise MnetcostError(f"{what}: the dataset {data.name} has {data.classes} classes, the model {classes}")
     if tuple(data.resolution) != tuple(resolution):

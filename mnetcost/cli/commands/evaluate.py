@@ -122,7 +122,7 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
         tflite_models.append((path, data_bytes, meta))
     data = EV.run_dataset(run, data_dir) if dataset is None else EV.load_data(dataset, data_dir)
     what = f"--dataset {dataset}" if dataset is not None else f"the run's dataset {run.config.dataset}"
-    EV.check_fits(data, run.config.classes, network.resolution, what)
+    EV.check_fits(data, run.config.classes, network.resolution, what, network.spec.in_channels)
     labels, note = EV.test_labels(run, data, what)
     normalization, source_note = EV.run_normalization(run, data_dir, given=data if dataset is not None else None)
     for line in (note, source_note):

@@ -315,3 +315,27 @@ def test_sweep_and_table_agree_on_the_arena_at_absurd_sizes(tmp_path):
     assert table["arena_bytes"] == 2_247_200_000_000_002_096
     assert [(r["arena_bytes"], r["minimum_arena_bytes"]) for r in rows] == [(table["arena_bytes"],
                                                                              table["minimum_arena_bytes"])]
+
+
+@pytest.mark.parametrize("args", [
+    ("table", "--runtime", "tflm"),
+    ("sweep", "--runtime", "tflm", "-a", "1", "-d", "1"),
+    ("crosscheck", "--runtime", "tflm"),
+    ("export", "--format", "tflite", "--dataset", "cifar10", "--out", "{tmp}/after.tflite"),
+])
+def test_a_conv_after_global_pooling_is_refused_by_every_tflite_path_alike(tmp_path, args):
+    """Global average pooling gives a vector (MEAN to [1, C]); the converter's CONV_2D takes NHWC images.
+    The calculator printed an arena for it while the export ended in a Keras ValueError."""
+    from click.testing import CliRunner
+
+    from mnetcost.cli import main
+
+    spec = tmp_path / "after.toml"
+    spec.write_text('name = "after"\n[[layers]]\ntype = "conv"\nfilters = 8\nstride = 2\n[[layers]]\ntype = "avgpool"\n'
+                    '[[layers]]\ntype = "conv"\nfilters = 16\nkernel = 1\n[[layers]]\ntype = "fc"\n')
+    argv = [args[0], "-v", str(spec), *(a.format(tmp=tmp_path) for a in args[1:])]
+    result = CliRunner().invoke(main, argv, env={"MNETCOST_DATA": str(tmp_path / "data")})
+    assert result.exit_code == 2, result.output
+    assert ("layer conv2 (conv) reads avgpool, a vector of features (global average pooling keeps no height and "
+            "width): the TensorFlow Lite lowering has no convolution or pooling of a pooled vector") in result.stderr
+    assert not (tmp_path / "after.tflite").exists() and not (tmp_path / "data").exists()

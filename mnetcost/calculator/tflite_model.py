@@ -206,6 +206,10 @@ def lower(network) -> Graph:
             raise ConfigError(f"layer {name} reads {', '.join(layer.inputs)}: the TensorFlow Lite lowering "
                               "covers chains of layers")
         out4 = (1, layer.out_h, layer.out_w, layer.out_c)
+        if kind in IMAGE_KINDS and len(shape) != 4:  # the converter's conv and pooling take NHWC images only
+            raise ConfigError(f"layer {name} ({kind}) reads {current}, a vector of features (global average pooling "
+                              "keeps no height and width): the TensorFlow Lite lowering has no convolution or "
+                              "pooling of a pooled vector")
         if kind in ("conv", "pw"):
             weights = const(f"{name}/weights", (layer.out_c, layer.kernel, layer.kernel, layer.in_c), INT8,
                             layer.out_c, 0)
@@ -251,6 +255,7 @@ def lower(network) -> Graph:
 
 
 LOWERED = ("conv", "pw", "dw", "maxpool", "fmp", "avgpool", "fc")
+IMAGE_KINDS = ("conv", "pw", "dw", "maxpool", "fmp", "avgpool")  # layers whose operator reads an NHWC image
 
 
 def operator_codes(graph: Graph) -> list[str]:

@@ -101,7 +101,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
         from mnetcost.calculator.resolver import resolve
 
         note_alpha(alpha)
-        resolve(variant, alpha, delta, classes, resolution)  # a bad configuration is named before any work
+        network = resolve(variant, alpha, delta, classes, resolution)  # a bad configuration is named before any work
+        if tflite:
+            from mnetcost.calculator.tflite_model import lower
+
+            lower(network)  # so is one the TensorFlow Lite export does not lower
         if (int8 or tflite) and dataset is None:
             fail(f"{'an int8 TensorFlow Lite file' if tflite else '--int8'} needs calibration images: pass "
                  "--dataset (or export a trained --run)")

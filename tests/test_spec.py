@@ -100,3 +100,23 @@ def test_hostile_spec_files_are_one_line_and_exit_2(tmp_path, body, words, comma
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mnetcost: error: ") and words in lines[0], result.stderr
     assert str(spec) in lines[0]
+
+
+@pytest.mark.parametrize("top, words", [
+    ('name = "evil\\ntotal: 1 params"\n', "top-level field 'name' must be one line of printable characters"),
+    ('name = "evil\\r"\n', "top-level field 'name' must be one line"),
+    ('name = "ok"\ntitle = "a\\u2028b"\n', "top-level field 'title' must be one line"),
+    ('name = "a\\u001b[2Jb"\n', "top-level field 'name' must be one line"),
+])
+def test_a_name_with_a_control_character_cannot_forge_output_lines(top, words):
+    with pytest.raises(SpecError, match=words):
+        parse_spec(top + GOOD_TAIL, "my.toml")
+
+
+def test_a_file_name_with_a_newline_needs_a_name(tmp_path):
+    path = tmp_path / "evil\ntotal.toml"
+    path.write_text(GOOD_TAIL)
+    with pytest.raises(SpecError, match="holds a control character; give it a top-level 'name'"):
+        load_spec(str(path))
+    path.write_text('name = "fine"\n' + GOOD_TAIL)
+    assert load_spec(str(path)).name == "fine"

@@ -32,6 +32,15 @@ own alignment (so small ones leave gaps before 16-byte-aligned ones), in TFLM's 
 7. for the graph's input and output: a pointer array, a ``TfLiteTensor`` (64 B) and its quantization
    (24 B + a zero-point array).
 
+**Loading** (:func:`minimum_arena`): besides head and tail, the interpreter takes temporary room from the
+free middle while it loads the model, so the smallest ``arena_size`` it accepts can exceed head + tail
+when the head is small. While each kernel prepares (the head then holds 16 B per scratch-buffer request,
+12 slots ahead), it copies its tensors into temporary ``TfLiteTensor`` structs (64 B, with a 24 B
+quantization struct and a zero-point array of 4 + 4 B per scale; which tensors, in which order, per
+builtin: :data:`PREPARE_TEMPS`); the temporaries must stay below the tail of that moment. While it makes
+the memory plan, it takes 8 B + 32 B per tensor and scratch buffer (``AllocationInfo``), and the greedy
+planner needs 40 B per planned buffer of what is left between them and the tail (both 16-byte aligned).
+
 Sizes are those of this 64-bit build, measured with the interpreter's own allocation records; a
 32-bit microcontroller build has smaller structs (4-byte pointers) and no recording counters, so its
 tail is somewhat smaller, while the per-channel data (the bulk) and the head are the same.
@@ -261,14 +270,17 @@ def minimum_arena(graph: TM.Graph, head) -> int:
     end 8 bytes past alignment can save 8 bytes of gaps). An array for a sweep's graph."""
     events = _timeline(graph)
     arrays = hasattr(head, "shape") or any(hasattr(size, "shape") for _, size, _ in events)
-    if arrays:
+    if arrays:  # the 16 remainders at once, on a leading axis
         import numpy as np  # only reached with numpy sizes
+
+        ndim = max(np.ndim(value) for value in (head, *(size for _, size, _ in events)))
+        ends = np.arange(ARENA_ALIGNMENT).reshape((ARENA_ALIGNMENT,) + (1,) * ndim)
+        need = _need(events, head, ends, np.maximum)
+        return np.min(need + (ends - need) % ARENA_ALIGNMENT, axis=0)
     sizes = []
     for end in range(ARENA_ALIGNMENT):
-        need = _need(events, head, end, np.maximum if arrays else max)
+        need = _need(events, head, end)
         sizes.append(need + (end - need) % ARENA_ALIGNMENT)  # the first size >= need with that remainder
-    if arrays:
-        return np.min(np.stack(np.broadcast_arrays(*sizes)), axis=0)
     return min(sizes)
 
 

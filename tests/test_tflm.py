@@ -95,6 +95,72 @@ def test_a_classifier_without_global_pooling_is_flattened(tmp_path):
     assert arena.head == 192 + 128
 
 
+# (variant, alpha, delta, resolution): the smallest arena_size the interpreter accepted (probed in child
+# processes), where loading the model needs more room than head + tail
+LOADING_MINIMUM = {
+    ("base", 1.0, 1, 1): 108_216,  # a conv's temporary tensors in Prepare (1,024-channel zero points)
+    ("mp3", 1.0, 1, 1): 109_016,
+    ("base", 0.75, 1, 2): 83_256,
+    ("base", 0.5, 1, 8): 58_296,
+    ("base", 0.25, 1, 1): 33_992,
+    ("mp3", 0.25, 2, 16): 45_080,
+    ("base", 0.1, 1, 32): 21_064,  # the memory planner's arrays: 40 B per planned buffer
+    ("base", 0.04, 1, 2): 15_752,
+    ("base", 0.04, 1, 32): 15_752,
+    ("mp3", 0.05, 1, 3): 17_960,
+    ("base", 0.25, 2, 32): 49_896,  # head + tail - 8: loading fits within the head
+    ("fmp", 0.05, 1, 32): 25_176,
+}
+
+
+@pytest.mark.parametrize("config", sorted(LOADING_MINIMUM))
+def test_the_smallest_arena_covers_what_loading_the_model_takes(config):
+    """TFLM takes temporary space from the arena while kernels prepare (TfLiteTensor copies with their
+    zero-point arrays) and while it makes the memory plan (allocation records and the planner's
+    arrays); with small activations that exceeds the head, and the arena must grow."""
+    variant, alpha, delta, resolution = config
+    arena = tflm.arena(resolve(variant, alpha, delta, resolution=resolution))
+    assert arena.minimum == LOADING_MINIMUM[config]
+
+
+def test_budgets_judge_the_smallest_arena_accepted():
+    import json
+
+    data = json.loads(_cli("table", "-v", "base", "-a", "1", "-r", "1", "--runtime", "tflm", "--max-peak-memory",
+                           "100KiB", "--format", "json").stdout)
+    assert (data["arena_bytes"], data["minimum_arena_bytes"]) == (101_584, 108_216)
+    assert data["fit"]["fits"] is False and data["fit"]["sram_margin_bytes"] == 102_400 - 108_216
+    text = _cli("table", "-v", "base", "-a", "1", "-r", "1", "--runtime", "tflm", "--max-peak-memory",
+                "106KiB").stdout
+    assert "FITS your budget: TFLM arena needed 105.7 KiB" in text
+    rows = json.loads(_cli("sweep", "-v", "base", "-a", "1", "-d", "1", "-r", "1,32", "--runtime", "tflm",
+                           "--max-peak-memory", "110000", "--format", "json").stdout)
+    # r=1 needs 108,216 B (fits 110,000); r=32 needs 119,976 B (head + tail - 8): left out
+    assert [(r["resolution"], r["minimum_arena_bytes"]) for r in rows] == [(1, 108_216)]
+    everything = json.loads(_cli("sweep", "-v", "base", "-a", "1", "-d", "1", "-r", "1,32", "--runtime", "tflm",
+                                 "--format", "json").stdout)
+    assert [r["minimum_arena_bytes"] for r in everything] == [108_216, 119_976]
+
+
+def test_sweep_smallest_arena_equals_the_one_network_figure():
+    import numpy as np
+
+    from mnetcost.calculator.resolver import plan, resolve_arrays
+
+    alphas = np.array([0.04, 0.1, 0.25, 0.5, 1.0, 0.04, 0.1, 0.25, 0.5, 1.0])
+    deltas = np.array([1, 1, 2, 1, 1, 3, 2, 1, 4, 2])
+    for variant in ("base", "mp3", "fmp"):
+        for resolution in (1, 2, 32):
+            try:
+                the_plan = plan(variant, None, resolution)
+            except ConfigError:
+                continue
+            found = tflm.sweep_memory(the_plan, resolve_arrays(the_plan, alphas, deltas), alphas, deltas)
+            for k, (alpha, delta) in enumerate(zip(alphas, deltas)):
+                arena = tflm.arena(resolve(variant, float(alpha), int(delta), resolution=resolution))
+                assert int(found["minimum_arena_bytes"][k]) == arena.minimum, (variant, resolution, alpha, delta)
+
+
 def test_fmp_candidates_are_the_longest_window():
     assert [TM.fmp_candidates(size, out) for size, out in ((32, 22), (22, 15), (15, 10), (4, 2), (3, 3))] == \
         [2, 2, 2, 2, 1]
@@ -162,7 +228,7 @@ def test_table_and_paper_print_the_tflm_figures():
     for row in grid:
         arena = tflm.arena(resolve("mp3", row["alpha"], row["delta"]))
         assert row["runtime"] == "tflm" and row["arena_bytes"] == arena.total
-        assert row["fit"]["sram_margin_bytes"] == 320 * 1024 - arena.total
+        assert row["fit"]["sram_margin_bytes"] == 320 * 1024 - arena.minimum
     plain = json.loads(_cli("table", "-v", "base", "-a", "0.25", "--dtype", "int8", "--format", "json").stdout)
     assert plain["runtime"] == "simple" and "arena_bytes" not in plain  # no target: the simple model
     paper = json.loads(_cli("paper", "--table", "5", "--runtime", "tflm", "--format", "json").stdout)
@@ -179,7 +245,7 @@ def test_sweep_budgets_apply_to_the_tflm_figures():
                            "json").stdout)
     everything = json.loads(_cli("sweep", "-a", "0.25:1.0:0.25", "-d", "1,2,4", "--runtime", "tflm", "--format",
                                  "json").stdout)
-    fits = [r for r in everything if r["arena_bytes"] <= 320 * 1024 and r["flash_bytes"] <= 2**20]
+    fits = [r for r in everything if r["minimum_arena_bytes"] <= 320 * 1024 and r["flash_bytes"] <= 2**20]
     assert [(r["variant"], r["alpha"], r["delta"]) for r in rows] == [(r["variant"], r["alpha"], r["delta"])
                                                                       for r in fits]
     # the simple model keeps fmp α=0.5 δ=1 (peak 61 KiB) where TFLM needs more than its 121 KiB
@@ -374,3 +440,49 @@ def test_table_target_works_for_every_family_member():
         data = json.loads(result.stdout)
         network = resolve(variant, 0.5, 1, resolution=96)
         assert data["arena_bytes"] == tflm.arena(network).total and data["fit"]["target"] == "stm32f746"
+
+
+def test_sweep_and_table_agree_on_the_arena_at_absurd_sizes(tmp_path):
+    """Three 1x1 convs at 1,060,000,000 px: each tensor is 1.12e18 B, so the planner's order (size, then
+    later-added first) must not be computed as size * count + index in int64 (that wraps and places the
+    buffers in another order: 2,247,200,000,000,002,160 B instead of ...096)."""
+    import json
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('name = "s"\nin_channels = 1\n' + '[[layers]]\ntype = "conv"\nfilters = 1\nkernel = 1\n' * 3
+                    + '[[layers]]\ntype = "avgpool"\n[[layers]]\ntype = "fc"\n')
+    args = ("-v", spec, "-a", "1", "-d", "1", "-r", "1060000000", "--runtime", "tflm", "--format", "json")
+    table = json.loads(_cli("table", *args).stdout)
+    rows = json.loads(_cli("sweep", *args).stdout)
+    assert table["arena_bytes"] == 2_247_200_000_000_002_096
+    assert [(r["arena_bytes"], r["minimum_arena_bytes"]) for r in rows] == [(table["arena_bytes"],
+                                                                             table["minimum_arena_bytes"])]
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_a_conv_after_global_pooling_is_lowered_alike_by_table_and_sweep(tmp_path, kernel):
+    """Global average pooling gives a vector. A 1x1 conv on it (MobileNetV3's head) is lowered as the converter
+    lowers Keras's form, FULLY_CONNECTED on the (1, C) MEAN; a 3x3 conv keeps the pooled map 4-D (MEAN with
+    kept dimensions, CONV_2D). The calculator once printed an arena for a form the export could not build;
+    now table, sweep and the lowering the export follows are one form (tests/test_tflite_family.py measures
+    the head's form in the interpreter)."""
+    import json
+
+    spec = tmp_path / "after.toml"
+    spec.write_text('name = "after"\n[[layers]]\ntype = "conv"\nfilters = 8\nstride = 2\n[[layers]]\ntype = "avgpool"\n'
+                    f'[[layers]]\ntype = "conv"\nfilters = 16\nkernel = {kernel}\n[[layers]]\ntype = "fc"\n')
+    graph = TM.lower(resolve(str(spec)))
+    builtins = [op.builtin for op in graph.ops]
+    if kernel == 1:
+        assert builtins == ["CONV_2D", "MEAN", "FULLY_CONNECTED", "FULLY_CONNECTED"]
+        assert graph.tensor("avgpool").shape == (1, 8)
+    else:
+        assert builtins == ["CONV_2D", "MEAN", "CONV_2D", "RESHAPE", "FULLY_CONNECTED"]
+        assert graph.tensor("avgpool").shape == (1, 1, 1, 8)
+    args = ("-v", spec, "-a", "1", "-d", "1", "--runtime", "tflm", "--format", "json")
+    table = _cli("table", *args)
+    assert table.exit_code == 0, table.output
+    rows = json.loads(_cli("sweep", *args).stdout)
+    figures = json.loads(table.stdout)
+    assert [(r["arena_bytes"], r["minimum_arena_bytes"]) for r in rows] == [(figures["arena_bytes"],
+                                                                             figures["minimum_arena_bytes"])]

@@ -93,7 +93,7 @@ def load_latency(path: str | Path, runtime: str | None = None) -> dict[tuple, di
     return table
 
 
-def _costs(variant: str, alpha: float, delta: int, classes: int, resolution: int, convention: str):
+def _costs(variant, alpha: float, delta: int, classes: int, resolution: int, convention: str):
     from mnetcost.calculator.cost import network_cost
     from mnetcost.calculator.resolver import resolve
 
@@ -104,11 +104,12 @@ def _costs(variant: str, alpha: float, delta: int, classes: int, resolution: int
 def _memory(item, dtype: str) -> tuple:
     """(peak activation bytes, weight bytes) of a point's configuration at ``dtype``, or (None, None)
     when it cannot be resolved (a run whose spec file is gone)."""
+    from mnetcost.analysis.runs import trained_spec
     from mnetcost.calculator.cost import network_cost
     from mnetcost.calculator.resolver import resolve
 
     try:
-        cost = network_cost(resolve(item.variant, item.alpha, item.delta, item.classes, item.resolution), "paper",
+        cost = network_cost(resolve(trained_spec(item.variant, getattr(item, "spec_toml", None)), item.alpha, item.delta, item.classes, item.resolution), "paper",
                             dtype)
         return cost.peak_activation_bytes, cost.weight_bytes
     except MnetcostError:
@@ -137,9 +138,11 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
         known.append(run)
     points = []
     unmeasured = []
+    from mnetcost.analysis.runs import trained_spec
+
     for item in known:
         try:
-            params, mult_adds = _costs(item.variant, item.alpha, item.delta, item.classes, item.resolution,
+            params, mult_adds = _costs(trained_spec(item.variant, getattr(item, "spec_toml", None)), item.alpha, item.delta, item.classes, item.resolution,
                                        convention)
         except MnetcostError as exc:
             if item.params is None or item.mult_adds is None:

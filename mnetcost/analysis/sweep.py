@@ -22,9 +22,11 @@ from pathlib import Path
 from mnetcost.errors import ConfigError, MnetcostError
 
 SORT_KEYS = ("mult_adds", "params", "accuracy", "variant", "alpha", "delta", "classes", "resolution",
-             "peak_activation_bytes", "weight_bytes", "arena_bytes", "flash_bytes")
-FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes", "arena_bytes", "flash_bytes")
-TFLM_COLUMNS = ("arena_bytes", "arena_activation_bytes", "arena_persistent_bytes", "flash_bytes")
+             "peak_activation_bytes", "weight_bytes", "arena_bytes", "minimum_arena_bytes", "flash_bytes")
+FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes", "arena_bytes", "minimum_arena_bytes",
+               "flash_bytes")
+TFLM_COLUMNS = ("arena_bytes", "arena_activation_bytes", "arena_persistent_bytes", "minimum_arena_bytes",
+                "flash_bytes")
 RUNTIMES = ("simple", "tflm")
 PAPER_RESOLUTION = 32
 CLASSES_DATASET = {10: "cifar10", 100: "cifar100"}
@@ -65,6 +67,7 @@ class KnownResult:
     epochs: int | None = None  # a run's finished epochs and the epochs it plans (None: not recorded)
     epochs_planned: int | None = None
     complete: bool | None = None  # False: still short of its planned epochs
+    spec_toml: str | None = field(default=None, compare=False, hash=False)  # the spec text a run trained
 
     @property
     def unfinished(self) -> bool:
@@ -133,7 +136,7 @@ def _run_from_summary(path: Path, data) -> KnownResult:
     name = name if isinstance(name, str) and name else path.parent.name
     dataset = data.get("dataset") if isinstance(data.get("dataset"), str) else ""
     from mnetcost import identity as ID
-    from mnetcost.analysis.runs import RECIPE_KEYS
+    from mnetcost.analysis.runs import RECIPE_KEYS, stored_spec
 
     seed = data.get("seed") if isinstance(data.get("seed"), int) and not isinstance(data.get("seed"), bool) else None
     identity = (ID.read_run(path.parent) if (path.parent / "config.json").is_file() else None) \
@@ -143,7 +146,8 @@ def _run_from_summary(path: Path, data) -> KnownResult:
     complete = data.get("complete") if isinstance(data.get("complete"), bool) else None
     return KnownResult(source=name, variant=variant, alpha=float(alpha), delta=delta, classes=classes,
                        resolution=resolution, accuracy=float(accuracy), dataset=dataset, path=str(path), seed=seed,
-                       recipe=recipe, identity=identity, complete=complete, **progress, **counts)
+                       recipe=recipe, identity=identity, complete=complete, spec_toml=stored_spec(path.parent),
+                       **progress, **counts)
 
 
 def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
@@ -210,6 +214,7 @@ class Sweep:
     arena_bytes: object = None  # runtime tflm (mnetcost.calculator.tflm): the whole arena
     arena_activation_bytes: object = None  # its head
     arena_persistent_bytes: object = None  # its tail
+    minimum_arena_bytes: object = None  # the smallest arena_size the interpreter accepts (what budgets judge)
     flash_bytes: object = None  # the int8 .tflite file
     skipped: list[dict] = field(default_factory=list)  # configurations that cannot be built
     evaluated: int = 0  # configurations priced, buildable or not
@@ -426,8 +431,19 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
                             skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
                                             "resolution": resolution, "count": count, "reason": figures})
                             continue
+                        figures = {name: np.broadcast_to(figures[name], (count,)) for name in TFLM_COLUMNS}
+                        fits64 = np.ones(count, dtype=bool)  # exact (object) figures beyond int64 are left out
                         for name in TFLM_COLUMNS:
-                            columns[name].append(np.broadcast_to(figures[name], (count,)))
+                            fits64 &= figures[name] <= INT64_MAX
+                        if not fits64.all():
+                            skipped.append(_overflow_skip(variant, classes, resolution, alpha_at[ok], delta_at[ok],
+                                                          fits64))
+                            ok[np.flatnonzero(ok)[~fits64]] = False
+                            count = int(ok.sum())
+                            if not count:
+                                continue
+                        for name in TFLM_COLUMNS:
+                            columns[name].append(figures[name][fits64].astype(np.int64))
                     order.append(section * size + group.points[exact][ok])  # the grid's order, restored below
                     columns["variant"].append(np.full(count, number, dtype=np.int64))
                     columns["alpha"].append(alpha_at[ok])
@@ -484,23 +500,52 @@ def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
 
 
 # --- known accuracy and the front --------------------------------------------------------------
+def variant_digests(variants) -> dict:
+    """Each variant's spec digest (:func:`mnetcost.identity.spec_digest` of its text; None when it
+    cannot be read)."""
+    from mnetcost import identity as ID
+    from mnetcost.calculator.spec import spec_text
+
+    digests = {}
+    for variant in variants:
+        try:
+            digests[variant] = ID.spec_digest(spec_text(variant))
+        except MnetcostError:
+            digests[variant] = None
+    return digests
+
+
+def same_network(result: KnownResult, variant: str, digest: str | None) -> bool:
+    """Whether a known accuracy belongs to ``variant`` (a name or a spec file's path, whose spec
+    digest is ``digest``): by the spec's content where the run recorded it (a file moved, renamed or
+    given by another path matches; an edited one does not), else by the name as given (the paper's
+    figures, runs that record no spec)."""
+    recorded = result.identity.recipe.get("spec") if result.identity is not None else None
+    if recorded and digest:
+        return recorded == digest
+    return result.variant == variant
+
+
 def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
     """Per row: the accuracy that stands for it (NaN if none), its source, and the paper's printed
     accuracy. A training run's accuracy stands where one exists (the highest of the runs for that
     configuration, its source the run's name), whether or not the paper printed a higher one; else
-    the paper's (source ``paper``). A result matches a row with the same variant (as given), alpha
-    (to 9 decimals), delta, classes and resolution. Vectorised over rows, one pass per result."""
+    the paper's (source ``paper``). A result matches a row with the same network (:func:`same_network`),
+    alpha (to 9 decimals), delta, classes and resolution. Vectorised over rows, one pass per result."""
     import numpy as np
 
     run_accuracy = np.full(len(sweep), np.nan)
     paper_accuracy = np.full(len(sweep), np.nan)
     run_source = np.full(len(sweep), "", dtype=object)
     alphas = np.round(sweep.alpha, 9)
+    digests = variant_digests(sweep.variants)
     for result in known:
-        if result.variant not in sweep.variants:
+        numbers = [number for number, variant in enumerate(sweep.variants)
+                   if same_network(result, variant, digests[variant])]
+        if not numbers:
             continue
         rows = np.flatnonzero(
-            (sweep.variant == sweep.variants.index(result.variant)) & (alphas == alpha_key(result.alpha))
+            np.isin(sweep.variant, numbers) & (alphas == alpha_key(result.alpha))
             & (sweep.delta == result.delta) & (sweep.classes == result.classes)
             & (sweep.resolution == result.resolution))
         if result.source == "paper":
@@ -549,7 +594,8 @@ def sort_order(sweep: Sweep, accuracy, key: str = "mult_adds"):
         raise ConfigError(f"sort key {key} needs runtime tflm")
     columns = {"mult_adds": sweep.mult_adds, "params": sweep.params, "variant": variant_rank,
                "peak_activation_bytes": sweep.peak_activation_bytes, "weight_bytes": sweep.weight_bytes,
-               "arena_bytes": sweep.arena_bytes, "flash_bytes": sweep.flash_bytes,
+               "arena_bytes": sweep.arena_bytes, "minimum_arena_bytes": sweep.minimum_arena_bytes,
+               "flash_bytes": sweep.flash_bytes,
                "alpha": sweep.alpha, "delta": sweep.delta, "classes": sweep.classes,
                "resolution": sweep.resolution,
                "accuracy": np.where(np.isnan(accuracy), np.inf, -np.nan_to_num(accuracy))}

@@ -129,22 +129,34 @@ def greedy_offsets(tensors: Sequence[Tensor], alignment: int = 1) -> list[int]:
     sizes = [align_up(int(t.size), alignment) for t in tensors]
     order = sorted(range(len(tensors)), key=lambda i: (-sizes[i], -i))
     offsets = [0] * len(tensors)
-    placed: list[int] = []  # tensor indices, kept sorted by offset (stable for equal offsets)
-    for index in order:
-        tensor, size = tensors[index], sizes[index]
-        candidate = 0
-        for other in placed:
-            if tensors[other].first > tensor.last or tensor.first > tensors[other].last:
-                continue  # never alive at the same time
+    rank = [0] * len(tensors)  # when each was placed: equal offsets keep that order, as TFLM's list does
+    placed = [False] * len(tensors)
+    near = neighbours(tensors)
+    for number, index in enumerate(order):
+        size, candidate = sizes[index], 0
+        # the placed tensors alive at an overlapping step, in the order of the planner's offset list
+        for other in sorted((j for j in near[index] if placed[j]), key=lambda j: (offsets[j], rank[j])):
             if offsets[other] - candidate >= size:
                 break  # the gap before this tensor holds ours
             candidate = max(candidate, offsets[other] + sizes[other])
-        offsets[index] = candidate
-        position = len(placed)
-        while position > 0 and offsets[placed[position - 1]] > candidate:
-            position -= 1
-        placed.insert(position, index)
+        offsets[index], rank[index], placed[index] = candidate, number, True
     return offsets
+
+
+def neighbours(tensors: Sequence[Tensor]) -> list[list[int]]:
+    """For each tensor, the others alive at a step it is alive at (ascending), found step by step:
+    linear in the tensors and their overlaps (a chain's tensors each overlap a few), not quadratic."""
+    steps = steps_of(tensors)
+    alive: list[list[int]] = [[] for _ in range(steps)]
+    for number, tensor in enumerate(tensors):
+        for step in range(max(tensor.first, 0), tensor.last + 1):
+            alive[step].append(number)
+    found = []
+    for number, tensor in enumerate(tensors):
+        near = {other for step in range(max(tensor.first, 0), tensor.last + 1) for other in alive[step]}
+        near.discard(number)
+        found.append(sorted(near))
+    return found
 
 
 def _arrays(tensors: Sequence[Tensor]) -> bool:
@@ -180,15 +192,16 @@ def _greedy_offsets_arrays(tensors: Sequence[Tensor], alignment: int) -> list:
     sizes = (sizes.reshape(-1, count) + alignment - 1) // alignment * alignment
     sizes, _, inverse = unique_rows(sizes)
     points = sizes.shape[0]
-    neighbours = [[j for j in range(count) if j != i and not (tensors[j].first > tensors[i].last
-                                                              or tensors[i].first > tensors[j].last)]
-                  for i in range(count)]
-    width = max(max((len(n) for n in neighbours), default=0), 1)
+    if int(sizes.max()) * count > INT64_MAX:  # an offset + size might pass 2^63 - 1: exact integers instead
+        return _greedy_offsets_exact(tensors, sizes, inverse, shape)
+    near = neighbours(tensors)
+    width = max(max((len(n) for n in near), default=0), 1)
     table = np.full((count, width), count, dtype=np.int64)  # column ``count``: nobody (never placed)
-    for i, found in enumerate(neighbours):
+    for i, found in enumerate(near):
         table[i, :len(found)] = found
-    # largest first, ties to the tensor added later: sort on size * count + index, descending
-    order = np.argsort(-(sizes * count + np.arange(count, dtype=np.int64)), axis=1, kind="stable")
+    # largest first, ties to the tensor added later: a stable sort by size, descending, of the columns
+    # in reverse order (no combined key: size * count + index overflows int64 at absurd sizes)
+    order = count - 1 - np.argsort(-sizes[:, ::-1], axis=1, kind="stable")
     offsets = np.full((points, count + 1), -1, dtype=np.int64)
     extended = np.concatenate([sizes, np.zeros((points, 1), dtype=np.int64)], axis=1)
     rows = np.arange(points)[:, None]
@@ -208,6 +221,21 @@ def _greedy_offsets_arrays(tensors: Sequence[Tensor], alignment: int) -> list:
     return [offsets[:, i].reshape(shape) for i in range(count)]
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _greedy_offsets_exact(tensors: Sequence[Tensor], sizes, inverse, shape) -> list:
+    """:func:`_greedy_offsets_arrays` where an offset could pass int64: each distinct size vector
+    placed by the scalar planner in Python integers; object arrays (exact at any size)."""
+    import numpy as np
+
+    rows = [greedy_offsets([t._replace(size=int(size)) for t, size in zip(tensors, row)]) for row in sizes.tolist()]
+    offsets = np.empty((len(rows), len(tensors)), dtype=object)
+    offsets[:, :] = rows
+    offsets = offsets[inverse.reshape(-1)]
+    return [offsets[:, i].reshape(shape) for i in range(len(tensors))]
+
+
 def arena_size(tensors: Sequence[Tensor], offsets: Sequence[int] | None = None, alignment: int = 1) -> int:
     """The arena the placement needs: the largest ``offset + aligned size`` (0 for no tensors); an
     array for a sweep's sizes."""
@@ -216,7 +244,9 @@ def arena_size(tensors: Sequence[Tensor], offsets: Sequence[int] | None = None, 
     if _arrays(tensors):
         import numpy as np
 
-        ends = [offset + align_up(np.asarray(t.size, dtype=np.int64), alignment) for t, offset in zip(tensors, offsets)]
+        exact = any(getattr(offset, "dtype", None) == object for offset in offsets)
+        ends = [offset + align_up(np.asarray(t.size, dtype=object if exact else np.int64), alignment)
+                for t, offset in zip(tensors, offsets)]
         return np.max(np.stack(np.broadcast_arrays(*ends)), axis=0) if ends else 0
     return max((offset + align_up(int(t.size), alignment) for t, offset in zip(tensors, offsets)), default=0)
 

@@ -447,6 +447,9 @@ def check_config(alpha, delta, classes) -> tuple[float, int, int | None]:
     return as_alpha(alpha), as_count(delta, "delta"), None if classes is None else as_count(classes, "classes")
 
 
+MAX_LAYERS = 10_000  # resolved layers a network may have (MobileNetV3-Large has about 140)
+
+
 def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> NetworkPlan:
     """Fix the layer sequence, names and spatial sizes of ``spec`` for an input size and classes
     (None: the spec's own defaults, 10 classes and 32x32 unless it says otherwise)."""
@@ -467,6 +470,10 @@ def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> Netwo
         """Append a layer reading ``source`` ((name, height, width, channels); default: the tensor
         the layer before wrote) and the tensors named in ``also``; its output becomes the current one."""
         nonlocal height, width, channels, current
+        if len(layers) >= MAX_LAYERS:
+            raise ConfigError(f"{spec.source}: row {row.index} ({row.type}): the network would have more than "
+                              f"{MAX_LAYERS:,} layers (lower 'repeat' or the rows); mnetcost builds at most "
+                              f"{MAX_LAYERS:,}")
         if source is not None:
             current, height, width, channels = source
         if out_h < 1 or out_w < 1:
@@ -713,6 +720,19 @@ def split(network_plan: NetworkPlan, alphas, deltas, rounding: str | None = None
     return groups
 
 
+def _concrete_layers(the_plan: NetworkPlan, alpha, delta, rounding: Callable) -> tuple[Layer, ...]:
+    """Every layer of ``the_plan`` at ``alpha`` and ``delta``; a width that no float can scale (a
+    400-digit ``filters``) is a ConfigError naming its layer, not an OverflowError."""
+    layers = []
+    for item in the_plan.layers:
+        try:
+            layers.append(_concrete(item, alpha, delta, rounding))
+        except OverflowError:
+            raise ConfigError(f"{the_plan.spec.source}: row {item.layer.row}: layer {item.layer.name}: its width "
+                              "times alpha is beyond a floating-point number's range") from None
+    return tuple(layers)
+
+
 def _concrete(item: LayerPlan, alpha, delta, rounding: Callable) -> Layer:
     in_c = item.in_ch.evaluate(alpha, delta, rounding)
     out_c = item.out_ch.evaluate(alpha, delta, rounding)
@@ -730,7 +750,7 @@ def resolve(spec: Spec | str, alpha: float = 1.0, delta: int = 1, classes: int |
     the_plan = network_plan or plan(spec, classes, resolution)
     rounding, round_width = _rule(the_plan, rounding)
     the_plan = decide(the_plan, alpha, delta, rounding)
-    layers = tuple(_concrete(item, alpha, delta, round_width) for item in the_plan.layers)
+    layers = _concrete_layers(the_plan, alpha, delta, round_width)
     for layer in layers:
         if layer.out_c < 1:
             raise ConfigError(
@@ -757,4 +777,4 @@ def resolve_arrays(network_plan: NetworkPlan, alphas, deltas, rounding: str | No
             raise ConfigError("these points do not share one structure (residual adds or expansions differ); "
                               "split them with mnetcost.calculator.resolver.split first")
         network_plan = groups[0].plan
-    return tuple(_concrete(item, alphas, deltas, rule) for item in network_plan.layers)
+    return _concrete_layers(network_plan, alphas, deltas, rule)

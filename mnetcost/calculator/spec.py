@@ -250,6 +250,10 @@ def _check_top(source: str, data: dict) -> None:
                             f"got {data[key]!r}")
     if "fmp_ratio" in data and not 1 < data["fmp_ratio"] < float("inf"):
         raise SpecError(f"{source}: top-level field 'fmp_ratio' must be greater than 1, got {data['fmp_ratio']!r}")
+    for key in ("name", "title"):  # shown in titles and tables: one printable line
+        if key in data and not data[key].isprintable():
+            raise SpecError(f"{source}: top-level field {key!r} must be one line of printable characters (no "
+                            f"newline, tab or other control character), got {data[key]!r}")
 
 
 def parse_spec(text: str, source: str, _extending: tuple[str, ...] = ()) -> Spec:
@@ -260,8 +264,15 @@ def parse_spec(text: str, source: str, _extending: tuple[str, ...] = ()) -> Spec
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: not a spec: its arrays or tables nest too deeply to read") from None
+    except ValueError as exc:  # an integer beyond Python's string-conversion limit (4,300 digits)
+        raise SpecError(f"{source}: not a spec: {str(exc).split(';')[0]}") from None
     _check_top(source, data)
     name = data.get("name") or Path(source).stem
+    if not name.isprintable():  # a file name with a newline: the name would forge a line of output
+        raise SpecError(f"{source}: the spec's name {name!r} (its file name) holds a control character; give it a "
+                        "top-level 'name'")
     if "extends" in data:
         return _extended(source, name, data, _extending)
     layers = data.get("layers")

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 from mnetcost.calculator.resolver import IMAGE
@@ -125,12 +126,16 @@ class Graph:
     def tensor(self, name: str) -> TensorSpec:
         return self._by_name[name]
 
-    @property
-    def _by_name(self) -> dict:
+    @cached_property
+    def _by_name(self) -> dict:  # built once: lookups stay linear in the graph's size
         return {t.name: t for t in self.tensors}
 
+    @cached_property
+    def _numbers(self) -> dict:
+        return {t.name: number for number, t in enumerate(self.tensors)}
+
     def index(self, name: str) -> int:
-        return [t.name for t in self.tensors].index(name)
+        return self._numbers[name]
 
 
 def fmp_candidates(size: int, out: int) -> int:
@@ -273,6 +278,10 @@ def lower(network) -> Graph:
         current, shape = reads[0]
         fused = fused_activation(layer) if kind in ("conv", "pw", "dw") else 0
         out4 = (1, layer.out_h, layer.out_w, layer.out_c)
+        if kind in IMAGE_KINDS and len(shape) != 4 and name not in flat:  # conv and pooling take NHWC images
+            raise ConfigError(f"layer {name} ({kind}) reads {current}, a vector of features (global average pooling "
+                              "keeps no height and width): the TensorFlow Lite lowering has no convolution or "
+                              "pooling of a pooled vector")
         if kind in ("conv", "pw") and name in flat:  # a 1x1 conv on a pooled vector: a dense layer
             weights = const(f"{name}/weights", (layer.out_c, layer.in_c), INT8, layer.out_c, 0)
             bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
@@ -340,6 +349,7 @@ def lower(network) -> Graph:
 
 
 LOWERED = ("conv", "pw", "dw", "maxpool", "fmp", "avgpool", "fc", "add", "scale")
+IMAGE_KINDS = ("conv", "pw", "dw", "maxpool", "fmp", "avgpool")  # layers whose operator reads an NHWC image
 
 
 def _squeeze_after_writer(ops: list, tensors: list, layer, source: str) -> str:

@@ -33,6 +33,15 @@ own alignment (so small ones leave gaps before 16-byte-aligned ones), in TFLM's 
 7. for the graph's input and output: a pointer array, a ``TfLiteTensor`` (64 B) and its quantization
    (24 B + a zero-point array).
 
+**Loading** (:func:`minimum_arena`): besides head and tail, the interpreter takes temporary room from the
+free middle while it loads the model, so the smallest ``arena_size`` it accepts can exceed head + tail
+when the head is small. While each kernel prepares (the head then holds 16 B per scratch-buffer request,
+12 slots ahead), it copies its tensors into temporary ``TfLiteTensor`` structs (64 B, with a 24 B
+quantization struct and a zero-point array of 4 + 4 B per scale; which tensors, in which order, per
+builtin: :data:`PREPARE_TEMPS`); the temporaries must stay below the tail of that moment. While it makes
+the memory plan, it takes 8 B + 32 B per tensor and scratch buffer (``AllocationInfo``), and the greedy
+planner needs 40 B per planned buffer of what is left between them and the tail (both 16-byte aligned).
+
 Sizes are those of this 64-bit build, measured with the interpreter's own allocation records; a
 32-bit microcontroller build has smaller structs (4-byte pointers) and no recording counters, so its
 tail is somewhat smaller, while the per-channel data (the bulk) and the head are the same.
@@ -187,32 +196,92 @@ def planned_tensors(graph: TM.Graph, layer_tensors) -> list:
     return planned
 
 
-def _allocations(graph: TM.Graph) -> list[tuple[str, int, int]]:
-    """The tail's allocations in TFLM's order: (category, bytes, alignment)."""
-    allocs = [("allocator objects", ALLOCATOR_OBJECTS, 8), ("allocator objects", SUBGRAPH_ALLOCATIONS, 8),
+# Prepare's temporary TfLiteTensors, per builtin: the operator's inputs (by position) and ``OUT`` in the order
+# its kernel asks for them, and ``PER_CHANNEL`` where it allocates its per-channel multipliers and shifts
+# (conv_common.cc, depthwise_conv_common.cc, fully_connected.cc, pooling_common.cc, reduce_common.cc,
+# gather.cc, reshape_common.cc). A builtin not listed asks for each input, then its output, once.
+OUT, PER_CHANNEL = "output", "per-channel"
+PREPARE_TEMPS = {
+    "CONV_2D": (OUT, 0, 1, PER_CHANNEL, 0, 1, 2, OUT),
+    "DEPTHWISE_CONV_2D": (OUT, 0, 1, PER_CHANNEL, 0, 1, 2, OUT),
+    "FULLY_CONNECTED": (0, 1, 2, OUT, PER_CHANNEL),
+    "MAX_POOL_2D": (0, OUT),
+    "MEAN": (0, OUT, 1, 0, 1, OUT),  # PrepareMeanOrSumHelper, then PrepareSimple
+    "GATHER": (0, 1, OUT),
+    "RESHAPE": (0, OUT),
+}
+TEMP_TENSOR = (64, 8)  # a TfLiteTensor (sizeof, alignof), allocated as a temporary in Prepare
+TEMP_QUANTIZATION = (24, 8)  # its TfLiteAffineQuantization, for a quantized tensor
+# ... and its zero-point TfLiteIntArray: 4 + 4 per scale (alignment 4)
+SCRATCH_REQUEST = 16  # sizeof(internal::ScratchBufferRequest), kept at the head while kernels prepare
+MAX_SCRATCH_PER_OP = 12  # kMaxScratchBuffersPerOp: request slots reserved ahead of each operator
+ALLOCATION_INFO = 32  # sizeof(AllocationInfo), one per tensor and scratch buffer while the plan is made
+PLANNER_PER_BUFFER = 40  # GreedyMemoryPlanner::per_buffer_size(), per planned buffer
+TEMP, PLANNER = "temp", "planner"  # the timeline's two checks (not tail allocations)
+
+
+def _temp_tensor(pointer: int, tensor: TM.TensorSpec) -> int:
+    """The head-side pointer after one temporary TfLiteTensor of ``tensor`` (with its quantization)."""
+    for size, alignment in (TEMP_TENSOR, TEMP_QUANTIZATION) if tensor.quantization != "none" else (TEMP_TENSOR,):
+        pointer = lifetimes.align_up(pointer, alignment) + size
+    if tensor.quantization != "none":
+        scales = tensor.channels if tensor.quantization == "channel" else 1
+        pointer = lifetimes.align_up(pointer, 4) + 4 + 4 * scales
+    return pointer
+
+
+def _timeline(graph: TM.Graph) -> list[tuple]:
+    """What the interpreter allocates, in its order, while it loads the model: the tail's allocations
+    ``(category, bytes, alignment)``, and the points where the head side must still fit below the tail:
+    ``(TEMP, head-side end, 0)`` after each temporary TfLiteTensor a kernel takes in Prepare (the head
+    then holds the scratch-buffer requests), and ``(PLANNER, head-side end, buffers)`` when the memory
+    plan is made (the allocation records taken, the planner needs :data:`PLANNER_PER_BUFFER` bytes per
+    buffer of what is left below the tail, both 16-byte aligned). The arena starts 16-byte aligned at 0."""
+    events = [("allocator objects", ALLOCATOR_OBJECTS, 8), ("allocator objects", SUBGRAPH_ALLOCATIONS, 8),
               ("TfLiteEvalTensor data", EVAL_TENSOR * len(graph.tensors), 8),
               ("NodeAndRegistration struct", NODE_AND_REGISTRATION * len(graph.ops), 8)]
     for op in graph.ops:
         if KERNELS[op.builtin].builtin_data[0]:
-            allocs.append(("builtin data", *KERNELS[op.builtin].builtin_data))
+            events.append(("builtin data", *KERNELS[op.builtin].builtin_data))
     for op in graph.ops:  # Init: op data
         if KERNELS[op.builtin].op_data:
-            allocs.append(("Persistent buffer data", KERNELS[op.builtin].op_data, ARENA_ALIGNMENT))
-    for op in graph.ops:  # Prepare: per-channel output multipliers and shifts
+            events.append(("Persistent buffer data", KERNELS[op.builtin].op_data, ARENA_ALIGNMENT))
+    requests = 0
+    for op in graph.ops:  # Prepare: temporary tensors, per-channel output multipliers and shifts
+        pointer = SCRATCH_REQUEST * (requests + MAX_SCRATCH_PER_OP)
         channels = per_channel(op, graph)
+        for item in PREPARE_TEMPS.get(op.builtin, (*range(len(op.inputs)), OUT)):
+            if item == PER_CHANNEL:
+                if channels is not None:
+                    events += [("Persistent buffer data", 4 * channels, ARENA_ALIGNMENT)] * 2
+                    channels = None
+                continue
+            pointer = _temp_tensor(pointer, graph.tensor(op.output if item == OUT else op.inputs[item]))
+            events.append((TEMP, pointer, 0))
         if channels is not None:
-            allocs += [("Persistent buffer data", 4 * channels, ARENA_ALIGNMENT)] * 2
-    handles = sum(len(scratch_buffers(op, graph)) for op in graph.ops)
-    if handles:
-        allocs.append(("scratch buffer handles", SCRATCH_HANDLE * handles, 8))
+            events += [("Persistent buffer data", 4 * channels, ARENA_ALIGNMENT)] * 2
+        requests += len(scratch_buffers(op, graph))
+    if requests:
+        events.append(("scratch buffer handles", SCRATCH_HANDLE * requests, 8))
+    pointer = SCRATCH_REQUEST * (requests + MAX_SCRATCH_PER_OP)  # CommitStaticMemoryPlan
+    pointer = lifetimes.align_up(pointer, 8) + 8  # the subgraph offsets
+    pointer = lifetimes.align_up(pointer, 8) + ALLOCATION_INFO * (len(graph.tensors) + requests)
+    events.append((TEMP, pointer, 0))
+    buffers = sum(not tensor.constant for tensor in graph.tensors) + requests
+    events.append((PLANNER, pointer, buffers))
     for name in (graph.input, graph.output):  # the interpreter's input and output TfLiteTensors
-        allocs += [("Persistent buffer data", POINTER, ARENA_ALIGNMENT),
+        events += [("Persistent buffer data", POINTER, ARENA_ALIGNMENT),
                    ("Persistent TfLiteTensor data", TFLITE_TENSOR, 8)]
         tensor = graph.tensor(name)
         if tensor.quantization != "none":  # a float tensor has no quantization to copy
-            allocs += [("Persistent TfLiteTensor quantization data", AFFINE_QUANTIZATION, 8),
+            events += [("Persistent TfLiteTensor quantization data", AFFINE_QUANTIZATION, 8),
                        ("Persistent TfLiteTensor quantization data", 4 + 4 * tensor.channels, 4)]
-    return allocs
+    return events
+
+
+def _allocations(graph: TM.Graph) -> list[tuple[str, int, int]]:
+    """The tail's allocations in TFLM's order: (category, bytes, alignment)."""
+    return [event for event in _timeline(graph) if event[0] not in (TEMP, PLANNER)]
 
 
 def tail_parts(graph: TM.Graph, end: int = 0) -> dict[str, int]:
@@ -228,16 +297,45 @@ def tail_parts(graph: TM.Graph, end: int = 0) -> dict[str, int]:
     return parts
 
 
-def minimum_arena(graph: TM.Graph, head: int) -> int:
+def _need(events, head, end, larger=max):
+    """The smallest arena that satisfies every check of ``events`` (:func:`_timeline`) and holds ``head``
+    and the whole tail, for an arena whose end is ``end`` modulo 16; not yet rounded to that remainder.
+    ``larger``: ``max``, or ``numpy.maximum`` for a sweep's arrays."""
+    _larger = larger
+    top = ARENA_ALIGNMENT * 1024 + end  # any address with that remainder
+    pointer, need = top, 0
+    for part, size, alignment in events:
+        if part == TEMP:  # the head side ends at ``size``: the tail may not start below it
+            need = _larger(need, size + top - pointer)
+        elif part == PLANNER:  # (tail aligned down - head side aligned up) // per buffer >= buffers
+            need = _larger(need, lifetimes.align_up(size, ARENA_ALIGNMENT) + PLANNER_PER_BUFFER * alignment
+                           + top - pointer // ARENA_ALIGNMENT * ARENA_ALIGNMENT)
+        else:
+            pointer = (pointer - size) // alignment * alignment
+    return _larger(need, head + top - pointer)
+
+
+def minimum_arena(graph: TM.Graph, head) -> int:
     """The smallest ``arena_size`` the interpreter accepts for an arena starting 16-byte aligned: the
-    head from the start, the tail from the end, whose alignment gaps depend on the end's remainder
-    modulo 16 (an end 8 bytes past alignment can save 8 bytes of gaps)."""
-    best = None
+    head from the start and the whole tail from the end, and at every point of :func:`_timeline` the
+    head side of that moment below the tail of that moment (a kernel's temporary tensors in Prepare;
+    the allocation records and the planner's arrays while the plan is made): with a small head these
+    need more than the head. The tail's alignment gaps depend on the end's remainder modulo 16 (an
+    end 8 bytes past alignment can save 8 bytes of gaps). An array for a sweep's graph."""
+    events = _timeline(graph)
+    arrays = hasattr(head, "shape") or any(hasattr(size, "shape") for _, size, _ in events)
+    if arrays:  # the 16 remainders at once, on a leading axis
+        import numpy as np  # only reached with numpy sizes
+
+        ndim = max(np.ndim(value) for value in (head, *(size for _, size, _ in events)))
+        ends = np.arange(ARENA_ALIGNMENT).reshape((ARENA_ALIGNMENT,) + (1,) * ndim)
+        need = _need(events, head, ends, np.maximum)
+        return np.min(need + (ends - need) % ARENA_ALIGNMENT, axis=0)
+    sizes = []
     for end in range(ARENA_ALIGNMENT):
-        need = head + sum(tail_parts(graph, end).values())
-        size = need + (end - need) % ARENA_ALIGNMENT  # the first size >= need whose end has that remainder
-        best = size if best is None else min(best, size)
-    return best
+        need = _need(events, head, end)
+        sizes.append(need + (end - need) % ARENA_ALIGNMENT)  # the first size >= need with that remainder
+    return min(sizes)
 
 
 @dataclass(frozen=True)
@@ -290,7 +388,8 @@ def sweep_memory(network_plan, layers, alphas, deltas) -> dict:
     """TFLM's arena and the file's bytes for every configuration of a sweep at once (``layers`` from
     :func:`~mnetcost.calculator.resolver.resolve_arrays`): the same lowering, tensor list, greedy
     planner (in lockstep over the configurations), tail and file layout, on arrays. Keys:
-    ``arena_bytes``, ``arena_activation_bytes``, ``arena_persistent_bytes``, ``flash_bytes``."""
+    ``arena_bytes``, ``arena_activation_bytes``, ``arena_persistent_bytes``, ``minimum_arena_bytes`` (the
+    smallest arena_size accepted), ``flash_bytes``."""
     from mnetcost.calculator.memory import layer_tensors
 
     graph = TM.lower(TM.sweep_network(network_plan, layers, alphas, deltas))
@@ -298,7 +397,7 @@ def sweep_memory(network_plan, layers, alphas, deltas) -> dict:
     head = lifetimes.arena_size(planned, alignment=ARENA_ALIGNMENT)
     tail = sum(tail_parts(graph).values())
     return {"arena_bytes": head + tail, "arena_activation_bytes": head, "arena_persistent_bytes": tail,
-            "flash_bytes": TM.file_bytes(graph)}
+            "minimum_arena_bytes": minimum_arena(graph, head), "flash_bytes": TM.file_bytes(graph)}
 
 
 RUNTIMES = ("simple", "tflm")
@@ -319,10 +418,10 @@ def runtime_figures(network) -> dict:
 
 
 def needs(report: dict) -> tuple[int, int]:
-    """(RAM, Flash) a report's runtime needs: TFLM's arena and the .tflite bytes, or the simple model's
-    peak activation bytes and weight bytes."""
+    """(RAM, Flash) a report's runtime needs: the smallest arena TFLM accepts and the .tflite bytes, or
+    the simple model's peak activation bytes and weight bytes."""
     if report.get("runtime") == "tflm":
-        return report["arena_bytes"], report["flash_bytes"]
+        return report["minimum_arena_bytes"], report["flash_bytes"]
     return report["peak_activation_bytes"], report["weight_bytes"]
 
 

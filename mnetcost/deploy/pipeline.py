@@ -52,11 +52,14 @@ def fresh_source(variant, alpha, delta, classes, resolution, *, dataset: str | N
                 "fmp_mode": "tf", "fmp_draw": 0}
     source = Source(model=model, metadata=metadata)
     if dataset is not None:
+        from mnetcost.nn.datasets import check_channels
+
+        check_channels(network.spec.in_channels, f"--dataset {dataset}")  # before any download: every source is RGB
         data = EV.load_data(dataset, data_dir)
         stored = tuple(data.resolution)
         if resize and stored != tuple(network.resolution):
             data = resized_data(data, network.resolution)
-        EV.check_fits(data, network.classes, network.resolution, f"--dataset {dataset}")
+        EV.check_fits(data, network.classes, network.resolution, f"--dataset {dataset}", network.spec.in_channels)
         _attach_data(source, data, EV.normalization_of(data.train_x))
         source.metadata.update(mean=source.normalization.mean.tolist(), std=source.normalization.std.tolist())
         if stored != tuple(network.resolution):
@@ -104,7 +107,8 @@ def run_source(run_dir, checkpoint: str = "best", *, dataset: str | None = None,
     run = EV.open_run(run_dir, checkpoint)
     model = EV.run_model(run)
     data = EV.run_dataset(run, data_dir) if dataset is None else EV.load_data(dataset, data_dir)
-    EV.check_fits(data, run.config.classes, model.network.resolution, f"--dataset {dataset or run.config.dataset}")
+    EV.check_fits(data, run.config.classes, model.network.resolution, f"--dataset {dataset or run.config.dataset}",
+                  model.network.spec.in_channels)
     # the run's own statistics (recorded, or measured on its training data), even for another dataset
     normalization, _ = EV.run_normalization(run, data_dir, given=data if dataset is not None else None)
     source = Source(model=model, metadata=EV.run_metadata(run, normalization), run=run)

@@ -303,6 +303,20 @@ def save_json(path: Path, obj) -> None:
     save_file(path, lambda stream: stream.write((json_text(obj) + "\n").encode()))
 
 
+def weights_fingerprint(state: dict) -> str:
+    """``sha256:<hex>`` of a model's state dict: every entry's name, dtype, shape and bytes, in name
+    order. Recorded per epoch (metrics.jsonl ``weights_sha256``) and in every exported file, so that
+    a file is tied to the weights it was made from, not only to the run its metadata names."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
 def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -938,8 +952,10 @@ def run(config: TrainConfig, dataset: Dataset, out: Path, *, resume_state: dict 
                 states = D.gather(dist, capture_rng(trainer.generators))
                 error = None
                 if dist.main:
+                    weights = trainer.net.state_dict()
+                    row["weights_sha256"] = weights_fingerprint(weights)  # what an export of this epoch names
                     state = {"format": CHECKPOINT_FORMAT, "run_id": run_id, "epoch": epoch,
-                             "model": trainer.net.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+                             "model": weights, "optimizer": trainer.optimizer.state_dict(),
                              "rng": states, "history": history, "config": config.identity()}
                     try:
                         if improved:

@@ -106,7 +106,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
         from mnetcost.calculator.resolver import resolve
 
         note_alpha(alpha)
-        resolve(variant, alpha, delta, classes, resolution)  # a bad configuration is named before any work
+        network = resolve(variant, alpha, delta, classes, resolution)  # a bad configuration is named before any work
+        if tflite:
+            from mnetcost.calculator.tflite_model import lower
+
+            lower(network)  # so is one the TensorFlow Lite export does not lower
         if int8 and not tflite and dataset is None:
             fail("--int8 needs calibration images: pass --dataset (or export a trained --run)")
     if dataset is not None and dataset not in ("cifar10", "cifar100") and not Path(dataset).expanduser().exists():

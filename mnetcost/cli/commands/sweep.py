@@ -46,11 +46,13 @@ def _budget(value: int | None) -> str:
               help="Also show accuracies of training runs (DIR/*/summary.json from `mnetcost train`).")
 @click.option("--sort", "sort_key", type=click.Choice(("mult_adds", "params", "accuracy", "variant", "alpha",
                                                         "delta", "classes", "resolution", "peak_activation_bytes",
-                                                        "weight_bytes", "arena_bytes", "flash_bytes")),
+                                                        "weight_bytes", "arena_bytes", "minimum_arena_bytes",
+                                                        "flash_bytes")),
               default="mult_adds", show_default=True,
               help="Sort order (ascending; accuracy: best first, unknown last).")
 @click.option("--front", "front_cost", type=click.Choice(("mult_adds", "params", "peak_activation_bytes",
-                                                         "weight_bytes", "arena_bytes", "flash_bytes")),
+                                                         "weight_bytes", "arena_bytes", "minimum_arena_bytes",
+                                                         "flash_bytes")),
               default="mult_adds",
               show_default=True, help="Cost axis of the accuracy Pareto front that marks rows.")
 @click.option("--known-only", is_flag=True, help="Only configurations with a known accuracy.")
@@ -97,7 +99,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     dtype, runtime = memory_settings(dtype, runtime, target, max_peak_memory is not None or max_weight_bytes is not None)
     tflm = runtime == "tflm"
     for key, option in ((sort_key, "--sort"), (front_cost, "--front")):
-        if key in ("arena_bytes", "flash_bytes") and not tflm:
+        if key in ("arena_bytes", "minimum_arena_bytes", "flash_bytes") and not tflm:
             fail(f"{option} {key} needs --runtime tflm")
     variants = parse_variants(variant)
     note_alpha(alphas)
@@ -135,7 +137,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     if max_params is not None:
         keep &= result.params <= max_params
     if sram is not None:
-        keep &= (result.arena_bytes if tflm else result.peak_activation_bytes) <= sram
+        keep &= (result.minimum_arena_bytes if tflm else result.peak_activation_bytes) <= sram
     if flash is not None:
         keep &= (result.flash_bytes if tflm else result.weight_bytes) <= flash
     fitting = result.take(keep)
@@ -172,6 +174,8 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                    Column("arena_bytes", "TFLM arena", True, format=format_bytes, csv="arena_bytes_int8"),
                    Column("arena_activation_bytes", "activations", show=False, csv="arena_activation_bytes_int8"),
                    Column("arena_persistent_bytes", "persistent", show=False, csv="arena_persistent_bytes_int8"),
+                   Column("minimum_arena_bytes", "arena needed", True, format=format_bytes,
+                          csv="minimum_arena_bytes_int8"),
                    Column("flash_bytes", ".tflite", True, format=format_bytes, csv="flash_bytes_int8")] if tflm else []),
                 Column("accuracy", "accuracy %", True, format=_percent),
                 Column("accuracy_source", "source"),
@@ -179,7 +183,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                 Column("on_front", "front", format=lambda on: "★" if on else "")]
     budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
                f"params ≤ {_budget(max_params)}" if max_params is not None else "",
-               (f"{'TFLM arena' if tflm else 'peak RAM'} ≤ {exact_bytes(sram)}") if sram is not None else "",
+               (f"{'TFLM arena needed' if tflm else 'peak RAM'} ≤ {exact_bytes(sram)}") if sram is not None else "",
                (f"{'.tflite' if tflm else 'weights'} ≤ {exact_bytes(flash)}") if flash is not None else ""]
     budget_text = " and ".join(b for b in budgets if b)
     title = (f"{len(fitting):,} of {len(result):,} configurations" + (f" with {budget_text}" if budget_text else "")
@@ -209,8 +213,10 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
         from mnetcost.calculator.tflm import TFLM_VERSION
 
         notes.append("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export "
-                     "(its greedy planner's activations + persistent per-op and per-tensor data), .tflite = the "
-                     f"file's bytes (Flash); the budgets apply to these ({TFLM_VERSION}).")
+                     "(its greedy planner's activations + persistent per-op and per-tensor data); arena needed = "
+                     "the smallest arena_size the interpreter accepts (more than the arena where loading the model "
+                     "takes more temporary room than the activations); .tflite = the file's bytes (Flash); the "
+                     f"budgets apply to arena needed and .tflite ({TFLM_VERSION}).")
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:

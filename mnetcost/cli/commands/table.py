@@ -124,7 +124,7 @@ def fit_note(fit: dict, peak: int, weights: int, runtime: str = "simple") -> str
     else:
         where = "your budget" + ("s" if len(sources) > 1 else "")
     verdict = "FITS" if fit["fits"] else "DOES NOT FIT"
-    ram, flash = ("TFLM arena", ".tflite (Flash)") if runtime == "tflm" else ("peak RAM", "weights (Flash)")
+    ram, flash = ("TFLM arena needed", ".tflite (Flash)") if runtime == "tflm" else ("peak RAM", "weights (Flash)")
     return (f"{verdict} {where}: " + "; ".join((
         part(ram, "sram", peak),
         part(flash, "flash", weights),

@@ -140,6 +140,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, dataset, data_dir, 
     if stored is not None:
         expected, pixels = stored["config"]["classes"], stored["config"]["resolution"]
     network = resolve(spec, alpha=values["alpha"], delta=values["delta"], classes=expected, resolution=pixels)
+    datasets.check_channels(spec.in_channels, f"--variant {values['variant']}")  # every source is RGB
     if values["test_draws"] > 1 and not any(layer.kind == "fmp" for layer in network.layers):
         fail(f"--test-draws {values['test_draws']}: {values['variant']} has no fractional max pooling layer "
              "to draw (use it with fmp or a spec with fmp rows)")

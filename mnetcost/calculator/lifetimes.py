@@ -85,11 +85,12 @@ def steps_of(tensors: Sequence[Tensor]) -> int:
 def live_sizes(tensors: Sequence[Tensor], steps: int | None = None) -> list:
     """The total size of the tensors alive at each step (integers, or arrays in a sweep)."""
     steps = steps_of(tensors) if steps is None else steps
-    totals: list = [0] * steps
-    for tensor in tensors:
+    totals: list = [None] * steps  # None: nothing alive yet (a step's first tensor is taken as is, not added to 0:
+    for tensor in tensors:  # in a sweep that would copy a whole array per step)
         for step in range(max(tensor.first, 0), min(tensor.last, steps - 1) + 1):
-            totals[step] = totals[step] + tensor.size
-    return totals
+            total = totals[step]
+            totals[step] = tensor.size if total is None else total + tensor.size
+    return [0 if total is None else total for total in totals]
 
 
 def peak(tensors: Sequence[Tensor]) -> tuple[int, int]:
@@ -108,7 +109,11 @@ def peak_array(tensors: Sequence[Tensor]):
     import numpy as np  # only reached with numpy sizes
 
     totals = live_sizes(tensors)
-    return np.max(np.stack(np.broadcast_arrays(*totals)), axis=0)
+    # a running maximum in place: stacking the steps first would copy steps x configurations int64s
+    best = np.zeros(np.broadcast_shapes(*(np.shape(total) for total in totals)), dtype=np.int64)
+    for total in totals:
+        np.maximum(best, total, out=best)
+    return best
 
 
 def align_up(size: int, alignment: int) -> int:

@@ -316,8 +316,9 @@ def layer_tensors(layers, element_bytes: int = 1) -> list:
     if not layers:
         return []
     names = [layer.name for layer in layers]
-    image = layers[0].in_h * layers[0].in_w * layers[0].in_c * element_bytes
-    outputs = [layer.out_h * layer.out_w * layer.out_c * element_bytes for layer in layers]
+    # the spatial factors (integers) first: one array product per layer in a sweep, not two
+    image = layers[0].in_h * layers[0].in_w * element_bytes * layers[0].in_c
+    outputs = [layer.out_h * layer.out_w * element_bytes * layer.out_c for layer in layers]
     if is_branched(layers):
         return lifetimes.graph(names, image, outputs, [layer.inputs for layer in layers])
     return lifetimes.chain(names, image, outputs)
@@ -395,6 +396,12 @@ def training_activation_bytes(network: Network, fmp_mode: str = "tf") -> int:
 
 
 # --- the vectorised sweep ------------------------------------------------------------------------
+def _plus(total, term):
+    """``total + term``, skipping a term that is the integer 0 (most layers have no bias): in a sweep
+    adding it would still copy a whole array."""
+    return total if isinstance(term, int) and term == 0 else total + term
+
+
 def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTYPE):
     """(params, mult_adds, peak_activation_bytes, weight_bytes) as int64 arrays for layers from
     :func:`~mnetcost.calculator.resolver.resolve_arrays`: the cost terms of each layer are computed
@@ -410,10 +417,10 @@ def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTY
         terms = layer_terms(layer)
         params = params + conv.params(terms)
         mult_adds = mult_adds + conv.mult_adds(terms)
-        weights = weights + terms.weights
-        biases = biases + terms.bias + terms.bn_channels
+        weights = _plus(weights, terms.weights)
+        biases = _plus(_plus(biases, terms.bias), terms.bn_channels)
         if layer.kind in WEIGHTED_KINDS:
-            scales = scales + layer.out_c
+            scales = _plus(scales, layer.out_c)
     peak = lifetimes.peak_array(layer_tensors(layers)) if layers else 0
     stored = stored_bytes(precision, np.asarray(weights, dtype=np.int64), np.asarray(biases, dtype=np.int64),
                           np.asarray(scales, dtype=np.int64))

@@ -87,8 +87,8 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     from mnetcost.calculator.memory import exact_bytes, format_bytes
     from mnetcost.cli.commands.table import budget_text as describe_budget
     from mnetcost.cli.render import Column, View, emit, millions
-    from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
-                                rows_as_dicts, skipped_notes, sort_order)
+    from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, distinct, evaluate, load_runs, paper_known,
+                                parse_variants, rows_as_dicts, skipped_notes, sort_order)
 
     from mnetcost.calculator.targets import budgets as memory_budgets
 
@@ -157,7 +157,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     rows = rows_as_dicts(fitting, order, accuracy, source, paper_accuracy, on_front, conv.ops_per_mac)
 
     multi = (len(classes or ()) > 1 or len(resolutions or ()) > 1
-             or len(np.unique(result.classes)) > 1 or len(np.unique(result.resolution)) > 1)
+             or len(distinct(result.classes)) > 1 or len(distinct(result.resolution)) > 1)
     columns = [Column("variant", "variant"), Column("alpha", "α", True, format="{:g}".format),
                Column("delta", "δ", True)]
     columns += [Column("classes", "classes", True, show=multi), Column("resolution", "px", True, show=multi)]

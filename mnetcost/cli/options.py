@@ -149,16 +149,20 @@ def memory_options(function):
 
     for option in reversed((
         click.option("--target", type=click.Choice(tuple(TARGETS), case_sensitive=False), default=None,
-                     help="Microcontroller board whose SRAM (peak activations) and Flash (weights) must hold "
-                          "the model (see docs/targets.md); implies --dtype int8 unless given."),
+                     help="Microcontroller board whose SRAM and Flash must hold the model (see "
+                          "docs/targets.md); implies --dtype int8 unless given. SRAM judges TensorFlow Lite "
+                          "Micro's arena and Flash the .tflite file (--runtime tflm, the default at int8), or "
+                          "the peak activation bytes and the weight bytes (--runtime simple)."),
         click.option("--max-peak-memory", type=byte_count("--max-peak-memory"), default=None,
                      metavar="BYTES[K|M|G|KiB|MiB|GiB]",
-                     help="RAM budget for the peak activation bytes (256KiB = 262,144; 256K = 256,000); "
-                          "overrides the --target's SRAM."),
+                     help="RAM budget (256KiB = 262,144; 256K = 256,000); overrides the --target's SRAM. It "
+                          "judges TensorFlow Lite Micro's arena with --runtime tflm (the default at int8), the "
+                          "peak activation bytes with --runtime simple."),
         click.option("--max-weight-bytes", type=byte_count("--max-weight-bytes"), default=None,
                      metavar="BYTES[K|M|G|KiB|MiB|GiB]",
-                     help="Flash budget for the deployed weight bytes (1MiB = 1,048,576); overrides the "
-                          "--target's Flash."),
+                     help="Flash budget (1MiB = 1,048,576); overrides the --target's Flash. It judges the int8 "
+                          ".tflite file's bytes with --runtime tflm (the default at int8), the deployed weight "
+                          "bytes with --runtime simple."),
     )):
         function = option(function)
     return function

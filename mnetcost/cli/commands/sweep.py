@@ -65,11 +65,11 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     Prices every combination of --variant, --alpha, --delta, --classes and --resolution with the
     vectorised engine, keeps those within --max-mult-adds/--max-params and the memory budgets
-    (--max-peak-memory for the peak activation bytes, --max-weight-bytes for the deployed weight
-    bytes, or a --target board's SRAM and Flash; at --dtype, int8 by default with --target), and
-    lists them sorted. With --runtime tflm (the default with --target or a memory budget at int8) the
-    memory budgets are TensorFlow Lite Micro's arena and the int8 .tflite file's bytes, vectorised
-    like the other figures (columns arena_bytes, flash_bytes).
+    (--max-peak-memory and --max-weight-bytes, or a --target board's SRAM and Flash), and lists
+    them sorted. With --runtime tflm (the default with --target or a memory budget at int8) the RAM
+    budget judges TensorFlow Lite Micro's arena and the Flash budget the int8 .tflite file's bytes
+    (columns arena_bytes, flash_bytes); with --runtime simple they judge the peak activation bytes
+    and the deployed weight bytes at --dtype (columns peak_activation_bytes, weight_bytes).
     Known accuracies (the paper's Tables 4-6 at 32 px, and your runs with --runs) are shown, and
     rows on the accuracy Pareto front are marked: no other shown configuration for the same
     classes has fewer-or-equal cost (--front) and higher-or-equal accuracy, one of them strictly.
@@ -195,24 +195,37 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
              "accuracy: a training run's (the best of your runs for that configuration; source = the run) where "
              "--runs holds one, else the paper's, Chen & Su Tables 4-6 as printed (CIFAR at 32 px; source = paper)"
              + ("; paper % = the paper's figure beside your run's." if runs_dir is not None else "."),
-             f"memory at {dtype}: peak RAM = "
-             + ("the largest total of activation tensors alive at one layer (a layer's input + output in a chain "
-                "such as base/mp3/fmp; a residual's input stays alive across its block)" if branched else
-                "input + output activation bytes of the largest layer")
-             + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
-             + (f"; target {board.name}: {board.board}" if board else "")
-             + "".join(f"; {name} budget: " + describe_budget(resource, value, source, board and board.name)
-                       for resource, name, value, source in (("sram", "RAM", sram, chosen.sram_source),
-                                                             ("flash", "Flash", flash, chosen.flash_source))
-                       if value is not None) + "."]
-    if tflm:
-        from mnetcost.calculator.tflm import TFLM_VERSION
-
-        notes.append("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export "
-                     "(its greedy planner's activations + persistent per-op and per-tensor data), .tflite = the "
-                     f"file's bytes (Flash); the budgets apply to these ({TFLM_VERSION}).")
+             memory_note(dtype, tflm, branched, board, chosen, describe_budget)]
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:
         notes.append("no configuration fits" + (f" {budget_text}" if budget_text else "") + ".")
     emit(fmt, rows, [View(title=title, columns=columns, rows=rows, notes=notes)])
+
+
+def memory_note(dtype: str, tflm: bool, branched: bool, board, chosen, describe_budget) -> str:
+    """What the memory columns shown are, and which of them each budget judges: under --runtime tflm the
+    TFLM arena (RAM) and the .tflite file (Flash), else the peak activation bytes and the weight bytes."""
+    if tflm:
+        from mnetcost.calculator.tflm import TFLM_VERSION
+
+        ram, flash = "TFLM arena", ".tflite"
+        figures = ("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export (its "
+                   "greedy planner's activations + persistent per-op and per-tensor data), .tflite = the file's "
+                   f"bytes ({TFLM_VERSION})")
+    else:
+        ram, flash = f"peak RAM {dtype}", f"weights {dtype}"
+        figures = ("peak RAM = "
+                   + ("the largest total of activation tensors alive at one layer (a layer's input + output in a "
+                      "chain such as base/mp3/fmp; a residual's input stays alive across its block)" if branched else
+                      "input + output activation bytes of the largest layer")
+                   + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes "
+                     "(BatchNorm folded)")
+    budgets = "".join(f"; {name} budget, against the {column} column: "
+                      + describe_budget(resource, value, source, board and board.name)
+                      for resource, name, column, value, source in (
+                          ("sram", "RAM", ram, chosen.sram_bytes, chosen.sram_source),
+                          ("flash", "Flash", flash, chosen.flash_bytes, chosen.flash_source))
+                      if value is not None)
+    return (f"memory at {dtype}: " + figures + (f"; target {board.name}: {board.board}" if board else "")
+            + budgets + ".")

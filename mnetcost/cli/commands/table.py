@@ -35,6 +35,23 @@ def memory_notes(report: dict) -> list[str]:
     return lines
 
 
+# what tflite-micro's own category holds, beside its name (the name a user finds in print_allocations)
+CATEGORY_CONTENTS = {"Persistent buffer data": "the kernels' op data, the per-channel output multipliers and shifts "
+                                              "and the input/output pointer arrays"}
+
+
+def persistent_text(parts: dict) -> str:
+    """The tail by tflite-micro's RecordingMicroAllocator categories (its ``print_allocations`` names), then
+    what that allocator does not record: ``'Persistent buffer data' 34,224 B (the kernels' op data, ...), ...``."""
+    from mnetcost.calculator.tflm import RECORDED
+
+    recorded = [f"'{name}' {parts[name]:,} B" + (f" ({CATEGORY_CONTENTS[name]})" if name in CATEGORY_CONTENTS else "")
+                for name in RECORDED if parts.get(name)]
+    other = [f"{name} {bytes_:,} B" for name, bytes_ in parts.items() if name not in RECORDED and bytes_]
+    return ("RecordingMicroAllocator: " + ", ".join(recorded)
+            + ("; not recorded by it: " + ", ".join(other) if other else ""))
+
+
 def tflm_note(report: dict) -> str:
     """TensorFlow Lite Micro's arena and the .tflite file of one configuration, in one line."""
     from mnetcost.calculator.memory import exact_bytes
@@ -42,9 +59,8 @@ def tflm_note(report: dict) -> str:
     parts = report["flash_parts"]
     return (f"TensorFlow Lite Micro ({report['tflm_version']}): arena {exact_bytes(report['arena_bytes'])} = "
             f"activations {report['arena_activation_bytes']:,} B (greedy planner, 16-byte aligned) + persistent "
-            f"{report['arena_persistent_bytes']:,} B (per-channel multipliers and shifts "
-            f"{report['arena_persistent_parts']['Persistent buffer data']:,} B, tensor and node structs, options, "
-            f"allocator); smallest arena_size accepted {report['minimum_arena_bytes']:,} B. .tflite "
+            f"{report['arena_persistent_bytes']:,} B ({persistent_text(report['arena_persistent_parts'])}); "
+            f"smallest arena_size accepted {report['minimum_arena_bytes']:,} B. .tflite "
             f"{exact_bytes(report['flash_bytes'])} = weights and biases {parts['weights']:,} + scales and zero "
             f"points {parts['quantization']:,} + names {parts['names']:,} + FlatBuffers structure "
             f"{parts['structure'] + parts['padding'] + parts['metadata']:,}")
@@ -268,12 +284,13 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     Memory at --dtype: per layer the input + output activation bytes (★ marks the peak) and the
     deployed weight bytes; totals: peak activation bytes, weight bytes, deploy params, training
     activation bytes per image. --target BOARD (or --max-peak-memory/--max-weight-bytes) says
-    whether the model fits and by how much.
+    whether the model fits and by how much: with --runtime simple the RAM budget judges the peak
+    activation bytes and the Flash budget the weight bytes.
 
     --runtime tflm (the default with --target or a budget at int8) adds what TensorFlow Lite Micro
     needs for the int8 file of mnetcost export --format tflite, predicted to the byte: its arena
     (the planner's activations + persistent per-op and per-tensor data) and the .tflite bytes; the
-    verdict then compares those with the board's SRAM and Flash.
+    RAM budget (SRAM) then judges the arena and the Flash budget the .tflite file.
     """
     from mnetcost.calculator.cost import network_cost
     from mnetcost.cli.render import emit

@@ -1,0 +1,77 @@
+"""What a user reads: help texts, footers and notes say what the tool does (the figure each budget
+judges, where a recipe comes from, which convention reproduces a published figure)."""
+from __future__ import annotations
+
+import json
+import re
+
+from click.testing import CliRunner
+
+from mnetcost.cli import main
+
+
+def run(*args: str):
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def one_line(text: str) -> str:
+    """Help text with click's wrapping undone."""
+    return " ".join(text.split())
+
+
+# --- the TFLM breakdown in tflite-micro's own category names ------------------------------------------
+def test_the_tflm_tail_is_broken_down_by_the_recording_allocators_categories():
+    args = ("table", "--variant", "base", "--alpha", "0.25", "--delta", "2", "--runtime", "tflm")
+    report = json.loads(run(*args, "--format", "json").stdout)
+    parts = report["arena_persistent_parts"]
+    text = run(*args).stdout
+    line = next(line for line in text.splitlines() if line.startswith("TensorFlow Lite Micro"))
+    for name in ("TfLiteEvalTensor data", "Persistent TfLiteTensor data", "Persistent TfLiteTensor quantization data",
+                 "Persistent buffer data", "NodeAndRegistration struct"):
+        assert f"'{name}' {parts[name]:,} B" in line
+    assert parts["Persistent buffer data"] == 34_224
+    # the category holds more than the per-channel arrays: it is never given their name alone
+    assert "per-channel multipliers and shifts 34,224" not in line
+    assert "op data" in line and "input/output pointer" in line
+    # every byte of the persistent part is named once
+    persistent = re.search(r"persistent ([\d,]+) B \((.*)\); smallest", line)
+    shown = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) B", persistent.group(2))]
+    assert sum(shown) == report["arena_persistent_bytes"] == int(persistent.group(1).replace(",", "")) == 39_664
+
+
+# --- the figure each budget judges ----------------------------------------------------------------------
+def option_help(command: str, option: str) -> str:
+    """The help of ``option`` in ``mnetcost COMMAND --help``, on one line."""
+    lines = run(command, "--help").stdout.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.lstrip().startswith(option + " "))
+    end = next((n for n in range(start + 1, len(lines)) if lines[n].lstrip().startswith("-")
+                and len(lines[n]) - len(lines[n].lstrip()) <= len(lines[start]) - len(lines[start].lstrip())),
+               len(lines))
+    return one_line(" ".join(lines[start:end]))
+
+
+def test_the_help_names_the_figure_each_budget_judges_under_each_runtime():
+    for command in ("table", "sweep"):
+        ram = option_help(command, "--max-peak-memory")
+        assert "TensorFlow Lite Micro's arena with --runtime tflm" in ram
+        assert "peak activation bytes with --runtime simple" in ram
+        flash = option_help(command, "--max-weight-bytes")
+        assert ".tflite file's bytes with --runtime tflm" in flash
+        assert "deployed weight bytes with --runtime simple" in flash
+        target = option_help(command, "--target")
+        assert "arena" in target and ".tflite" in target and "peak activation bytes" in target
+
+
+def test_the_sweep_footer_describes_the_columns_it_shows_and_what_each_budget_judged():
+    footer = run("sweep", "--target", "stm32f746", "--known-only").stdout
+    memory = next(line for line in footer.splitlines() if line.startswith("memory at int8"))
+    assert "TFLM arena" in footer and "peak RAM" not in footer  # neither the column nor its description
+    assert "RAM budget, against the TFLM arena column: the stm32f746's 320.0 KiB SRAM" in memory
+    assert "Flash budget, against the .tflite column: the stm32f746's 1.00 MiB Flash" in memory
+    simple = run("sweep", "--max-peak-memory", "256KiB", "--max-weight-bytes", "1MiB").stdout
+    memory = next(line for line in simple.splitlines() if line.startswith("memory at fp32"))
+    assert "RAM budget, against the peak RAM fp32 column: your --max-peak-memory budget 262,144 B" in memory
+    assert "Flash budget, against the weights fp32 column: your --max-weight-bytes budget 1,048,576 B" in memory
+    assert "TFLM" not in simple

@@ -45,7 +45,9 @@ def test_the_tflm_tail_is_broken_down_by_the_recording_allocators_categories():
 def option_help(command: str, option: str) -> str:
     """The help of ``option`` in ``mnetcost COMMAND --help``, on one line."""
     lines = run(command, "--help").stdout.splitlines()
-    start = next(n for n, line in enumerate(lines) if line.lstrip().startswith(option + " "))
+    lines = lines[lines.index("Options:") + 1:]
+    start = next(n for n, line in enumerate(lines)
+                 if re.match(rf"\s+(-\w, )?{option}[ /]", line))
     end = next((n for n in range(start + 1, len(lines)) if lines[n].lstrip().startswith("-")
                 and len(lines[n]) - len(lines[n].lstrip()) <= len(lines[start]) - len(lines[start].lstrip())),
                len(lines))
@@ -75,3 +77,13 @@ def test_the_sweep_footer_describes_the_columns_it_shows_and_what_each_budget_ju
     assert "RAM budget, against the peak RAM fp32 column: your --max-peak-memory budget 262,144 B" in memory
     assert "Flash budget, against the weights fp32 column: your --max-weight-bytes budget 1,048,576 B" in memory
     assert "TFLM" not in simple
+
+
+# --- what the paper states, and what mnetcost chose ---------------------------------------------------
+def test_train_help_credits_the_paper_only_with_what_it_states():
+    text = one_line(run("train", "--help").stdout)
+    assert "paper's recipe" not in text
+    assert "The paper states Adam, 10 % dropout before the classifier and no data augmentation" in text
+    assert "--lr 1e-3 (Keras's Adam default), --batch-size 128 and --epochs 10 are mnetcost's choices" in text
+    assert "128 is mnetcost's choice" in option_help("train", "--batch-size")
+    assert "the paper gives none" in option_help("train", "--lr")

@@ -87,3 +87,29 @@ def test_train_help_credits_the_paper_only_with_what_it_states():
     assert "--lr 1e-3 (Keras's Adam default), --batch-size 128 and --epochs 10 are mnetcost's choices" in text
     assert "128 is mnetcost's choice" in option_help("train", "--batch-size")
     assert "the paper gives none" in option_help("train", "--lr")
+
+
+# --- help that describes the command it belongs to ------------------------------------------------------
+def test_no_help_mentions_an_option_its_command_lacks():
+    for command in ("crosscheck", "paper", "plot"):
+        text = run(command, "--help").stdout
+        assert "--target" not in text, command
+    assert "[default: simple]" in one_line(run("paper", "--help").stdout)
+    for command in ("table", "sweep"):  # these have --target, and say what it changes
+        assert "the default with --target" in option_help(command, "--dtype")
+
+
+def test_the_top_level_help_names_every_built_in_variant_family():
+    text = one_line(run("--help").stdout)
+    for name in ("base", "mp3", "fmp", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "_mp3 and _fmp"):
+        assert name in text
+
+
+def test_a_note_about_many_values_gives_their_count_and_range():
+    result = CliRunner().invoke(main, ["sweep", "-a", "0.5:1.5:0.01", "--max-mult-adds", "1M", "--format", "csv"])
+    assert result.exit_code == 0
+    assert ("note: 50 alpha values > 1 (from 1.01 to 1.5) widen every layer beyond MobileNet's widths"
+            in result.stderr)
+    assert "1.02" not in result.stderr
+    few = CliRunner().invoke(main, ["table", "-a", "1.5,2", "--format", "csv"])
+    assert "note: alpha 1.5, 2 > 1 widens every layer" in few.stderr

@@ -132,15 +132,20 @@ def convention_option(function):
     )(function)
 
 
-def dtype_option(function):
-    """--dtype fp32|fp16|int8 (None when not given: fp32, or int8 with --target)."""
+def dtype_option(function=None, *, target: bool = True):
+    """--dtype fp32|fp16|int8 (None when not given: fp32, or int8 with --target). ``target`` False for a
+    command without --target: its help then does not mention one (``@dtype_option(target=False)``)."""
     from mnetcost.calculator.memory import DTYPES
 
-    return click.option(
-        "--dtype", type=click.Choice(tuple(DTYPES)), default=None,
-        help="Precision of the memory figures: fp32 (default), fp16, or int8 (int8 weights and "
-             "activations, int32 biases, one fp32 scale per output channel; the default with --target).",
-    )(function)
+    def decorate(function):
+        return click.option(
+            "--dtype", type=click.Choice(tuple(DTYPES)), default=None,
+            help="Precision of the memory figures: fp32 (default), fp16, or int8 (int8 weights and "
+                 "activations, int32 biases, one fp32 scale per output channel"
+                 + ("; the default with --target)." if target else ")."),
+        )(function)
+
+    return decorate if function is None else decorate(function)
 
 
 def memory_options(function):
@@ -177,15 +182,19 @@ def memory_dtype(dtype: str | None, target: str | None) -> str:
     return TARGET_DTYPE if target is not None else DEFAULT_DTYPE
 
 
-def runtime_option(function):
-    """--runtime simple|tflm (None when not given: see :func:`memory_settings`)."""
-    return click.option(
-        "--runtime", type=click.Choice(("simple", "tflm")), default=None,
-        help="Memory model: simple (layers one at a time, each holding its inputs and output; weights as "
-             "stored) or tflm (TensorFlow Lite Micro running the int8 .tflite export: its arena = the "
-             "planner's activations + persistent data, and the file's bytes as Flash) [default: tflm with "
-             "--target or a budget at int8, else simple].",
-    )(function)
+def runtime_option(function=None, *, target: bool = True):
+    """--runtime simple|tflm (None when not given: see :func:`memory_settings`). ``target`` False for a
+    command without --target and budgets (``@runtime_option(target=False)``): its default is simple."""
+    def decorate(function):
+        return click.option(
+            "--runtime", type=click.Choice(("simple", "tflm")), default=None,
+            help="Memory model: simple (layers one at a time, each holding its inputs and output; weights as "
+                 "stored) or tflm (TensorFlow Lite Micro running the int8 .tflite export: its arena = the "
+                 "planner's activations + persistent data, and the file's bytes as Flash) [default: "
+                 + ("tflm with --target or a budget at int8, else simple]." if target else "simple]."),
+        )(function)
+
+    return decorate if function is None else decorate(function)
 
 
 def memory_settings(dtype: str | None, runtime: str | None, target: str | None, budgeted: bool = False
@@ -242,9 +251,15 @@ def config_options(*, lists: bool, spec_defaults: bool = False):
     return decorate
 
 
+NOTE_LIST_LIMIT = 5  # a note names at most this many values; more are given as a count and a range
+
+
 def note_alpha(alphas) -> None:
     """α > 1 is meaningful (a wider network) but unusual: say so on stderr."""
     wide = [a for a in ([alphas] if isinstance(alphas, (int, float)) else alphas) if a > 1]
-    if wide:
+    if len(wide) > NOTE_LIST_LIMIT:  # a range, not a list of every value: 1.01:1.5:0.01 is 50 of them
+        click.echo(f"note: {len(wide):,} alpha values > 1 (from {min(wide):g} to {max(wide):g}) widen every "
+                   "layer beyond MobileNet's widths", err=True)
+    elif wide:
         click.echo(f"note: alpha {', '.join(f'{a:g}' for a in wide)} > 1 widens every layer beyond "
                    "MobileNet's widths", err=True)

@@ -186,7 +186,7 @@ def _all_views(results, convention, fmt: str):
               help="Fractional max pooling module: tf (TensorFlow's algorithm) or torch (the built-in).")
 @click.option("--all", "run_all", is_flag=True,
               help="Every configuration of Tables 4-6 (both datasets) and a few unprinted ones, one row each.")
-@dtype_option
+@dtype_option(target=False)
 @click.option("--runtime", type=click.Choice(("torch", "tflm")), default="torch", show_default=True,
               help="torch: parameters, Mult-Adds and memory against fvcore and the PyTorch model; tflm: the "
                    "predicted TensorFlow Lite Micro arena (head, tail by category, smallest arena) and .tflite "

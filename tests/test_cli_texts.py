@@ -113,3 +113,41 @@ def test_a_note_about_many_values_gives_their_count_and_range():
     assert "1.02" not in result.stderr
     few = CliRunner().invoke(main, ["table", "-a", "1.5,2", "--format", "csv"])
     assert "note: alpha 1.5, 2 > 1 widens every layer" in few.stderr
+
+
+# --- the papers' figures and the convention that gives each ------------------------------------------
+def test_the_footer_says_which_convention_reproduces_each_published_figure():
+    line = run("table", "-v", "mobilenet_v3_large").stdout.splitlines()[-1]
+    assert line.startswith("published (Howard et al. 2019, Searching for MobileNetV3, Table 3;")
+    # the default convention's figures, then the convention whose exact count prints as the paper's
+    assert "219 M Mult-Adds: this output's 'paper' count is 216,589,760; --convention elementwise gives 219,125,848" \
+        in line
+    assert "5.4 M params: this output's 'paper' count is 5,507,432; --convention trainable gives 5,483,032" in line
+    elementwise = run("table", "-v", "mobilenet_v3_large", "--convention", "elementwise").stdout
+    assert "219 M Mult-Adds: this output's 219,125,848 (convention 'elementwise') prints as it" in elementwise
+    v2 = json.loads(run("table", "-v", "mobilenet_v2", "--format", "json").stdout)["published"]
+    params = next(figure for figure in v2 if figure["quantity"] == "params")
+    assert params["printed_millions"] == "3.4" and params["source"] == "Sandler et al. 2018, MobileNetV2, Table 4"
+    assert params["reproduced_by"] == {"weights": 3_470_760, "deploy": 3_487_816}  # 3.47 M and 3.49 M
+    assert params["counts"]["paper"] == 3_538_984  # 3.53 M: not the paper's 3.4 M
+
+
+def test_only_the_published_model_gets_the_papers_figures(tmp_path):
+    for args in (("-a", "0.75"), ("-c", "10"), ("-r", "160"), ("-d", "2"), ("--rounding", "truncate")):
+        result = run("table", "-v", "mobilenet_v3_large", *args, "--format", "json")
+        assert "published" not in json.loads(result.stdout), args
+    assert "published" not in json.loads(run("table", "-v", "mobilenet_v3_large_fmp", "--format", "json").stdout)
+    impostor = tmp_path / "v3.toml"  # takes the name, and changes the model
+    impostor.write_text('name = "mobilenet_v3_large"\nextends = "mobilenet_v3_large"\nresolution = 224\n'
+                        'activation = "relu6"\n')
+    assert "published" not in json.loads(run("table", "-v", str(impostor), "--format", "json").stdout)
+
+
+def test_a_count_prints_as_a_figure_when_truncated_to_its_digits():
+    from decimal import Decimal
+
+    from mnetcost.calculator.published import prints_as
+
+    assert prints_as(3_470_760, Decimal("3.4")) and prints_as(3_499_999, Decimal("3.4"))
+    assert not prints_as(3_500_000, Decimal("3.4")) and not prints_as(3_399_999, Decimal("3.4"))
+    assert prints_as(219_999_999, Decimal("219")) and not prints_as(218_999_999, Decimal("219"))

@@ -52,6 +52,30 @@ def persistent_text(parts: dict) -> str:
             + ("; not recorded by it: " + ", ".join(other) if other else ""))
 
 
+def published_note(report: dict) -> str:
+    """The papers' printed figures for a published model (MobileNetV2/V3 at width 1.0, 224 px, 1,000
+    classes), each with this output's exact count and the convention whose count prints as the figure."""
+    figures = report["published"]
+    sources = list(dict.fromkeys(figure["source"] for figure in figures))
+    convention = report["convention"]
+    parts = []
+    for figure in figures:
+        what = "Mult-Adds" if figure["quantity"] == "mult_adds" else "params"
+        reproduced = list(figure["reproduced_by"])
+        ours = figure["counts"].get(convention)
+        if convention in reproduced:
+            parts.append(f"{figure['printed_millions']} M {what}: this output's {ours:,} (convention '{convention}') "
+                         "prints as it")
+        elif reproduced:
+            also = f" (also: {', '.join(reproduced[1:])})" if len(reproduced) > 1 else ""
+            mine = f"this output's '{convention}' count is {ours:,}; " if ours is not None else ""
+            parts.append(f"{figure['printed_millions']} M {what}: {mine}--convention {reproduced[0]} gives "
+                         f"{figure['reproduced_by'][reproduced[0]]:,}{also}")
+        else:
+            parts.append(f"{figure['printed_millions']} M {what}: no convention's count prints as it")
+    return (f"published ({'; '.join(sources)}; millions, truncated as printed): " + "; ".join(parts) + ".")
+
+
 def tflm_note(report: dict) -> str:
     """TensorFlow Lite Micro's arena and the .tflite file of one configuration, in one line."""
     from mnetcost.calculator.memory import exact_bytes
@@ -174,6 +198,7 @@ def layer_view(report: dict):
         f"total: {millions(report['params'])} params, {millions(report[key])} {unit} "
         f"(convention '{report['convention']}': {report['convention_detail']['description']})",
         *memory_notes(report),
+        *([published_note(report)] if report.get("published") else []),
     ]
     machine = [Column("type", "type", show=False), Column("kernel", "kernel", show=False),
                Column("stride", "stride", show=False), Column("groups", "groups", show=False),
@@ -313,6 +338,11 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
         figures = runtime_dict(cost, runtime)
         report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures))
         report.update(figures)
+        from mnetcost.calculator.published import published_figures
+
+        published = published_figures(cost.network)
+        if published:  # a model as its paper published it: the paper's figures, and which convention gives them
+            report["published"] = published
         emit(fmt, report, [layer_view(report)])
     else:
         rows = grid_report(spec, alpha, delta, classes, resolution, convention, rounding, dtype=dtype, target=target,

@@ -105,13 +105,28 @@ def largest(totals: Sequence) -> tuple[int, int]:
 
 
 def peak_array(tensors: Sequence[Tensor]):
-    """The largest total alive at one step, elementwise over the sizes' arrays (a vectorised sweep)."""
+    """The largest total alive at one step, elementwise over the sizes' arrays (a vectorised sweep).
+    Each step's total is summed into one reused buffer and folded into a running maximum, in place:
+    no array is allocated per step (at 100,000 configurations each would be 800 kB)."""
     import numpy as np  # only reached with numpy sizes
 
-    totals = live_sizes(tensors)
-    # a running maximum in place: stacking the steps first would copy steps x configurations int64s
-    best = np.zeros(np.broadcast_shapes(*(np.shape(total) for total in totals)), dtype=np.int64)
-    for total in totals:
+    steps = steps_of(tensors)
+    alive: list[list] = [[] for _ in range(steps)]
+    for tensor in tensors:
+        for step in range(max(tensor.first, 0), tensor.last + 1):
+            alive[step].append(tensor.size)
+    shape = np.broadcast_shapes(*(np.shape(tensor.size) for tensor in tensors))
+    best = np.zeros(shape, dtype=np.int64)
+    total = np.empty(shape, dtype=np.int64)
+    for sizes in alive:
+        if not sizes:
+            continue
+        if len(sizes) == 1:
+            np.maximum(best, sizes[0], out=best)
+            continue
+        np.add(sizes[0], sizes[1], out=total)
+        for size in sizes[2:]:
+            np.add(total, size, out=total)
         np.maximum(best, total, out=best)
     return best
 

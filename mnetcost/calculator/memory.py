@@ -397,9 +397,19 @@ def training_activation_bytes(network: Network, fmp_mode: str = "tf") -> int:
 
 # --- the vectorised sweep ------------------------------------------------------------------------
 def _plus(total, term):
-    """``total + term``, skipping a term that is the integer 0 (most layers have no bias): in a sweep
-    adding it would still copy a whole array."""
-    return total if isinstance(term, int) and term == 0 else total + term
+    """``total + term`` for a sweep's running totals: a term that is the integer 0 (most layers have no
+    bias) is skipped, and once the total is an array it is added to in place (its first array is copied
+    into a new int64 array, which the total then owns): no array is allocated per layer."""
+    if isinstance(term, int) and term == 0:
+        return total
+    if getattr(total, "ndim", 0):
+        total += term
+        return total
+    if getattr(term, "ndim", 0):
+        import numpy as np
+
+        return np.add(term, total, dtype=np.int64)  # a new array, owned by the total from here on
+    return total + term
 
 
 def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTYPE):

@@ -222,6 +222,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
         if given:
             fail(f"--all checks a fixed grid of configurations; drop {', '.join(given)}")
     require_torch("crosscheck", fvcore=True)
+    # train's thread policy: a torch thread on a core another process keeps busy stalls every OpenMP
+    # barrier of the forward passes and fvcore's traces (mnetcost/nn/threads.py); the counts do not depend on it
+    from mnetcost.nn import threads as thread_policy
+
+    thread_policy.apply(thread_policy.choose_threads())
     from mnetcost.calculator.cost import get_convention
     from mnetcost.nn.crosscheck import all_configurations, crosscheck
     from mnetcost.cli.render import emit

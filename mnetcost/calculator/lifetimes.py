@@ -45,8 +45,9 @@ def chain(names: Sequence[str], input_size, output_sizes: Sequence) -> list[Tens
     if len(output_sizes) != steps:
         raise ValueError(f"{steps} steps but {len(output_sizes)} output sizes")
     tensors = [Tensor("input", input_size, 0, 0)]
-    for step, (name, size) in enumerate(zip(names, output_sizes)):
-        tensors.append(Tensor(name, size, step, min(step + 1, steps - 1)))
+    tensors += [Tensor(name, size, step, step + 1) for step, (name, size) in enumerate(zip(names, output_sizes))]
+    if steps:  # the last output is read by no later step: alive at its own step only
+        tensors[-1] = tensors[-1]._replace(last=steps - 1)
     return tensors
 
 
@@ -85,12 +86,12 @@ def steps_of(tensors: Sequence[Tensor]) -> int:
 def live_sizes(tensors: Sequence[Tensor], steps: int | None = None) -> list:
     """The total size of the tensors alive at each step (integers, or arrays in a sweep)."""
     steps = steps_of(tensors) if steps is None else steps
-    totals: list = [None] * steps  # None: nothing alive yet (a step's first tensor is taken as is, not added to 0:
-    for tensor in tensors:  # in a sweep that would copy a whole array per step)
-        for step in range(max(tensor.first, 0), min(tensor.last, steps - 1) + 1):
-            total = totals[step]
-            totals[step] = tensor.size if total is None else total + tensor.size
-    return [0 if total is None else total for total in totals]
+    totals: list = [0] * steps
+    final = steps - 1
+    for _, size, first, last in tensors:  # unpacked: this runs per priced configuration
+        for step in range(first if first > 0 else 0, (last if last < final else final) + 1):
+            totals[step] += size  # an array total is a new array (0 + size) the first time: never a tensor's own
+    return totals
 
 
 def peak(tensors: Sequence[Tensor]) -> tuple[int, int]:
@@ -100,8 +101,10 @@ def peak(tensors: Sequence[Tensor]) -> tuple[int, int]:
 
 def largest(totals: Sequence) -> tuple[int, int]:
     """(the largest of the per-step totals of :func:`live_sizes`, the first step that reaches it)."""
-    best_step = max(range(len(totals)), key=lambda step: (totals[step], -step)) if totals else 0
-    return (totals[best_step] if totals else 0), best_step
+    if not totals:
+        return 0, 0
+    best = max(totals)
+    return best, totals.index(best)  # the first step that reaches it
 
 
 def peak_array(tensors: Sequence[Tensor]):

@@ -85,7 +85,6 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     from mnetcost.calculator.cost import get_convention
     from mnetcost.calculator.memory import exact_bytes, format_bytes
-    from mnetcost.cli.commands.table import budget_text as describe_budget
     from mnetcost.cli.render import Column, View, emit, millions
     from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, distinct, evaluate, load_runs, paper_known,
                                 parse_variants, rows_as_dicts, skipped_notes, sort_order)
@@ -195,7 +194,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
              "accuracy: a training run's (the best of your runs for that configuration; source = the run) where "
              "--runs holds one, else the paper's, Chen & Su Tables 4-6 as printed (CIFAR at 32 px; source = paper)"
              + ("; paper % = the paper's figure beside your run's." if runs_dir is not None else "."),
-             memory_note(dtype, tflm, branched, board, chosen, describe_budget)]
+             memory_note(dtype, tflm, branched, board, chosen)]
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:
@@ -203,9 +202,11 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     emit(fmt, rows, [View(title=title, columns=columns, rows=rows, notes=notes)])
 
 
-def memory_note(dtype: str, tflm: bool, branched: bool, board, chosen, describe_budget) -> str:
+def memory_note(dtype: str, tflm: bool, branched: bool, board, chosen) -> str:
     """What the memory columns shown are, and which of them each budget judges: under --runtime tflm the
     TFLM arena (RAM) and the .tflite file (Flash), else the peak activation bytes and the weight bytes."""
+    if chosen.sram_bytes is not None or chosen.flash_bytes is not None:  # table's wording, loaded only when needed
+        from mnetcost.cli.commands.table import budget_text as describe_budget
     if tflm:
         from mnetcost.calculator.tflm import TFLM_VERSION
 

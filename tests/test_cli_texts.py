@@ -151,3 +151,12 @@ def test_a_count_prints_as_a_figure_when_truncated_to_its_digits():
     assert prints_as(3_470_760, Decimal("3.4")) and prints_as(3_499_999, Decimal("3.4"))
     assert not prints_as(3_500_000, Decimal("3.4")) and not prints_as(3_399_999, Decimal("3.4"))
     assert prints_as(219_999_999, Decimal("219")) and not prints_as(218_999_999, Decimal("219"))
+
+
+def test_the_sweep_footer_names_the_convention_of_each_published_figure_too():
+    text = run("sweep", "-v", "mobilenet_v3_large,base", "-a", "1,0.75", "-d", "1").stdout
+    line = next(line for line in text.splitlines() if line.startswith("mobilenet_v3_large: published"))
+    assert "--convention elementwise gives 219,125,848" in line and "--convention trainable gives 5,483,032" in line
+    assert "base: published" not in text
+    for args in (("-a", "0.75"), ("-a", "1", "--classes", "10"), ("-a", "1", "--rounding", "truncate")):
+        assert "published" not in run("sweep", "-v", "mobilenet_v3_large", *args).stdout, args

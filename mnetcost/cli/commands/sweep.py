@@ -195,6 +195,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
              "--runs holds one, else the paper's, Chen & Su Tables 4-6 as printed (CIFAR at 32 px; source = paper)"
              + ("; paper % = the paper's figure beside your run's." if runs_dir is not None else "."),
              memory_note(dtype, tflm, branched, board, chosen)]
+    notes += published_notes(variants, rows, conv.name, rounding)
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:
@@ -230,3 +231,27 @@ def memory_note(dtype: str, tflm: bool, branched: bool, board, chosen) -> str:
                       if value is not None)
     return (f"memory at {dtype}: " + figures + (f"; target {board.name}: {board.board}" if board else "")
             + budgets + ".")
+
+
+def published_notes(variants, rows: list[dict], convention: str, rounding) -> list[str]:
+    """For each built-in MobileNetV2/V3 shown as its paper published it (width 1.0, δ = 1, 224 px, 1,000
+    classes), the papers' figures and the convention whose count prints as each (as ``table`` says them)."""
+    from mnetcost.calculator.spec import FAMILY_VARIANTS
+
+    family = [variant for variant in dict.fromkeys(variants) if variant in FAMILY_VARIANTS]
+    if not family:
+        return []
+    from mnetcost.calculator.published import published_figures
+    from mnetcost.calculator.resolver import resolve
+    from mnetcost.cli.commands.table import published_note
+
+    notes = []
+    for variant in family:
+        shown = next((row for row in rows if row["variant"] == variant and row["alpha"] == 1 and row["delta"] == 1),
+                     None)
+        if shown is None:
+            continue
+        figures = published_figures(resolve(variant, 1.0, 1, shown["classes"], shown["resolution"], rounding))
+        if figures:
+            notes.append(f"{variant}: " + published_note({"published": figures, "convention": convention}))
+    return notes

@@ -160,3 +160,13 @@ def test_the_sweep_footer_names_the_convention_of_each_published_figure_too():
     assert "base: published" not in text
     for args in (("-a", "0.75"), ("-a", "1", "--classes", "10"), ("-a", "1", "--rounding", "truncate")):
         assert "published" not in run("sweep", "-v", "mobilenet_v3_large", *args).stdout, args
+
+
+def test_a_note_about_many_skipped_alphas_gives_their_range_and_count():
+    result = CliRunner().invoke(main, ["sweep", "-v", "base", "-a", "0.001:0.05:0.001", "--max-mult-adds", "1M",
+                                       "--format", "csv"])
+    assert result.exit_code == 0
+    assert ("note: skipped 93 base configurations (classes 10, 32px) with alpha from 0.001 to 0.031 (31 values): "
+            "layer conv1 would have 0 channels") in result.stderr
+    few = CliRunner().invoke(main, ["sweep", "-v", "base", "-a", "0.001,0.002,0.5", "--format", "csv"])
+    assert "with alpha 0.001, 0.002: layer conv1" in few.stderr

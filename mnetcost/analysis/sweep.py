@@ -458,8 +458,8 @@ def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
             by_reason.setdefault(key, []).append(item)
     for (variant, classes, resolution, layer), items in by_reason.items():
         alphas = sorted(i["alpha"] for i in items)
-        shown = ", ".join(f"{a:g}" for a in alphas[:limit]) + (f", ... ({len(alphas)} alphas)" if len(alphas) > limit
-                                                              else "")
+        shown = (f"from {alphas[0]:g} to {alphas[-1]:g} ({len(alphas):,} values)" if len(alphas) > limit
+                 else ", ".join(f"{a:g}" for a in alphas))  # a range and a count, not a list of many values
         count = sum(i["count"] for i in items)
         notes.append(f"note: skipped {count} {variant} configuration{'s' if count != 1 else ''} "
                      f"(classes {classes}, {resolution}px) with alpha {shown}: layer {layer} would have "

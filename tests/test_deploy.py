@@ -408,3 +408,25 @@ def test_runtime_predictors_example_reads_a_bench_file(tmp_path):
     assert result["speedups"][("torch", "onnxruntime", "latency_ms")] == pytest.approx((2.0, 2.0, 2.0))
     assert RP.ranks([3, 1, 3, 2]) == [3.5, 1.0, 3.5, 2.0]
     assert "torch / onnxruntime, batch 1 latency: 2.00x [2.00, 2.00]" in done.stdout
+
+
+def test_a_dataset_of_another_size_is_resized_for_a_fresh_model(tmp_path):
+    """A fresh 48x48 model given 32x32 CIFAR-style images (what export --format tflite does): the images it
+    keeps are resized to the model's size, and the source says so; without resize, refused as before."""
+    from cifar_helpers import tiny_official_folder
+
+    from mnetcost.deploy import pipeline as P
+    from mnetcost.errors import MnetcostError
+
+    folder = tiny_official_folder(tmp_path / "data", train=40, test=12)
+    source = P.fresh_source("mobilenet_v3_small", 0.35, 1, 10, 48, dataset=str(folder),
+                            data_dir=tmp_path / "cache", resize=True)
+    assert source.train_images.shape == (40, 3, 48, 48) and source.test_images.shape == (12, 3, 48, 48)
+    assert source.train_images.dtype == np.uint8
+    assert "resized from 32x32 to 48x48" in source.calibration_source
+    assert source.metadata["dataset_resized"] == source.calibration_source
+    # a flat field stays flat through the bilinear, antialiased resize
+    flat = np.full((1, 3, 32, 32), 77, dtype=np.uint8)
+    assert (P.resize_images(flat, (48, 48)) == 77).all()
+    with pytest.raises(MnetcostError, match="has 32x32 images, the model expects 48x48"):
+        P.fresh_source("mobilenet_v3_small", 0.35, 1, 10, 48, dataset=str(folder), data_dir=tmp_path / "cache")

@@ -336,7 +336,7 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
 
     from mnetcost.calculator.cost import get_convention
     from mnetcost.calculator.memory import get_dtype, sweep_costs
-    from mnetcost.calculator.resolver import ROUNDINGS, as_alpha, as_count, plan, resolve_arrays
+    from mnetcost.calculator.resolver import ROUNDINGS, as_alpha, as_count, plan, resolve_arrays, split
     from mnetcost.calculator.spec import load_spec
 
     conv = get_convention(convention)
@@ -364,6 +364,8 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
                                                  "weight_bytes", *(TFLM_COLUMNS if tflm_run else ()))}
     skipped: list[dict] = []
     evaluated = 0
+    section = 0  # one per (variant, classes, resolution)
+    order: list = []
     specs = {variant: load_spec(variant) for variant in variants}  # a bad variant fails before any work
     for number, variant in enumerate(variants):
         spec = specs[variant]
@@ -371,62 +373,77 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
             for resolution in (resolutions if resolutions is not None else (spec.resolution,)):
                 evaluated += size
                 try:
-                    the_plan = plan(spec, classes, resolution)
+                    base_plan = plan(spec, classes, resolution)
                 except ConfigError as exc:
                     skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
                                     "resolution": resolution, "count": size, "reason": str(exc)})
                     continue
-                # int64 is exact only up to 2**63 - 1: points beyond it are left out (never wrapped)
-                exact = _int64_exact(the_plan, grid_alpha, grid_delta, rounding, conv)
-                if not exact.all():
-                    skipped.append(_overflow_skip(variant, classes, resolution, grid_alpha, grid_delta, exact))
-                points, alpha_at, delta_at = int(exact.sum()), grid_alpha[exact], grid_delta[exact]
-                if not points:
-                    continue
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    layers = resolve_arrays(the_plan, alpha_at, delta_at, rounding)
-                    params, mult_adds, peak, stored = sweep_costs(layers, conv, precision)
-                params = np.broadcast_to(params, (points,))
-                mult_adds = np.broadcast_to(mult_adds, (points,))
-                peak = np.broadcast_to(peak, (points,))
-                stored = np.broadcast_to(stored, (points,))
-                zero = _zero_channel_points(layers, points)
-                ok = zero < 0
-                if not ok.all():  # one pass over the bad points, grouped by alpha (linear, not per alpha)
-                    bad = np.flatnonzero(~ok)
-                    unique, first, counts = np.unique(alpha_at[bad], return_index=True, return_counts=True)
-                    for alpha, at, count in zip(unique, bad[first], counts):
-                        layer = layers[int(zero[at])]
-                        width = getattr(the_plan.layers[int(zero[at])].out_ch, "width", None)
-                        rule = rounding if rounding is not None else spec.rounding
-                        skipped.append({
-                            "variant": variant, "alpha": float(alpha), "delta": None, "classes": classes,
-                            "resolution": resolution, "count": int(count), "layer": layer.name,
-                            "reason": f"layer {layer.name} would have 0 channels"
-                                      + (f" ({rule} {width} × {float(alpha):g} < 1)" if width else ""),
-                        })
-                count = int(ok.sum())
-                if not count:
-                    continue
-                if tflm_run:
-                    figures = _tflm_figures(the_plan, alpha_at[ok], delta_at[ok], rounding)
-                    if isinstance(figures, str):
+                # residual adds and V3's expansions are decided per point on the rounded widths: the
+                # points are priced in groups that share their layers (usually one or two)
+                section += 1
+                for group in split(base_plan, grid_alpha, grid_delta, rounding):
+                    if group.plan is None:
                         skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
-                                        "resolution": resolution, "count": count, "reason": figures})
+                                        "resolution": resolution, "count": int(group.points.size),
+                                        "reason": group.refusal})
                         continue
-                    for name in TFLM_COLUMNS:
-                        columns[name].append(np.broadcast_to(figures[name], (count,)))
-                columns["variant"].append(np.full(count, number, dtype=np.int64))
-                columns["alpha"].append(alpha_at[ok])
-                columns["delta"].append(delta_at[ok])
-                columns["classes"].append(np.full(count, classes, dtype=np.int64))
-                columns["resolution"].append(np.full(count, resolution, dtype=np.int64))
-                columns["params"].append(params[ok])
-                columns["mult_adds"].append(mult_adds[ok])
-                columns["peak_activation_bytes"].append(peak[ok])
-                columns["weight_bytes"].append(stored[ok])
+                    the_plan = group.plan
+                    group_alpha, group_delta = grid_alpha[group.points], grid_delta[group.points]
+                    # int64 is exact only up to 2**63 - 1: points beyond it are left out (never wrapped)
+                    exact = _int64_exact(the_plan, group_alpha, group_delta, rounding, conv)
+                    if not exact.all():
+                        skipped.append(_overflow_skip(variant, classes, resolution, group_alpha, group_delta, exact))
+                    points, alpha_at, delta_at = int(exact.sum()), group_alpha[exact], group_delta[exact]
+                    if not points:
+                        continue
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        layers = resolve_arrays(the_plan, alpha_at, delta_at, rounding)
+                        params, mult_adds, peak, stored = sweep_costs(layers, conv, precision)
+                    params = np.broadcast_to(params, (points,))
+                    mult_adds = np.broadcast_to(mult_adds, (points,))
+                    peak = np.broadcast_to(peak, (points,))
+                    stored = np.broadcast_to(stored, (points,))
+                    zero = _zero_channel_points(layers, points)
+                    ok = zero < 0
+                    if not ok.all():  # one pass over the bad points, grouped by alpha (linear, not per alpha)
+                        bad = np.flatnonzero(~ok)
+                        unique, first, counts = np.unique(alpha_at[bad], return_index=True, return_counts=True)
+                        for alpha, at, count in zip(unique, bad[first], counts):
+                            layer = layers[int(zero[at])]
+                            width = getattr(the_plan.layers[int(zero[at])].out_ch, "width", None)
+                            rule = rounding if rounding is not None else spec.rounding
+                            skipped.append({
+                                "variant": variant, "alpha": float(alpha), "delta": None, "classes": classes,
+                                "resolution": resolution, "count": int(count), "layer": layer.name,
+                                "reason": f"layer {layer.name} would have 0 channels"
+                                          + (f" ({rule} {width} × {float(alpha):g} < 1)" if width else ""),
+                            })
+                    count = int(ok.sum())
+                    if not count:
+                        continue
+                    if tflm_run:
+                        figures = _tflm_figures(the_plan, alpha_at[ok], delta_at[ok], rounding)
+                        if isinstance(figures, str):
+                            skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
+                                            "resolution": resolution, "count": count, "reason": figures})
+                            continue
+                        for name in TFLM_COLUMNS:
+                            columns[name].append(np.broadcast_to(figures[name], (count,)))
+                    order.append(section * size + group.points[exact][ok])  # the grid's order, restored below
+                    columns["variant"].append(np.full(count, number, dtype=np.int64))
+                    columns["alpha"].append(alpha_at[ok])
+                    columns["delta"].append(delta_at[ok])
+                    columns["classes"].append(np.full(count, classes, dtype=np.int64))
+                    columns["resolution"].append(np.full(count, resolution, dtype=np.int64))
+                    columns["params"].append(params[ok])
+                    columns["mult_adds"].append(mult_adds[ok])
+                    columns["peak_activation_bytes"].append(peak[ok])
+                    columns["weight_bytes"].append(stored[ok])
     arrays = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.float64 if k == "alpha" else np.int64))
               for k, v in columns.items()}
+    if len(order) > 1:  # several structure groups: rows back in the order of the grid
+        rank = np.argsort(np.concatenate(order), kind="stable")
+        arrays = {k: v[rank] for k, v in arrays.items()}
     return Sweep(variants=variants, convention=conv.name, skipped=skipped, evaluated=evaluated, dtype=precision.name,
                  runtime=runtime, **arrays)
 

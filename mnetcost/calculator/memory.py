@@ -103,7 +103,7 @@ DTYPES: dict[str, Precision] = {
 }
 DEFAULT_DTYPE = "fp32"
 TARGET_DTYPE = "int8"  # what --target assumes unless --dtype says otherwise
-WEIGHTED_KINDS = ("conv", "dw", "pw", "fc")
+WEIGHTED_KINDS = ("conv", "dw", "pw", "fc", "linear")
 CONV_KINDS = ("conv", "dw", "pw")
 SAVES_OUTPUT = ("relu",)  # in-place activations whose backward reads their output (see the module docstring)
 FMP_MODES = ("tf", "torch")
@@ -176,10 +176,13 @@ def autograd_saves(layer: Layer, fmp_mode: str = "tf"):
         rows = layer.out_h * layer.in_w * layer.in_c if layer.in_h > layer.out_h else 0
         cols = out_elements if layer.in_w > layer.out_w else 0
         return [], (rows + cols) * WINNER_BYTES
-    if kind in ("avgpool", "add"):
+    if kind in ("avgpool", "add", "avgpool2d", "mean", "mul", "act", "reshape", "pad", "concat", "softmax",
+                "quantize"):  # the imported kinds keep no training record: a file is deployed, not trained
         return [], 0
     if kind == "scale":  # x * gate: both factors
         return [(source, in_elements), (layer.inputs[1], layer.out_c)], 0
+    if kind == "linear":  # an imported fully connected layer: its input
+        return [], in_elements * TRAIN_FLOAT_BYTES
     if kind == "fc":  # dropout's noise + the linear layer's input, both over the flattened features
         return [], 2 * in_elements * TRAIN_FLOAT_BYTES
     raise ConfigError(f"layer {layer.name}: no memory rule for layer kind {kind!r}")

@@ -12,7 +12,10 @@ Row types and their fields (defaults in brackets):
 ``conv``               full convolution: ``filters`` (alpha-scaled) or ``expansion`` (times
                        the input channels), ``kernel`` [3], ``stride`` [1], ``activation``
                        [the spec's], ``bn`` [true], ``bias`` [false], ``widen_only`` [false:
-                       alpha > 1 widens it, alpha < 1 leaves it, as MobileNetV2's last conv]
+                       alpha > 1 widens it, alpha < 1 leaves it, as MobileNetV2's last conv],
+                       ``keras_width`` [scaled]: how the ``keras`` rounding scales ``filters``
+                       (``fixed``: never, as Keras's MobileNetV3 stem; ``widen_only``: only for
+                       alpha > 1, as its 1024/1280 head)
 ``dws``                depthwise separable block: depthwise ``kernel`` x ``kernel`` conv mapping C
                        to C*delta channels (groups = C) with ``stride`` [1], then a 1x1 pointwise
                        conv to ``filters`` (alpha-scaled); ``repeat`` [1] stacks identical blocks;
@@ -22,8 +25,9 @@ Row types and their fields (defaults in brackets):
                        x ``kernel`` depthwise conv (3 or 5 [3], C -> C*delta) with ``stride`` [1],
                        optional squeeze-excite (``se`` [false], ``se_reduction`` [4],
                        ``se_divisor`` [8]), linear 1x1 projection to ``filters`` (alpha-scaled),
-                       and a residual add (``residual`` [when stride is 1 and the input width is
-                       ``filters``]); ``activation`` [the spec's] for the expansion and the
+                       and a residual add (``residual`` [where stride is 1 and the rounded input
+                       and output widths are equal; true: a configuration where they differ is
+                       refused]); ``activation`` [the spec's] for the expansion and the
                        depthwise conv; ``repeat`` [1] stacks blocks, the first with ``stride``,
                        the others with stride 1 (MobileNetV2's table)
 ``maxpool``            max pooling, 'same' padding: ``kernel`` [3], ``stride`` [2]
@@ -39,7 +43,7 @@ bias back to C_dw, hard-sigmoid, and the depthwise output multiplied by that gat
 
 Top-level keys: ``name``, ``title``, ``description``, ``paper_table``, ``in_channels`` [3], and the
 defaults a spec gives its users: ``classes`` [10], ``resolution`` [32], ``rounding`` [truncate] (the
-width rounding rule), ``activation`` [relu]; ``downsample``
+width rounding rule: truncate, nearest, divisible8 or keras), ``activation`` [relu]; ``downsample``
 [stride]: ``maxpool`` or ``fmp`` turn every stride s > 1 of the spec into stride 1 and a pool
 (a 3x3/s 'same' max pool, or a fractional max pool of ``fmp_ratio`` [1.44]) after a strided
 ``conv`` row and before a strided block, which keeps the residual decision of its strided form
@@ -65,7 +69,8 @@ MAX_SPEC_BYTES = 1 << 20  # a spec is a few kilobytes; a larger file is not one
 
 ACTIVATIONS = ("relu", "relu6", "hardswish", "hardsigmoid")
 DOWNSAMPLING = ("stride", "maxpool", "fmp")
-ROUNDING_RULES = ("truncate", "nearest", "divisible8")  # the resolver's ROUNDINGS, by name
+ROUNDING_RULES = ("truncate", "nearest", "divisible8", "keras")  # the resolver's ROUNDINGS, by name
+KERAS_WIDTHS = ("scaled", "fixed", "widen_only")  # a conv row's ``keras_width``
 IR_KERNELS = (3, 5)
 
 # field name -> (python types accepted, default or REQUIRED)
@@ -76,7 +81,8 @@ _BOOL = (bool,)
 _STR = (str,)
 ROW_FIELDS: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
     "conv": {"filters": (_INT, None), "expansion": (_NUM, None), "kernel": (_INT, 3), "stride": (_INT, 1),
-             "activation": (_STR, None), "bn": (_BOOL, True), "bias": (_BOOL, False), "widen_only": (_BOOL, False)},
+             "activation": (_STR, None), "bn": (_BOOL, True), "bias": (_BOOL, False), "widen_only": (_BOOL, False),
+             "keras_width": (_STR, "scaled")},
     "dws": {"filters": (_INT, REQUIRED), "kernel": (_INT, 3), "stride": (_INT, 1), "repeat": (_INT, 1),
             "activation": (_STR, None)},
     "inverted_residual": {"filters": (_INT, REQUIRED), "expansion": (_NUM, None), "expand": (_INT, None),
@@ -175,6 +181,10 @@ def _check_row(source: str, index: int, raw: object) -> Row:
             if value not in ACTIVATIONS:
                 raise SpecError(f"{where}: field 'activation': unknown activation {value!r} "
                                 f"(one of {', '.join(ACTIVATIONS)})")
+        elif key == "keras_width":
+            if value not in KERAS_WIDTHS:
+                raise SpecError(f"{where}: field 'keras_width' must be one of {', '.join(KERAS_WIDTHS)}, "
+                                f"got {value!r}")
         elif key == "expansion":
             if not (value >= 1 and value < float("inf")):
                 raise SpecError(f"{where}: field 'expansion' must be a number >= 1 (the expansion factor t), "
@@ -200,6 +210,8 @@ def _check_row_rules(where: str, kind: str, raw: dict, fields: dict) -> None:
                             "channels), not both")
         if fields["widen_only"] and fields["filters"] is None:
             raise SpecError(f"{where}: field 'widen_only' needs 'filters' (a width that alpha scales)")
+        if "keras_width" in raw and fields["filters"] is None:
+            raise SpecError(f"{where}: field 'keras_width' needs 'filters' (a width that alpha scales)")
     if kind == "inverted_residual":
         if fields["expansion"] is not None and fields["expand"] is not None:
             raise SpecError(f"{where}: give at most one of 'expansion' (the factor t) and 'expand' (a width)")
@@ -303,6 +315,12 @@ def spec_text(variant: str | Path) -> str:
     if text_variant in BUILTIN_VARIANTS:
         return (BUILTIN_DIR / f"{text_variant}.toml").read_text(encoding="utf-8")
     path = Path(text_variant)
+    from mnetcost.calculator.importers import is_model_file
+
+    if is_model_file(text_variant):  # a user's own model: priced by table, checked by crosscheck --runtime tflm
+        raise SpecError(f"{text_variant}: a model file, not a spec: it has no alpha/delta to resolve or sweep; "
+                        "mnetcost table --variant FILE prices it and crosscheck --runtime tflm --variant FILE checks "
+                        "it")
     if not path.exists():
         raise SpecError(
             f"unknown variant {text_variant!r}: not one of {', '.join(BUILTIN_VARIANTS)} and no such spec file"

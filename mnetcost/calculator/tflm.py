@@ -10,10 +10,11 @@ operator's output) and every scratch buffer a kernel asks for, placed by TFLM's 
 (:func:`mnetcost.calculator.lifetimes.greedy_offsets`) with sizes rounded up to 16 bytes. Lifetimes
 are TFLM's: operator ``i`` runs at step ``i + 1``, the image exists from step 0, a tensor lives from
 the operator that writes it to the last one that reads it, a scratch buffer for its operator's step.
-The tensors come from the calculator's one tensor list (:func:`mnetcost.calculator.memory.layer_tensors`,
-one tensor per layer output), each layer's steps spread over the operators it lowers to
+The tensors are the calculator's one tensor list (:func:`mnetcost.calculator.memory.layer_tensors`,
+one tensor per layer output) as the operators it lowers to read and write them
 (:func:`mnetcost.calculator.tflite_model.lower`), plus the tensors between the operators of one layer
-(fractional max pooling's gathered rows and columns, a flatten before the classifier). Scratch
+(fractional max pooling's gathered rows and columns, a flatten before the classifier, a conv's output
+before its hard-swish or hard-sigmoid, a residual the converter reshapes). Scratch
 buffers: ``MEAN`` asks for its int32 sums (4 bytes per output element), 4 bytes per input dimension
 and 4 per reduced axis; the other kernels used here ask for none.
 
@@ -35,6 +36,13 @@ own alignment (so small ones leave gaps before 16-byte-aligned ones), in TFLM's 
 Sizes are those of this 64-bit build, measured with the interpreter's own allocation records; a
 32-bit microcontroller build has smaller structs (4-byte pointers) and no recording counters, so its
 tail is somewhat smaller, while the per-channel data (the bulk) and the head are the same.
+
+**A file made elsewhere** (:mod:`mnetcost.calculator.importers.tflite`, float32 or int8): the same arena
+(:func:`planned_arena`) over the file's own graph, its head's lifetimes taken from the graph itself as TFLM's
+``AllocationInfoBuilder`` takes them (:func:`graph_tensors`); per-channel data only where the kernel keeps it
+(every conv and depthwise conv, a fully connected operator with per-channel weights), the input's and output's
+quantization only when they are quantized. :data:`TFLM_BUILTINS` is what "will it run" checks operators
+against; :data:`TFLM_BUILDS` names the builds whose figures this module gives (``host64``).
 
 Standard library only (numpy arrays in a sweep are only added and compared).
 """
@@ -76,7 +84,37 @@ KERNELS = {
     "FULLY_CONNECTED": Kernel((32, 8), 72, True),  # TfLiteFullyConnectedParams, OpDataFullyConnected
     "GATHER": Kernel((8, 4), 20, False),  # TfLiteGatherParams
     "RESHAPE": Kernel((36, 4), 0, False),  # TfLiteReshapeParams
+    "ADD": Kernel((8, 4), 60, False),  # TfLiteAddParams, OpDataAdd
+    "MUL": Kernel((4, 4), 36, False),  # TfLiteMulParams, OpDataMul
+    "HARD_SWISH": Kernel((0, 1), 20, False),  # no options; HardSwishParams
 }
+# Builtins met in files made elsewhere (mnetcost.calculator.importers.tflite), measured the same way; kernels
+# without parsed options have builtin data (0, 0), kernels without op data 0.
+KERNELS.update({
+    "AVERAGE_POOL_2D": Kernel((40, 4), 32, False),  # TfLitePoolParams, OpDataPooling
+    "SOFTMAX": Kernel((4, 4), 80, False),  # TfLiteSoftmaxParams, SoftmaxParams
+    "ADD": Kernel((8, 4), 60, False),  # TfLiteAddParams, OpDataAdd
+    "SUB": Kernel((8, 4), 52, False),  # TfLiteSubParams, OpDataSub
+    "MUL": Kernel((4, 4), 36, False),  # TfLiteMulParams, OpDataMul
+    "PAD": Kernel((0, 0), 56, False),  # OpData
+    "PADV2": Kernel((0, 0), 56, False),  # PAD's kernel (read in the source, not measured)
+    "CONCATENATION": Kernel((8, 4), 80, False),  # TfLiteConcatenationParams, OpData (with compression's indices)
+    "QUANTIZE": Kernel((0, 0), 32, False),  # OpDataQuantizeReference
+    "DEQUANTIZE": Kernel((0, 0), 32, False),  # DequantizeOpData
+    "RELU": Kernel((0, 0), 28, False),  # ReluOpData (ReluParams)
+    "RELU6": Kernel((0, 0), 8, False),  # Relu6OpData
+    "LOGISTIC": Kernel((0, 0), 16, False),  # OpDataLogistic
+    "TANH": Kernel((0, 0), 16, False),  # OpData
+    "LEAKY_RELU": Kernel((4, 4), 24, False),  # TfLiteLeakyReluParams, LeakyReluOpData
+    "HARD_SWISH": Kernel((0, 0), 20, False),  # HardSwishParams
+    "SQUEEZE": Kernel((36, 4), 0, False),  # TfLiteSqueezeParams (read in the source, not measured)
+    "EXPAND_DIMS": Kernel((0, 0), 0, False),  # (read in the source, not measured)
+    # the dynamic flatten Keras 3 models convert to (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE)
+    "SHAPE": Kernel((4, 4), 0, False),  # TfLiteShapeParams
+    "STRIDED_SLICE": Kernel((24, 4), 84, False),  # TfLiteStridedSliceParams, StridedSliceParams
+    "PACK": Kernel((8, 4), 0, False),  # TfLitePackParams
+    "TRANSPOSE": Kernel((0, 0), 0, False),  # the NCHW -> NHWC of files converted from PyTorch
+})
 # The RecordingMicroAllocator's categories (its print_allocations lines), and what it does not record.
 RECORDED = ("TfLiteEvalTensor data", "Persistent TfLiteTensor data", "Persistent TfLiteTensor quantization data",
             "Persistent buffer data", "NodeAndRegistration struct")
@@ -85,11 +123,31 @@ TAIL_PARTS = RECORDED + UNRECORDED
 
 
 def scratch_buffers(op: TM.OpSpec, graph: TM.Graph) -> tuple:
-    """Bytes of each scratch buffer ``op``'s kernel requests in Prepare."""
+    """Bytes of each scratch buffer ``op``'s kernel requests in Prepare: ``MEAN`` its int32 sums (int8 and
+    int16 inputs only), 4 bytes per input dimension and 4 per reduced axis."""
     if op.builtin == "MEAN":
         output = graph.tensor(op.output)
-        return (4 * output.elements, 4 * len(graph.tensor(op.inputs[0]).shape), 4 * graph.tensor(op.inputs[1]).elements)
+        data = graph.tensor(op.inputs[0])
+        sums = (4 * output.elements,) if data.dtype in QUANTIZED_TYPES else ()
+        return (*sums, 4 * len(data.shape), 4 * graph.tensor(op.inputs[1]).elements)
     return ()
+
+
+QUANTIZED_TYPES = (9, 7)  # int8, int16: the kernels' quantized paths
+
+
+def per_channel(op: TM.OpSpec, graph: TM.Graph):
+    """Output channels for which ``op``'s kernel stores an int32 multiplier and shift (None: none; an array
+    in a sweep). A conv and a depthwise conv always do (float ones too: one per filter), a fully connected
+    operator only when its weights are quantized per channel (more than one scale)."""
+    if not KERNELS[op.builtin].per_channel:
+        return None
+    if op.builtin == "FULLY_CONNECTED":
+        weights = graph.tensor(op.inputs[1])
+        if weights.quantization != "channel" or (isinstance(weights.channels, int) and weights.channels < 2):
+            return None
+        return weights.channels
+    return graph.tensor(op.output).shape[-1]
 
 
 def operator_steps(graph: TM.Graph) -> tuple[list[int], list[int]]:
@@ -104,30 +162,25 @@ def operator_steps(graph: TM.Graph) -> tuple[list[int], list[int]]:
 
 def planned_tensors(graph: TM.Graph, layer_tensors) -> list:
     """The head's buffers in TFLM's order (tensors in file order, then scratch buffers), as
-    :class:`~mnetcost.calculator.lifetimes.Tensor` with TFLM's steps. ``layer_tensors``: the calculator's
-    layer-level tensors (:func:`~mnetcost.calculator.memory.layer_tensors` at int8); a tensor not
-    written by a layer is a graph input, alive from step 0."""
-    starts, ends = operator_steps(graph)
-    layers = [name for name, _ in graph.layer_ops]
-    position = {name: number for number, name in enumerate(layers)}
-    lifetime = {}
-    for tensor in layer_tensors:
-        first = 0 if tensor.name not in position else ends[tensor.first]
-        read = starts[tensor.last] if tensor.name not in position or tensor.last > tensor.first else first
-        lifetime[tensor.name] = (tensor.size, first, read)
-    op_step = {}
+    :class:`~mnetcost.calculator.lifetimes.Tensor` with TFLM's steps: each tensor lives from the operator
+    that writes it (the graph's input from step 0) to the last operator that reads it. ``layer_tensors``:
+    the calculator's layer-level tensors (:func:`~mnetcost.calculator.memory.layer_tensors` at int8), whose
+    sizes the layers' outputs take; the tensors between the operators of one layer (and a residual the
+    converter reshapes) take their own."""
+    written = {graph.input: 0}
+    last_read: dict[str, int] = {}
     for number, op in enumerate(graph.ops):
-        op_step[op.output] = number + 1
+        for name in op.inputs:
+            last_read[name] = number + 1
+        written[op.output] = number + 1
+    sizes = {tensor.name: tensor.size for tensor in layer_tensors}
     planned = []
     for tensor in graph.tensors:
         if tensor.constant:
             continue
-        if tensor.name in lifetime:
-            size, first, last = lifetime[tensor.name]
-        else:  # between two operators of one layer: written by one, read by the next
-            size, first = tensor.nbytes, op_step[tensor.name]
-            last = first + 1
-        planned.append(lifetimes.Tensor(tensor.name, size, first, last))
+        first = written[tensor.name]
+        planned.append(lifetimes.Tensor(tensor.name, sizes.get(tensor.name, tensor.nbytes), first,
+                                        last_read.get(tensor.name, first)))
     for number, op in enumerate(graph.ops):
         for k, size in enumerate(scratch_buffers(op, graph)):
             planned.append(lifetimes.Tensor(f"{op.output}/scratch{k}", size, number + 1, number + 1))
@@ -140,22 +193,25 @@ def _allocations(graph: TM.Graph) -> list[tuple[str, int, int]]:
               ("TfLiteEvalTensor data", EVAL_TENSOR * len(graph.tensors), 8),
               ("NodeAndRegistration struct", NODE_AND_REGISTRATION * len(graph.ops), 8)]
     for op in graph.ops:
-        allocs.append(("builtin data", *KERNELS[op.builtin].builtin_data))
+        if KERNELS[op.builtin].builtin_data[0]:
+            allocs.append(("builtin data", *KERNELS[op.builtin].builtin_data))
     for op in graph.ops:  # Init: op data
         if KERNELS[op.builtin].op_data:
             allocs.append(("Persistent buffer data", KERNELS[op.builtin].op_data, ARENA_ALIGNMENT))
     for op in graph.ops:  # Prepare: per-channel output multipliers and shifts
-        if KERNELS[op.builtin].per_channel:
-            channels = graph.tensor(op.output).shape[-1]
+        channels = per_channel(op, graph)
+        if channels is not None:
             allocs += [("Persistent buffer data", 4 * channels, ARENA_ALIGNMENT)] * 2
     handles = sum(len(scratch_buffers(op, graph)) for op in graph.ops)
     if handles:
         allocs.append(("scratch buffer handles", SCRATCH_HANDLE * handles, 8))
     for name in (graph.input, graph.output):  # the interpreter's input and output TfLiteTensors
         allocs += [("Persistent buffer data", POINTER, ARENA_ALIGNMENT),
-                   ("Persistent TfLiteTensor data", TFLITE_TENSOR, 8),
-                   ("Persistent TfLiteTensor quantization data", AFFINE_QUANTIZATION, 8),
-                   ("Persistent TfLiteTensor quantization data", 4 + 4 * 1, 4)]
+                   ("Persistent TfLiteTensor data", TFLITE_TENSOR, 8)]
+        tensor = graph.tensor(name)
+        if tensor.quantization != "none":  # a float tensor has no quantization to copy
+            allocs += [("Persistent TfLiteTensor quantization data", AFFINE_QUANTIZATION, 8),
+                       ("Persistent TfLiteTensor quantization data", 4 + 4 * tensor.channels, 4)]
     return allocs
 
 
@@ -212,7 +268,12 @@ def arena(network, graph: TM.Graph | None = None) -> TflmArena:
     from mnetcost.calculator.memory import layer_tensors
 
     graph = graph or TM.lower(network)
-    planned = planned_tensors(graph, layer_tensors(network.layers, INT8_BYTES))
+    return planned_arena(graph, planned_tensors(graph, layer_tensors(network.layers, INT8_BYTES)))
+
+
+def planned_arena(graph: TM.Graph, planned: list) -> TflmArena:
+    """The arena of ``graph`` whose head holds the ``planned`` buffers (greedy planner) and whose tail is
+    :func:`tail_parts`: the one computation for a spec's lowering and for a file's own graph."""
     offsets = lifetimes.greedy_offsets(planned, ARENA_ALIGNMENT)
     head = lifetimes.arena_size(planned, offsets, ARENA_ALIGNMENT)
     parts = tail_parts(graph)
@@ -263,3 +324,71 @@ def needs(report: dict) -> tuple[int, int]:
     if report.get("runtime") == "tflm":
         return report["arena_bytes"], report["flash_bytes"]
     return report["peak_activation_bytes"], report["weight_bytes"]
+
+
+# --- a file's own graph (mnetcost.calculator.importers.tflite) ------------------------------------
+# The builds whose figures this module gives: "host64" is the tflite-micro Python package's interpreter
+# (x86-64, 8-byte pointers, RecordingMicroAllocator), the build every figure above was measured on.
+TFLM_BUILDS = {"host64": TFLM_VERSION}
+DEFAULT_BUILD = "host64"
+# The builtins tflite-micro's Python interpreter registers (python/tflite_micro/python_ops_resolver.cc at
+# git 8f6596d; its custom signal ops left out): what "will it run" checks a file's operators against.
+TFLM_BUILTINS = frozenset((
+    "ABS", "ADD", "ADD_N", "ARG_MAX", "ARG_MIN", "ASSIGN_VARIABLE", "AVERAGE_POOL_2D", "BATCH_MATMUL",
+    "BATCH_TO_SPACE_ND", "BROADCAST_ARGS", "BROADCAST_TO", "CALL_ONCE", "CAST", "CEIL", "CONCATENATION", "CONV_2D",
+    "COS", "CUMSUM", "DEPTH_TO_SPACE", "DEPTHWISE_CONV_2D", "DEQUANTIZE", "DIV", "DYNAMIC_UPDATE_SLICE", "ELU",
+    "EMBEDDING_LOOKUP", "EQUAL", "EXP", "EXPAND_DIMS", "FILL", "FLOOR", "FLOOR_DIV", "FLOOR_MOD", "FULLY_CONNECTED",
+    "GATHER", "GATHER_ND", "GREATER", "GREATER_EQUAL", "HARD_SWISH", "IF", "L2_NORMALIZATION", "L2_POOL_2D",
+    "LEAKY_RELU", "LESS", "LESS_EQUAL", "LOG", "LOG_SOFTMAX", "LOGICAL_AND", "LOGICAL_NOT", "LOGICAL_OR", "LOGISTIC",
+    "MAX_POOL_2D", "MAXIMUM", "MEAN", "MINIMUM", "MIRROR_PAD", "MUL", "NEG", "NOT_EQUAL", "PACK", "PAD", "PADV2",
+    "PRELU", "QUANTIZE", "READ_VARIABLE", "REDUCE_ALL", "REDUCE_MAX", "REDUCE_MIN", "RELU", "RELU6", "RESHAPE",
+    "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "REVERSE_V2", "ROUND", "RSQRT", "SELECT_V2", "SHAPE", "SIN",
+    "SLICE", "SOFTMAX", "SPACE_TO_BATCH_ND", "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V", "SQRT", "SQUARE",
+    "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM", "SVDF", "TANH", "TRANSPOSE", "TRANSPOSE_CONV",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNPACK", "VAR_HANDLE", "WHILE", "ZEROS_LIKE",
+))
+
+
+def graph_tensors(graph: TM.Graph) -> list:
+    """The head's buffers of a graph read from a file, in TFLM's order, with the lifetimes TFLM's
+    ``AllocationInfoBuilder`` gives them from the graph itself: the input from step 0, operator ``i`` at step
+    ``i + 1`` creating its output and last using its inputs, the output kept to the last step; every tensor
+    without data in the file and of non-zero size, then each operator's scratch buffers at its step."""
+    first: dict[str, int] = {graph.input: 0}
+    last: dict[str, int] = {graph.input: 0}
+    for number, op in enumerate(graph.ops):
+        step = number + 1
+        first.setdefault(op.output, step)
+        last[op.output] = max(last.get(op.output, step), step)
+        for name in op.inputs:
+            if name in first:
+                last[name] = max(last.get(name, step), step)
+    steps = len(graph.ops)
+    if graph.output in first:
+        last[graph.output] = max(last[graph.output], steps)
+    planned = [lifetimes.Tensor(t.name, t.nbytes, first[t.name], last[t.name]) for t in graph.tensors
+               if not t.constant and t.name in first and t.nbytes]
+    for number, op in enumerate(graph.ops):
+        for k, size in enumerate(scratch_buffers(op, graph)):
+            planned.append(lifetimes.Tensor(f"{op.output}/scratch{k}", size, number + 1, number + 1))
+    return planned
+
+
+def graph_arena(graph: TM.Graph) -> TflmArena:
+    """TFLM's arena for a graph read from a file (:func:`graph_tensors`, the greedy planner, the tail)."""
+    return planned_arena(graph, graph_tensors(graph))
+
+
+def file_figures(graph: TM.Graph, file_bytes: int, file_parts: dict, build: str = DEFAULT_BUILD) -> dict:
+    """The JSON figures of runtime ``tflm`` for a file read as it is: the arena TFLM's ``build`` needs for it
+    and the file's own bytes (by part) as Flash."""
+    if build not in TFLM_BUILDS:
+        from mnetcost.errors import ConfigError
+
+        raise ConfigError(f"TFLM build must be one of {', '.join(TFLM_BUILDS)}, got {build!r}")
+    found = graph_arena(graph)
+    return {"runtime": "tflm", "tflm_build": build, "tflm_version": TFLM_BUILDS[build], "arena_bytes": found.total,
+            "arena_activation_bytes": found.head, "arena_persistent_bytes": found.tail,
+            "minimum_arena_bytes": found.minimum, "arena_persistent_parts": dict(found.tail_parts),
+            "flash_bytes": file_bytes, "flash_parts": dict(file_parts),
+            "tflite_operators": len(graph.ops), "tflite_tensors": len(graph.tensors)}

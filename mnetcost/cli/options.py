@@ -115,8 +115,8 @@ def variant_option(function):
     return click.option(
         "--variant", "-v", default="base", show_default=True, metavar="base|mp3|fmp|mobilenet_v2|...|PATH",
         help="Paper table (base = Table 1, mp3 = Table 2, fmp = Table 3), a MobileNet of the family "
-             "(mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, each also with _mp3 and _fmp) "
-             "or a spec file.",
+             "(mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, each also with _mp3 and _fmp), "
+             "a spec file, or (table; crosscheck --runtime tflm) a model file: FILE.tflite, FILE.onnx.",
     )(function)
 
 
@@ -197,6 +197,17 @@ def runtime_option(function=None, *, target: bool = True):
     return decorate if function is None else decorate(function)
 
 
+def tflm_build_option(function):
+    """--tflm-build host64: which TensorFlow Lite Micro build's arena the tflm runtime gives."""
+    from mnetcost.calculator.tflm import DEFAULT_BUILD, TFLM_BUILDS
+
+    return click.option(
+        "--tflm-build", "tflm_build", type=click.Choice(tuple(TFLM_BUILDS)), default=DEFAULT_BUILD, show_default=True,
+        help="The TensorFlow Lite Micro build whose arena --runtime tflm gives: host64 = the tflite-micro Python "
+             "package's interpreter (64-bit host, the build the figures are measured on).",
+    )(function)
+
+
 def memory_settings(dtype: str | None, runtime: str | None, target: str | None, budgeted: bool = False
                     ) -> tuple[str, str]:
     """(dtype, runtime) of the memory figures and verdicts: --runtime tflm means int8 (another --dtype is
@@ -217,9 +228,11 @@ def rounding_option(function):
 
     return click.option(
         "--rounding", type=click.Choice(tuple(ROUNDINGS)), default=None,
-        help="Width rounding: truncate = Keras int(c * alpha); nearest; divisible8 = make_divisible(c * "
-             "alpha, 8) (MobileNetV2/V3) [default: the spec's: truncate for base/mp3/fmp, divisible8 for "
-             "the mobilenet_v2/v3 variants].",
+        help="Width rounding: truncate = int(c * alpha) (Keras's MobileNet); nearest; divisible8 = "
+             "make_divisible(c * alpha, 8) (torchvision's MobileNetV2/V3); keras = Keras applications' own "
+             "widths for every variant (V3: stem 16, expansions as ratio x the rounded input, head 1024/1280 "
+             "for alpha <= 1) [default: the spec's: truncate for base/mp3/fmp, divisible8 for the "
+             "mobilenet_v2/v3 variants].",
     )(function)
 
 

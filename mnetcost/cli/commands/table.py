@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from mnetcost.cli.options import (config_options, convention_option, dtype_option, format_option, memory_options,
-                                  memory_settings, note_alpha, rounding_option, runtime_option, variant_option)
+                                  memory_settings, note_alpha, rounding_option, runtime_option, tflm_build_option,
+                                  variant_option)
 
 
 def memory_notes(report: dict) -> list[str]:
@@ -15,6 +16,18 @@ def memory_notes(report: dict) -> list[str]:
              "block, a squeeze-excite's input beside the squeeze; layers run one at a time with BatchNorm and "
              "the activation fused" if report.get("branched") else
              "input + output of one layer, layers run one at a time with BatchNorm and ReLU fused")
+    if report.get("model_file"):  # a file as it is: its own operators, weights and types; nothing to train
+        lines = [f"memory ({report['dtype']}): peak activations {exact_bytes(report['peak_activation_bytes'])} at "
+                 f"{report['peak_layer']} (★; the tensors alive while one operator runs: its inputs and output, a "
+                 f"branch's input until its last reader, operators one at a time in the file's order); weights "
+                 f"{exact_bytes(report['weight_bytes'])} for {report['deploy_params']:,} stored params"]
+        if report.get("runtime") == "tflm":
+            lines.append(tflm_note(report))
+        if report.get("fit"):
+            from mnetcost.calculator.tflm import needs
+
+            lines.append(fit_note(report["fit"], *needs(report), runtime=report.get("runtime", "simple")))
+        return lines
     lines = [
         f"memory ({report['dtype']}): peak activations {exact_bytes(report['peak_activation_bytes'])} at "
         f"{report['peak_layer']} (★; {alive}); weights {exact_bytes(report['weight_bytes'])} for "
@@ -87,7 +100,7 @@ def tflm_note(report: dict) -> str:
             f"smallest arena_size accepted {report['minimum_arena_bytes']:,} B. .tflite "
             f"{exact_bytes(report['flash_bytes'])} = weights and biases {parts['weights']:,} + scales and zero "
             f"points {parts['quantization']:,} + names {parts['names']:,} + FlatBuffers structure "
-            f"{parts['structure'] + parts['padding'] + parts['metadata']:,}")
+            f"{parts['structure'] + parts.get('padding', 0) + parts['metadata']:,}")
 
 
 BUDGET_OPTIONS = {"max_peak_memory": "--max-peak-memory", "max_weight_bytes": "--max-weight-bytes"}
@@ -194,6 +207,11 @@ def layer_view(report: dict):
     title = (f"{report['variant']}" + (f" (Table {report['paper_table']})" if report.get("paper_table") else "")
              + f": α={report['alpha']:g} δ={report['delta']} classes={report['classes']} "
                f"input={report['resolution']}")
+    if report.get("model_file"):  # a model file has no α/δ: its own operators, shapes and weights
+        model = report["model_file"]
+        count = f"{len(model['operators'])} operators" if "operators" in model else f"{model['layers']} layers"
+        shape = "×".join(map(str, model.get("input_shape", ()))) or str(report["resolution"])
+        title = f"{report['variant']}: {count} in file order, {model['dtype']}, input {shape}"
     notes = [
         f"total: {millions(report['params'])} params, {millions(report[key])} {unit} "
         f"(convention '{report['convention']}': {report['convention_detail']['description']})",
@@ -298,9 +316,11 @@ def _budget_note(fit: dict, runtime: str = "simple") -> str:
 @dtype_option
 @memory_options
 @runtime_option
+@tflm_build_option
 @format_option
-def command(variant, alpha, delta, classes, resolution, convention, rounding, dtype, target, max_peak_memory,
-            max_weight_bytes, runtime, fmt):
+@click.pass_context
+def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, dtype, target, max_peak_memory,
+            max_weight_bytes, runtime, tflm_build, fmt):
     """A variant layer by layer in the paper's notation (Tables 1-3), with params and Mult-Adds.
 
     With comma lists (--alpha 1,0.5,0.25 --delta 2,4) it prints the summary grid of Tables 4-6:
@@ -316,6 +336,12 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     needs for the int8 file of mnetcost export --format tflite, predicted to the byte: its arena
     (the planner's activations + persistent per-op and per-tensor data) and the .tflite bytes; the
     RAM budget (SRAM) then judges the arena and the Flash budget the .tflite file.
+
+    --variant FILE.tflite (or FILE.onnx, --runtime simple) prices a model file made elsewhere
+    (float32 or int8): its operators in the file's order as layers, its weights as stored; with
+    --runtime tflm the arena TensorFlow Lite Micro (--tflm-build) needs for the file as it is, and
+    the file's own bytes as Flash. An operator that cannot be priced or that TFLM cannot run is
+    named in one line (exit 2).
     """
     from mnetcost.calculator.cost import network_cost
     from mnetcost.cli.render import emit
@@ -327,6 +353,13 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     from mnetcost.calculator.targets import budgets
 
     budgets(target, max_peak_memory, max_weight_bytes)  # a bad budget fails before any work
+    from mnetcost.calculator.importers import is_model_file
+
+    if is_model_file(variant):
+        from mnetcost.cli.commands import model_file
+
+        return model_file.table(ctx, variant, convention, dtype, target, max_peak_memory, max_weight_bytes, runtime,
+                                tflm_build, fmt)
     dtype, runtime = memory_settings(dtype, runtime, target,
                                      max_peak_memory is not None or max_weight_bytes is not None)
     spec = load_spec(variant)
@@ -338,6 +371,8 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
         figures = runtime_dict(cost, runtime)
         report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures))
         report.update(figures)
+        if runtime == "tflm":
+            report["tflm_build"] = tflm_build
         from mnetcost.calculator.published import published_figures
 
         published = published_figures(cost.network)

@@ -433,8 +433,9 @@ def test_a_budget_that_overrides_a_board_is_shown_as_the_users():
                 "1GiB", "--runtime", "simple").stdout
     assert sweep.startswith("1 of 1 configurations with peak RAM ≤ 1,073,741,824 B (1.00 GiB) and weights ≤ "
                             "1,048,576 B (1.00 MiB) ")
-    assert ("; RAM budget: your --max-peak-memory budget 1,073,741,824 B (1.00 GiB) instead of the stm32f746's "
-            "320.0 KiB SRAM; Flash budget: the stm32f746's 1.00 MiB Flash.") in sweep
+    assert ("; RAM budget, against the peak RAM int8 column: your --max-peak-memory budget 1,073,741,824 B "
+            "(1.00 GiB) instead of the stm32f746's 320.0 KiB SRAM; Flash budget, against the weights int8 column: "
+            "the stm32f746's 1.00 MiB Flash.") in sweep
     assert "320.0 KiB SRAM," not in sweep
     grid = run("table", "-a", "0.25,0.5", "--target", "stm32f746", "--max-weight-bytes", "2M", "--runtime",
                "simple").stdout

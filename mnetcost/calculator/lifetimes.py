@@ -45,8 +45,9 @@ def chain(names: Sequence[str], input_size, output_sizes: Sequence) -> list[Tens
     if len(output_sizes) != steps:
         raise ValueError(f"{steps} steps but {len(output_sizes)} output sizes")
     tensors = [Tensor("input", input_size, 0, 0)]
-    for step, (name, size) in enumerate(zip(names, output_sizes)):
-        tensors.append(Tensor(name, size, step, min(step + 1, steps - 1)))
+    tensors += [Tensor(name, size, step, step + 1) for step, (name, size) in enumerate(zip(names, output_sizes))]
+    if steps:  # the last output is read by no later step: alive at its own step only
+        tensors[-1] = tensors[-1]._replace(last=steps - 1)
     return tensors
 
 
@@ -86,9 +87,10 @@ def live_sizes(tensors: Sequence[Tensor], steps: int | None = None) -> list:
     """The total size of the tensors alive at each step (integers, or arrays in a sweep)."""
     steps = steps_of(tensors) if steps is None else steps
     totals: list = [0] * steps
-    for tensor in tensors:
-        for step in range(max(tensor.first, 0), min(tensor.last, steps - 1) + 1):
-            totals[step] = totals[step] + tensor.size
+    final = steps - 1
+    for _, size, first, last in tensors:  # unpacked: this runs per priced configuration
+        for step in range(first if first > 0 else 0, (last if last < final else final) + 1):
+            totals[step] += size  # an array total is a new array (0 + size) the first time: never a tensor's own
     return totals
 
 
@@ -99,16 +101,37 @@ def peak(tensors: Sequence[Tensor]) -> tuple[int, int]:
 
 def largest(totals: Sequence) -> tuple[int, int]:
     """(the largest of the per-step totals of :func:`live_sizes`, the first step that reaches it)."""
-    best_step = max(range(len(totals)), key=lambda step: (totals[step], -step)) if totals else 0
-    return (totals[best_step] if totals else 0), best_step
+    if not totals:
+        return 0, 0
+    best = max(totals)
+    return best, totals.index(best)  # the first step that reaches it
 
 
 def peak_array(tensors: Sequence[Tensor]):
-    """The largest total alive at one step, elementwise over the sizes' arrays (a vectorised sweep)."""
+    """The largest total alive at one step, elementwise over the sizes' arrays (a vectorised sweep).
+    Each step's total is summed into one reused buffer and folded into a running maximum, in place:
+    no array is allocated per step (at 100,000 configurations each would be 800 kB)."""
     import numpy as np  # only reached with numpy sizes
 
-    totals = live_sizes(tensors)
-    return np.max(np.stack(np.broadcast_arrays(*totals)), axis=0)
+    steps = steps_of(tensors)
+    alive: list[list] = [[] for _ in range(steps)]
+    for tensor in tensors:
+        for step in range(max(tensor.first, 0), tensor.last + 1):
+            alive[step].append(tensor.size)
+    shape = np.broadcast_shapes(*(np.shape(tensor.size) for tensor in tensors))
+    best = np.zeros(shape, dtype=np.int64)
+    total = np.empty(shape, dtype=np.int64)
+    for sizes in alive:
+        if not sizes:
+            continue
+        if len(sizes) == 1:
+            np.maximum(best, sizes[0], out=best)
+            continue
+        np.add(sizes[0], sizes[1], out=total)
+        for size in sizes[2:]:
+            np.add(total, size, out=total)
+        np.maximum(best, total, out=best)
+    return best
 
 
 def align_up(size: int, alignment: int) -> int:

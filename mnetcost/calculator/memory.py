@@ -319,8 +319,9 @@ def layer_tensors(layers, element_bytes: int = 1) -> list:
     if not layers:
         return []
     names = [layer.name for layer in layers]
-    image = layers[0].in_h * layers[0].in_w * layers[0].in_c * element_bytes
-    outputs = [layer.out_h * layer.out_w * layer.out_c * element_bytes for layer in layers]
+    # the spatial factors (integers) first: one array product per layer in a sweep, not two
+    image = layers[0].in_h * layers[0].in_w * element_bytes * layers[0].in_c
+    outputs = [layer.out_h * layer.out_w * element_bytes * layer.out_c for layer in layers]
     if is_branched(layers):
         return lifetimes.graph(names, image, outputs, [layer.inputs for layer in layers])
     return lifetimes.chain(names, image, outputs)
@@ -398,6 +399,22 @@ def training_activation_bytes(network: Network, fmp_mode: str = "tf") -> int:
 
 
 # --- the vectorised sweep ------------------------------------------------------------------------
+def _plus(total, term):
+    """``total + term`` for a sweep's running totals: a term that is the integer 0 (most layers have no
+    bias) is skipped, and once the total is an array it is added to in place (its first array is copied
+    into a new int64 array, which the total then owns): no array is allocated per layer."""
+    if isinstance(term, int) and term == 0:
+        return total
+    if getattr(total, "ndim", 0):
+        total += term
+        return total
+    if getattr(term, "ndim", 0):
+        import numpy as np
+
+        return np.add(term, total, dtype=np.int64)  # a new array, owned by the total from here on
+    return total + term
+
+
 def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTYPE):
     """(params, mult_adds, peak_activation_bytes, weight_bytes) as int64 arrays for layers from
     :func:`~mnetcost.calculator.resolver.resolve_arrays`: the cost terms of each layer are computed
@@ -413,10 +430,10 @@ def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTY
         terms = layer_terms(layer)
         params = params + conv.params(terms)
         mult_adds = mult_adds + conv.mult_adds(terms)
-        weights = weights + terms.weights
-        biases = biases + terms.bias + terms.bn_channels
+        weights = _plus(weights, terms.weights)
+        biases = _plus(_plus(biases, terms.bias), terms.bn_channels)
         if layer.kind in WEIGHTED_KINDS:
-            scales = scales + layer.out_c
+            scales = _plus(scales, layer.out_c)
     peak = lifetimes.peak_array(layer_tensors(layers)) if layers else 0
     stored = stored_bytes(precision, np.asarray(weights, dtype=np.int64), np.asarray(biases, dtype=np.int64),
                           np.asarray(scales, dtype=np.int64))

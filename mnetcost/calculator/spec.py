@@ -53,6 +53,7 @@ width rounding rule: truncate, nearest, divisible8 or keras), ``activation`` [re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from mnetcost.errors import SpecError
@@ -305,6 +306,7 @@ def _extended(source: str, name: str, data: dict, extending: tuple[str, ...]) ->
     return replace(base, name=name, source=source, paper_table=data.get("paper_table"), extends=parent, **options)
 
 
+@lru_cache(maxsize=None)  # the package's own files: parsed once per process (a sweep asks for each several times)
 def _builtin(variant: str, extending: tuple[str, ...] = ()) -> Spec:
     text = (BUILTIN_DIR / f"{variant}.toml").read_text(encoding="utf-8")
     return parse_spec(text, f"{variant} (built-in)", extending or (variant,))

@@ -132,15 +132,20 @@ def convention_option(function):
     )(function)
 
 
-def dtype_option(function):
-    """--dtype fp32|fp16|int8 (None when not given: fp32, or int8 with --target)."""
+def dtype_option(function=None, *, target: bool = True):
+    """--dtype fp32|fp16|int8 (None when not given: fp32, or int8 with --target). ``target`` False for a
+    command without --target: its help then does not mention one (``@dtype_option(target=False)``)."""
     from mnetcost.calculator.memory import DTYPES
 
-    return click.option(
-        "--dtype", type=click.Choice(tuple(DTYPES)), default=None,
-        help="Precision of the memory figures: fp32 (default), fp16, or int8 (int8 weights and "
-             "activations, int32 biases, one fp32 scale per output channel; the default with --target).",
-    )(function)
+    def decorate(function):
+        return click.option(
+            "--dtype", type=click.Choice(tuple(DTYPES)), default=None,
+            help="Precision of the memory figures: fp32 (default), fp16, or int8 (int8 weights and "
+                 "activations, int32 biases, one fp32 scale per output channel"
+                 + ("; the default with --target)." if target else ")."),
+        )(function)
+
+    return decorate if function is None else decorate(function)
 
 
 def memory_options(function):
@@ -149,16 +154,20 @@ def memory_options(function):
 
     for option in reversed((
         click.option("--target", type=click.Choice(tuple(TARGETS), case_sensitive=False), default=None,
-                     help="Microcontroller board whose SRAM (peak activations) and Flash (weights) must hold "
-                          "the model (see docs/targets.md); implies --dtype int8 unless given."),
+                     help="Microcontroller board whose SRAM and Flash must hold the model (see "
+                          "docs/targets.md); implies --dtype int8 unless given. SRAM judges TensorFlow Lite "
+                          "Micro's arena and Flash the .tflite file (--runtime tflm, the default at int8), or "
+                          "the peak activation bytes and the weight bytes (--runtime simple)."),
         click.option("--max-peak-memory", type=byte_count("--max-peak-memory"), default=None,
                      metavar="BYTES[K|M|G|KiB|MiB|GiB]",
-                     help="RAM budget for the peak activation bytes (256KiB = 262,144; 256K = 256,000); "
-                          "overrides the --target's SRAM."),
+                     help="RAM budget (256KiB = 262,144; 256K = 256,000); overrides the --target's SRAM. It "
+                          "judges TensorFlow Lite Micro's arena with --runtime tflm (the default at int8), the "
+                          "peak activation bytes with --runtime simple."),
         click.option("--max-weight-bytes", type=byte_count("--max-weight-bytes"), default=None,
                      metavar="BYTES[K|M|G|KiB|MiB|GiB]",
-                     help="Flash budget for the deployed weight bytes (1MiB = 1,048,576); overrides the "
-                          "--target's Flash."),
+                     help="Flash budget (1MiB = 1,048,576); overrides the --target's Flash. It judges the int8 "
+                          ".tflite file's bytes with --runtime tflm (the default at int8), the deployed weight "
+                          "bytes with --runtime simple."),
     )):
         function = option(function)
     return function
@@ -173,15 +182,19 @@ def memory_dtype(dtype: str | None, target: str | None) -> str:
     return TARGET_DTYPE if target is not None else DEFAULT_DTYPE
 
 
-def runtime_option(function):
-    """--runtime simple|tflm (None when not given: see :func:`memory_settings`)."""
-    return click.option(
-        "--runtime", type=click.Choice(("simple", "tflm")), default=None,
-        help="Memory model: simple (layers one at a time, each holding its inputs and output; weights as "
-             "stored) or tflm (TensorFlow Lite Micro running the int8 .tflite export: its arena = the "
-             "planner's activations + persistent data, and the file's bytes as Flash) [default: tflm with "
-             "--target or a budget at int8, else simple].",
-    )(function)
+def runtime_option(function=None, *, target: bool = True):
+    """--runtime simple|tflm (None when not given: see :func:`memory_settings`). ``target`` False for a
+    command without --target and budgets (``@runtime_option(target=False)``): its default is simple."""
+    def decorate(function):
+        return click.option(
+            "--runtime", type=click.Choice(("simple", "tflm")), default=None,
+            help="Memory model: simple (layers one at a time, each holding its inputs and output; weights as "
+                 "stored) or tflm (TensorFlow Lite Micro running the int8 .tflite export: its arena = the "
+                 "planner's activations + persistent data, and the file's bytes as Flash) [default: "
+                 + ("tflm with --target or a budget at int8, else simple]." if target else "simple]."),
+        )(function)
+
+    return decorate if function is None else decorate(function)
 
 
 def tflm_build_option(function):
@@ -251,9 +264,15 @@ def config_options(*, lists: bool, spec_defaults: bool = False):
     return decorate
 
 
+NOTE_LIST_LIMIT = 5  # a note names at most this many values; more are given as a count and a range
+
+
 def note_alpha(alphas) -> None:
     """α > 1 is meaningful (a wider network) but unusual: say so on stderr."""
     wide = [a for a in ([alphas] if isinstance(alphas, (int, float)) else alphas) if a > 1]
-    if wide:
+    if len(wide) > NOTE_LIST_LIMIT:  # a range, not a list of every value: 1.01:1.5:0.01 is 50 of them
+        click.echo(f"note: {len(wide):,} alpha values > 1 (from {min(wide):g} to {max(wide):g}) widen every "
+                   "layer beyond MobileNet's widths", err=True)
+    elif wide:
         click.echo(f"note: alpha {', '.join(f'{a:g}' for a in wide)} > 1 widens every layer beyond "
                    "MobileNet's widths", err=True)

@@ -186,7 +186,7 @@ def _all_views(results, convention, fmt: str):
               help="Fractional max pooling module: tf (TensorFlow's algorithm) or torch (the built-in).")
 @click.option("--all", "run_all", is_flag=True,
               help="Every configuration of Tables 4-6 (both datasets) and a few unprinted ones, one row each.")
-@dtype_option
+@dtype_option(target=False)
 @click.option("--runtime", type=click.Choice(("torch", "tflm")), default="torch", show_default=True,
               help="torch: parameters, Mult-Adds and memory against fvcore and the PyTorch model; tflm: the "
                    "predicted TensorFlow Lite Micro arena (head, tail by category, smallest arena) and .tflite "
@@ -241,6 +241,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
         if given:
             fail(f"--all checks a fixed grid of configurations; drop {', '.join(given)}")
     require_torch("crosscheck", fvcore=True)
+    # train's thread policy: a torch thread on a core another process keeps busy stalls every OpenMP
+    # barrier of the forward passes and fvcore's traces (mnetcost/nn/threads.py); the counts do not depend on it
+    from mnetcost.nn import threads as thread_policy
+
+    thread_policy.apply(thread_policy.choose_threads())
     from mnetcost.calculator.cost import get_convention
     from mnetcost.nn.crosscheck import all_configurations, crosscheck
     from mnetcost.cli.render import emit

@@ -67,11 +67,11 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     Prices every combination of --variant, --alpha, --delta, --classes and --resolution with the
     vectorised engine, keeps those within --max-mult-adds/--max-params and the memory budgets
-    (--max-peak-memory for the peak activation bytes, --max-weight-bytes for the deployed weight
-    bytes, or a --target board's SRAM and Flash; at --dtype, int8 by default with --target), and
-    lists them sorted. With --runtime tflm (the default with --target or a memory budget at int8) the
-    memory budgets are TensorFlow Lite Micro's arena and the int8 .tflite file's bytes, vectorised
-    like the other figures (columns arena_bytes, flash_bytes).
+    (--max-peak-memory and --max-weight-bytes, or a --target board's SRAM and Flash), and lists
+    them sorted. With --runtime tflm (the default with --target or a memory budget at int8) the RAM
+    budget judges TensorFlow Lite Micro's arena and the Flash budget the int8 .tflite file's bytes
+    (columns arena_bytes, flash_bytes); with --runtime simple they judge the peak activation bytes
+    and the deployed weight bytes at --dtype (columns peak_activation_bytes, weight_bytes).
     Known accuracies (the paper's Tables 4-6 at 32 px, and your runs with --runs) are shown, and
     rows on the accuracy Pareto front are marked: no other shown configuration for the same
     classes has fewer-or-equal cost (--front) and higher-or-equal accuracy, one of them strictly.
@@ -87,10 +87,9 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     from mnetcost.calculator.cost import get_convention
     from mnetcost.calculator.memory import exact_bytes, format_bytes
-    from mnetcost.cli.commands.table import budget_text as describe_budget
     from mnetcost.cli.render import Column, View, emit, millions
-    from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
-                                rows_as_dicts, skipped_notes, sort_order)
+    from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, distinct, evaluate, load_runs, paper_known,
+                                parse_variants, rows_as_dicts, skipped_notes, sort_order)
 
     from mnetcost.calculator.targets import budgets as memory_budgets
 
@@ -159,7 +158,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     rows = rows_as_dicts(fitting, order, accuracy, source, paper_accuracy, on_front, conv.ops_per_mac)
 
     multi = (len(classes or ()) > 1 or len(resolutions or ()) > 1
-             or len(np.unique(result.classes)) > 1 or len(np.unique(result.resolution)) > 1)
+             or len(distinct(result.classes)) > 1 or len(distinct(result.resolution)) > 1)
     columns = [Column("variant", "variant"), Column("alpha", "α", True, format="{:g}".format),
                Column("delta", "δ", True)]
     columns += [Column("classes", "classes", True, show=multi), Column("resolution", "px", True, show=multi)]
@@ -199,26 +198,66 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
              "accuracy: a training run's (the best of your runs for that configuration; source = the run) where "
              "--runs holds one, else the paper's, Chen & Su Tables 4-6 as printed (CIFAR at 32 px; source = paper)"
              + ("; paper % = the paper's figure beside your run's." if runs_dir is not None else "."),
-             f"memory at {dtype}: peak RAM = "
-             + ("the largest total of activation tensors alive at one layer (a layer's input + output in a chain "
-                "such as base/mp3/fmp; a residual's input stays alive across its block)" if branched else
-                "input + output activation bytes of the largest layer")
-             + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
-             + (f"; target {board.name}: {board.board}" if board else "")
-             + "".join(f"; {name} budget: " + describe_budget(resource, value, source, board and board.name)
-                       for resource, name, value, source in (("sram", "RAM", sram, chosen.sram_source),
-                                                             ("flash", "Flash", flash, chosen.flash_source))
-                       if value is not None) + "."]
-    if tflm:
-        from mnetcost.calculator.tflm import TFLM_VERSION
-
-        notes.append("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export "
-                     "(its greedy planner's activations + persistent per-op and per-tensor data); arena needed = "
-                     "the smallest arena_size the interpreter accepts (more than the arena where loading the model "
-                     "takes more temporary room than the activations); .tflite = the file's bytes (Flash); the "
-                     f"budgets apply to arena needed and .tflite ({TFLM_VERSION}).")
+             memory_note(dtype, tflm, branched, board, chosen)]
+    notes += published_notes(variants, rows, conv.name, rounding)
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:
         notes.append("no configuration fits" + (f" {budget_text}" if budget_text else "") + ".")
     emit(fmt, rows, [View(title=title, columns=columns, rows=rows, notes=notes)])
+
+
+def memory_note(dtype: str, tflm: bool, branched: bool, board, chosen) -> str:
+    """What the memory columns shown are, and which of them each budget judges: under --runtime tflm the
+    TFLM arena (RAM) and the .tflite file (Flash), else the peak activation bytes and the weight bytes."""
+    if chosen.sram_bytes is not None or chosen.flash_bytes is not None:  # table's wording, loaded only when needed
+        from mnetcost.cli.commands.table import budget_text as describe_budget
+    if tflm:
+        from mnetcost.calculator.tflm import TFLM_VERSION
+
+        ram, flash = "arena needed", ".tflite"
+        figures = ("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export (its "
+                   "greedy planner's activations + persistent per-op and per-tensor data); arena needed = the "
+                   "smallest arena_size the interpreter accepts (more than the arena where loading the model takes "
+                   "more temporary room than the activations); .tflite = the file's bytes (Flash) "
+                   f"({TFLM_VERSION})")
+    else:
+        ram, flash = f"peak RAM {dtype}", f"weights {dtype}"
+        figures = ("peak RAM = "
+                   + ("the largest total of activation tensors alive at one layer (a layer's input + output in a "
+                      "chain such as base/mp3/fmp; a residual's input stays alive across its block)" if branched else
+                      "input + output activation bytes of the largest layer")
+                   + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes "
+                     "(BatchNorm folded)")
+    budgets = "".join(f"; {name} budget, against the {column} column: "
+                      + describe_budget(resource, value, source, board and board.name)
+                      for resource, name, column, value, source in (
+                          ("sram", "RAM", ram, chosen.sram_bytes, chosen.sram_source),
+                          ("flash", "Flash", flash, chosen.flash_bytes, chosen.flash_source))
+                      if value is not None)
+    return (f"memory at {dtype}: " + figures + (f"; target {board.name}: {board.board}" if board else "")
+            + budgets + ".")
+
+
+def published_notes(variants, rows: list[dict], convention: str, rounding) -> list[str]:
+    """For each built-in MobileNetV2/V3 shown as its paper published it (width 1.0, δ = 1, 224 px, 1,000
+    classes), the papers' figures and the convention whose count prints as each (as ``table`` says them)."""
+    from mnetcost.calculator.spec import FAMILY_VARIANTS
+
+    family = [variant for variant in dict.fromkeys(variants) if variant in FAMILY_VARIANTS]
+    if not family:
+        return []
+    from mnetcost.calculator.published import published_figures
+    from mnetcost.calculator.resolver import resolve
+    from mnetcost.cli.commands.table import published_note
+
+    notes = []
+    for variant in family:
+        shown = next((row for row in rows if row["variant"] == variant and row["alpha"] == 1 and row["delta"] == 1),
+                     None)
+        if shown is None:
+            continue
+        figures = published_figures(resolve(variant, 1.0, 1, shown["classes"], shown["resolution"], rounding))
+        if figures:
+            notes.append(f"{variant}: " + published_note({"published": figures, "convention": convention}))
+    return notes

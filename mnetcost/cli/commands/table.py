@@ -48,6 +48,47 @@ def memory_notes(report: dict) -> list[str]:
     return lines
 
 
+# what tflite-micro's own category holds, beside its name (the name a user finds in print_allocations)
+CATEGORY_CONTENTS = {"Persistent buffer data": "the kernels' op data, the per-channel output multipliers and shifts "
+                                              "and the input/output pointer arrays"}
+
+
+def persistent_text(parts: dict) -> str:
+    """The tail by tflite-micro's RecordingMicroAllocator categories (its ``print_allocations`` names), then
+    what that allocator does not record: ``'Persistent buffer data' 34,224 B (the kernels' op data, ...), ...``."""
+    from mnetcost.calculator.tflm import RECORDED
+
+    recorded = [f"'{name}' {parts[name]:,} B" + (f" ({CATEGORY_CONTENTS[name]})" if name in CATEGORY_CONTENTS else "")
+                for name in RECORDED if parts.get(name)]
+    other = [f"{name} {bytes_:,} B" for name, bytes_ in parts.items() if name not in RECORDED and bytes_]
+    return ("RecordingMicroAllocator: " + ", ".join(recorded)
+            + ("; not recorded by it: " + ", ".join(other) if other else ""))
+
+
+def published_note(report: dict) -> str:
+    """The papers' printed figures for a published model (MobileNetV2/V3 at width 1.0, 224 px, 1,000
+    classes), each with this output's exact count and the convention whose count prints as the figure."""
+    figures = report["published"]
+    sources = list(dict.fromkeys(figure["source"] for figure in figures))
+    convention = report["convention"]
+    parts = []
+    for figure in figures:
+        what = "Mult-Adds" if figure["quantity"] == "mult_adds" else "params"
+        reproduced = list(figure["reproduced_by"])
+        ours = figure["counts"].get(convention)
+        if convention in reproduced:
+            parts.append(f"{figure['printed_millions']} M {what}: this output's {ours:,} (convention '{convention}') "
+                         "prints as it")
+        elif reproduced:
+            also = f" (also: {', '.join(reproduced[1:])})" if len(reproduced) > 1 else ""
+            mine = f"this output's '{convention}' count is {ours:,}; " if ours is not None else ""
+            parts.append(f"{figure['printed_millions']} M {what}: {mine}--convention {reproduced[0]} gives "
+                         f"{figure['reproduced_by'][reproduced[0]]:,}{also}")
+        else:
+            parts.append(f"{figure['printed_millions']} M {what}: no convention's count prints as it")
+    return (f"published ({'; '.join(sources)}; millions, truncated as printed): " + "; ".join(parts) + ".")
+
+
 def tflm_note(report: dict) -> str:
     """TensorFlow Lite Micro's arena and the .tflite file of one configuration, in one line."""
     from mnetcost.calculator.memory import exact_bytes
@@ -55,9 +96,8 @@ def tflm_note(report: dict) -> str:
     parts = report["flash_parts"]
     return (f"TensorFlow Lite Micro ({report['tflm_version']}): arena {exact_bytes(report['arena_bytes'])} = "
             f"activations {report['arena_activation_bytes']:,} B (greedy planner, 16-byte aligned) + persistent "
-            f"{report['arena_persistent_bytes']:,} B (per-channel multipliers and shifts "
-            f"{report['arena_persistent_parts']['Persistent buffer data']:,} B, tensor and node structs, options, "
-            f"allocator); smallest arena_size accepted {report['minimum_arena_bytes']:,} B. .tflite "
+            f"{report['arena_persistent_bytes']:,} B ({persistent_text(report['arena_persistent_parts'])}); "
+            f"smallest arena_size accepted {report['minimum_arena_bytes']:,} B. .tflite "
             f"{exact_bytes(report['flash_bytes'])} = weights and biases {parts['weights']:,} + scales and zero "
             f"points {parts['quantization']:,} + names {parts['names']:,} + FlatBuffers structure "
             f"{parts['structure'] + parts.get('padding', 0) + parts['metadata']:,}")
@@ -176,6 +216,7 @@ def layer_view(report: dict):
         f"total: {millions(report['params'])} params, {millions(report[key])} {unit} "
         f"(convention '{report['convention']}': {report['convention_detail']['description']})",
         *memory_notes(report),
+        *([published_note(report)] if report.get("published") else []),
     ]
     machine = [Column("type", "type", show=False), Column("kernel", "kernel", show=False),
                Column("stride", "stride", show=False), Column("groups", "groups", show=False),
@@ -288,12 +329,13 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     Memory at --dtype: per layer the input + output activation bytes (★ marks the peak) and the
     deployed weight bytes; totals: peak activation bytes, weight bytes, deploy params, training
     activation bytes per image. --target BOARD (or --max-peak-memory/--max-weight-bytes) says
-    whether the model fits and by how much.
+    whether the model fits and by how much: with --runtime simple the RAM budget judges the peak
+    activation bytes and the Flash budget the weight bytes.
 
     --runtime tflm (the default with --target or a budget at int8) adds what TensorFlow Lite Micro
     needs for the int8 file of mnetcost export --format tflite, predicted to the byte: its arena
     (the planner's activations + persistent per-op and per-tensor data) and the .tflite bytes; the
-    verdict then compares those with the board's SRAM and Flash.
+    RAM budget (SRAM) then judges the arena and the Flash budget the .tflite file.
 
     --variant FILE.tflite (or FILE.onnx, --runtime simple) prices a model file made elsewhere
     (float32 or int8): its operators in the file's order as layers, its weights as stored; with
@@ -331,6 +373,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
         report.update(figures)
         if runtime == "tflm":
             report["tflm_build"] = tflm_build
+        from mnetcost.calculator.published import published_figures
+
+        published = published_figures(cost.network)
+        if published:  # a model as its paper published it: the paper's figures, and which convention gives them
+            report["published"] = published
         emit(fmt, report, [layer_view(report)])
     else:
         rows = grid_report(spec, alpha, delta, classes, resolution, convention, rounding, dtype=dtype, target=target,

@@ -379,3 +379,28 @@ def test_disturbed_latency_timings_are_noted_in_the_figure():
     assert note in figure_text(draw_latency(bench))
     quiet = {**bench, "results": [r for r in results if r["latency_ms"] < 1.5 * r["latency_ms_p10"]]}
     assert latency_noise_note(quiet) == "" and "Disturbed" not in figure_text(draw_latency(quiet))
+
+
+def test_plot_x_arena_places_each_point_at_the_tflm_arena_it_needs(tmp_path):
+    """--x arena: accuracy against TensorFlow Lite Micro's smallest accepted arena (int8), each paper point at
+    the calculator's figure for its configuration; --dtype does not apply (the arena is int8)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from mnetcost.calculator import tflm
+    from mnetcost.calculator.resolver import resolve
+    from mnetcost.cli import main
+
+    out = tmp_path / "arena.png"
+    result = CliRunner().invoke(main, ["plot", "--x", "arena", "--table", "5", "--out", str(out), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    points = json.loads(result.stdout)["points"]
+    assert len(points) == 7 and out.stat().st_size > 0
+    for point in points:
+        network = resolve(point["variant"], point["alpha"], point["delta"], point["classes"], point["resolution"])
+        assert point["minimum_arena_bytes"] == tflm.arena(network).minimum > 0
+    mp3 = next(p for p in points if (p["variant"], p["alpha"], p["delta"]) == ("mp3", 0.25, 2))
+    assert mp3["minimum_arena_bytes"] == tflm.arena(resolve("mp3", 0.25, 2, 10)).minimum
+    bad = CliRunner().invoke(main, ["plot", "--x", "arena", "--dtype", "int8", "--out", str(tmp_path / "b.png")])
+    assert bad.exit_code == 2 and not (tmp_path / "b.png").exists()

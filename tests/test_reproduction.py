@@ -63,3 +63,36 @@ def test_the_committed_figure_data_is_what_plot_makes_of_the_committed_runs(tmp_
     assert made == expected
     assert figure.stat().st_size > 0
     assert "results/cifar10-repro/pareto_cifar10.png" in _tracked()
+
+
+V2 = ROOT / "results" / "mobilenet-v2-cifar10"
+V2_SOURCES = ("results/mobilenet-v2-cifar10/runs", "results/cifar10-repro/runs")
+
+
+def test_the_mobilenet_v2_report_sets_its_runs_beside_the_hybrids_from_the_committed_records():
+    """MobileNetV2 α 0.35 base/_mp3/_fmp beside the reproduction's MobileNet hybrids: the committed report is
+    what `report` makes of both folders of committed records."""
+    tracked = _tracked()
+    assert {str(Path(p).parent) for p in tracked if p.startswith("results/mobilenet-v2-cifar10/runs/")}
+    made = json.loads(_mnetcost("report", *V2_SOURCES, "--format", "json"))
+    assert made == json.loads((V2 / "report.json").read_text(encoding="utf-8"))
+    variants = {group["variant"] for group in made["runs"]}
+    assert {"mobilenet_v2", "mobilenet_v2_mp3", "mobilenet_v2_fmp", "base", "mp3", "fmp"} <= variants
+    assert _mnetcost("report", *V2_SOURCES, "--format", "markdown") == (V2 / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("axis, name", [("mult_adds", "pareto_mult_adds"), ("arena", "pareto_arena")])
+def test_the_mobilenet_v2_figure_data_is_what_plot_makes_of_the_committed_runs(tmp_path, axis, name):
+    tracked = _tracked()
+    figure = tmp_path / f"{name}.png"
+    made = json.loads(_mnetcost("plot", "--runs", V2_SOURCES[1], "--runs", V2_SOURCES[0], "--no-paper", "--x", axis,
+                                "--out", str(figure), "--format", "json"))
+    assert made == json.loads((V2 / f"{name}.json").read_text(encoding="utf-8"))
+    assert f"results/mobilenet-v2-cifar10/{name}.png" in tracked and figure.stat().st_size > 0
+    if axis == "arena":  # each point's arena is the calculator's TFLM figure for its configuration
+        from mnetcost.calculator import tflm
+        from mnetcost.calculator.resolver import resolve
+
+        for point in made["points"]:
+            network = resolve(point["variant"], point["alpha"], point["delta"], point["classes"], point["resolution"])
+            assert point["minimum_arena_bytes"] == tflm.arena(network).minimum

@@ -17,10 +17,11 @@ from pathlib import Path
 from mnetcost.errors import MnetcostError
 
 IMAGE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
-X_AXES = ("mult_adds", "params", "latency", "peak_memory", "weight_bytes")
+X_AXES = ("mult_adds", "params", "latency", "peak_memory", "weight_bytes", "arena")
 RUNTIME_NAMES = {"torch": "eager PyTorch", "onnxruntime": "ONNX Runtime (fp32)",
                  "onnxruntime-int8": "ONNX Runtime (static int8)"}
-MEMORY_AXES = {"peak_memory": "peak_activation_bytes", "weight_bytes": "weight_bytes"}  # axis -> point key
+MEMORY_AXES = {"peak_memory": "peak_activation_bytes", "weight_bytes": "weight_bytes",  # axis -> point key
+               "arena": "minimum_arena_bytes"}
 DATASETS = {"cifar10": ("CIFAR-10", 10), "cifar100": ("CIFAR-100", 100)}
 VARIANT_STYLE = {  # colour-blind-safe (Okabe-Ito) colours, one marker shape per variant
     "base": ("#0072B2", "o", "base (Table 1: strided convs)"),
@@ -116,13 +117,30 @@ def _memory(item, dtype: str) -> tuple:
         return None, None
 
 
+def _arena(item) -> int | None:
+    """The smallest arena TensorFlow Lite Micro accepts for a point's int8 ``.tflite`` export
+    (:mod:`mnetcost.calculator.tflm`), or None when it cannot be resolved or lowered."""
+    from mnetcost.analysis.runs import trained_spec
+    from mnetcost.calculator import tflm
+    from mnetcost.calculator.resolver import resolve
+
+    try:
+        network = resolve(trained_spec(item.variant, getattr(item, "spec_toml", None)), item.alpha, item.delta,
+                          item.classes, item.resolution)
+        return tflm.arena(network).minimum
+    except MnetcostError:
+        return None
+
+
 def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs=(), convention: str = "paper",
-                   latency: dict | None = None, tables=None, dtype: str = "fp32") -> tuple[list[dict], list[str]]:
+                   latency: dict | None = None, tables=None, dtype: str = "fp32",
+                   arena: bool = False) -> tuple[list[dict], list[str]]:
     """The points to plot and warnings. Each point: variant, alpha, delta, classes, resolution,
     mult_adds, params, peak_activation_bytes and weight_bytes at ``dtype`` (None when the
     configuration cannot be resolved), accuracy (fraction), source ("paper" or the run's name), baseline, and
     latency_ms/images_per_s when ``latency`` (from :func:`load_latency`) is given. ``tables``
-    limits the paper's points to some of Tables 4, 5, 6 (each includes the baseline)."""
+    limits the paper's points to some of Tables 4, 5, 6 (each includes the baseline). ``arena``: add
+    ``minimum_arena_bytes``, TensorFlow Lite Micro's smallest accepted arena for the int8 export."""
     from mnetcost.analysis.sweep import paper_known
 
     if dataset not in DATASETS:
@@ -159,6 +177,8 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
                  "baseline": item.is_baseline}
         point["peak_activation_bytes"], point["weight_bytes"] = _memory(item, dtype)
         point["dtype"] = dtype
+        if arena:  # TensorFlow Lite Micro's smallest accepted arena (int8), only when it is plotted
+            point["minimum_arena_bytes"] = _arena(item)
         if getattr(item, "unfinished", False) and item.epochs and item.epochs_planned:  # a run still training
             point.update(epochs=item.epochs, epochs_planned=item.epochs_planned)
         if getattr(item, "seeds", 1) > 1:  # the mean of several seeds (analysis.runs.mean_over_seeds)
@@ -227,6 +247,8 @@ def _axis_text(x: str, unit: str) -> tuple[str, object]:
         return f"Peak activation memory, {unit} (bytes, log scale)", lambda v, _: _binary(v)
     if x == "weight_bytes":
         return f"Weight storage, {unit} (bytes, log scale)", lambda v, _: _binary(v)
+    if x == "arena":
+        return "TensorFlow Lite Micro arena needed, int8 (bytes, log scale)", lambda v, _: _binary(v)
     return "Latency at batch 1 (ms per image, log scale)", lambda v, _: f"{v:g} ms"
 
 
@@ -628,11 +650,12 @@ def draw(points: list[dict], front: list[dict], *, x: str = "mult_adds", dataset
     the baseline ringed, each point labelled α/δ, the front as a step line."""
     from mnetcost.calculator.cost import get_convention
 
-    unit = dtype if x in MEMORY_AXES else get_convention(convention).unit
+    unit = ("int8" if x == "arena" else dtype) if x in MEMORY_AXES else get_convention(convention).unit
     fig, (ax,) = new_figure(10, 5.8)
     name, _ = DATASETS.get(dataset, (dataset, 0))
     what = {"mult_adds": unit, "params": "parameters", "latency": "measured latency",
-            "peak_memory": f"peak activation memory ({dtype})", "weight_bytes": f"weight storage ({dtype})"}[x]
+            "peak_memory": f"peak activation memory ({dtype})", "weight_bytes": f"weight storage ({dtype})",
+            "arena": "TFLM arena (int8)"}[x]
     source = f"Chen & Su, {tables_text(tables)}" if any(p["source"] == "paper" for p in points) else ""
     if any(p["source"] != "paper" for p in points):
         source = f"{source} + your runs" if source else "your runs"
@@ -689,6 +712,10 @@ def paper_footnote(convention: str, include_paper: bool, x: str, tables=None, dt
     if x == "weight_bytes":
         parts.append(f"Weight storage at {dtype}: deployed weights with BatchNorm folded into one bias per conv "
                      "output channel (mnetcost's figure; the paper prints none).")
+    if x == "arena":
+        parts.append("TFLM arena: the smallest arena_size TensorFlow Lite Micro accepts for the int8 .tflite export "
+                     "(greedy planner's activations + persistent data),\npredicted by mnetcost for tflite-micro's "
+                     "64-bit host build (its Python package).")
     parts.append("Front: no other point has lower-or-equal cost and higher-or-equal accuracy (one strictly).")
     return "\n".join(parts)
 

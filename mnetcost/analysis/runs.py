@@ -569,10 +569,14 @@ def evidence(item: dict) -> str:
     return "; ".join(parts)
 
 
-def report(directory: str | Path, metric: str = "best") -> tuple[dict, list[str]]:
+def report(directory, metric: str = "best") -> tuple[dict, list[str]]:
     """Everything ``mnetcost report`` shows, as data: {"runs": [group rows], "claims": [...]} and
-    warnings."""
-    records, warnings = load_records(directory)
+    warnings. ``directory``: one folder of runs, or several (their runs side by side)."""
+    records, warnings = [], []
+    for folder in [directory] if isinstance(directory, (str, Path)) else directory:
+        found, said = load_records(folder)
+        records += found
+        warnings += said
     groups = group_records(records)
     for what, names in (("have no finished epoch yet", [r.name for r in records if r.best is None and not r.epochs]),
                         ("have no finite test accuracy in their files",

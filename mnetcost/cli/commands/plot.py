@@ -11,17 +11,18 @@ from mnetcost.cli.options import convention_option, dtype_option, format_option
               help="Image to write: .png, .svg or .pdf (chosen by the suffix).")
 @click.option("--dataset", type=click.Choice(("cifar10", "cifar100")), default="cifar10", show_default=True,
               help="Which of the paper's datasets (and of your runs) to plot.")
-@click.option("--x", "x", type=click.Choice(("mult_adds", "params", "latency", "peak_memory", "weight_bytes")),
+@click.option("--x", "x", type=click.Choice(("mult_adds", "params", "latency", "peak_memory", "weight_bytes", "arena")),
               default="mult_adds", show_default=True,
               help="Horizontal axis (log scale); latency needs --latency; peak_memory (peak activation bytes) "
-                   "and weight_bytes (deployed weights) are at --dtype.")
+                   "and weight_bytes (deployed weights) are at --dtype; arena: the smallest arena TensorFlow Lite "
+                   "Micro accepts for the int8 .tflite export (64-bit host build's figures).")
 @click.option("--latency", "latency_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Latency results from `mnetcost bench --out FILE` (for --x latency).")
 @click.option("--runtime", type=click.Choice(("torch", "onnxruntime", "onnxruntime-int8")), default=None,
               help="Whose latency, when --latency was measured in several runtimes (`bench --runtime`).")
-@click.option("--runs", "runs_dir", type=click.Path(), default=None, metavar="DIR",
+@click.option("--runs", "runs_dirs", type=click.Path(), multiple=True, metavar="DIR",
               help="Add your training runs: every summary.json in DIR or below it (`mnetcost train`, `mnetcost grid`); "
-                   "runs that differ only in their seed are averaged.")
+                   "repeatable (several folders on one figure); runs that differ only in their seed are averaged.")
 @click.option("--no-paper", is_flag=True, help="Leave the paper's points out (plot only --runs).")
 @click.option("--table", "tables", type=click.Choice(("4", "5", "6")), multiple=True,
               help="Only the paper's rows of Table 4 (base), 5 (mp3) or 6 (fmp); repeatable. Default: all.")
@@ -29,7 +30,7 @@ from mnetcost.cli.options import convention_option, dtype_option, format_option
 @convention_option
 @dtype_option(target=False)
 @format_option
-def command(out, dataset, x, latency_file, runtime, runs_dir, no_paper, tables, title, convention, dtype, fmt):
+def command(out, dataset, x, latency_file, runtime, runs_dirs, no_paper, tables, title, convention, dtype, fmt):
     """Plot accuracy against cost with the Pareto front.
 
     Every configuration of the paper's Tables 4-6 for --dataset (accuracy as printed; Mult-Adds
@@ -55,7 +56,7 @@ def command(out, dataset, x, latency_file, runtime, runs_dir, no_paper, tables, 
     from mnetcost.files import check_outputs
 
     check_output(out)
-    check_outputs({"--out": out}, {"--latency": latency_file, "--runs": runs_dir})
+    check_outputs({"--out": out}, {"--latency": latency_file, **{f"--runs {d}": d for d in runs_dirs}})
     if x == "latency" and latency_file is None:
         raise click.UsageError("--x latency needs --latency FILE (write it with `mnetcost bench --out FILE`)")
     if latency_file is not None and x != "latency":
@@ -64,19 +65,23 @@ def command(out, dataset, x, latency_file, runtime, runs_dir, no_paper, tables, 
         raise click.UsageError("--runtime chooses the runtime of --latency FILE (with --x latency)")
     if no_paper and tables:
         raise click.UsageError("--table selects paper rows; it cannot be combined with --no-paper")
-    if no_paper and runs_dir is None:
+    if no_paper and not runs_dirs:
         raise click.UsageError("--no-paper leaves nothing to plot without --runs DIR")
     chosen = {int(t) for t in tables} or None
     latency = load_latency(latency_file, runtime) if latency_file is not None else None
     if latency is not None and runtime is None:  # a file of one runtime: name it on the figure
         runtime = next((item.get("runtime", "torch") for item in latency.values()), None)
     runs = []
-    if runs_dir is not None:
+    if runs_dirs:
         from mnetcost.analysis.sweep import load_runs
 
         from mnetcost.analysis.runs import mean_over_seeds, progress_text
 
-        runs, warnings = load_runs(runs_dir)
+        runs, warnings = [], []
+        for runs_dir in runs_dirs:
+            found, said = load_runs(runs_dir)
+            runs += found
+            warnings += said
         for line in warnings:
             click.echo(line, err=True)
         runs, behind = mean_over_seeds(runs)  # runs that differ only in their seed: one point, their mean
@@ -87,19 +92,19 @@ def command(out, dataset, x, latency_file, runtime, runs_dir, no_paper, tables, 
     if dtype != "fp32" and x not in ("peak_memory", "weight_bytes"):
         raise click.UsageError("--dtype is only used with --x peak_memory or --x weight_bytes")
     points, warnings = collect_points(dataset, include_paper=not no_paper, runs=runs, convention=convention,
-                                      latency=latency, tables=chosen, dtype=dtype)
-    if x in ("peak_memory", "weight_bytes"):  # a run whose spec file is gone has no memory figures
-        from mnetcost.analysis.plot import describe
+                                      latency=latency, tables=chosen, dtype=dtype, arena=x == "arena")
+    if x in ("peak_memory", "weight_bytes", "arena"):  # a run whose spec file is gone has no memory figures
+        from mnetcost.analysis.plot import MEMORY_AXES, describe
 
-        gone = [p for p in points if p["peak_activation_bytes"] is None]
+        gone = [p for p in points if p[MEMORY_AXES[x]] is None]
         if gone:
             warnings.append(f"warning: skipping {len(gone)} point(s) whose spec cannot be resolved, so their memory is "
                             f"unknown: {', '.join(describe(p) for p in gone[:4])}")
-            points = [p for p in points if p["peak_activation_bytes"] is not None]
+            points = [p for p in points if p[MEMORY_AXES[x]] is not None]
     for line in warnings:
         click.echo(line, err=True)
     if not points:
-        where = f"in {runs_dir} for {dataset}" if no_paper else ""
+        where = f"in {', '.join(runs_dirs)} for {dataset}" if no_paper else ""
         hint = " (measure them with `mnetcost bench`)" if latency is not None else ""
         raise MnetcostError(f"nothing to plot: no points {where}{hint}".replace("  ", " ").strip())
 
@@ -131,8 +136,9 @@ def command(out, dataset, x, latency_file, runtime, runs_dir, no_paper, tables, 
     if x == "latency":
         columns.append(Column("latency_ms", "ms/image", True, format="{:.3f}".format, csv="latency_ms_per_image"))
     if memory_key:
-        columns.append(Column("memory", f"{'peak RAM' if x == 'peak_memory' else 'weights'} {dtype}", True,
-                              format=format_bytes, csv=f"{memory_key}_{dtype}"))
+        label = {"peak_memory": f"peak RAM {dtype}", "weight_bytes": f"weights {dtype}", "arena": "TFLM arena int8"}[x]
+        columns.append(Column("memory", label, True, format=format_bytes,
+                              csv=memory_key if x == "arena" else f"{memory_key}_{dtype}"))
     columns += [Column("accuracy", "accuracy %", True, format=lambda a: f"{100 * a:.1f}"),
                 Column("on_front", "front", format=lambda on: "★" if on else "")]
     view = View(title=f"{dataset}: {len(points)} points, {len(front)} on the Pareto front (by {x})",

@@ -80,17 +80,18 @@ RECIPE_COLUMNS = ("epochs", "batch_size", "lr", "augment", "dropout", "fmp_mode"
 
 
 @click.command("report")
-@click.argument("directory", metavar="DIR", type=click.Path())
+@click.argument("directories", metavar="DIR...", nargs=-1, required=True, type=click.Path())
 @click.option("--metric", type=click.Choice(("best", "final")), default="best", show_default=True,
               help="Which test accuracy the claims compare: the best epoch's or the last epoch's.")
 @click.option("--what", type=click.Choice(("runs", "claims")), default=None,
               help="Only the runs or only the claims [default: both; CSV, one table, is the runs unless "
                    "--what claims].")
 @format_option
-def command(directory, metric, what, fmt):
+def command(directories, metric, what, fmt):
     """Runs beside the paper's accuracy, and the paper's claims checked against them.
 
-    DIR: a `mnetcost grid --out` folder, or any folder of `mnetcost train` runs (at any depth).
+    DIR: a `mnetcost grid --out` folder, or any folder of `mnetcost train` runs (at any depth);
+    several folders put their runs side by side in one report.
 
     One row per configuration: best and final test accuracy as mean ± standard deviation over its
     seeds, the difference from the paper (points), params and Mult-Adds computed by mnetcost
@@ -115,12 +116,13 @@ def command(directory, metric, what, fmt):
       mnetcost report grid/
       mnetcost report grid/ --format markdown > results.md
       mnetcost report grid/ --format csv > runs.csv
+      mnetcost report grid/ other-grid/
     """
     from mnetcost.analysis.runs import provisional, report
     from mnetcost.cli.render import Column, View, emit, millions
     from mnetcost.files import json_safe
 
-    data, warnings = report(directory, metric)
+    data, warnings = report(directories, metric)
     data = json_safe(data)
     for line in warnings:
         click.echo(line, err=True)
@@ -183,7 +185,7 @@ def command(directory, metric, what, fmt):
             pooled.setdefault(item["note"], []).extend(item["runs"])
     notes += [f"{note}: {', '.join(names)}" for note, names in pooled.items()]
     count = sum(len(g["runs"]) for g in groups)
-    views = [View(title=f"Runs under {directory} ({len(groups)} configuration{'s' if len(groups) != 1 else ''}, "
+    views = [View(title=f"Runs under {', '.join(directories)} ({len(groups)} configuration{'s' if len(groups) != 1 else ''}, "
                         f"{count} run{'s' if count != 1 else ''})", columns=columns, rows=rows, notes=notes)]
     claims = data["claims"]
     shown = [c for c in claims if c["a_accuracy"]["n"] or c["b_accuracy"]["n"]]

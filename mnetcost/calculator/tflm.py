@@ -256,6 +256,8 @@ def _timeline(graph: TM.Graph) -> list[tuple]:
                     events += [("Persistent buffer data", 4 * channels, ARENA_ALIGNMENT)] * 2
                     channels = None
                 continue
+            if item != OUT and (item >= len(op.inputs) or not op.inputs[item]):
+                continue  # an optional input the file leaves out (a fully connected layer without bias): no temporary
             pointer = _temp_tensor(pointer, graph.tensor(op.output if item == OUT else op.inputs[item]))
             events.append((TEMP, pointer, 0))
         if channels is not None:

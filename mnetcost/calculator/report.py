@@ -131,9 +131,10 @@ def network_report(cost: NetworkCost, with_layers: bool = True, fit=None) -> dic
     return data
 
 
-def runtime_dict(cost: NetworkCost, runtime: str = "simple") -> dict:
+def runtime_dict(cost: NetworkCost, runtime: str = "simple", tflm_build: str | None = None) -> dict:
     """``{"runtime": ...}`` and, for ``tflm``, TensorFlow Lite Micro's arena and the .tflite bytes
-    (:func:`mnetcost.calculator.tflm.runtime_figures`) of ``cost``'s network."""
+    (:func:`mnetcost.calculator.tflm.runtime_figures`) of ``cost``'s network in ``tflm_build``
+    (``host64`` unless given)."""
     if runtime == "simple":
         return {"runtime": "simple"}
     from mnetcost.calculator import tflm
@@ -142,7 +143,7 @@ def runtime_dict(cost: NetworkCost, runtime: str = "simple") -> dict:
         raise ConfigError(f"runtime must be one of {', '.join(tflm.RUNTIMES)}, got {runtime!r}")
     if cost.memory.dtype.name != "int8":
         raise ConfigError(f"runtime tflm runs the int8 file; dtype {cost.memory.dtype.name} does not apply")
-    return tflm.runtime_figures(cost.network)
+    return tflm.runtime_figures(cost.network, tflm_build or tflm.DEFAULT_BUILD)
 
 
 def fit_dict(cost: NetworkCost, target=None, max_peak_memory=None, max_weight_bytes=None, figures=None):
@@ -165,7 +166,7 @@ def change(value: int, reference: int) -> float:
 
 def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding, baseline_spec="base",
                 dtype: str = "fp32", target=None, max_peak_memory=None, max_weight_bytes=None,
-                runtime: str = "simple") -> list[dict]:
+                runtime: str = "simple", tflm_build: str | None = None) -> list[dict]:
     """Totals per (alpha, delta) and the change against the original MobileNet (Table 1, alpha =
     delta = 1) at the same classes, resolution, convention and rounding, as in Tables 4-6; memory
     totals at ``dtype``, and whether each fits a board/budgets when given."""
@@ -180,7 +181,7 @@ def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding,
             cost = network_cost(resolve(spec, alpha, delta, classes, resolution, rounding, network_plan), convention,
                                 dtype)
             data = config_dict(cost)
-            figures = runtime_dict(cost, runtime)
+            figures = runtime_dict(cost, runtime, tflm_build)
             data.update(figures)
             fitted = fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures)
             if fitted is not None:

@@ -29,11 +29,15 @@ class Target:
     sram_note: str
     flash_note: str
     datasheet: str
+    # The tflite-micro build (mnetcost.calculator.tflm.BUILDS) whose struct layout the board's compiler
+    # gives: every board here is 32-bit with 4-byte pointers and 8-byte aligned int64 and double (ARM
+    # EABI; the ESP32-S3's Xtensa ABI aligns them alike).
+    tflm_build: str = "arm32"
 
     def as_dict(self) -> dict:
         return {"name": self.name, "board": self.board, "sram_bytes": self.sram_bytes,
                 "flash_bytes": self.flash_bytes, "sram_note": self.sram_note, "flash_note": self.flash_note,
-                "datasheet": self.datasheet}
+                "datasheet": self.datasheet, "tflm_build": self.tflm_build}
 
 
 TARGETS: dict[str, Target] = {

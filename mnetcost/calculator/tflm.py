@@ -45,17 +45,10 @@ from typing import NamedTuple
 
 from mnetcost.calculator import lifetimes
 from mnetcost.calculator import tflite_model as TM
+from mnetcost.errors import ConfigError
 
 TFLM_VERSION = "tflite-micro 0.dev20261023182759 (git 8f6596d), 64-bit host build, RecordingMicroAllocator"
 ARENA_ALIGNMENT = 16  # MicroArenaBufferAlignment()
-ALLOCATOR_OBJECTS = 472  # allocator objects placed in the tail when the interpreter is made (measured)
-SUBGRAPH_ALLOCATIONS = 16  # SubgraphAllocations (two pointers) per subgraph
-EVAL_TENSOR = 24  # sizeof(TfLiteEvalTensor)
-NODE_AND_REGISTRATION = 64  # sizeof(NodeAndRegistration)
-TFLITE_TENSOR = 64  # sizeof(TfLiteTensor), for the graph's input and output
-AFFINE_QUANTIZATION = 24  # sizeof(TfLiteAffineQuantization)
-SCRATCH_HANDLE = 8  # sizeof(ScratchBufferHandle)
-POINTER = 8
 INT8_BYTES = 1  # bytes per activation element
 
 
@@ -68,6 +61,27 @@ class Kernel(NamedTuple):
     per_channel: bool
 
 
+class Build(NamedTuple):
+    """The sizes a tflite-micro build gives the structs of the persistent tail (``sizeof``; the
+    alignment of the pointer-holding ones is ``struct_alignment``). Pointer width sets them: a 64-bit
+    host build and a 32-bit microcontroller build of the same sources differ in every struct that holds
+    a pointer; the per-channel data and the head do not change."""
+
+    name: str
+    version: str  # the build measured (tflite-micro commit, target)
+    pointer: int
+    struct_alignment: int  # alignof the pointer-holding structs: TfLiteEvalTensor, TfLiteTensor, ...
+    allocator_objects: int  # the allocator objects the interpreter places in the tail when it is made
+    subgraph_allocations: int  # SubgraphAllocations (two pointers) per subgraph
+    eval_tensor: int  # TfLiteEvalTensor
+    node_and_registration: int  # NodeAndRegistration: TfLiteNode + a TFLMRegistration pointer
+    tflite_tensor: int  # TfLiteTensor (TF_LITE_STATIC_MEMORY), for the graph's input and output
+    affine_quantization: int  # TfLiteAffineQuantization
+    scratch_handle: int  # ScratchBufferHandle (one pointer)
+    kernels: dict  # builtin -> Kernel: the options struct and op data of this build
+
+
+# The 64-bit host build, measured with the interpreter of the tflite-micro Python package.
 KERNELS = {
     "CONV_2D": Kernel((28, 4), 80, True),  # TfLiteConvParams, OpDataConv
     "DEPTHWISE_CONV_2D": Kernel((28, 4), 80, True),  # TfLiteDepthwiseConvParams, OpDataConv
@@ -77,6 +91,41 @@ KERNELS = {
     "GATHER": Kernel((8, 4), 20, False),  # TfLiteGatherParams
     "RESHAPE": Kernel((36, 4), 0, False),  # TfLiteReshapeParams
 }
+# A 32-bit build for Cortex-M (ARM EABI: 4-byte pointers; int64 and double 8-byte aligned), from the
+# struct sizes of tflite-micro compiled for -mcpu=cortex_m7 and the arena of a 32-bit build
+# (tools/tflm_build). Only the structs holding pointers (OpDataConv, OpDataFullyConnected) and
+# TfLiteFullyConnectedParams (which holds a bool after an enum, 8-byte aligned on the host) shrink.
+KERNELS_ARM32 = {
+    "CONV_2D": Kernel((28, 4), 56, True),
+    "DEPTHWISE_CONV_2D": Kernel((28, 4), 56, True),
+    "MAX_POOL_2D": Kernel((40, 4), 32, False),
+    "MEAN": Kernel((1, 1), 44, False),
+    "FULLY_CONNECTED": Kernel((16, 4), 48, True),
+    "GATHER": Kernel((8, 4), 20, False),
+    "RESHAPE": Kernel((36, 4), 0, False),
+}
+TFLM_COMMIT_ARM32 = "90b983c2b3f1480642e040bbd2ddb37b998f3424"
+BUILDS = {
+    "host64": Build("host64", TFLM_VERSION, pointer=8, struct_alignment=8, allocator_objects=472,
+                    subgraph_allocations=16, eval_tensor=24, node_and_registration=64, tflite_tensor=64,
+                    affine_quantization=24, scratch_handle=8, kernels=KERNELS),
+    "arm32": Build("arm32", f"tflite-micro git {TFLM_COMMIT_ARM32[:7]}, 32-bit Cortex-M build (ARM EABI), "
+                            "RecordingMicroAllocator", pointer=4, struct_alignment=4, allocator_objects=228,
+                   subgraph_allocations=8, eval_tensor=12, node_and_registration=32, tflite_tensor=40,
+                   affine_quantization=12, scratch_handle=4, kernels=KERNELS_ARM32),
+}
+DEFAULT_BUILD = "host64"
+
+
+def get_build(build: str | Build = DEFAULT_BUILD) -> Build:
+    """A :class:`Build` by name (``host64``, ``arm32``)."""
+    if isinstance(build, Build):
+        return build
+    if build not in BUILDS:
+        raise ConfigError(f"unknown TFLM build {build!r} (one of {', '.join(BUILDS)})")
+    return BUILDS[build]
+
+
 # The RecordingMicroAllocator's categories (its print_allocations lines), and what it does not record.
 RECORDED = ("TfLiteEvalTensor data", "Persistent TfLiteTensor data", "Persistent TfLiteTensor quantization data",
             "Persistent buffer data", "NodeAndRegistration struct")
@@ -134,51 +183,55 @@ def planned_tensors(graph: TM.Graph, layer_tensors) -> list:
     return planned
 
 
-def _allocations(graph: TM.Graph) -> list[tuple[str, int, int]]:
-    """The tail's allocations in TFLM's order: (category, bytes, alignment)."""
-    allocs = [("allocator objects", ALLOCATOR_OBJECTS, 8), ("allocator objects", SUBGRAPH_ALLOCATIONS, 8),
-              ("TfLiteEvalTensor data", EVAL_TENSOR * len(graph.tensors), 8),
-              ("NodeAndRegistration struct", NODE_AND_REGISTRATION * len(graph.ops), 8)]
+def _allocations(graph: TM.Graph, build: str | Build = DEFAULT_BUILD) -> list[tuple[str, int, int]]:
+    """The tail's allocations in TFLM's order: (category, bytes, alignment), with ``build``'s struct sizes."""
+    b = get_build(build)
+    kernels = b.kernels
+    align = b.struct_alignment
+    allocs = [("allocator objects", b.allocator_objects, align), ("allocator objects", b.subgraph_allocations, align),
+              ("TfLiteEvalTensor data", b.eval_tensor * len(graph.tensors), align),
+              ("NodeAndRegistration struct", b.node_and_registration * len(graph.ops), align)]
     for op in graph.ops:
-        allocs.append(("builtin data", *KERNELS[op.builtin].builtin_data))
+        allocs.append(("builtin data", *kernels[op.builtin].builtin_data))
     for op in graph.ops:  # Init: op data
-        if KERNELS[op.builtin].op_data:
-            allocs.append(("Persistent buffer data", KERNELS[op.builtin].op_data, ARENA_ALIGNMENT))
+        if kernels[op.builtin].op_data:
+            allocs.append(("Persistent buffer data", kernels[op.builtin].op_data, ARENA_ALIGNMENT))
     for op in graph.ops:  # Prepare: per-channel output multipliers and shifts
-        if KERNELS[op.builtin].per_channel:
+        if kernels[op.builtin].per_channel:
             channels = graph.tensor(op.output).shape[-1]
             allocs += [("Persistent buffer data", 4 * channels, ARENA_ALIGNMENT)] * 2
     handles = sum(len(scratch_buffers(op, graph)) for op in graph.ops)
     if handles:
-        allocs.append(("scratch buffer handles", SCRATCH_HANDLE * handles, 8))
+        allocs.append(("scratch buffer handles", b.scratch_handle * handles, align))
     for name in (graph.input, graph.output):  # the interpreter's input and output TfLiteTensors
-        allocs += [("Persistent buffer data", POINTER, ARENA_ALIGNMENT),
-                   ("Persistent TfLiteTensor data", TFLITE_TENSOR, 8),
-                   ("Persistent TfLiteTensor quantization data", AFFINE_QUANTIZATION, 8),
+        allocs += [("Persistent buffer data", b.pointer, ARENA_ALIGNMENT),
+                   ("Persistent TfLiteTensor data", b.tflite_tensor, align),
+                   ("Persistent TfLiteTensor quantization data", b.affine_quantization, align),
                    ("Persistent TfLiteTensor quantization data", 4 + 4 * 1, 4)]
     return allocs
 
 
-def tail_parts(graph: TM.Graph, end: int = 0) -> dict[str, int]:
+def tail_parts(graph: TM.Graph, end: int = 0, build: str | Build = DEFAULT_BUILD) -> dict[str, int]:
     """Bytes of the tail by category, alignment gaps included in the allocation that needed them (as the
-    RecordingMicroAllocator counts), for an arena whose end address is ``end`` modulo 16 (0: aligned)."""
+    RecordingMicroAllocator counts), for an arena whose end address is ``end`` modulo 16 (0: aligned),
+    with ``build``'s struct sizes."""
     parts = {part: 0 for part in TAIL_PARTS}
     top = ARENA_ALIGNMENT * 1024 + end  # any address with that remainder
     pointer = top
-    for part, size, alignment in _allocations(graph):
+    for part, size, alignment in _allocations(graph, build):
         before = pointer
         pointer = (pointer - size) // alignment * alignment
         parts[part] += before - pointer
     return parts
 
 
-def minimum_arena(graph: TM.Graph, head: int) -> int:
+def minimum_arena(graph: TM.Graph, head: int, build: str | Build = DEFAULT_BUILD) -> int:
     """The smallest ``arena_size`` the interpreter accepts for an arena starting 16-byte aligned: the
     head from the start, the tail from the end, whose alignment gaps depend on the end's remainder
     modulo 16 (an end 8 bytes past alignment can save 8 bytes of gaps)."""
     best = None
     for end in range(ARENA_ALIGNMENT):
-        need = head + sum(tail_parts(graph, end).values())
+        need = head + sum(tail_parts(graph, end, build).values())
         size = need + (end - need) % ARENA_ALIGNMENT  # the first size >= need whose end has that remainder
         best = size if best is None else min(best, size)
     return best
@@ -195,37 +248,42 @@ class TflmArena:
     ops: int = 0
     tensors: int = 0
     minimum: int = 0  # the smallest arena_size the interpreter accepts (16-byte aligned start)
+    build: str = DEFAULT_BUILD  # the tflite-micro build whose struct sizes the tail has (BUILDS)
 
     @property
     def total(self) -> int:
         return self.head + self.tail
 
     def as_dict(self) -> dict:
-        return {"runtime": "tflm", "tflm_version": TFLM_VERSION, "arena_bytes": self.total,
+        return {"runtime": "tflm", "tflm_build": self.build, "tflm_version": get_build(self.build).version,
+                "arena_bytes": self.total,
                 "arena_activation_bytes": self.head, "arena_persistent_bytes": self.tail,
                 "arena_persistent_parts": dict(self.tail_parts), "minimum_arena_bytes": self.minimum,
                 "operators": self.ops, "tensors": self.tensors}
 
 
-def arena(network, graph: TM.Graph | None = None) -> TflmArena:
-    """TFLM's arena for the int8 file of ``network`` (module docstring)."""
+def arena(network, graph: TM.Graph | None = None, build: str | Build = DEFAULT_BUILD) -> TflmArena:
+    """TFLM's arena for the int8 file of ``network`` (module docstring) in a ``build`` of tflite-micro
+    (:data:`BUILDS`: ``host64``, the Python package's interpreter; ``arm32``, a Cortex-M build)."""
     from mnetcost.calculator.memory import layer_tensors
 
     graph = graph or TM.lower(network)
     planned = planned_tensors(graph, layer_tensors(network.layers, INT8_BYTES))
     offsets = lifetimes.greedy_offsets(planned, ARENA_ALIGNMENT)
     head = lifetimes.arena_size(planned, offsets, ARENA_ALIGNMENT)
-    parts = tail_parts(graph)
+    name = get_build(build).name
+    parts = tail_parts(graph, build=name)
     placed = tuple((t.name, int(t.size), t.first, t.last, offset) for t, offset in zip(planned, offsets))
     return TflmArena(head=head, tail=sum(parts.values()), tail_parts=parts, head_tensors=placed,
-                     ops=len(graph.ops), tensors=len(graph.tensors), minimum=minimum_arena(graph, head))
+                     ops=len(graph.ops), tensors=len(graph.tensors), minimum=minimum_arena(graph, head, name),
+                     build=name)
 
 
-def arena_bytes(network) -> int:
-    return arena(network).total
+def arena_bytes(network, build: str | Build = DEFAULT_BUILD) -> int:
+    return arena(network, build=build).total
 
 
-def sweep_memory(network_plan, layers, alphas, deltas) -> dict:
+def sweep_memory(network_plan, layers, alphas, deltas, build: str | Build = DEFAULT_BUILD) -> dict:
     """TFLM's arena and the file's bytes for every configuration of a sweep at once (``layers`` from
     :func:`~mnetcost.calculator.resolver.resolve_arrays`): the same lowering, tensor list, greedy
     planner (in lockstep over the configurations), tail and file layout, on arrays. Keys:
@@ -235,7 +293,7 @@ def sweep_memory(network_plan, layers, alphas, deltas) -> dict:
     graph = TM.lower(TM.sweep_network(network_plan, layers, alphas, deltas))
     planned = planned_tensors(graph, layer_tensors(layers, INT8_BYTES))
     head = lifetimes.arena_size(planned, alignment=ARENA_ALIGNMENT)
-    tail = sum(tail_parts(graph).values())
+    tail = sum(tail_parts(graph, build=build).values())
     return {"arena_bytes": head + tail, "arena_activation_bytes": head, "arena_persistent_bytes": tail,
             "flash_bytes": TM.file_bytes(graph)}
 
@@ -244,13 +302,15 @@ RUNTIMES = ("simple", "tflm")
 DEFAULT_RUNTIME = "simple"
 
 
-def runtime_figures(network) -> dict:
-    """The JSON figures of runtime ``tflm`` for one network: the arena (total, head, tail by part, the
-    smallest arena the interpreter accepts) and the .tflite bytes (by part)."""
+def runtime_figures(network, build: str | Build = DEFAULT_BUILD) -> dict:
+    """The JSON figures of runtime ``tflm`` for one network in a ``build`` of tflite-micro: the arena
+    (total, head, tail by part, the smallest arena the interpreter accepts) and the .tflite bytes (by
+    part)."""
     graph = TM.lower(network)
-    found = arena(network, graph)
+    found = arena(network, graph, build)
     layout = TM.file_layout(graph)
-    return {"runtime": "tflm", "tflm_version": TFLM_VERSION, "arena_bytes": found.total,
+    return {"runtime": "tflm", "tflm_build": found.build, "tflm_version": get_build(found.build).version,
+            "arena_bytes": found.total,
             "arena_activation_bytes": found.head, "arena_persistent_bytes": found.tail,
             "minimum_arena_bytes": found.minimum, "arena_persistent_parts": dict(found.tail_parts),
             "flash_bytes": layout.bytes, "flash_parts": dict(layout.parts),

@@ -199,6 +199,34 @@ def memory_settings(dtype: str | None, runtime: str | None, target: str | None, 
     return dtype, runtime
 
 
+def tflm_build_option(function):
+    """--tflm-build host64|arm32 (None when not given: see :func:`tflm_build_for`)."""
+    from mnetcost.calculator.tflm import BUILDS
+
+    return click.option(
+        "--tflm-build", type=click.Choice(tuple(BUILDS)), default=None,
+        help="The TensorFlow Lite Micro build whose arena --runtime tflm gives: host64 (the 64-bit build of "
+             "tflite-micro's Python package, 8-byte pointers) or arm32 (a 32-bit Cortex-M build, 4-byte "
+             "pointers: smaller tensor, node and op-data structs) [default: arm32 with a --target board, "
+             "else host64].",
+    )(function)
+
+
+def tflm_build_for(build: str | None, runtime: str, target: str | None) -> str | None:
+    """The tflite-micro build of the TFLM figures: as given; else the --target board's (its 32-bit
+    build) or host64. None for runtime simple (a --tflm-build given there is a usage error)."""
+    if runtime != "tflm":
+        if build is not None:
+            fail(f"--tflm-build {build} sizes TensorFlow Lite Micro's arena; it needs --runtime tflm")
+        return None
+    if build is not None:
+        return build
+    from mnetcost.calculator.targets import get_target
+    from mnetcost.calculator.tflm import DEFAULT_BUILD
+
+    return get_target(target).tflm_build if target is not None else DEFAULT_BUILD
+
+
 def rounding_option(function):
     from mnetcost.calculator.resolver import ROUNDINGS
 

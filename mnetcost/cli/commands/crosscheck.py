@@ -191,10 +191,14 @@ def _all_views(results, convention, fmt: str):
               help="torch: parameters, Mult-Adds and memory against fvcore and the PyTorch model; tflm: the "
                    "predicted TensorFlow Lite Micro arena (head, tail by category, smallest arena) and .tflite "
                    "bytes against the real interpreter and file (needs the [tflite] extra).")
+@click.option("--tflm-build", type=click.Choice(("host64", "arm32")), default=None,
+              help="With --runtime tflm: the build checked. Only host64: the interpreter here is tflite-micro's "
+                   "Python package, a 64-bit host build (the arm32 figures of table/sweep are checked against a "
+                   "32-bit build by tools/tflm_build; see docs/memory.md).")
 @format_option
 @click.pass_context
 def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, fmp_mode, run_all, dtype, runtime,
-            fmt):
+            tflm_build, fmt):
     """Check the engine's parameters, Mult-Adds and memory against the real model, layer by layer.
 
     Builds the PyTorch model from the same resolved layers, runs fvcore's FlopCountAnalysis and
@@ -213,6 +217,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     """
     from click.core import ParameterSource
 
+    if tflm_build is not None and runtime != "tflm":
+        fail(f"--tflm-build {tflm_build} applies to --runtime tflm")
+    if tflm_build == "arm32":
+        fail("crosscheck --runtime tflm runs tflite-micro's Python interpreter, a 64-bit host build: it checks "
+             "--tflm-build host64 only (the arm32 figures are measured by a 32-bit build: tools/tflm_build)")
     if runtime == "tflm":
         return _tflm(ctx, variant, alpha, delta, classes, resolution, rounding, fmp_mode, run_all, dtype, fmt)
 

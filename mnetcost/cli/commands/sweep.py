@@ -5,7 +5,7 @@ import click
 
 from mnetcost.cli.options import (ALPHA_LIST, CLASSES_LIST, COUNT_SI, DELTA_LIST, RESOLUTION_LIST, convention_option,
                               dtype_option, fail, format_option, integer, memory_options, memory_settings, note_alpha,
-                              rounding_option, runtime_option)
+                              rounding_option, runtime_option, tflm_build_for, tflm_build_option)
 
 TABLE_LIMIT = 40
 
@@ -40,6 +40,7 @@ def _budget(value: int | None) -> str:
 @memory_options
 @dtype_option
 @runtime_option
+@tflm_build_option
 @convention_option
 @rounding_option
 @click.option("--runs", "runs_dir", type=click.Path(), default=None, metavar="DIR",
@@ -59,7 +60,7 @@ def _budget(value: int | None) -> str:
               help=f"Show at most N rows (0 = all). Default: {TABLE_LIMIT} for table/markdown, all for json/csv.")
 @format_option
 def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_params, target, max_peak_memory,
-            max_weight_bytes, dtype, runtime, convention, rounding, runs_dir, sort_key, front_cost, known_only, front_only,
+            max_weight_bytes, dtype, runtime, tflm_build, convention, rounding, runs_dir, sort_key, front_cost, known_only, front_only,
             limit, fmt):
     """Evaluate a design space at once and answer budget questions.
 
@@ -96,6 +97,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     sram, flash, board = chosen.sram_bytes, chosen.flash_bytes, chosen.board
     dtype, runtime = memory_settings(dtype, runtime, target, max_peak_memory is not None or max_weight_bytes is not None)
     tflm = runtime == "tflm"
+    tflm_build = tflm_build_for(tflm_build, runtime, target)
     for key, option in ((sort_key, "--sort"), (front_cost, "--front")):
         if key in ("arena_bytes", "flash_bytes") and not tflm:
             fail(f"{option} {key} needs --runtime tflm")
@@ -112,7 +114,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     known = [k for k in known if k.source != "paper" or k.variant in BUILTIN_VARIANTS]
 
-    result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding, dtype, runtime)
+    result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding, dtype, runtime, tflm_build)
     from mnetcost.calculator.resolver import is_branched, plan
     from mnetcost.calculator.spec import load_spec
     from mnetcost.errors import ConfigError
@@ -206,11 +208,12 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                                                              ("flash", "Flash", flash, chosen.flash_source))
                        if value is not None) + "."]
     if tflm:
-        from mnetcost.calculator.tflm import TFLM_VERSION
+        from mnetcost.calculator.tflm import get_build
 
         notes.append("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export "
                      "(its greedy planner's activations + persistent per-op and per-tensor data), .tflite = the "
-                     f"file's bytes (Flash); the budgets apply to these ({TFLM_VERSION}).")
+                     f"file's bytes (Flash); the budgets apply to these (build {tflm_build}: "
+                     f"{get_build(tflm_build).version}).")
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from mnetcost.cli.options import (config_options, convention_option, dtype_option, format_option, memory_options,
-                                  memory_settings, note_alpha, rounding_option, runtime_option, variant_option)
+                                  memory_settings, note_alpha, rounding_option, runtime_option, tflm_build_for,
+                                  tflm_build_option, variant_option)
 
 
 def memory_notes(report: dict) -> list[str]:
@@ -257,9 +258,10 @@ def _budget_note(fit: dict, runtime: str = "simple") -> str:
 @dtype_option
 @memory_options
 @runtime_option
+@tflm_build_option
 @format_option
 def command(variant, alpha, delta, classes, resolution, convention, rounding, dtype, target, max_peak_memory,
-            max_weight_bytes, runtime, fmt):
+            max_weight_bytes, runtime, tflm_build, fmt):
     """A variant layer by layer in the paper's notation (Tables 1-3), with params and Mult-Adds.
 
     With comma lists (--alpha 1,0.5,0.25 --delta 2,4) it prints the summary grid of Tables 4-6:
@@ -273,7 +275,9 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     --runtime tflm (the default with --target or a budget at int8) adds what TensorFlow Lite Micro
     needs for the int8 file of mnetcost export --format tflite, predicted to the byte: its arena
     (the planner's activations + persistent per-op and per-tensor data) and the .tflite bytes; the
-    verdict then compares those with the board's SRAM and Flash.
+    verdict then compares those with the board's SRAM and Flash. --tflm-build arm32 (the default
+    with --target: the boards are 32-bit) sizes the arena for a 32-bit Cortex-M build of tflite-micro,
+    host64 for its 64-bit Python package.
     """
     from mnetcost.calculator.cost import network_cost
     from mnetcost.cli.render import emit
@@ -287,19 +291,21 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     budgets(target, max_peak_memory, max_weight_bytes)  # a bad budget fails before any work
     dtype, runtime = memory_settings(dtype, runtime, target,
                                      max_peak_memory is not None or max_weight_bytes is not None)
+    tflm_build = tflm_build_for(tflm_build, runtime, target)
     spec = load_spec(variant)
     note_alpha(alpha)
     if len(alpha) == 1 and len(delta) == 1:
         network_plan = plan(spec, classes, resolution)
         cost = network_cost(resolve(spec, alpha[0], delta[0], classes, resolution, rounding, network_plan), convention,
                             dtype)
-        figures = runtime_dict(cost, runtime)
+        figures = runtime_dict(cost, runtime, tflm_build)
         report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures))
         report.update(figures)
         emit(fmt, report, [layer_view(report)])
     else:
         rows = grid_report(spec, alpha, delta, classes, resolution, convention, rounding, dtype=dtype, target=target,
-                           max_peak_memory=max_peak_memory, max_weight_bytes=max_weight_bytes, runtime=runtime)
+                           max_peak_memory=max_peak_memory, max_weight_bytes=max_weight_bytes, runtime=runtime,
+                           tflm_build=tflm_build)
         from mnetcost.calculator.resolver import is_branched
 
         branched = is_branched([item.layer for item in plan(spec, classes, resolution).layers])

@@ -24,7 +24,7 @@ from mnetcost.errors import ConfigError, MnetcostError
 SORT_KEYS = ("mult_adds", "params", "accuracy", "variant", "alpha", "delta", "classes", "resolution",
              "peak_activation_bytes", "weight_bytes", "arena_bytes", "flash_bytes")
 FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes", "arena_bytes", "flash_bytes")
-TFLM_COLUMNS = ("arena_bytes", "arena_activation_bytes", "arena_persistent_bytes", "flash_bytes")
+TFLM_COLUMNS = ("arena_bytes", "arena_activation_bytes", "arena_persistent_bytes", "flash_bytes", "runtime_code_bytes")
 RUNTIMES = ("simple", "tflm")
 PAPER_RESOLUTION = 32
 CLASSES_DATASET = {10: "cifar10", 100: "cifar100"}
@@ -212,6 +212,7 @@ class Sweep:
     arena_activation_bytes: object = None  # its head
     arena_persistent_bytes: object = None  # its tail
     flash_bytes: object = None  # the int8 .tflite file
+    runtime_code_bytes: object = None  # TFLM's code for the file's operators (Cortex-M7)
     skipped: list[dict] = field(default_factory=list)  # configurations that cannot be built
     evaluated: int = 0  # configurations priced, buildable or not
 

@@ -146,17 +146,22 @@ def runtime_dict(cost: NetworkCost, runtime: str = "simple", tflm_build: str | N
     return tflm.runtime_figures(cost.network, tflm_build or tflm.DEFAULT_BUILD)
 
 
-def fit_dict(cost: NetworkCost, target=None, max_peak_memory=None, max_weight_bytes=None, figures=None):
+def fit_dict(cost: NetworkCost, target=None, max_peak_memory=None, max_weight_bytes=None, figures=None,
+             flash_reserve: int | None = None):
     """The :class:`~mnetcost.calculator.targets.Fit` of ``cost`` against a board and/or budgets, or
     None when neither is given. RAM and Flash are the runtime's (``figures`` from
-    :func:`runtime_dict`): the simple model's peak and weight bytes, or TFLM's arena and the file."""
+    :func:`runtime_dict`): the simple model's peak and weight bytes, or TFLM's arena and the file plus
+    TFLM's code; Flash also keeps ``flash_reserve`` bytes for the application
+    (:data:`~mnetcost.calculator.targets.DEFAULT_FLASH_RESERVE` when None)."""
     if target is None and max_peak_memory is None and max_weight_bytes is None:
         return None
-    from mnetcost.calculator.targets import fit
-    from mnetcost.calculator.tflm import needs
+    from mnetcost.calculator.targets import DEFAULT_FLASH_RESERVE, fit
+    from mnetcost.calculator.tflm import flash_parts, needs
 
-    ram, flash = needs({**config_dict(cost), **(figures or {})})
-    return fit(ram, flash, target, max_peak_memory, max_weight_bytes)
+    reserve = DEFAULT_FLASH_RESERVE if flash_reserve is None else int(flash_reserve)
+    report = {**config_dict(cost), **(figures or {})}
+    ram, flash = needs(report, reserve)
+    return fit(ram, flash, target, max_peak_memory, max_weight_bytes, flash_parts(report, reserve))
 
 
 def change(value: int, reference: int) -> float:
@@ -166,7 +171,8 @@ def change(value: int, reference: int) -> float:
 
 def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding, baseline_spec="base",
                 dtype: str = "fp32", target=None, max_peak_memory=None, max_weight_bytes=None,
-                runtime: str = "simple", tflm_build: str | None = None) -> list[dict]:
+                runtime: str = "simple", tflm_build: str | None = None, flash_reserve: int | None = None
+                ) -> list[dict]:
     """Totals per (alpha, delta) and the change against the original MobileNet (Table 1, alpha =
     delta = 1) at the same classes, resolution, convention and rounding, as in Tables 4-6; memory
     totals at ``dtype``, and whether each fits a board/budgets when given."""
@@ -183,7 +189,7 @@ def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding,
             data = config_dict(cost)
             figures = runtime_dict(cost, runtime, tflm_build)
             data.update(figures)
-            fitted = fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures)
+            fitted = fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures, flash_reserve)
             if fitted is not None:
                 data["fit"] = fitted.as_dict()
             data["baseline_params"] = baseline.params

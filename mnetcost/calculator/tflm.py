@@ -287,7 +287,8 @@ def sweep_memory(network_plan, layers, alphas, deltas, build: str | Build = DEFA
     """TFLM's arena and the file's bytes for every configuration of a sweep at once (``layers`` from
     :func:`~mnetcost.calculator.resolver.resolve_arrays`): the same lowering, tensor list, greedy
     planner (in lockstep over the configurations), tail and file layout, on arrays. Keys:
-    ``arena_bytes``, ``arena_activation_bytes``, ``arena_persistent_bytes``, ``flash_bytes``."""
+    ``arena_bytes``, ``arena_activation_bytes``, ``arena_persistent_bytes``, ``flash_bytes`` and
+    ``runtime_code_bytes`` (one figure: the operators are those of every configuration)."""
     from mnetcost.calculator.memory import layer_tensors
 
     graph = TM.lower(TM.sweep_network(network_plan, layers, alphas, deltas))
@@ -295,7 +296,63 @@ def sweep_memory(network_plan, layers, alphas, deltas, build: str | Build = DEFA
     head = lifetimes.arena_size(planned, alignment=ARENA_ALIGNMENT)
     tail = sum(tail_parts(graph, build=build).values())
     return {"arena_bytes": head + tail, "arena_activation_bytes": head, "arena_persistent_bytes": tail,
-            "flash_bytes": TM.file_bytes(graph)}
+            "flash_bytes": TM.file_bytes(graph), "runtime_code_bytes": runtime_code(TM.operator_codes(graph))["total"]}
+
+
+# The code TensorFlow Lite Micro adds to Flash, measured for Cortex-M7 (tools/tflm_build, step codesize):
+# tflite-micro's framework and reference kernels compiled with -Os -ffunction-sections -fdata-sections and
+# linked with --gc-sections from a MicroInterpreter that registers the operators, allocates and invokes; the
+# bytes of code and read-only data of the link (the C library's functions, which the application brings,
+# are not counted; an optimized kernel library such as CMSIS-NN links its own kernels instead).
+CODE_TARGET = "Cortex-M7, -Os, reference kernels, tflite-micro git 90b983c"
+FRAMEWORK_CODE_BYTES = 12054  # interpreter, allocator, planner, model parsing: no operator
+OPERATOR_CODE_BYTES = {  # what linking each operator's kernel (and its option parser) alone adds
+    "ADD": 7426,
+    "AVERAGE_POOL_2D": 3606,
+    "CONCATENATION": 3694,
+    "CONV_2D": 6900,
+    "DEPTHWISE_CONV_2D": 6062,
+    "DEQUANTIZE": 1178,
+    "FULLY_CONNECTED": 5570,
+    "GATHER": 1992,
+    "HARD_SWISH": 1656,
+    "LOGISTIC": 3448,
+    "MAX_POOL_2D": 3542,
+    "MEAN": 4532,
+    "MUL": 6342,
+    "PAD": 3530,
+    "QUANTIZE": 2298,
+    "RELU": 1718,
+    "RELU6": 1192,
+    "RESHAPE": 980,
+    "SOFTMAX": 5530,
+    "SVDF": 4120,
+    "TRANSPOSE": 2054,
+}
+OPERATOR_SET_CODE_BYTES = {  # whole operator sets, linked: the increments above overlap (shared helpers)
+    frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}): 30834,  # base
+    frozenset({"CONV_2D", "MAX_POOL_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}): 33514,  # mp3
+    frozenset({"CONV_2D", "GATHER", "MAX_POOL_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}): 34962,  # fmp
+    frozenset({"AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "RESHAPE", "SOFTMAX"}): 30936,  # person_detect
+    frozenset({"ADD", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "PAD", "RESHAPE",
+               "TRANSPOSE"}): 42320,  # a MobileNetV2 from PyTorch
+}
+
+
+def runtime_code(builtins) -> dict:
+    """Bytes of Flash TensorFlow Lite Micro's code takes for a model using ``builtins`` on Cortex-M7: the
+    linked size of that operator set where it was measured (``exact``), else the framework plus each
+    operator's increment (an upper bound: kernels share helpers, which each increment counts; by 14-16 %
+    on the sets measured). Keys ``framework``, ``kernels``, ``total``, ``exact``."""
+    wanted = frozenset(builtins)
+    unknown = sorted(wanted - set(OPERATOR_CODE_BYTES))
+    if unknown:
+        raise ConfigError(f"no code size measured for TFLM's {', '.join(unknown)} kernel")
+    exact = wanted in OPERATOR_SET_CODE_BYTES
+    total = (OPERATOR_SET_CODE_BYTES[wanted] if exact
+             else FRAMEWORK_CODE_BYTES + sum(OPERATOR_CODE_BYTES[op] for op in wanted))
+    return {"framework": FRAMEWORK_CODE_BYTES, "kernels": total - FRAMEWORK_CODE_BYTES, "total": total,
+            "exact": exact}
 
 
 RUNTIMES = ("simple", "tflm")
@@ -314,12 +371,21 @@ def runtime_figures(network, build: str | Build = DEFAULT_BUILD) -> dict:
             "arena_activation_bytes": found.head, "arena_persistent_bytes": found.tail,
             "minimum_arena_bytes": found.minimum, "arena_persistent_parts": dict(found.tail_parts),
             "flash_bytes": layout.bytes, "flash_parts": dict(layout.parts),
+            "runtime_code_bytes": runtime_code(TM.operator_codes(graph))["total"], "runtime_code_target": CODE_TARGET,
             "tflite_operators": len(graph.ops), "tflite_tensors": len(graph.tensors)}
 
 
-def needs(report: dict) -> tuple[int, int]:
-    """(RAM, Flash) a report's runtime needs: TFLM's arena and the .tflite bytes, or the simple model's
-    peak activation bytes and weight bytes."""
+def flash_parts(report: dict, reserve: int = 0) -> dict[str, int]:
+    """What a report's runtime needs in Flash, by part: for TFLM the .tflite file, TFLM's code for the
+    file's operators (:func:`runtime_code`) and the application's ``reserve``; for the simple model
+    the weight bytes and the reserve."""
     if report.get("runtime") == "tflm":
-        return report["arena_bytes"], report["flash_bytes"]
-    return report["peak_activation_bytes"], report["weight_bytes"]
+        return {"model": report["flash_bytes"], "runtime code": report["runtime_code_bytes"], "reserve": reserve}
+    return {"model": report["weight_bytes"], "reserve": reserve}
+
+
+def needs(report: dict, reserve: int = 0) -> tuple[int, int]:
+    """(RAM, Flash) a report's runtime needs: TFLM's arena and the .tflite bytes + TFLM's code, or the
+    simple model's peak activation bytes and weight bytes; Flash with the application's ``reserve``."""
+    ram = report["arena_bytes"] if report.get("runtime") == "tflm" else report["peak_activation_bytes"]
+    return ram, sum(flash_parts(report, reserve).values())

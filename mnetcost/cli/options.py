@@ -144,7 +144,7 @@ def dtype_option(function):
 
 
 def memory_options(function):
-    """--target NAME, --max-peak-memory BYTES, --max-weight-bytes BYTES."""
+    """--target NAME, --max-peak-memory BYTES, --max-weight-bytes BYTES, --flash-reserve BYTES."""
     from mnetcost.calculator.targets import TARGETS
 
     for option in reversed((
@@ -157,8 +157,13 @@ def memory_options(function):
                           "overrides the --target's SRAM."),
         click.option("--max-weight-bytes", type=byte_count("--max-weight-bytes"), default=None,
                      metavar="BYTES[K|M|G|KiB|MiB|GiB]",
-                     help="Flash budget for the deployed weight bytes (1MiB = 1,048,576); overrides the "
+                     help="Flash budget (1MiB = 1,048,576) for the model's bytes (the weights, or with "
+                          "--runtime tflm the .tflite file and TFLM's code) and --flash-reserve; overrides the "
                           "--target's Flash."),
+        click.option("--flash-reserve", type=byte_count("--flash-reserve"), default=None,
+                     metavar="BYTES[K|M|G|KiB|MiB|GiB]",
+                     help="Flash kept for the application (startup code, drivers, your own code) in every Flash "
+                          "verdict, beside the model and TFLM's code [default: 32KiB = 32,768]."),
     )):
         function = option(function)
     return function

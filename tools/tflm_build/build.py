@@ -15,8 +15,10 @@ What it does, each step a subcommand (all of them: ``all``):
               sizes back: the layouts of the ARM EABI, where int64 and double are 8-byte aligned (i386 aligns
               them to 4 in structs); a C probe compiled for ``thumb-freestanding-eabi`` shows the same primitive
               layout as the target used for C++.
-``codesize``  compile the framework and each kernel for Cortex-M7 with ``-Os -ffunction-sections`` and record the
-              bytes of code and read-only data of every object file (text + rodata + data; no linking).
+``codesize``  compile the framework and the kernels for Cortex-M7 (``-Os -ffunction-sections``) and link them
+              with ``--gc-sections`` from one entry point per operator set (none: the framework; each operator
+              alone: its increment; the operator sets of whole models: the check that the increments add up),
+              the C library left unresolved; record the bytes of code and read-only data of each link.
 
 Usage (the repositories can be bare mirrors; nothing is downloaded here)::
 
@@ -55,31 +57,43 @@ HOST_TARGETS = {"x86": "x86-linux-musl", "x86_64": "x86_64-linux-musl"}
 # ``structs`` step checks the layout of the primitive types on both).
 CORTEX_M = ["-target", "thumb-linux-musleabihf", "-mcpu=cortex_m7"]
 
-# The kernels each builtin operator needs (files of tensorflow/lite/micro/kernels/, without .cc); the
-# operators are those measure.cc registers.
-KERNEL_FILES = {
-    "ADD": ["add", "add_common"],
-    "AVERAGE_POOL_2D": ["pooling", "pooling_common"],
-    "CONCATENATION": ["concatenation"],
-    "CONV_2D": ["conv", "conv_common"],
-    "DEPTHWISE_CONV_2D": ["depthwise_conv", "depthwise_conv_common"],
-    "DEQUANTIZE": ["dequantize", "dequantize_common"],
-    "FULLY_CONNECTED": ["fully_connected", "fully_connected_common"],
-    "GATHER": ["gather"],
-    "HARD_SWISH": ["hard_swish", "hard_swish_common"],
-    "LOGISTIC": ["logistic", "logistic_common"],
-    "MAX_POOL_2D": ["pooling", "pooling_common"],
-    "MEAN": ["reduce", "reduce_common"],
-    "MUL": ["mul", "mul_common"],
-    "PAD": ["pad", "pad_common"],
-    "QUANTIZE": ["quantize", "quantize_common"],
-    "RELU": ["activations", "activations_common"],
-    "RELU6": ["activations", "activations_common"],
-    "RESHAPE": ["reshape", "reshape_common"],
-    "SOFTMAX": ["softmax", "softmax_common"],
-    "SVDF": ["svdf", "svdf_common"],
-    "TRANSPOSE": ["transpose", "transpose_common"],
+# Each builtin operator: the MicroMutableOpResolver method that registers it and its kernel files
+# (tensorflow/lite/micro/kernels/, without .cc).
+OPERATORS = {
+    "ADD": ("AddAdd", ["add", "add_common"]),
+    "AVERAGE_POOL_2D": ("AddAveragePool2D", ["pooling", "pooling_common"]),
+    "CONCATENATION": ("AddConcatenation", ["concatenation"]),
+    "CONV_2D": ("AddConv2D", ["conv", "conv_common"]),
+    "DEPTHWISE_CONV_2D": ("AddDepthwiseConv2D", ["depthwise_conv", "depthwise_conv_common"]),
+    "DEQUANTIZE": ("AddDequantize", ["dequantize", "dequantize_common"]),
+    "FULLY_CONNECTED": ("AddFullyConnected", ["fully_connected", "fully_connected_common"]),
+    "GATHER": ("AddGather", ["gather"]),
+    "HARD_SWISH": ("AddHardSwish", ["hard_swish", "hard_swish_common"]),
+    "LOGISTIC": ("AddLogistic", ["logistic", "logistic_common"]),
+    "MAX_POOL_2D": ("AddMaxPool2D", ["pooling", "pooling_common"]),
+    "MEAN": ("AddMean", ["reduce", "reduce_common"]),
+    "MUL": ("AddMul", ["mul", "mul_common"]),
+    "PAD": ("AddPad", ["pad", "pad_common"]),
+    "QUANTIZE": ("AddQuantize", ["quantize", "quantize_common"]),
+    "RELU": ("AddRelu", ["activations", "activations_common"]),
+    "RELU6": ("AddRelu6", ["activations", "activations_common"]),
+    "RESHAPE": ("AddReshape", ["reshape", "reshape_common"]),
+    "SOFTMAX": ("AddSoftmax", ["softmax", "softmax_common"]),
+    "SVDF": ("AddSvdf", ["svdf", "svdf_common"]),
+    "TRANSPOSE": ("AddTranspose", ["transpose", "transpose_common"]),
 }
+KERNEL_FILES = {name: files for name, (_, files) in OPERATORS.items()}
+# The operator sets of mnetcost's paper models (base, mp3, fmp; the MobileNetV2 family adds ADD), linked
+# whole to check the sum of the per-operator figures.
+OPERATOR_SETS = {
+    "base": ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"],
+    "mp3": ["CONV_2D", "MAX_POOL_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"],
+    "fmp": ["CONV_2D", "GATHER", "MAX_POOL_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"],
+    "person_detect": ["AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "RESHAPE", "SOFTMAX"],
+    "mobilenet_v2": ["ADD", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "PAD", "RESHAPE",
+                     "TRANSPOSE"],
+}
+
 # Kernel helpers every kernel build links (counted with the framework).
 KERNEL_SHARED = ["kernel_util", "micro_tensor_utils"]
 FRAMEWORK_EXCLUDE = re.compile(r"(_test|test_helpers|test_helper_custom_ops|fake_micro_context|mock_micro_graph)\.cc$")
@@ -116,8 +130,9 @@ def prepare(args) -> dict:
     run(["patch", "-s", "-p1", "-i", str(patch)], cwd=src / "flatbuffers")
     extract(args.gemmlowp, GEMMLOWP_COMMIT, ["fixedpoint", "internal"], src / "gemmlowp")
     extract(args.ruy, RUY_COMMIT, ["ruy/profiler"], src / "ruy")
+    zig_version = run(zig("version"), capture_output=True).stdout.strip()
     return {"tflite_micro_commit": tflm_commit, "flatbuffers": FLATBUFFERS_TAG, "gemmlowp": GEMMLOWP_COMMIT,
-            "ruy": RUY_COMMIT}
+            "ruy": RUY_COMMIT, "zig": zig_version}
 
 
 def includes(args) -> list[str]:
@@ -163,7 +178,7 @@ def arena(args, meta: dict) -> dict:
     for arch, triple in HOST_TARGETS.items():
         if arch not in args.arch:
             continue
-        flags = ["-target", triple, "-O2", *DEFINES, *CXXFLAGS, *includes(args)]
+        flags = ["-target", triple, "-O0", *DEFINES, *CXXFLAGS, *includes(args)]  # the arena does not depend on it
         objs = compile_all(framework_sources(args) + kernel_sources(args) + [HERE / "measure.cc"], flags,
                            args.work / f"obj-{arch}", args.jobs)
         binary = args.work / f"measure-{arch}"
@@ -174,7 +189,7 @@ def arena(args, meta: dict) -> dict:
             out = run([str(binary), str(model)], capture_output=True).stdout
             models[Path(model).name] = json.loads(out)
             print(arch, Path(model).name, models[Path(model).name]["arena_bytes"], file=sys.stderr)
-        results[arch] = {"target": triple, "flags": flags[2:4] + DEFINES, **sizes, "models": models}
+        results[arch] = {"target": triple, "flags": ["-O0", *DEFINES], **sizes, "models": models}
     return results
 
 
@@ -228,41 +243,77 @@ def structs(args) -> dict:
             "structs": {name: [values[2 * i], values[2 * i + 1]] for i, name in enumerate(names)}}
 
 
-def section_bytes(obj: Path) -> int:
-    """Bytes of allocated code and data (text, rodata, data; not bss) of an ELF object, from its section
-    headers."""
+def section_bytes(elf: Path) -> dict[str, int]:
+    """Bytes of each allocated section holding code or data (text, rodata, data, ARM.exidx; not bss) of a
+    32-bit little-endian ELF file, from its section headers."""
     import struct
-    blob = obj.read_bytes()
-    if blob[4] != 1:  # ELFCLASS32 only (the Cortex-M objects)
-        raise SystemExit(f"{obj}: not a 32-bit ELF")
+    blob = elf.read_bytes()
+    if blob[4] != 1:
+        raise SystemExit(f"{elf}: not a 32-bit ELF")
     shoff, = struct.unpack_from("<I", blob, 0x20)
-    shentsize, shnum = struct.unpack_from("<HH", blob, 0x2E)
-    total = 0
-    for i in range(shnum):
-        _, sh_type, flags, _, _, size = struct.unpack_from("<IIIIII", blob, shoff + i * shentsize)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", blob, 0x2E)
+    headers = [struct.unpack_from("<IIIIII", blob, shoff + i * shentsize) for i in range(shnum)]
+    names = headers[shstrndx][4]
+    found = {}
+    for name, sh_type, flags, _, _, size in headers:
         SHF_ALLOC, SHT_NOBITS = 0x2, 8
         if flags & SHF_ALLOC and sh_type != SHT_NOBITS:
-            total += size
-    return total
+            found[blob[names + name:blob.index(b"\0", names + name)].decode()] = size
+    return found
+
+
+APP = """// One entry point per operator set: a MicroInterpreter that registers these operators, allocates and
+// invokes a model (linked with --gc-sections from one entry, so only the code it can reach is counted).
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+extern "C" const unsigned char model_data[];
+alignas(16) static uint8_t arena[1024];
+using Resolver = tflite::MicroMutableOpResolver<32>;
+static int Run(const Resolver& resolver) {
+  tflite::MicroInterpreter interpreter(tflite::GetModel(model_data), resolver, arena, sizeof arena);
+  if (interpreter.AllocateTensors() != kTfLiteOk) return 1;
+  return interpreter.Invoke() == kTfLiteOk ? 0 : 2;
+}
+"""
 
 
 def codesize(args) -> dict:
+    """Link the framework with each operator set for Cortex-M7 (-Os, --gc-sections, from one entry point;
+    the C library's functions are left unresolved: an application brings its own) and record the bytes
+    of code and read-only data: with no operator (the framework), with each operator alone (its
+    increment) and with the operator sets of whole models."""
     flags = [*CORTEX_M, "-Os", "-ffunction-sections", "-fdata-sections", "-DNDEBUG", "-DTF_LITE_STRIP_ERROR_STRINGS",
              *DEFINES, *CXXFLAGS, *includes(args)]
     framework = [p for p in framework_sources(args) if p.name != "system_setup.cc"]
     kernels = args.work / "src/tflm/tensorflow/lite/micro/kernels"
-    shared = [kernels / f"{name}.cc" for name in KERNEL_SHARED]
+    files = sorted({f for names in KERNEL_FILES.values() for f in names} | set(KERNEL_SHARED))
     objdir = args.work / "obj-cortex-m7"
-    fw_objs = compile_all(framework + shared, flags, objdir, args.jobs)
-    files = sorted({f for names in KERNEL_FILES.values() for f in names})
-    kernel_objs = dict(zip(files, compile_all([kernels / f"{f}.cc" for f in files], flags, objdir, args.jobs)))
-    return {"target": " ".join(CORTEX_M[1:]), "flags": ["-Os", "-ffunction-sections",
-                                                                          "-fdata-sections", "-DNDEBUG",
-                                                                          "-DTF_LITE_STRIP_ERROR_STRINGS", *DEFINES],
-            "framework_bytes": sum(section_bytes(o) for o in fw_objs),
-            "framework_files": {Path(s).name: section_bytes(o) for s, o in zip(framework + shared, fw_objs)},
-            "kernel_file_bytes": {f: section_bytes(o) for f, o in kernel_objs.items()},
-            "operator_files": KERNEL_FILES}
+    objs = compile_all(framework + [kernels / f"{f}.cc" for f in files], flags, objdir, args.jobs)
+    sets = {"framework": [], **{name: [name] for name in OPERATORS}, **{f"set:{k}": v for k, v in OPERATOR_SETS.items()}}
+    app = args.work / "codesize_app.cc"
+    text = APP
+    for number, (name, ops) in enumerate(sets.items()):
+        adds = "".join(f"r.{OPERATORS[op][0]}(); " for op in ops)
+        text += f'extern "C" int entry_{number}() {{ Resolver r; {adds}return Run(r); }}  // {name}\n'
+    app.write_text(text)
+    app_obj = args.work / "codesize_app.o"
+    run(zig("c++", *flags, "-c", str(app), "-o", str(app_obj)))
+    linked = {}
+    for number, name in enumerate(sets):
+        elf = args.work / f"codesize_{number}.elf"
+        run(zig("ld.lld", "--gc-sections", "--unresolved-symbols=ignore-all", "-e", f"entry_{number}", "-o", str(elf),
+                str(app_obj), *map(str, objs)))
+        linked[name] = sum(section_bytes(elf).values())
+    base = linked["framework"]
+    return {"target": " ".join(CORTEX_M[1:]),
+            "flags": ["-Os", "-ffunction-sections", "-fdata-sections", "-DNDEBUG", "-DTF_LITE_STRIP_ERROR_STRINGS",
+                      *DEFINES],
+            "link": "ld.lld --gc-sections --unresolved-symbols=ignore-all (C library not counted)",
+            "framework_bytes": base,
+            "operator_bytes": {name: linked[name] - base for name in OPERATORS},
+            "operator_set_bytes": {name[4:]: {"operators": OPERATOR_SETS[name[4:]], "bytes": linked[name]}
+                                   for name in linked if name.startswith("set:")}}
 
 
 def main() -> None:
@@ -284,8 +335,10 @@ def main() -> None:
     for step in steps:
         if step == "prepare":
             results["sources"] = prepare(args)
-        elif step == "arena":
-            results.setdefault("arena", {}).update(arena(args, results.get("sources", {})))
+        elif step == "arena":  # models measured before stay, unless measured again
+            for arch, found in arena(args, results.get("sources", {})).items():
+                before = results.setdefault("arena", {}).get(arch, {}).get("models", {})
+                results["arena"][arch] = {**found, "models": {**before, **found["models"]}}
         elif step == "structs":
             results["cortex_m7_structs"] = structs(args)
         else:

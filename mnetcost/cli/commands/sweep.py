@@ -60,7 +60,7 @@ def _budget(value: int | None) -> str:
               help=f"Show at most N rows (0 = all). Default: {TABLE_LIMIT} for table/markdown, all for json/csv.")
 @format_option
 def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_params, target, max_peak_memory,
-            max_weight_bytes, dtype, runtime, tflm_build, convention, rounding, runs_dir, sort_key, front_cost, known_only, front_only,
+            max_weight_bytes, flash_reserve, dtype, runtime, tflm_build, convention, rounding, runs_dir, sort_key, front_cost, known_only, front_only,
             limit, fmt):
     """Evaluate a design space at once and answer budget questions.
 
@@ -91,7 +91,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
                                 rows_as_dicts, skipped_notes, sort_order)
 
-    from mnetcost.calculator.targets import budgets as memory_budgets
+    from mnetcost.calculator.targets import DEFAULT_FLASH_RESERVE, budgets as memory_budgets
 
     chosen = memory_budgets(target, max_peak_memory, max_weight_bytes)  # bad input fails first
     sram, flash, board = chosen.sram_bytes, chosen.flash_bytes, chosen.board
@@ -138,8 +138,9 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
         keep &= result.params <= max_params
     if sram is not None:
         keep &= (result.arena_bytes if tflm else result.peak_activation_bytes) <= sram
-    if flash is not None:
-        keep &= (result.flash_bytes if tflm else result.weight_bytes) <= flash
+    reserve = DEFAULT_FLASH_RESERVE if flash_reserve is None else flash_reserve
+    if flash is not None:  # the model (the .tflite file and TFLM's code) and the application's reserve
+        keep &= (result.flash_bytes + result.runtime_code_bytes if tflm else result.weight_bytes) + reserve <= flash
     fitting = result.take(keep)
     accuracy, source, paper_accuracy = attach_accuracy(fitting, known)
     on_front = accuracy_front(fitting, accuracy, front_cost)
@@ -174,7 +175,8 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                    Column("arena_bytes", "TFLM arena", True, format=format_bytes, csv="arena_bytes_int8"),
                    Column("arena_activation_bytes", "activations", show=False, csv="arena_activation_bytes_int8"),
                    Column("arena_persistent_bytes", "persistent", show=False, csv="arena_persistent_bytes_int8"),
-                   Column("flash_bytes", ".tflite", True, format=format_bytes, csv="flash_bytes_int8")] if tflm else []),
+                   Column("flash_bytes", ".tflite", True, format=format_bytes, csv="flash_bytes_int8"),
+                   Column("runtime_code_bytes", "TFLM code", show=False)] if tflm else []),
                 Column("accuracy", "accuracy %", True, format=_percent),
                 Column("accuracy_source", "source"),
                 Column("paper_accuracy", "paper %", True, format=_percent, show=runs_dir is not None),
@@ -182,7 +184,8 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
                f"params ≤ {_budget(max_params)}" if max_params is not None else "",
                (f"{'TFLM arena' if tflm else 'peak RAM'} ≤ {exact_bytes(sram)}") if sram is not None else "",
-               (f"{'.tflite' if tflm else 'weights'} ≤ {exact_bytes(flash)}") if flash is not None else ""]
+               (f"{'.tflite + TFLM code' if tflm else 'weights'} + reserve {reserve:,} B ≤ {exact_bytes(flash)}")
+               if flash is not None else ""]
     budget_text = " and ".join(b for b in budgets if b)
     title = (f"{len(fitting):,} of {len(result):,} configurations" + (f" with {budget_text}" if budget_text else "")
              + f" (convention {conv.name}, sorted by {sort_key})")

@@ -215,7 +215,8 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
         notes.append("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export "
                      "(its greedy planner's activations + persistent per-op and per-tensor data), .tflite = the "
-                     f"file's bytes (Flash); the budgets apply to these (build {tflm_build}: "
+                     "file's bytes; the budgets apply to these, Flash to the file + TFLM's code for its operators "
+                     f"(TFLM code column in CSV and JSON) + the reserve (build {tflm_build}: "
                      f"{get_build(tflm_build).version}).")
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")

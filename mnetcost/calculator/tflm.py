@@ -1,9 +1,12 @@
 """The arena TensorFlow Lite Micro needs to run the exported int8 file, predicted from the resolved layers.
 
-The model follows **tflite-micro 0.dev20261023182759 (git 8f6596d)**, the ``tflite-micro`` Python package:
-its ``MicroInterpreter`` with the ``RecordingMicroAllocator`` and the ``GreedyMemoryPlanner``, reference
-kernels, on a 64-bit host (x86-64). It is checked to the byte against that interpreter by ``mnetcost
-crosscheck --runtime tflm``. The arena is one block, filled from both ends:
+The model follows tflite-micro's ``MicroInterpreter`` with the ``RecordingMicroAllocator`` and the
+``GreedyMemoryPlanner``, reference kernels, in one of two builds (:data:`BUILDS`, the struct sizes of
+each): ``host64``, **tflite-micro 0.dev20261023182759 (git 8f6596d)**, the ``tflite-micro`` Python
+package on x86-64, checked to the byte against that interpreter by ``mnetcost crosscheck --runtime
+tflm``; ``arm32``, a 32-bit Cortex-M build of tflite-micro git 90b983c (ARM EABI struct layouts),
+checked to the byte against a 32-bit build of those sources (``tools/tflm_build``; figures in
+``benchmarks/results/tflm_build.json``). The arena is one block, filled from both ends:
 
 **Head** (non-persistent, the activations): every tensor that has no data in the file (the image, each
 operator's output) and every scratch buffer a kernel asks for, placed by TFLM's greedy planner
@@ -21,20 +24,20 @@ and 4 per reduced axis; the other kernels used here ask for none.
 own alignment (so small ones leave gaps before 16-byte-aligned ones), in TFLM's order:
 
 1. the allocator objects (recording buffer allocator, greedy planner, recording micro allocator,
-   builtin-data allocator): :data:`ALLOCATOR_OBJECTS` bytes, and the subgraph's allocation record;
-2. one ``TfLiteEvalTensor`` (24 B) per tensor of the file, constants included; one node with its
-   registration (64 B) per operator;
-3. each operator's parsed builtin options (``TfLiteConvParams`` ... :data:`KERNELS`);
-4. each kernel's op data (``OpDataConv`` 80 B ...), 16-byte aligned ("Persistent buffer data");
+   builtin-data allocator) and the subgraph's allocation record;
+2. one ``TfLiteEvalTensor`` (host64 24 B, arm32 12 B) per tensor of the file, constants included; one
+   node with its registration (64 B, 32 B) per operator;
+3. each operator's parsed builtin options (``TfLiteConvParams`` ... :class:`Kernel`);
+4. each kernel's op data (``OpDataConv`` 80 B, 56 B ...), 16-byte aligned ("Persistent buffer data");
 5. per output channel of every conv, depthwise conv and fully connected operator, an int32 output
    multiplier and an int32 shift, each array 16-byte aligned ("Persistent buffer data");
-6. a handle (8 B) per scratch buffer;
-7. for the graph's input and output: a pointer array, a ``TfLiteTensor`` (64 B) and its quantization
-   (24 B + a zero-point array).
+6. a handle (one pointer) per scratch buffer;
+7. for the graph's input and output: a pointer array, a ``TfLiteTensor`` (64 B, 40 B) and its
+   quantization (24 B, 12 B + a zero-point array).
 
-Sizes are those of this 64-bit build, measured with the interpreter's own allocation records; a
-32-bit microcontroller build has smaller structs (4-byte pointers) and no recording counters, so its
-tail is somewhat smaller, while the per-channel data (the bulk) and the head are the same.
+The structs that hold pointers are the only difference between the builds: the per-channel data (the
+bulk of the tail) and the head are the same. The Flash TFLM's own code takes for the model's operators
+(:func:`runtime_code`) was measured by linking tflite-micro for Cortex-M7.
 
 Standard library only (numpy arrays in a sweep are only added and compared).
 """

@@ -201,20 +201,21 @@ def grid_view(rows: list[dict], branched: bool = False):
          "mult_adds_change": r["mult_adds_change"], "params_change": r["params_change"],
          "peak_activation_bytes": r["peak_activation_bytes"], "weight_bytes": r["weight_bytes"],
          "deploy_params": r["deploy_params"], "fit": r.get("fit"),
-         **({name: r[name] for name in ("runtime", "arena_bytes", "arena_activation_bytes", "arena_persistent_bytes",
-                                        "flash_bytes", "runtime_code_bytes")} if r.get("runtime") == "tflm" else {}),
+         **({name: r[name] for name in ("runtime", "tflm_build", "arena_bytes", "arena_activation_bytes",
+                                        "arena_persistent_bytes", "flash_bytes", "runtime_code_bytes")}
+            if r.get("runtime") == "tflm" else {}),
          **({name: r["fit"][name] for name in ("fits", "fits_sram", "fits_flash")} if "fit" in r else {})}
         for r in rows
     ]
     fit_columns = [Column("fit", "fits", format=_fits_text, csv=None)] + [
         Column(name, name, show=False) for name in ("fits", "fits_sram", "fits_flash")] if "fit" in first else []
     tflm = first.get("runtime") == "tflm"
-    tflm_columns = [Column("runtime", "runtime", show=False),
+    tflm_columns = [Column("runtime", "runtime", show=False), Column("tflm_build", "TFLM build", show=False),
                     Column("arena_bytes", "TFLM arena B", True, csv="arena_bytes_int8"),
                     Column("arena_activation_bytes", "activations", show=False, csv="arena_activation_bytes_int8"),
                     Column("arena_persistent_bytes", "persistent", show=False, csv="arena_persistent_bytes_int8"),
                     Column("flash_bytes", ".tflite B", True, csv="flash_bytes_int8"),
-                    Column("runtime_code_bytes", "TFLM code B", True, show=False)] if tflm else []
+                    Column("runtime_code_bytes", "TFLM code B", True, show=False, csv="runtime_code_bytes_int8")] if tflm else []
     return View(
         title=(f"{first['variant']}: totals per configuration, classes={first['classes']} "
                f"input={first['resolution']} (convention '{first['convention']}')"),

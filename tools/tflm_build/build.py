@@ -157,7 +157,10 @@ def framework_sources(args) -> list[Path]:
 def kernel_sources(args) -> list[Path]:
     kernels = args.work / "src/tflm/tensorflow/lite/micro/kernels"
     names = sorted({f for files in KERNEL_FILES.values() for f in files} | set(KERNEL_SHARED))
-    return [kernels / f"{name}.cc" for name in names]
+    found = [kernels / f"{name}.cc" for name in names]
+    if args.compression:  # the kernels then call the decompression code
+        found += sorted(p for p in kernels.glob("deco*.cc") if not p.name.endswith("_test.cc"))
+    return found
 
 
 def compile_all(sources, flags, objdir: Path, jobs: int) -> list[Path]:
@@ -175,10 +178,12 @@ def compile_all(sources, flags, objdir: Path, jobs: int) -> list[Path]:
 
 def arena(args, meta: dict) -> dict:
     results = {}
+    defines = DEFINES + (["-DUSE_TFLM_COMPRESSION"] if args.compression else [])
     for arch, triple in HOST_TARGETS.items():
         if arch not in args.arch:
             continue
-        flags = ["-target", triple, "-O0", *DEFINES, *CXXFLAGS, *includes(args)]  # the arena does not depend on it
+        flags = ["-target", triple, "-O0", *defines, *CXXFLAGS, *includes(args)]  # the arena does not depend on it
+        arch = arch + ("+compression" if args.compression else "")
         objs = compile_all(framework_sources(args) + kernel_sources(args) + [HERE / "measure.cc"], flags,
                            args.work / f"obj-{arch}", args.jobs)
         binary = args.work / f"measure-{arch}"
@@ -189,7 +194,7 @@ def arena(args, meta: dict) -> dict:
             out = run([str(binary), str(model)], capture_output=True).stdout
             models[Path(model).name] = json.loads(out)
             print(arch, Path(model).name, models[Path(model).name]["arena_bytes"], file=sys.stderr)
-        results[arch] = {"target": triple, "flags": ["-O0", *DEFINES], **sizes, "models": models}
+        results[arch] = {"target": triple, "flags": ["-O0", *defines], **sizes, "models": models}
     return results
 
 
@@ -329,6 +334,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="JSON file of results (updated per step)")
     parser.add_argument("--arch", nargs="+", default=["x86", "x86_64"], choices=tuple(HOST_TARGETS))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--compression", action="store_true",
+                        help="arena step: build with USE_TFLM_COMPRESSION, as the tflite-micro Python package is built")
     args = parser.parse_args()
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     steps = ("prepare", "arena", "structs", "codesize") if args.step == "all" else (args.step,)

@@ -218,7 +218,7 @@ def test_sweep_budgets_apply_to_the_tflm_figures():
     (("table", "-v", "mobilenet_v3_small", "--runtime", "tflm"), "activation hardswish is not lowered"),
     (("crosscheck", "--runtime", "tflm", "--dtype", "fp32"), "does not apply"),
     (("crosscheck", "--runtime", "tflm", "--all"), "drop --all"),
-    (("table", "--tflm-build", "arm32"), "--tflm-build arm32 sizes TensorFlow Lite Micro's arena; it needs --runtime tflm"),
+    (("table", "--tflm-build", "arm32"), "--tflm-build arm32 sizes TensorFlow Lite Micro's arena; it needs --runtime"),
     (("sweep", "--target", "rp2040", "--runtime", "simple", "--tflm-build", "host64"), "it needs --runtime tflm"),
     (("table", "--runtime", "tflm", "--tflm-build", "arm64"), "'arm64' is not one of"),
     (("crosscheck", "--runtime", "tflm", "--tflm-build", "arm32"), "checks --tflm-build host64 only"),

@@ -31,7 +31,8 @@ def memory_notes(report: dict) -> list[str]:
         lines.append(tflm_note(report))
     if report.get("fit"):
         fit = report["fit"]
-        lines.append(fit_note(fit, fit["ram_need_bytes"], fit["flash_need_bytes"], runtime=report.get("runtime", "simple")))
+        lines.append(fit_note(fit, fit["ram_need_bytes"], fit["flash_need_bytes"],
+                              runtime=report.get("runtime", "simple")))
     return lines
 
 
@@ -215,7 +216,8 @@ def grid_view(rows: list[dict], branched: bool = False):
                     Column("arena_activation_bytes", "activations", show=False, csv="arena_activation_bytes_int8"),
                     Column("arena_persistent_bytes", "persistent", show=False, csv="arena_persistent_bytes_int8"),
                     Column("flash_bytes", ".tflite B", True, csv="flash_bytes_int8"),
-                    Column("runtime_code_bytes", "TFLM code B", True, show=False, csv="runtime_code_bytes_int8")] if tflm else []
+                    Column("runtime_code_bytes", "TFLM code B", True, show=False,
+                           csv="runtime_code_bytes_int8")] if tflm else []
     return View(
         title=(f"{first['variant']}: totals per configuration, classes={first['classes']} "
                f"input={first['resolution']} (convention '{first['convention']}')"),

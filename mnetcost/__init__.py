@@ -19,6 +19,7 @@ _LAZY = {
     "network_cost": "mnetcost.calculator.cost",
     "load_spec": "mnetcost.calculator.spec",
     "build_model": "mnetcost.nn.models",
+    "from_torch": "mnetcost.nn.importer",
 }
 
 
@@ -30,5 +31,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'mnetcost' has no attribute {name!r}")
 
 
-__all__ = ["CONVENTIONS", "ConfigError", "MnetcostError", "SpecError", "build_model", "load_spec",
+__all__ = ["CONVENTIONS", "ConfigError", "MnetcostError", "SpecError", "build_model", "from_torch", "load_spec",
            "network_cost", "plan", "resolve", "__version__"]

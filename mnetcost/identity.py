@@ -121,7 +121,7 @@ def spec_digest(toml_text: str | None) -> str | None:
 
     try:
         canonical = json.dumps(tomllib.loads(toml_text), sort_keys=True, default=str)
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # not TOML, nested too deeply, an integer too long to read
         canonical = toml_text
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -399,9 +399,11 @@ def compare(first: RunIdentity, second: RunIdentity, question: str = "same-run",
         va, vb = first.recipe.get("variant"), second.recipe.get("variant")
         sa, sb = first.recipe.get("spec"), second.recipe.get("spec")
         if sa and sb:
-            if sa != sb:
-                differences.append(f"the spec's content differs from the one stored in the {a}: {va} ({a}) vs "
-                                   f"{vb} ({b})")
+            if sa != sb and va == vb:  # one file, edited since: name it once, with both contents
+                differences.append(f"the spec's content differs: {vb} ({b}, {short(sb)}) is not the copy the {a} "
+                                   f"stored ({short(sa)})")
+            elif sa != sb:
+                differences.append(f"the spec's content differs: {va} ({a}, {short(sa)}) vs {vb} ({b}, {short(sb)})")
         else:
             lacking("the spec's content", sa, sb)
             if va is not None and vb is not None and (not _is_path(va) or not _is_path(vb)) and va != vb:

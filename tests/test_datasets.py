@@ -319,3 +319,28 @@ def test_bad_image_folders(tmp_path, images):
         pass
     with pytest.raises(DataError, match="no images under train"):
         load_dataset(str(tmp_path / "e.tar"), tmp_path / "cache")
+
+
+@pytest.mark.parametrize("args", [
+    ("train", "--dataset", "cifar10", "--epochs", "1", "--out", "{tmp}/run"),
+    ("grid", "--dataset", "cifar10", "--out", "{tmp}/grid", "--dry-run"),
+    ("export", "--int8", "--dataset", "cifar10", "--out", "{tmp}/model.onnx"),
+    ("export", "--format", "tflite", "--dataset", "cifar10", "--out", "{tmp}/model.tflite"),
+])
+def test_a_spec_whose_channels_are_not_the_datas_is_refused_up_front(tmp_path, args):
+    """A 1-channel spec on RGB data: one line, exit 2, before any download or model (was a torch
+    RuntimeError); nothing is written."""
+    from click.testing import CliRunner
+
+    from mnetcost.cli import main
+
+    spec = tmp_path / "gray.toml"
+    spec.write_text('name = "gray"\nin_channels = 1\n[[layers]]\ntype = "conv"\nfilters = 8\nstride = 2\n'
+                    '[[layers]]\ntype = "avgpool"\n[[layers]]\ntype = "fc"\n')
+    argv = [args[0], "-v", str(spec), *(a.format(tmp=tmp_path) for a in args[1:])]
+    result = CliRunner().invoke(main, argv, env={"MNETCOST_DATA": str(tmp_path / "no-data")})
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert "the network reads 1-channel images (its spec's in_channels)" in lines[0]
+    assert "3-channel (RGB) images" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gray.toml"]

@@ -408,3 +408,77 @@ def test_runtime_predictors_example_reads_a_bench_file(tmp_path):
     assert result["speedups"][("torch", "onnxruntime", "latency_ms")] == pytest.approx((2.0, 2.0, 2.0))
     assert RP.ranks([3, 1, 3, 2]) == [3.5, 1.0, 3.5, 2.0]
     assert "torch / onnxruntime, batch 1 latency: 2.00x [2.00, 2.00]" in done.stdout
+
+
+def test_a_dataset_of_another_size_is_resized_for_a_fresh_model(tmp_path):
+    """A fresh 48x48 model given 32x32 CIFAR-style images (what export --format tflite does): the images it
+    keeps are resized to the model's size, and the source says so; without resize, refused as before."""
+    from cifar_helpers import tiny_official_folder
+
+    from mnetcost.deploy import pipeline as P
+    from mnetcost.errors import MnetcostError
+
+    folder = tiny_official_folder(tmp_path / "data", train=40, test=12)
+    source = P.fresh_source("mobilenet_v3_small", 0.35, 1, 10, 48, dataset=str(folder),
+                            data_dir=tmp_path / "cache", resize=True)
+    assert source.train_images.shape == (40, 3, 48, 48) and source.test_images.shape == (12, 3, 48, 48)
+    assert source.train_images.dtype == np.uint8
+    assert "resized from 32x32 to 48x48" in source.calibration_source
+    assert source.metadata["dataset_resized"] == source.calibration_source
+    # a flat field stays flat through the bilinear, antialiased resize
+    flat = np.full((1, 3, 32, 32), 77, dtype=np.uint8)
+    assert (P.resize_images(flat, (48, 48)) == 77).all()
+    with pytest.raises(MnetcostError, match="has 32x32 images, the model expects 48x48"):
+        P.fresh_source("mobilenet_v3_small", 0.35, 1, 10, 48, dataset=str(folder), data_dir=tmp_path / "cache")
+
+
+def _train(out, archive, cache, epochs, *extra):
+    result = cli("train", "-v", "base", "-a", "0.25", "-d", "1", "--dataset", archive, "--data-dir", cache,
+                 "--epochs", epochs, "--batch-size", "32", "--out", out, "--quiet", *extra)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_evaluate_names_each_models_weights_and_checks_a_files_fingerprint(tmp_path):
+    """An ONNX file of epoch 1 beside last.pt of epoch 2: evaluate says which weights each row holds
+    and that they differ. A file of run A whose metadata was edited to name run B is refused by its
+    weights' fingerprint (run B never held those weights)."""
+    import onnx
+
+    archive = write_official_archive(tmp_path / "tiny.tar.gz",
+                                     official_files(learnable_images(96, 10, 0), learnable_images(32, 10, 1)))
+    cache = tmp_path / "cache"
+    run_a = _train(tmp_path / "a", archive, cache, "1")
+    early = tmp_path / "a-epoch1.onnx"
+    result = cli("export", "--run", run_a, "--checkpoint", "last", "--out", early, "--data-dir", cache,
+                 "--check-images", "8")
+    assert result.exit_code == 0, result.output
+    from mnetcost.nn.training import load_checkpoint, weights_fingerprint
+
+    epoch1 = weights_fingerprint(load_checkpoint(run_a / "last.pt")["model"])
+    assert EX.metadata_of(onnx.load(str(early)))["weights_sha256"] == epoch1
+    assert json.loads((run_a / "metrics.jsonl").read_text().splitlines()[0])["weights_sha256"] == epoch1
+    _train(run_a, archive, cache, "2", "--resume")
+    result = cli("evaluate", "--run", run_a, "--checkpoint", "last", "--torch", "--onnx", early, "--data-dir", cache,
+                 "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["checkpoint"], r["epoch"]) for r in rows] == [("last", 2), ("last", 1)]
+    assert "note: these models come from different checkpoints (last.pt: last.pt, epoch 2; " in result.stderr
+    table = cli("evaluate", "--run", run_a, "--checkpoint", "last", "--torch", "--onnx", early, "--data-dir", cache)
+    assert "NOT the same weights" in table.stdout and "last.pt, epoch 1" in table.stdout
+    # run B; A's file with B's name and id in its metadata
+    run_b = _train(tmp_path / "b", archive, cache, "1", "--seed", "5")
+    forged = onnx.load(str(early))
+    identity = json.loads((run_b / "config.json").read_text())["identity"]
+    for entry in forged.metadata_props:
+        if entry.key == "mnetcost.run":
+            entry.value = json.dumps("b")
+        elif entry.key == "mnetcost.run_id":
+            entry.value = json.dumps(identity["run_id"])
+        elif entry.key == "mnetcost.fmp_seed":
+            entry.value = json.dumps(5)
+    onnx.save(forged, str(tmp_path / "forged.onnx"))
+    result = cli("evaluate", "--run", run_b, "--onnx", tmp_path / "forged.onnx", "--data-dir", cache)
+    assert result.exit_code == 2
+    assert f"made from weights {epoch1[:15]}, which the run in {run_b} never held" in result.stderr

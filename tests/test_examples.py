@@ -128,3 +128,21 @@ def test_test_time_averaging_on_a_trained_run(tmp_path):
     assert [r["draws"] for r in rows] == [1, 3]
     assert rows[0]["test_acc"] == summary["best_test_accuracy"]
     assert all(abs(r["test_acc"] * 40 - round(r["test_acc"] * 40)) < 1e-9 for r in rows)  # 40 test images
+
+
+@pytest.mark.parametrize("variant", ["base", "mp3"])
+def test_test_time_averaging_refuses_a_run_without_fmp(tmp_path, variant):
+    """On a base or mp3 run every draw gives the same predictions: the script says so and exits 2
+    (before loading data or a checkpoint), instead of printing identical rows."""
+    from dataclasses import asdict
+
+    from mnetcost.nn.training import TrainConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": asdict(TrainConfig(variant=variant, alpha=0.25))}))
+    result = script("fmp_averaging.py", run, "--draws", "1,4", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert f"its model ({variant}) has no fractional max pooling layer" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

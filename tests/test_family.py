@@ -188,8 +188,8 @@ def test_bad_family_specs_are_one_line(text, message):
 
 def test_a_residual_whose_shapes_cannot_add():
     text = GOOD + block(filters=24, residual=True) + TAIL  # 16 channels in, 24 out
-    with pytest.raises(SpecError, match=r"block block1: residual = true cannot add its input \(16α channels\) "
-                                        r"to its output \(24α channels\): the shapes differ"):
+    with pytest.raises(SpecError, match=r"block block1: residual = true cannot add its input \(16 channels\) "
+                                        r"to its output \(24 channels\) at alpha 1: the shapes differ"):
         resolve(parse_spec(text, "bad.toml"))
     assert "block1_add" not in [l.name for l in resolve(parse_spec(GOOD + block(filters=16, residual=False) + TAIL,
                                                                    "x.toml")).layers]
@@ -333,16 +333,20 @@ def test_the_vectorised_sweep_prices_the_family_as_the_scalar_engine(variant):
     import numpy as np
 
     from mnetcost.calculator.memory import sweep_costs
-    from mnetcost.calculator.resolver import resolve_arrays
+    from mnetcost.calculator.resolver import resolve_arrays, split
 
     the_plan = plan(variant, 10, 32)
     alphas, deltas = np.array([0.25, 0.35, 0.5, 0.75, 1.0, 1.3]), np.array([1, 2, 3, 1, 4, 2])
+    groups = split(the_plan, alphas, deltas)  # points whose residual adds or expansions differ are apart
+    assert sorted(i for group in groups for i in group.points) == list(range(6))
     for convention in ("paper", "elementwise"):
-        params, mult_adds, peak, stored = sweep_costs(resolve_arrays(the_plan, alphas, deltas), convention, "int8")
-        for i, (alpha, delta) in enumerate(zip(alphas, deltas)):
-            cost = network_cost(resolve(variant, float(alpha), int(delta), 10, 32), convention, "int8")
-            assert (params[i], mult_adds[i], peak[i], stored[i]) == (cost.params, cost.mult_adds,
-                                                                     cost.peak_activation_bytes, cost.weight_bytes)
+        for group in groups:
+            layers = resolve_arrays(group.plan, alphas[group.points], deltas[group.points])
+            params, mult_adds, peak, stored = sweep_costs(layers, convention, "int8")
+            for j, i in enumerate(group.points):
+                cost = network_cost(resolve(variant, float(alphas[i]), int(deltas[i]), 10, 32), convention, "int8")
+                assert (params[j], mult_adds[j], peak[j], stored[j]) == (
+                    cost.params, cost.mult_adds, cost.peak_activation_bytes, cost.weight_bytes)
 
 
 def test_sweep_and_table_of_family_and_hybrids_at_cifar_size():

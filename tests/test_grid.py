@@ -442,3 +442,25 @@ def test_bad_slurm_variables_and_out_file_are_one_line(tmp_path):
                     env=no_slurm())
     assert result.exit_code == 2 and "10 (CIFAR-10) or 100" in result.stderr
     assert not (tmp_path / "g").exists()
+
+
+def test_a_run_of_an_edited_spec_is_blocked_naming_the_file_and_the_runs_record(tmp_path):
+    """The grid reads specs/p.toml now; the run in the folder stored an older copy: the reason names the
+    spec file once, the run's config.json, and both contents (it named the same path twice)."""
+    spec = str(tmp_path / "p.toml")
+    old, new = ('name = "p"\n[[layers]]\ntype = "fc"\n', 'name = "p"\nclasses = 5\n[[layers]]\ntype = "fc"\n')
+    options = {"variant": spec, "alpha": 1.0, "delta": 1, "classes": 10, "resolution": [32, 32], "epochs": 1,
+               "batch_size": 32, "lr": 0.001, "augment": False, "dropout": 0.1, "seed": 0, "spec_toml": old}
+    folder = tmp_path / "out" / "p-a1-d1-s0"
+    folder.mkdir(parents=True)
+    data = ID.data_of("cifar10")
+    stored = ID.new_identity(options, data, "abc123", spec_toml=old)
+    (folder / "config.json").write_text(json.dumps({"config": options, "identity": stored.to_json()}))
+    (folder / "last.pt").write_bytes(b"x")
+    expected = ID.new_identity(options, data, None, spec_toml=new).to_json()
+    state = G.folder_state(folder, expected=expected)
+    assert state.state == "blocked"
+    assert state.reason == (f"a run of another recipe or data (its record: {folder / 'config.json'}): the spec's "
+                            f"content differs: {spec} (grid, {ID.short(ID.spec_digest(new))}) is not the copy the "
+                            f"run stored ({ID.short(ID.spec_digest(old))})")
+    assert state.reason.count(spec) == 1

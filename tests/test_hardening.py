@@ -545,3 +545,22 @@ def test_a_failed_write_names_its_file(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "emit", emit)
     line = one_error_line(run("ratio", "--M", "4", "--N", "8"), code=1)
     assert line == f"mnetcost: error: {target}: No space left on device"
+
+
+def test_a_budget_of_up_to_100_digits_is_taken_exactly():
+    """The exact 45-digit peak of base at alpha 1e40 as the budget fits with 0 B to spare (a 28-digit
+    decimal context rounded it: "36 B over"); one byte less does not fit by 1 B."""
+    from mnetcost.calculator.cost import network_cost
+    from mnetcost.calculator.params import parse_bytes, parse_si
+    from mnetcost.calculator.resolver import resolve
+
+    peak = network_cost(resolve("base", 1e40), "paper", "int8").peak_activation_bytes
+    assert peak == 245_760_000_000_000_007_465_845_434_622_042_117_507_121_152
+    for budget, margin in ((peak, 0), (peak - 1, -1)):
+        data = json.loads(run("table", "-v", "base", "-a", "1e40", "--dtype", "int8", "--runtime", "simple",
+                              "--max-peak-memory", str(budget), "--format", "json").stdout)
+        assert data["fit"]["sram_margin_bytes"] == margin and data["fit"]["fits"] is (margin == 0)
+    hundred = 10**99 + 123_456_789_012_345_678_901_234_567
+    assert parse_bytes(str(hundred)) == hundred and parse_si(str(hundred)) == hundred
+    assert parse_bytes(f"{hundred // 2**30}GiB") == hundred // 2**30 * 2**30
+    assert parse_si("1234567890123456789012345678901.5K") == 1_234_567_890_123_456_789_012_345_678_901_500

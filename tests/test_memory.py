@@ -329,6 +329,7 @@ def test_table_target_says_whether_and_by_how_much():
     # and the reserve
     data = json.loads(run(*args).stdout)
     assert data["runtime"] == "tflm" and data["arena_bytes"] == 334_108 and data["flash_bytes"] == 6_842_808
+    assert data["minimum_arena_bytes"] == 334_108  # the smallest arena accepted: what the budget judges
     assert not data["fit"]["fits_sram"] and data["fit"]["sram_margin_bytes"] == 320 * 1024 - 334_108
     assert data["fit"]["flash_margin_bytes"] == 1024 * 1024 - 6_842_808 - 34_962 - 32_768
     none = json.loads(run(*args, "--runtime", "simple", "--flash-reserve", "0").stdout)["fit"]
@@ -444,8 +445,9 @@ def test_a_budget_that_overrides_a_board_is_shown_as_the_users():
                 "1GiB", "--runtime", "simple").stdout
     assert sweep.startswith("1 of 1 configurations with peak RAM ≤ 1,073,741,824 B (1.00 GiB) and weights + reserve "
                             "32,768 B ≤ 1,048,576 B (1.00 MiB) ")
-    assert ("; RAM budget: your --max-peak-memory budget 1,073,741,824 B (1.00 GiB) instead of the stm32f746's "
-            "320.0 KiB SRAM; Flash budget: the stm32f746's 1.00 MiB Flash.") in sweep
+    assert ("; RAM budget, against the peak RAM int8 column: your --max-peak-memory budget 1,073,741,824 B "
+            "(1.00 GiB) instead of the stm32f746's 320.0 KiB SRAM; Flash budget, against the weights int8 column + "
+            "reserve 32,768 B: the stm32f746's 1.00 MiB Flash.") in sweep
     assert "320.0 KiB SRAM," not in sweep
     grid = run("table", "-a", "0.25,0.5", "--target", "stm32f746", "--max-weight-bytes", "2M", "--runtime",
                "simple").stdout

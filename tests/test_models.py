@@ -232,3 +232,13 @@ def test_onnx_torchscript_export_of_a_fresh_model_computes_the_model(variant, op
 
     allowed = DEFAULT_TOLERANCE * max(1.0, exact.abs().max().item())
     assert (torch.from_numpy(got).double() - exact).abs().max().item() <= allowed
+
+
+@pytest.mark.parametrize("args, words", [
+    (dict(alpha=2_000.0), "layer conv_pw_1: its weights would have 8,192,000,000 elements"),
+    (dict(alpha=1.0, resolution=50_000), "layer conv1: its input would have 7,500,000,000 elements"),
+    (dict(alpha=40.0), "the network would have 5,026,001,930 weights"),
+])
+def test_a_network_too_large_to_build_is_refused_before_torch_allocates_it(args, words):
+    with pytest.raises(ConfigError, match=words):
+        build_model("base", **args)

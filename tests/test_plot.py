@@ -253,3 +253,129 @@ def test_learning_curves_say_which_seed_they_show():
     assert labels[0].startswith("base α=0.25 δ=2, seed 0") and labels[1].startswith("fmp α=0.25 δ=2, seed 0")
     both = draw_curves([curves[0], {**curves[0], "name": "base-a0.25-d2-s1", "summary": {**summary}}])
     assert both._suptitle.get_text() == "Learning curves on cifar10-jpeg (seeds 0, 1: one line per run)"
+
+
+def leader_lines(fig, ax):
+    """Each drawn leader line (display space) with its label's text."""
+    fig.canvas.draw()
+    lines = []
+    for text in ax.texts:
+        patch = getattr(text, "arrow_patch", None)
+        if patch is None:
+            continue
+        vertices = patch.get_path().vertices  # in display space once drawn
+        lines.append((text.get_text(), tuple(vertices[0]), tuple(vertices[-1])))
+    return lines
+
+
+def front_segments(ax):
+    """The dashed step line of the front, as drawn, in display space."""
+    from matplotlib.lines import Line2D
+
+    steps = [line for line in ax.get_lines() if isinstance(line, Line2D) and line.get_linestyle() == "--"]
+    segments = []
+    for line in steps:
+        assert line.get_drawstyle() == "steps-post"  # across to the next point's x, then up or down to it
+        points = line.get_xydata()
+        corners = [tuple(points[0])]
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            corners += [(x1, y0), (x1, y1)]
+        pixels = [tuple(xy) for xy in ax.transData.transform(corners)]
+        segments += list(zip(pixels, pixels[1:]))
+    return segments
+
+
+def crosses(a, b, c, d) -> bool:
+    """Whether segments a-b and c-d meet at a point inside both (parametric solution; an independent
+    check of the plot's own test)."""
+    (ax_, ay), (bx, by), (cx, cy), (dx, dy) = a, b, c, d
+    denominator = (bx - ax_) * (dy - cy) - (by - ay) * (dx - cx)
+    if denominator == 0:
+        return False
+    t = ((cx - ax_) * (dy - cy) - (cy - ay) * (dx - cx)) / denominator
+    u = ((cx - ax_) * (by - ay) - (cy - ay) * (bx - ax_)) / denominator
+    return 1e-9 < t < 1 - 1e-9 and 1e-9 < u < 1 - 1e-9
+
+
+@pytest.mark.parametrize("runs", ["reproduction", "committed"])
+def test_no_leader_line_crosses_the_front(runs, monkeypatch, tmp_path):
+    """docs/pareto_runs.png (`mnetcost plot --runs results/cifar10-repro/runs`): base α=0.5 δ=4's
+    leader line crossed the front's step on the way to its label."""
+    import mnetcost.analysis.plot as plot
+
+    if runs == "committed":  # the documented command, its figure caught as it is saved
+        from pathlib import Path
+
+        figures = []
+        monkeypatch.setattr(plot, "save_figure", lambda figure, out: figures.append(figure))
+        folder = Path(__file__).resolve().parent.parent / "results" / "cifar10-repro" / "runs"
+        assert run("--runs", str(folder), "--out", str(tmp_path / "p.png")).exit_code == 0
+        fig = figures[0]
+    else:
+        points, _ = collect_points("cifar10", runs=reproduction_like_runs())
+        fig = plot.draw(points, front_of(points))
+    ax = fig.axes[0]
+    segments = front_segments(ax)
+    assert len(segments) > 10
+    leaders = leader_lines(fig, ax)
+    for text, start, end in leaders:
+        for p, q in segments:
+            assert not crosses(start, end, p, q), (text, start, end, p, q)
+
+
+def test_segments_cross_only_inside_both():
+    from mnetcost.analysis.plot import _segments_cross
+
+    assert _segments_cross((0, 0), (2, 2), (0, 2), (2, 0))
+    assert not _segments_cross((0, 0), (1, 1), (2, 0), (3, 1))  # apart
+    assert not _segments_cross((0, 0), (1, 1), (1, 1), (2, 0))  # touching at an end
+    assert not _segments_cross((0, 0), (2, 0), (1, 0), (3, 0))  # along each other
+
+
+def figure_text(fig) -> str:
+    return "\n".join(text.get_text() for text in fig.texts)
+
+
+def test_a_curve_hidden_under_an_identical_one_is_named_in_the_figure():
+    """docs/bn_stats.png: the two runs' training curves coincide, so one was invisible, and only the
+    page's text said so."""
+    from mnetcost.analysis.plot import draw_curves
+
+    training = [(2.054, .2277), (1.781, .3240)]
+    summary = {"variant": "mp3", "alpha": 0.25, "delta": 2, "dataset": "cifar10-jpeg-subset"}
+
+    def curve(bn, tests):
+        rows = [{"epoch": e + 1, "loss": loss, "train_acc": acc, "test_loss": 2.0 - e / 10, "test_acc": test}
+                for e, ((loss, acc), test) in enumerate(zip(training, tests))]
+        return {"name": f"mp3-a0.25-d2-{bn}", "summary": {**summary, "bn_stats": bn}, "rows": rows}
+
+    fig = draw_curves([curve("running", [.10, .10]), curve("precise", [.2995, .3533])])
+    text = " ".join(figure_text(fig).split())
+    assert ("The training curves (dashed) of mp3-a0.25-d2-running and mp3-a0.25-d2-precise are identical point for "
+            "point (same seed and recipe: the BatchNorm statistics used for evaluation do not change training): one "
+            "line hides the other.") in text
+    assert "test curves" not in text  # their test curves differ in accuracy
+    apart = draw_curves([curve("running", [.10, .10]), {**curve("precise", [.2995, .3533]), "rows": [
+        {**row, "loss": row["loss"] + 0.01} for row in curve("precise", [.2995, .3533])["rows"]]}])
+    assert "identical" not in figure_text(apart)
+
+
+def test_disturbed_latency_timings_are_noted_in_the_figure():
+    """docs/latency_runtimes.png: the busy machine was said only in the page's text."""
+    from mnetcost.analysis.plot import draw_latency, latency_noise_note
+
+    def row(runtime, alpha, median, p10):
+        return {"runtime": runtime, "variant": "base", "alpha": alpha, "delta": 1, "mult_adds": int(alpha * 4e6),
+                "latency_ms": median, "latency_ms_p10": p10, "latency_ms_p90": median * 1.2,
+                "images_per_s": 1000.0}
+
+    results = [row("torch", 0.25, 3.0, 1.0), row("torch", 0.5, 1.1, 1.0), row("torch", 1.0, 4.0, 2.5),
+               row("onnxruntime", 0.25, 1.05, 1.0), row("onnxruntime", 0.5, 1.1, 1.0)]
+    bench = {"results": results, "batch_size": 64, "threads": 1, "device": "cpu", "load_average": [6.2, 5.0, 4.1]}
+    note = latency_noise_note(bench)
+    assert note == ("Disturbed timings: batch-1 medians at least 1.5× their 10th percentile in eager PyTorch 2 of 3 "
+                    "(1.6–3.0×) configurations: other processes shared the machine; load average 6.2 when it started. "
+                    "Read those medians as upper bounds.")
+    assert note in figure_text(draw_latency(bench))
+    quiet = {**bench, "results": [r for r in results if r["latency_ms"] < 1.5 * r["latency_ms_p10"]]}
+    assert latency_noise_note(quiet) == "" and "Disturbed" not in figure_text(draw_latency(quiet))

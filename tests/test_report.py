@@ -286,3 +286,49 @@ def test_plot_leaves_a_seed_behind_out_of_the_mean_and_marks_unfinished_points(t
     unfinished = measured[("fmp", 4)]
     assert (unfinished["accuracy"], unfinished["epochs"], unfinished["epochs_planned"]) == (0.77, 18, 30)
     assert point_label(unfinished) == "α=0.25 δ=4 (fmp-a0.25-d4-s0, 18 of 30 epochs)"
+
+
+SPEC_ROWS = ('name = "p"\nin_channels = 3\n[[layers]]\ntype = "conv"\nfilters = {width}\nkernel = 3\nstride = 2\n'
+             '[[layers]]\ntype = "avgpool"\n[[layers]]\ntype = "fc"\n')
+
+
+def test_a_spec_file_run_is_priced_and_matched_by_the_spec_it_trained(tmp_path, monkeypatch):
+    """Train specs/p.toml, edit it, train again: each run is priced from the spec text its config.json
+    stores (also once the file is gone), and `sweep --runs` attaches a run's accuracy to the variant
+    whose content it trained, whatever path names it."""
+    from mnetcost import identity as ID
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs" / "p.toml"
+    root = tmp_path / "runs"
+    folders = []
+    for seed, width in ((0, 16), (1, 32)):
+        text = SPEC_ROWS.format(width=width)
+        spec.write_text(text)
+        folder = write_run(root, "specs/p.toml", 1.0, 1, seed, [0.5 + seed / 10])
+        config = json.loads((folder / "config.json").read_text())
+        config["config"]["spec_toml"] = text  # as `mnetcost train` stores it
+        config["identity"] = ID.new_identity(config["config"], ID.data_of("cifar10"), f"run{seed}",
+                                             spec_toml=text).to_json()
+        (folder / "config.json").write_text(json.dumps(config))
+        folders.append(folder)
+    # each run's own network: 3*16*9 + 4*16 + 16*10 + 10 = 666 and 3*32*9 + 4*32 + 32*10 + 10 = 1,322 params
+    expected = {0.5: 666, 0.6: 1_322}
+    for width, params in ((16, 666), (32, 1_322)):
+        (tmp_path / "w.toml").write_text(SPEC_ROWS.format(width=width))
+        assert network_cost(resolve(str(tmp_path / "w.toml"), 1.0, 1, 10, 32), "paper").params == params
+    data, _ = report_json(root)
+    assert {r["best_test_accuracy"]["mean"]: r["params"] for r in data["runs"]} == expected
+    spec.unlink()  # moved away: still priced from the stored text
+    data, _ = report_json(root)
+    assert {r["best_test_accuracy"]["mean"]: r["params"] for r in data["runs"]} == expected
+    # sweep --runs: by content, under any path; the edited file does not take the first run's accuracy
+    (tmp_path / "elsewhere.toml").write_text(SPEC_ROWS.format(width=16))
+    spec.write_text(SPEC_ROWS.format(width=32))
+    for variant, accuracy in (("elsewhere.toml", 0.5), (str(tmp_path / "elsewhere.toml"), 0.5),
+                              ("specs/p.toml", 0.6), (str(spec), 0.6)):
+        result = CliRunner().invoke(main, ["sweep", "-v", variant, "-a", "1", "-d", "1", "--runs", str(root),
+                                           "--format", "json"], catch_exceptions=False)
+        rows = json.loads(result.stdout)
+        assert [(r["accuracy"], r["params"]) for r in rows] == [(accuracy, expected[accuracy])], variant

@@ -270,3 +270,23 @@ def test_numpy_scalars_are_numbers():
         assert net.layers == reference.layers and (net.alpha, net.delta, net.classes, net.resolution) == (
             0.5, 2, 100, (40, 40))
         assert (type(net.alpha), type(net.delta), type(net.classes)) == (float, int, int)
+
+
+def test_a_network_has_at_most_max_layers(tmp_path):
+    """`repeat` is bounded through the network's layer count: conv + 2 per dws block + avgpool + fc."""
+    from mnetcost.calculator.resolver import MAX_LAYERS
+
+    def spec(repeat):
+        path = tmp_path / f"r{repeat}.toml"
+        path.write_text(f'name = "r"\n[[layers]]\ntype = "conv"\nfilters = 8\nstride = 2\n[[layers]]\ntype = "dws"\n'
+                        f'filters = 8\nrepeat = {repeat}\n[[layers]]\ntype = "avgpool"\n[[layers]]\ntype = "fc"\n')
+        return str(path)
+
+    assert MAX_LAYERS == 10_000
+    assert len(resolve(spec(4_998)).layers) == 9_999
+    with pytest.raises(ConfigError, match=r"row 4 \(fc\): the network would have more than 10,000 layers"):
+        resolve(spec(4_999))
+    with pytest.raises(ConfigError, match=r"row 2 \(dws\): the network would have more than 10,000 layers"):
+        resolve(spec(5_000))
+    with pytest.raises(ConfigError, match="more than 10,000 layers"):
+        resolve(spec(10**12))  # refused at once, not after building a trillion layers

@@ -197,7 +197,7 @@ def test_the_run_keeps_its_spec_and_resumes_from_anywhere(data_root, cache, tmp_
     before = snapshot(out)
     line = one_error_line(cli("train", "--resume", "--out", out, "--epochs", "3", "--variant", specs / "moved.toml",
                               "--data-dir", cache, cwd=elsewhere))
-    assert "the spec's content differs from the one stored in the run" in line
+    assert "the spec's content differs: " in line and "(run, sha256:" in line and "moved.toml (now, sha256:" in line
     assert snapshot(out) == before
 
 

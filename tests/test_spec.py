@@ -78,3 +78,45 @@ def test_a_custom_file_named_like_nothing_builtin(tmp_path):
     assert spec.name == "mine"
     net = resolve(spec, 1.0, 1, 5, 8)
     assert net.layer("fc").input_shape == (1, 1, 8)
+
+
+@pytest.mark.parametrize("body, words", [
+    ("x = " + "[" * 50_000 + "]" * 50_000 + "\n" + '[[layers]]\ntype = "fc"\n', "nest too deeply"),
+    ("x = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n" + '[[layers]]\ntype = "fc"\n', "nest too deeply"),
+    ("in_channels = " + "9" * 5_000 + "\n" + '[[layers]]\ntype = "fc"\n', "4300 digits"),
+    ('[[layers]]\ntype = "conv"\nfilters = ' + "9" * 400 + "\n" + '[[layers]]\ntype = "fc"\n',
+     "layer conv1: its width times alpha is beyond a floating-point number's range"),
+])
+@pytest.mark.parametrize("command", ["table", "sweep"])
+def test_hostile_spec_files_are_one_line_and_exit_2(tmp_path, body, words, command):
+    from click.testing import CliRunner
+
+    from mnetcost.cli import main
+
+    spec = tmp_path / "hostile.toml"
+    spec.write_text('name = "hostile"\n' + body)
+    result = CliRunner().invoke(main, [command, "-v", str(spec)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnetcost: error: ") and words in lines[0], result.stderr
+    assert str(spec) in lines[0]
+
+
+@pytest.mark.parametrize("top, words", [
+    ('name = "evil\\ntotal: 1 params"\n', "top-level field 'name' must be one line of printable characters"),
+    ('name = "evil\\r"\n', "top-level field 'name' must be one line"),
+    ('name = "ok"\ntitle = "a\\u2028b"\n', "top-level field 'title' must be one line"),
+    ('name = "a\\u001b[2Jb"\n', "top-level field 'name' must be one line"),
+])
+def test_a_name_with_a_control_character_cannot_forge_output_lines(top, words):
+    with pytest.raises(SpecError, match=words):
+        parse_spec(top + GOOD_TAIL, "my.toml")
+
+
+def test_a_file_name_with_a_newline_needs_a_name(tmp_path):
+    path = tmp_path / "evil\ntotal.toml"
+    path.write_text(GOOD_TAIL)
+    with pytest.raises(SpecError, match="holds a control character; give it a top-level 'name'"):
+        load_spec(str(path))
+    path.write_text('name = "fine"\n' + GOOD_TAIL)
+    assert load_spec(str(path)).name == "fine"

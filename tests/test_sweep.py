@@ -235,3 +235,39 @@ def test_bad_sweep_input_raises_what_resolve_raises(kwargs, message):
     with pytest.raises(ConfigError) as from_resolve:
         resolve("base", args["alphas"][0], args["deltas"][0], args["classes_list"][0], args["resolutions"][0])
     assert str(from_sweep.value) == str(from_resolve.value)
+
+
+def test_a_budget_sweep_loads_only_what_it_uses():
+    """Start-up is most of a sweep's time: the command must not pull in numpy's masked arrays
+    (``np.unique`` checks for them), ``importlib.resources``' tempfile/shutil/zipfile (to read one CSV),
+    json (no --runs, csv output), the TensorFlow Lite modules (--runtime simple) or the table command
+    (its budget wording: no memory budget here)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mnetcost.cli import main\n"
+        "try:\n"
+        "    main(['sweep', '-v', 'all', '-a', '0.25:1:0.25', '-d', '1,2', '--classes', '10,100',\n"
+        "          '--max-mult-adds', '10M', '--max-params', '500K', '--format', 'csv'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "loaded = sorted(m for m in ('numpy.ma', 'tempfile', 'zipfile', 'json', 'mnetcost.calculator.tflm',\n"
+        "                            'mnetcost.calculator.tflite_model', 'mnetcost.cli.commands.table')\n"
+        "                if m in sys.modules)\n"
+        "print('LOADED', loaded, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "LOADED []" in result.stderr
+    assert result.stdout.splitlines()[0].startswith("variant,alpha,delta,classes")
+
+
+def test_distinct_is_np_unique():
+    from mnetcost.analysis.sweep import distinct
+
+    values = np.array([3, 1, 3, 2, 1, 100, -5], dtype=np.int64)
+    assert distinct(values).tolist() == np.unique(values).tolist() == [-5, 1, 2, 3, 100]
+    assert distinct(np.array([], dtype=np.int64)).size == 0
+    assert distinct(np.array([0.5, 0.25, 0.5])).tolist() == [0.25, 0.5]

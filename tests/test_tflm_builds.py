@@ -49,16 +49,25 @@ def test_arm32_struct_sizes_are_the_cortex_m7_layouts():
                                        + CORTEX_M7["tflite::RecordingMicroAllocator"][0] + 2 * build.pointer
                                        + CORTEX_M7["tflite::GreedyMemoryPlanner"][0])
     options = {"CONV_2D": "TfLiteConvParams", "DEPTHWISE_CONV_2D": "TfLiteDepthwiseConvParams",
-               "MAX_POOL_2D": "TfLitePoolParams", "MEAN": "TfLiteReducerParams",
+               "MAX_POOL_2D": "TfLitePoolParams", "AVERAGE_POOL_2D": "TfLitePoolParams", "MEAN": "TfLiteReducerParams",
                "FULLY_CONNECTED": "TfLiteFullyConnectedParams", "GATHER": "TfLiteGatherParams",
-               "RESHAPE": "TfLiteReshapeParams"}
+               "RESHAPE": "TfLiteReshapeParams", "ADD": "TfLiteAddParams", "MUL": "TfLiteMulParams",
+               "SOFTMAX": "TfLiteSoftmaxParams", "CONCATENATION": "TfLiteConcatenationParams"}
     op_data = {"CONV_2D": "tflite::OpDataConv", "DEPTHWISE_CONV_2D": "tflite::OpDataConv",
-               "MAX_POOL_2D": "tflite::OpDataPooling", "MEAN": "tflite::OpDataReduce",
-               "FULLY_CONNECTED": "tflite::OpDataFullyConnected"}
+               "MAX_POOL_2D": "tflite::OpDataPooling", "AVERAGE_POOL_2D": "tflite::OpDataPooling",
+               "MEAN": "tflite::OpDataReduce", "FULLY_CONNECTED": "tflite::OpDataFullyConnected",
+               "ADD": "tflite::OpDataAdd", "MUL": "tflite::OpDataMul", "SOFTMAX": "tflite::SoftmaxParams"}
     for builtin, kernel in build.kernels.items():
-        assert kernel.builtin_data == tuple(CORTEX_M7[options[builtin]]), builtin
+        if builtin in options:
+            assert kernel.builtin_data == tuple(CORTEX_M7[options[builtin]]), builtin
         if builtin in op_data:
             assert kernel.op_data == CORTEX_M7[op_data[builtin]][0], builtin
+    # the kernels whose structs were read in the source: only those holding pointers (or compression's
+    # fields in the host64 package) differ from host64's
+    host = tflm.BUILDS["host64"].kernels
+    differ = {builtin for builtin in build.kernels if build.kernels[builtin] != host[builtin]}
+    assert differ == {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX", "CONCATENATION"}
+    assert build.kernels["CONCATENATION"].op_data == 6 * 4  # ConcatenationParams: 4 ints and 2 pointers
     assert set(build.kernels) == set(tflm.BUILDS["host64"].kernels)
     # what RecordingMicroAllocator::GetDefaultTailUsage says, and what the interpreter's constructor takes
     assert build.allocator_objects + build.subgraph_allocations == X86["default_tail_usage"]
@@ -92,6 +101,46 @@ def test_arm32_prediction_equals_the_32bit_build(name):
     for part in tflm.RECORDED:
         assert arena.tail_parts[part] == measured["recorded"][part]["used"], part
     assert arena.minimum == measured["minimum_arena_bytes"]
+
+
+def test_the_options_offer_every_build():
+    from mnetcost.calculator.targets import TARGETS, TFLM_BUILD_NAMES
+
+    assert TFLM_BUILD_NAMES == tuple(tflm.BUILDS)
+    assert {target.tflm_build for target in TARGETS.values()} <= set(tflm.BUILDS)
+
+
+def test_the_loading_structs_hold_size_t_and_pointers():
+    """What the interpreter borrows while it loads (ScratchBufferRequest {size_t, int, int}, AllocationInfo
+    {size_t, void**, int, int, int32_t, bool}, a size_t per subgraph) shrinks with the pointer; the smallest
+    arena_size accepted of the 32-bit build's files checks them (a small head makes loading bind)."""
+    for build in tflm.BUILDS.values():
+        assert build.scratch_request == build.pointer + 8
+        assert build.allocation_info == -(-(2 * build.pointer + 13) // build.struct_alignment) * build.struct_alignment
+    assert (tflm.BUILDS["host64"].allocation_info, tflm.BUILDS["arm32"].allocation_info) == (32, 24)
+
+
+# tflite-micro's own example models (tests/data/tflite_micro), measured by the 32-bit build
+FILES = {name: name for name in ("person_detect.tflite", "micro_speech_quantized.tflite", "hello_world_int8.tflite")}
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_a_file_read_as_it_is_on_the_arm32_build_equals_the_32bit_build(name):
+    """The file path (a graph read from a .tflite made elsewhere) in the arm32 build: head, tail, each recorded
+    category and the smallest arena accepted, to the byte. hello_world's 32 B head makes loading bind: its
+    smallest arena (1,204 B) is 376 B above head + tail."""
+    from mnetcost.calculator.importers import tflite as IT
+
+    measured = X86["models"][FILES[name]]
+    found = IT.read(Path(__file__).resolve().parent / "data" / "tflite_micro" / name)
+    assert found.size == measured["file_bytes"] and not found.problems
+    arena = tflm.graph_arena(found.graph, "arm32")
+    assert (arena.head, arena.tail, arena.total, arena.minimum) == (
+        measured["head_bytes"], measured["tail_bytes"], measured["arena_bytes"], measured["minimum_arena_bytes"])
+    for part in tflm.RECORDED:
+        assert arena.tail_parts[part] == measured["recorded"][part]["used"], part
+    if name == "hello_world_int8.tflite":
+        assert arena.minimum - arena.total == 376
 
 
 def test_the_32bit_tail_is_smaller_by_the_pointer_sized_structs():

@@ -327,7 +327,8 @@ def folder_state(folder: Path | str, epochs: int | None = None, expected: dict |
     if expected:
         check = ID.compare(ID.from_config(config), ID.from_json(expected), "same-run", ("run", "grid"))
         if not check.same:
-            return FolderState("blocked", done, planned, reason=f"a run of another recipe or data: {check.text()}")
+            return FolderState("blocked", done, planned, reason=f"a run of another recipe or data (its record: "
+                                                                f"{folder / 'config.json'}): {check.text()}")
     target = epochs if epochs is not None else planned
     if summary is not None and isinstance(target, int) and target > 0 and done >= target:
         return FolderState("done", done, planned)

@@ -93,7 +93,7 @@ def load_latency(path: str | Path, runtime: str | None = None) -> dict[tuple, di
     return table
 
 
-def _costs(variant: str, alpha: float, delta: int, classes: int, resolution: int, convention: str):
+def _costs(variant, alpha: float, delta: int, classes: int, resolution: int, convention: str):
     from mnetcost.calculator.cost import network_cost
     from mnetcost.calculator.resolver import resolve
 
@@ -104,11 +104,12 @@ def _costs(variant: str, alpha: float, delta: int, classes: int, resolution: int
 def _memory(item, dtype: str) -> tuple:
     """(peak activation bytes, weight bytes) of a point's configuration at ``dtype``, or (None, None)
     when it cannot be resolved (a run whose spec file is gone)."""
+    from mnetcost.analysis.runs import trained_spec
     from mnetcost.calculator.cost import network_cost
     from mnetcost.calculator.resolver import resolve
 
     try:
-        cost = network_cost(resolve(item.variant, item.alpha, item.delta, item.classes, item.resolution), "paper",
+        cost = network_cost(resolve(trained_spec(item.variant, getattr(item, "spec_toml", None)), item.alpha, item.delta, item.classes, item.resolution), "paper",
                             dtype)
         return cost.peak_activation_bytes, cost.weight_bytes
     except MnetcostError:
@@ -137,9 +138,11 @@ def collect_points(dataset: str = "cifar10", *, include_paper: bool = True, runs
         known.append(run)
     points = []
     unmeasured = []
+    from mnetcost.analysis.runs import trained_spec
+
     for item in known:
         try:
-            params, mult_adds = _costs(item.variant, item.alpha, item.delta, item.classes, item.resolution,
+            params, mult_adds = _costs(trained_spec(item.variant, getattr(item, "spec_toml", None)), item.alpha, item.delta, item.classes, item.resolution,
                                        convention)
         except MnetcostError as exc:
             if item.params is None or item.mult_adds is None:
@@ -280,6 +283,30 @@ def _segment_hits(p, q, rect) -> bool:
     return True
 
 
+def _segments_cross(p, q, r, s) -> bool:
+    """Whether the segments p-q and r-s cross at a point inside both (touching at an end or running
+    along each other does not count)."""
+    def side(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    d1, d2, d3, d4 = side(r, s, p), side(r, s, q), side(p, q, r), side(p, q, s)
+    return ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4))
+
+
+def _leader(centre, radius, rect):
+    """The leader line as drawn: from the label box's centre towards the marker, ending at the marker's
+    edge (or None when the box covers the centre)."""
+    import math
+
+    target = ((rect[0] + rect[2]) / 2, (rect[1] + rect[3]) / 2)
+    dx, dy = target[0] - centre[0], target[1] - centre[1]
+    length = math.hypot(dx, dy)
+    if length <= radius:
+        return None
+    start = (centre[0] + dx * radius / length, centre[1] + dy * radius / length)
+    return start, target
+
+
 def _overlap(a, b) -> float:
     return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
@@ -295,7 +322,8 @@ def _place_labels(ax, fig, anchors, texts, colours, line=(), *, lines=(), shifts
     point, its marker's radius in points, larger for a ringed point; a label stays out of its
     own point's ring as well) and crosses no segment of ``line`` (the front) or ``lines`` (data
     polylines: series, guides, error bars); if none is free, the least bad. A label set off by
-    more than 12 points gets a thin leader line to its marker. ``shifts``: per point, the
+    more than 12 points gets a thin leader line to its marker, which crosses none of those lines
+    either. ``shifts``: per point, the
     marker's horizontal offset in points (see :func:`_dodge`)."""
     import math
 
@@ -357,6 +385,12 @@ def _place_labels(ax, fig, anchors, texts, colours, line=(), *, lines=(), shifts
             if own[i] is not None:
                 score += 10 * _overlap(rect, own[i])
             score += 40 * sum(1 for p, q in segments if _segment_hits(p, q, rect))
+            if r > 12:  # a leader line will join label and marker: it crosses no line, marker or label either
+                leader = _leader(centres[i], radii[i], rect)
+                if leader is not None:
+                    score += 40 * sum(1 for p, q in segments if _segments_cross(*leader, p, q))
+                    score += 40 * sum(1 for j, m in enumerate(markers) if j != i and _segment_hits(*leader, m))
+                    score += 40 * sum(1 for other in placed if _segment_hits(*leader, other))
             if best is None or score < best[0]:
                 best = (score, rect, r, dx, dy, ha, va)
             if score == 0:
@@ -666,6 +700,30 @@ def points_as_json(points: list[dict], front: list[dict]) -> dict:
     return {"points": [clean(p) for p in points], "front": [clean(p) for p in front]}
 
 
+NOISY_SPREAD = 1.5  # a batch-1 median this many times its 10th percentile: the timing was disturbed
+
+
+def latency_noise_note(bench: dict) -> str:
+    """A caveat for a bench result whose timings were disturbed (other processes on the machine): per
+    runtime, how many configurations have a batch-1 median at least ``NOISY_SPREAD`` times their 10th
+    percentile (an undisturbed loop of identical passes stays near 1.1), and the load average when the
+    bench recorded one. Empty when none was."""
+    parts = []
+    for runtime in bench_runtimes(bench["results"]):
+        rows = [r for r in bench["results"] if r.get("runtime", "torch") == runtime and r.get("latency_ms_p10")]
+        spreads = [r["latency_ms"] / r["latency_ms_p10"] for r in rows]
+        noisy = [spread for spread in spreads if spread >= NOISY_SPREAD]
+        if noisy:
+            parts.append(f"{RUNTIME_NAMES.get(runtime, runtime)} {len(noisy)} of {len(rows)} "
+                         f"({min(noisy):.1f}–{max(noisy):.1f}×)")
+    if not parts:
+        return ""
+    load = bench.get("load_average")
+    busy = f"; load average {load[0]:.1f} when it started" if isinstance(load, (list, tuple)) and load else ""
+    return ("Disturbed timings: batch-1 medians at least 1.5× their 10th percentile in " + ", ".join(parts)
+            + f" configurations: other processes shared the machine{busy}. Read those medians as upper bounds.")
+
+
 @_literal_text
 def draw_latency(bench: dict, title: str | None = None):
     """Measured time against Mult-Adds from a ``mnetcost bench`` result: batch-1 latency (left)
@@ -767,6 +825,9 @@ def draw_latency(bench: dict, title: str | None = None):
              f"{layout}, torch {bench.get('torch')}"
              + (f", onnxruntime {bench['onnxruntime']}" if bench.get("onnxruntime") else ""))
     fig.suptitle(title or f"Measured inference time vs Mult-Adds — {where}", fontsize=11)
+    noise = latency_noise_note(bench)
+    if noise:  # the caveat travels with the figure, not only in the text around it
+        add_footnote(fig, noise)
     fig.canvas.draw()
     for ax, anchors, texts, colours, obstacles in jobs:
         _place_labels(ax, fig, anchors, texts, colours, lines=obstacles)
@@ -875,4 +936,29 @@ def draw_curves(curves: list[dict], title: str | None = None):
     acc_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
                   frameon=False)
     fig.suptitle(title or curves_title(curves), fontsize=11)
+    hidden = hidden_curves_note(curves)
+    if hidden:  # a curve drawn exactly over another is invisible: the figure says it is there
+        add_footnote(fig, hidden)
     return fig
+
+
+def hidden_curves_note(curves: list[dict], width: int = 170) -> str:
+    """Which runs' training (dashed) or test (solid) curves coincide point for point, so that the one
+    drawn last hides the others, named by their run folders; empty when none do."""
+    import textwrap
+
+    lines = []
+    for kind, style, keys in (("training", "dashed", ("loss", "train_acc")), ("test", "solid", ("test_loss", "test_acc"))):
+        groups: dict = {}
+        for curve in curves:
+            series = tuple((r["epoch"], *(r[key] for key in keys)) for r in curve["rows"])
+            groups.setdefault(series, []).append(curve)
+        for group in groups.values():
+            if len(group) > 1:
+                why = ""
+                if kind == "training" and len({curve["summary"].get("bn_stats", "running") for curve in group}) > 1:
+                    why = " (same seed and recipe: the BatchNorm statistics used for evaluation do not change training)"
+                lines += textwrap.wrap(f"The {kind} curves ({style}) of {', '.join(c['name'] for c in group[:-1])} and "
+                                       f"{group[-1]['name']} are identical point for point{why}: one line hides the "
+                                       "other.", width)
+    return "\n".join(lines)

@@ -62,6 +62,7 @@ class RunRecord:
     seconds: float | None  # training + evaluation time of its epochs
     device: str | None = None
     identity: ID.RunIdentity | None = field(default=None, compare=False)
+    spec_toml: str | None = field(default=None, compare=False)  # the spec text the run trained (config.json)
 
     @property
     def has_accuracy(self) -> bool:
@@ -165,13 +166,14 @@ def read_record(folder: Path, root: Path) -> RunRecord:
         identity = identity.with_data(name=dataset)
     recipe = tuple((key, identity.recipe[key]) for key in RECIPE_KEYS if identity.recipe.get(key) is not None)
     relative = os.path.relpath(folder, root)
+    spec_toml = stored.get("spec_toml") if isinstance(stored.get("spec_toml"), str) else None
     return RunRecord(name=folder.name if relative == "." else relative.replace(os.sep, "/"), variant=variant,
                      alpha=float(alpha), delta=delta, classes=classes, resolution=resolution, dataset=dataset,
                      seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None, recipe=recipe,
                      best=best, final=final, epochs=epochs, epochs_planned=planned,
                      complete=planned is not None and epochs >= planned > 0 and bool(summary),
                      seconds=seconds or None, device=summary.get("device") if isinstance(summary.get("device"), str)
-                     else None, identity=identity)
+                     else None, identity=identity, spec_toml=spec_toml)
 
 
 def load_records(directory: str | Path) -> tuple[list[RunRecord], list[str]]:
@@ -229,6 +231,7 @@ class Group:
     runs: list[RunRecord] = field(default_factory=list)  # one per seed
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (run, why it does not count)
     identity: ID.RunIdentity | None = None  # of its first run
+    spec_toml: str | None = None  # the spec text its runs trained (one content: runs pool by it)
 
     @property
     def paper_dataset(self) -> str | None:
@@ -309,7 +312,7 @@ def group_records(records: list[RunRecord]) -> list[Group]:
         groups.append(Group(first.dataset, first.variant, first.alpha, first.delta, first.classes, first.resolution,
                             first.recipe, runs=list(found.members),
                             left_out=sorted((record.name, reason) for record, reason in found.left_out),
-                            identity=first.identity))
+                            identity=first.identity, spec_toml=first.spec_toml))
     order = {"base": 0, "mp3": 1, "fmp": 2}
     result = sorted(groups, key=lambda g: (g.dataset, order.get(g.variant, 3), g.variant, -g.alpha, g.delta,
                                            repr(g.recipe), str(g.data["source"]), str(g.data["fingerprint"])))
@@ -342,14 +345,33 @@ def paper_accuracies() -> dict[tuple, float]:
             for r in load_paper_results()}
 
 
+def stored_spec(folder: Path) -> str | None:
+    """The spec text a run folder's config.json stores (what the run trained), or None."""
+    config = _read_json(Path(folder) / "config.json")
+    stored = config.get("config") if isinstance(config, dict) else None
+    text = stored.get("spec_toml") if isinstance(stored, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def trained_spec(variant: str, spec_toml: str | None):
+    """What a run trained, to price it: its stored spec text (a spec file may have been edited or
+    moved since), else the variant by name or path (runs that store no text)."""
+    if spec_toml is None:
+        return variant
+    from mnetcost.calculator.spec import parse_spec
+
+    return parse_spec(spec_toml, variant)
+
+
 def _costs(group: Group) -> dict:
-    """Params and Mult-Adds (paper convention) by the calculator; training activation bytes per
-    image and peak inference activation bytes (fp32) when the memory model is there."""
+    """Params and Mult-Adds (paper convention) by the calculator, of the spec its runs trained (the
+    text their config.json stores; the variant's name or file only for runs that store none); training
+    activation bytes per image and peak inference activation bytes (fp32) when the memory model is there."""
     from mnetcost.calculator.cost import network_cost
     from mnetcost.calculator.resolver import resolve
 
     try:
-        network = resolve(group.variant, alpha=group.alpha, delta=group.delta, classes=group.classes,
+        network = resolve(trained_spec(group.variant, group.spec_toml), alpha=group.alpha, delta=group.delta, classes=group.classes,
                           resolution=group.resolution)
     except MnetcostError as exc:
         return {"params": None, "mult_adds": None, "cost_note": str(exc).splitlines()[0]}

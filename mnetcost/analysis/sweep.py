@@ -14,7 +14,6 @@ Nothing here prints; warnings are returned as strings for the command to show.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +21,11 @@ from pathlib import Path
 from mnetcost.errors import ConfigError, MnetcostError
 
 SORT_KEYS = ("mult_adds", "params", "accuracy", "variant", "alpha", "delta", "classes", "resolution",
-             "peak_activation_bytes", "weight_bytes", "arena_bytes", "flash_bytes")
-FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes", "arena_bytes", "flash_bytes")
-TFLM_COLUMNS = ("arena_bytes", "arena_activation_bytes", "arena_persistent_bytes", "flash_bytes", "runtime_code_bytes")
+             "peak_activation_bytes", "weight_bytes", "arena_bytes", "minimum_arena_bytes", "flash_bytes")
+FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes", "arena_bytes", "minimum_arena_bytes",
+               "flash_bytes")
+TFLM_COLUMNS = ("arena_bytes", "arena_activation_bytes", "arena_persistent_bytes", "minimum_arena_bytes",
+                "flash_bytes", "runtime_code_bytes")
 RUNTIMES = ("simple", "tflm")
 PAPER_RESOLUTION = 32
 CLASSES_DATASET = {10: "cifar10", 100: "cifar100"}
@@ -65,6 +66,7 @@ class KnownResult:
     epochs: int | None = None  # a run's finished epochs and the epochs it plans (None: not recorded)
     epochs_planned: int | None = None
     complete: bool | None = None  # False: still short of its planned epochs
+    spec_toml: str | None = field(default=None, compare=False, hash=False)  # the spec text a run trained
 
     @property
     def unfinished(self) -> bool:
@@ -133,7 +135,7 @@ def _run_from_summary(path: Path, data) -> KnownResult:
     name = name if isinstance(name, str) and name else path.parent.name
     dataset = data.get("dataset") if isinstance(data.get("dataset"), str) else ""
     from mnetcost import identity as ID
-    from mnetcost.analysis.runs import RECIPE_KEYS
+    from mnetcost.analysis.runs import RECIPE_KEYS, stored_spec
 
     seed = data.get("seed") if isinstance(data.get("seed"), int) and not isinstance(data.get("seed"), bool) else None
     identity = (ID.read_run(path.parent) if (path.parent / "config.json").is_file() else None) \
@@ -143,7 +145,8 @@ def _run_from_summary(path: Path, data) -> KnownResult:
     complete = data.get("complete") if isinstance(data.get("complete"), bool) else None
     return KnownResult(source=name, variant=variant, alpha=float(alpha), delta=delta, classes=classes,
                        resolution=resolution, accuracy=float(accuracy), dataset=dataset, path=str(path), seed=seed,
-                       recipe=recipe, identity=identity, complete=complete, **progress, **counts)
+                       recipe=recipe, identity=identity, complete=complete, spec_toml=stored_spec(path.parent),
+                       **progress, **counts)
 
 
 def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
@@ -151,6 +154,8 @@ def load_runs(directory: str | Path) -> tuple[list[KnownResult], list[str]]:
     depth (``mnetcost grid`` writes ``DIR/<dataset>/<run>/``), or a summary file given directly.
     Returns (runs, warnings); a malformed summary is skipped with a warning, a missing directory
     is an error."""
+    import json
+
     root = Path(directory)
     if not root.exists():
         raise MnetcostError(f"--runs {directory}: no such file or directory")
@@ -211,6 +216,7 @@ class Sweep:
     arena_bytes: object = None  # runtime tflm (mnetcost.calculator.tflm): the whole arena
     arena_activation_bytes: object = None  # its head
     arena_persistent_bytes: object = None  # its tail
+    minimum_arena_bytes: object = None  # the smallest arena_size the interpreter accepts (what budgets judge)
     flash_bytes: object = None  # the int8 .tflite file
     runtime_code_bytes: object = None  # TFLM's code for the file's operators (Cortex-M7)
     skipped: list[dict] = field(default_factory=list)  # configurations that cannot be built
@@ -290,8 +296,8 @@ def _int64_exact(the_plan, grid_alpha, grid_delta, rounding: str, conv):
     if not grid_alpha.size or fits(grid_alpha.max(), grid_delta.max()):
         return np.ones(grid_alpha.size, dtype=bool)
     mask = np.zeros(grid_alpha.size, dtype=bool)
-    alphas = np.unique(grid_alpha)
-    for delta in np.unique(grid_delta):
+    alphas = distinct(grid_alpha)
+    for delta in distinct(grid_delta):
         low, high = 0, alphas.size  # alphas[:low] fit, alphas[high:] do not
         while low < high:
             middle = (low + high) // 2
@@ -340,7 +346,7 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
 
     from mnetcost.calculator.cost import get_convention
     from mnetcost.calculator.memory import get_dtype, sweep_costs
-    from mnetcost.calculator.resolver import ROUNDINGS, as_alpha, as_count, plan, resolve_arrays
+    from mnetcost.calculator.resolver import ROUNDINGS, as_alpha, as_count, plan, resolve_arrays, split
     from mnetcost.calculator.spec import load_spec
 
     conv = get_convention(convention)
@@ -374,6 +380,8 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
                                                  "weight_bytes", *(TFLM_COLUMNS if tflm_run else ()))}
     skipped: list[dict] = []
     evaluated = 0
+    section = 0  # one per (variant, classes, resolution)
+    order: list = []
     specs = {variant: load_spec(variant) for variant in variants}  # a bad variant fails before any work
     for number, variant in enumerate(variants):
         spec = specs[variant]
@@ -381,62 +389,88 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
             for resolution in (resolutions if resolutions is not None else (spec.resolution,)):
                 evaluated += size
                 try:
-                    the_plan = plan(spec, classes, resolution)
+                    base_plan = plan(spec, classes, resolution)
                 except ConfigError as exc:
                     skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
                                     "resolution": resolution, "count": size, "reason": str(exc)})
                     continue
-                # int64 is exact only up to 2**63 - 1: points beyond it are left out (never wrapped)
-                exact = _int64_exact(the_plan, grid_alpha, grid_delta, rounding, conv)
-                if not exact.all():
-                    skipped.append(_overflow_skip(variant, classes, resolution, grid_alpha, grid_delta, exact))
-                points, alpha_at, delta_at = int(exact.sum()), grid_alpha[exact], grid_delta[exact]
-                if not points:
-                    continue
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    layers = resolve_arrays(the_plan, alpha_at, delta_at, rounding)
-                    params, mult_adds, peak, stored = sweep_costs(layers, conv, precision)
-                params = np.broadcast_to(params, (points,))
-                mult_adds = np.broadcast_to(mult_adds, (points,))
-                peak = np.broadcast_to(peak, (points,))
-                stored = np.broadcast_to(stored, (points,))
-                zero = _zero_channel_points(layers, points)
-                ok = zero < 0
-                if not ok.all():  # one pass over the bad points, grouped by alpha (linear, not per alpha)
-                    bad = np.flatnonzero(~ok)
-                    unique, first, counts = np.unique(alpha_at[bad], return_index=True, return_counts=True)
-                    for alpha, at, count in zip(unique, bad[first], counts):
-                        layer = layers[int(zero[at])]
-                        width = getattr(the_plan.layers[int(zero[at])].out_ch, "width", None)
-                        rule = rounding if rounding is not None else spec.rounding
-                        skipped.append({
-                            "variant": variant, "alpha": float(alpha), "delta": None, "classes": classes,
-                            "resolution": resolution, "count": int(count), "layer": layer.name,
-                            "reason": f"layer {layer.name} would have 0 channels"
-                                      + (f" ({rule} {width} × {float(alpha):g} < 1)" if width else ""),
-                        })
-                count = int(ok.sum())
-                if not count:
-                    continue
-                if tflm_run:
-                    figures = _tflm_figures(the_plan, alpha_at[ok], delta_at[ok], rounding, tflm_build)
-                    if isinstance(figures, str):
+                # residual adds and V3's expansions are decided per point on the rounded widths: the
+                # points are priced in groups that share their layers (usually one or two)
+                section += 1
+                for group in split(base_plan, grid_alpha, grid_delta, rounding):
+                    if group.plan is None:
                         skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
-                                        "resolution": resolution, "count": count, "reason": figures})
+                                        "resolution": resolution, "count": int(group.points.size),
+                                        "reason": group.refusal})
                         continue
-                    for name in TFLM_COLUMNS:
-                        columns[name].append(np.broadcast_to(figures[name], (count,)))
-                columns["variant"].append(np.full(count, number, dtype=np.int64))
-                columns["alpha"].append(alpha_at[ok])
-                columns["delta"].append(delta_at[ok])
-                columns["classes"].append(np.full(count, classes, dtype=np.int64))
-                columns["resolution"].append(np.full(count, resolution, dtype=np.int64))
-                columns["params"].append(params[ok])
-                columns["mult_adds"].append(mult_adds[ok])
-                columns["peak_activation_bytes"].append(peak[ok])
-                columns["weight_bytes"].append(stored[ok])
+                    the_plan = group.plan
+                    group_alpha, group_delta = grid_alpha[group.points], grid_delta[group.points]
+                    # int64 is exact only up to 2**63 - 1: points beyond it are left out (never wrapped)
+                    exact = _int64_exact(the_plan, group_alpha, group_delta, rounding, conv)
+                    if not exact.all():
+                        skipped.append(_overflow_skip(variant, classes, resolution, group_alpha, group_delta, exact))
+                    points, alpha_at, delta_at = int(exact.sum()), group_alpha[exact], group_delta[exact]
+                    if not points:
+                        continue
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        layers = resolve_arrays(the_plan, alpha_at, delta_at, rounding)
+                        params, mult_adds, peak, stored = sweep_costs(layers, conv, precision)
+                    params = np.broadcast_to(params, (points,))
+                    mult_adds = np.broadcast_to(mult_adds, (points,))
+                    peak = np.broadcast_to(peak, (points,))
+                    stored = np.broadcast_to(stored, (points,))
+                    zero = _zero_channel_points(layers, points)
+                    ok = zero < 0
+                    if not ok.all():  # one pass over the bad points, grouped by alpha (linear, not per alpha)
+                        bad = np.flatnonzero(~ok)
+                        unique, first, counts = np.unique(alpha_at[bad], return_index=True, return_counts=True)
+                        for alpha, at, count in zip(unique, bad[first], counts):
+                            layer = layers[int(zero[at])]
+                            width = getattr(the_plan.layers[int(zero[at])].out_ch, "width", None)
+                            rule = rounding if rounding is not None else spec.rounding
+                            skipped.append({
+                                "variant": variant, "alpha": float(alpha), "delta": None, "classes": classes,
+                                "resolution": resolution, "count": int(count), "layer": layer.name,
+                                "reason": f"layer {layer.name} would have 0 channels"
+                                          + (f" ({rule} {width} × {float(alpha):g} < 1)" if width else ""),
+                            })
+                    count = int(ok.sum())
+                    if not count:
+                        continue
+                    if tflm_run:
+                        figures = _tflm_figures(the_plan, alpha_at[ok], delta_at[ok], rounding, tflm_build)
+                        if isinstance(figures, str):
+                            skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
+                                            "resolution": resolution, "count": count, "reason": figures})
+                            continue
+                        figures = {name: np.broadcast_to(figures[name], (count,)) for name in TFLM_COLUMNS}
+                        fits64 = np.ones(count, dtype=bool)  # exact (object) figures beyond int64 are left out
+                        for name in TFLM_COLUMNS:
+                            fits64 &= figures[name] <= INT64_MAX
+                        if not fits64.all():
+                            skipped.append(_overflow_skip(variant, classes, resolution, alpha_at[ok], delta_at[ok],
+                                                          fits64))
+                            ok[np.flatnonzero(ok)[~fits64]] = False
+                            count = int(ok.sum())
+                            if not count:
+                                continue
+                        for name in TFLM_COLUMNS:
+                            columns[name].append(figures[name][fits64].astype(np.int64))
+                    order.append(section * size + group.points[exact][ok])  # the grid's order, restored below
+                    columns["variant"].append(np.full(count, number, dtype=np.int64))
+                    columns["alpha"].append(alpha_at[ok])
+                    columns["delta"].append(delta_at[ok])
+                    columns["classes"].append(np.full(count, classes, dtype=np.int64))
+                    columns["resolution"].append(np.full(count, resolution, dtype=np.int64))
+                    columns["params"].append(params[ok])
+                    columns["mult_adds"].append(mult_adds[ok])
+                    columns["peak_activation_bytes"].append(peak[ok])
+                    columns["weight_bytes"].append(stored[ok])
     arrays = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.float64 if k == "alpha" else np.int64))
               for k, v in columns.items()}
+    if len(order) > 1:  # several structure groups: rows back in the order of the grid
+        rank = np.argsort(np.concatenate(order), kind="stable")
+        arrays = {k: v[rank] for k, v in arrays.items()}
     return Sweep(variants=variants, convention=conv.name, skipped=skipped, evaluated=evaluated, dtype=precision.name,
                  runtime=runtime, tflm_build=tflm_build, **arrays)
 
@@ -468,8 +502,8 @@ def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
             by_reason.setdefault(key, []).append(item)
     for (variant, classes, resolution, layer), items in by_reason.items():
         alphas = sorted(i["alpha"] for i in items)
-        shown = ", ".join(f"{a:g}" for a in alphas[:limit]) + (f", ... ({len(alphas)} alphas)" if len(alphas) > limit
-                                                              else "")
+        shown = (f"from {alphas[0]:g} to {alphas[-1]:g} ({len(alphas):,} values)" if len(alphas) > limit
+                 else ", ".join(f"{a:g}" for a in alphas))  # a range and a count, not a list of many values
         count = sum(i["count"] for i in items)
         notes.append(f"note: skipped {count} {variant} configuration{'s' if count != 1 else ''} "
                      f"(classes {classes}, {resolution}px) with alpha {shown}: layer {layer} would have "
@@ -478,23 +512,54 @@ def skipped_notes(skipped: list[dict], limit: int = 6) -> list[str]:
 
 
 # --- known accuracy and the front --------------------------------------------------------------
+def variant_digests(variants) -> dict:
+    """Each variant's spec digest (:func:`mnetcost.identity.spec_digest` of its text; None when it
+    cannot be read)."""
+    from mnetcost import identity as ID
+    from mnetcost.calculator.spec import spec_text
+
+    digests = {}
+    for variant in variants:
+        try:
+            digests[variant] = ID.spec_digest(spec_text(variant))
+        except MnetcostError:
+            digests[variant] = None
+    return digests
+
+
+def same_network(result: KnownResult, variant: str, digest: str | None) -> bool:
+    """Whether a known accuracy belongs to ``variant`` (a name or a spec file's path, whose spec
+    digest is ``digest``): by the spec's content where the run recorded it (a file moved, renamed or
+    given by another path matches; an edited one does not), else by the name as given (the paper's
+    figures, runs that record no spec)."""
+    recorded = result.identity.recipe.get("spec") if result.identity is not None else None
+    if recorded and digest:
+        return recorded == digest
+    return result.variant == variant
+
+
 def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
     """Per row: the accuracy that stands for it (NaN if none), its source, and the paper's printed
     accuracy. A training run's accuracy stands where one exists (the highest of the runs for that
     configuration, its source the run's name), whether or not the paper printed a higher one; else
-    the paper's (source ``paper``). A result matches a row with the same variant (as given), alpha
-    (to 9 decimals), delta, classes and resolution. Vectorised over rows, one pass per result."""
+    the paper's (source ``paper``). A result matches a row with the same network (:func:`same_network`),
+    alpha (to 9 decimals), delta, classes and resolution. Vectorised over rows, one pass per result."""
     import numpy as np
 
     run_accuracy = np.full(len(sweep), np.nan)
     paper_accuracy = np.full(len(sweep), np.nan)
     run_source = np.full(len(sweep), "", dtype=object)
     alphas = np.round(sweep.alpha, 9)
+    recorded = any(result.identity is not None and result.identity.recipe.get("spec") for result in known)
+    # digests only where a run recorded its spec's (the paper's figures alone need no hashing, nor its imports)
+    digests = variant_digests(sweep.variants) if recorded else dict.fromkeys(sweep.variants)
     for result in known:
-        if result.variant not in sweep.variants:
+        numbers = [number for number, variant in enumerate(sweep.variants)
+                   if same_network(result, variant, digests[variant])]
+        if not numbers:
             continue
         rows = np.flatnonzero(
-            (sweep.variant == sweep.variants.index(result.variant)) & (alphas == alpha_key(result.alpha))
+            np.isin(sweep.variant, numbers) & (alphas == alpha_key(result.alpha))
             & (sweep.delta == result.delta) & (sweep.classes == result.classes)
             & (sweep.resolution == result.resolution))
         if result.source == "paper":
@@ -507,6 +572,17 @@ def attach_accuracy(sweep: Sweep, known: list[KnownResult]):
     accuracy = np.where(from_run, run_accuracy, paper_accuracy)
     source = np.where(from_run, run_source, np.where(np.isnan(paper_accuracy), "", "paper")).astype(object)
     return accuracy, source, paper_accuracy
+
+
+def distinct(values):
+    """The distinct values of a 1-D array, sorted (``np.unique`` without its check for masked arrays,
+    which imports ``numpy.ma``: a sixth of the ``sweep`` command's time)."""
+    import numpy as np
+
+    ordered = np.sort(np.asarray(values).ravel())
+    if not ordered.size:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def accuracy_front(sweep: Sweep, accuracy, cost: str = "mult_adds"):
@@ -523,7 +599,7 @@ def accuracy_front(sweep: Sweep, accuracy, cost: str = "mult_adds"):
     costs = getattr(sweep, cost)
     if costs is None:
         raise ConfigError(f"front cost {cost} needs runtime tflm")
-    for classes in np.unique(sweep.classes[known]):
+    for classes in distinct(sweep.classes[known]):
         rows = np.flatnonzero(known & (sweep.classes == classes))
         mask[rows] = pareto_mask(costs[rows], accuracy[rows])
     return mask
@@ -543,7 +619,8 @@ def sort_order(sweep: Sweep, accuracy, key: str = "mult_adds"):
         raise ConfigError(f"sort key {key} needs runtime tflm")
     columns = {"mult_adds": sweep.mult_adds, "params": sweep.params, "variant": variant_rank,
                "peak_activation_bytes": sweep.peak_activation_bytes, "weight_bytes": sweep.weight_bytes,
-               "arena_bytes": sweep.arena_bytes, "flash_bytes": sweep.flash_bytes,
+               "arena_bytes": sweep.arena_bytes, "minimum_arena_bytes": sweep.minimum_arena_bytes,
+               "flash_bytes": sweep.flash_bytes,
                "alpha": sweep.alpha, "delta": sweep.delta, "classes": sweep.classes,
                "resolution": sweep.resolution,
                "accuracy": np.where(np.isnan(accuracy), np.inf, -np.nan_to_num(accuracy))}

@@ -50,7 +50,7 @@ def conv_terms(layer: Layer) -> Terms:
     """Full, depthwise and pointwise convolutions: k*k*(C_in/groups)*C_out weights, a bias per
     output channel when the layer has one; a hard-swish/hard-sigmoid after it multiplies once per
     output element."""
-    weights = layer.kernel * layer.kernel * (layer.in_c // layer.groups) * layer.out_c
+    weights = layer.kernel * (layer.kernel_w or layer.kernel) * (layer.in_c // layer.groups) * layer.out_c
     spatial = layer.out_h * layer.out_w
     bn_channels = layer.out_c if layer.bn else 0
     if layer.bias or layer.activation in HARD_ACTIVATIONS:  # the family's layers; V1's never get here
@@ -84,6 +84,30 @@ def fc_terms(layer: Layer) -> Terms:
     return Terms(weights=weights, bias=layer.out_c, macs=weights)
 
 
+def linear_terms(layer: Layer) -> Terms:
+    """A fully connected layer with its weights and bias as a model file stores them (an imported
+    ``FULLY_CONNECTED``): ``in_c`` features to ``out_c`` outputs for each of the ``in_h * in_w`` rows
+    it reads; a bias only when the file has one."""
+    weights = layer.in_c * layer.out_c
+    return Terms(weights=weights, bias=layer.out_c if layer.bias else 0, macs=layer.in_h * layer.in_w * weights)
+
+
+def window_pool_terms(layer: Layer) -> Terms:
+    """An average pool over windows (not global): no weights; reads ``k_h * k_w`` elements per output."""
+    return Terms(pool_elements=layer.out_h * layer.out_w * layer.out_c * layer.kernel * (layer.kernel_w or layer.kernel))
+
+
+def activation_terms(layer: Layer) -> Terms:
+    """A standalone activation: hard-swish/hard-sigmoid multiply once per element (module docstring);
+    the clamps and table lookups of the others are not counted."""
+    return Terms(elementwise=layer.out_h * layer.out_w * layer.out_c if layer.activation in HARD_ACTIVATIONS else 0)
+
+
+def data_terms(layer: Layer) -> Terms:
+    """Reshapes, pads, concatenations, softmax, (de)quantization: no weights, no Mult-Adds."""
+    return Terms()
+
+
 COST_RULES: dict[str, Callable[[Layer], Terms]] = {
     "conv": conv_terms,
     "dw": conv_terms,
@@ -94,6 +118,17 @@ COST_RULES: dict[str, Callable[[Layer], Terms]] = {
     "fc": fc_terms,
     "add": elementwise_terms,
     "scale": elementwise_terms,
+    # the kinds of imported model files (mnetcost.calculator.importers)
+    "linear": linear_terms,
+    "avgpool2d": window_pool_terms,
+    "mean": avg_pool_terms,
+    "mul": elementwise_terms,
+    "act": activation_terms,
+    "reshape": data_terms,
+    "pad": data_terms,
+    "concat": data_terms,
+    "softmax": data_terms,
+    "quantize": data_terms,
 }
 
 

@@ -45,8 +45,9 @@ def chain(names: Sequence[str], input_size, output_sizes: Sequence) -> list[Tens
     if len(output_sizes) != steps:
         raise ValueError(f"{steps} steps but {len(output_sizes)} output sizes")
     tensors = [Tensor("input", input_size, 0, 0)]
-    for step, (name, size) in enumerate(zip(names, output_sizes)):
-        tensors.append(Tensor(name, size, step, min(step + 1, steps - 1)))
+    tensors += [Tensor(name, size, step, step + 1) for step, (name, size) in enumerate(zip(names, output_sizes))]
+    if steps:  # the last output is read by no later step: alive at its own step only
+        tensors[-1] = tensors[-1]._replace(last=steps - 1)
     return tensors
 
 
@@ -86,9 +87,10 @@ def live_sizes(tensors: Sequence[Tensor], steps: int | None = None) -> list:
     """The total size of the tensors alive at each step (integers, or arrays in a sweep)."""
     steps = steps_of(tensors) if steps is None else steps
     totals: list = [0] * steps
-    for tensor in tensors:
-        for step in range(max(tensor.first, 0), min(tensor.last, steps - 1) + 1):
-            totals[step] = totals[step] + tensor.size
+    final = steps - 1
+    for _, size, first, last in tensors:  # unpacked: this runs per priced configuration
+        for step in range(first if first > 0 else 0, (last if last < final else final) + 1):
+            totals[step] += size  # an array total is a new array (0 + size) the first time: never a tensor's own
     return totals
 
 
@@ -99,16 +101,37 @@ def peak(tensors: Sequence[Tensor]) -> tuple[int, int]:
 
 def largest(totals: Sequence) -> tuple[int, int]:
     """(the largest of the per-step totals of :func:`live_sizes`, the first step that reaches it)."""
-    best_step = max(range(len(totals)), key=lambda step: (totals[step], -step)) if totals else 0
-    return (totals[best_step] if totals else 0), best_step
+    if not totals:
+        return 0, 0
+    best = max(totals)
+    return best, totals.index(best)  # the first step that reaches it
 
 
 def peak_array(tensors: Sequence[Tensor]):
-    """The largest total alive at one step, elementwise over the sizes' arrays (a vectorised sweep)."""
+    """The largest total alive at one step, elementwise over the sizes' arrays (a vectorised sweep).
+    Each step's total is summed into one reused buffer and folded into a running maximum, in place:
+    no array is allocated per step (at 100,000 configurations each would be 800 kB)."""
     import numpy as np  # only reached with numpy sizes
 
-    totals = live_sizes(tensors)
-    return np.max(np.stack(np.broadcast_arrays(*totals)), axis=0)
+    steps = steps_of(tensors)
+    alive: list[list] = [[] for _ in range(steps)]
+    for tensor in tensors:
+        for step in range(max(tensor.first, 0), tensor.last + 1):
+            alive[step].append(tensor.size)
+    shape = np.broadcast_shapes(*(np.shape(tensor.size) for tensor in tensors))
+    best = np.zeros(shape, dtype=np.int64)
+    total = np.empty(shape, dtype=np.int64)
+    for sizes in alive:
+        if not sizes:
+            continue
+        if len(sizes) == 1:
+            np.maximum(best, sizes[0], out=best)
+            continue
+        np.add(sizes[0], sizes[1], out=total)
+        for size in sizes[2:]:
+            np.add(total, size, out=total)
+        np.maximum(best, total, out=best)
+    return best
 
 
 def align_up(size: int, alignment: int) -> int:
@@ -129,22 +152,34 @@ def greedy_offsets(tensors: Sequence[Tensor], alignment: int = 1) -> list[int]:
     sizes = [align_up(int(t.size), alignment) for t in tensors]
     order = sorted(range(len(tensors)), key=lambda i: (-sizes[i], -i))
     offsets = [0] * len(tensors)
-    placed: list[int] = []  # tensor indices, kept sorted by offset (stable for equal offsets)
-    for index in order:
-        tensor, size = tensors[index], sizes[index]
-        candidate = 0
-        for other in placed:
-            if tensors[other].first > tensor.last or tensor.first > tensors[other].last:
-                continue  # never alive at the same time
+    rank = [0] * len(tensors)  # when each was placed: equal offsets keep that order, as TFLM's list does
+    placed = [False] * len(tensors)
+    near = neighbours(tensors)
+    for number, index in enumerate(order):
+        size, candidate = sizes[index], 0
+        # the placed tensors alive at an overlapping step, in the order of the planner's offset list
+        for other in sorted((j for j in near[index] if placed[j]), key=lambda j: (offsets[j], rank[j])):
             if offsets[other] - candidate >= size:
                 break  # the gap before this tensor holds ours
             candidate = max(candidate, offsets[other] + sizes[other])
-        offsets[index] = candidate
-        position = len(placed)
-        while position > 0 and offsets[placed[position - 1]] > candidate:
-            position -= 1
-        placed.insert(position, index)
+        offsets[index], rank[index], placed[index] = candidate, number, True
     return offsets
+
+
+def neighbours(tensors: Sequence[Tensor]) -> list[list[int]]:
+    """For each tensor, the others alive at a step it is alive at (ascending), found step by step:
+    linear in the tensors and their overlaps (a chain's tensors each overlap a few), not quadratic."""
+    steps = steps_of(tensors)
+    alive: list[list[int]] = [[] for _ in range(steps)]
+    for number, tensor in enumerate(tensors):
+        for step in range(max(tensor.first, 0), tensor.last + 1):
+            alive[step].append(number)
+    found = []
+    for number, tensor in enumerate(tensors):
+        near = {other for step in range(max(tensor.first, 0), tensor.last + 1) for other in alive[step]}
+        near.discard(number)
+        found.append(sorted(near))
+    return found
 
 
 def _arrays(tensors: Sequence[Tensor]) -> bool:
@@ -180,15 +215,16 @@ def _greedy_offsets_arrays(tensors: Sequence[Tensor], alignment: int) -> list:
     sizes = (sizes.reshape(-1, count) + alignment - 1) // alignment * alignment
     sizes, _, inverse = unique_rows(sizes)
     points = sizes.shape[0]
-    neighbours = [[j for j in range(count) if j != i and not (tensors[j].first > tensors[i].last
-                                                              or tensors[i].first > tensors[j].last)]
-                  for i in range(count)]
-    width = max(max((len(n) for n in neighbours), default=0), 1)
+    if int(sizes.max()) * count > INT64_MAX:  # an offset + size might pass 2^63 - 1: exact integers instead
+        return _greedy_offsets_exact(tensors, sizes, inverse, shape)
+    near = neighbours(tensors)
+    width = max(max((len(n) for n in near), default=0), 1)
     table = np.full((count, width), count, dtype=np.int64)  # column ``count``: nobody (never placed)
-    for i, found in enumerate(neighbours):
+    for i, found in enumerate(near):
         table[i, :len(found)] = found
-    # largest first, ties to the tensor added later: sort on size * count + index, descending
-    order = np.argsort(-(sizes * count + np.arange(count, dtype=np.int64)), axis=1, kind="stable")
+    # largest first, ties to the tensor added later: a stable sort by size, descending, of the columns
+    # in reverse order (no combined key: size * count + index overflows int64 at absurd sizes)
+    order = count - 1 - np.argsort(-sizes[:, ::-1], axis=1, kind="stable")
     offsets = np.full((points, count + 1), -1, dtype=np.int64)
     extended = np.concatenate([sizes, np.zeros((points, 1), dtype=np.int64)], axis=1)
     rows = np.arange(points)[:, None]
@@ -208,6 +244,21 @@ def _greedy_offsets_arrays(tensors: Sequence[Tensor], alignment: int) -> list:
     return [offsets[:, i].reshape(shape) for i in range(count)]
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _greedy_offsets_exact(tensors: Sequence[Tensor], sizes, inverse, shape) -> list:
+    """:func:`_greedy_offsets_arrays` where an offset could pass int64: each distinct size vector
+    placed by the scalar planner in Python integers; object arrays (exact at any size)."""
+    import numpy as np
+
+    rows = [greedy_offsets([t._replace(size=int(size)) for t, size in zip(tensors, row)]) for row in sizes.tolist()]
+    offsets = np.empty((len(rows), len(tensors)), dtype=object)
+    offsets[:, :] = rows
+    offsets = offsets[inverse.reshape(-1)]
+    return [offsets[:, i].reshape(shape) for i in range(len(tensors))]
+
+
 def arena_size(tensors: Sequence[Tensor], offsets: Sequence[int] | None = None, alignment: int = 1) -> int:
     """The arena the placement needs: the largest ``offset + aligned size`` (0 for no tensors); an
     array for a sweep's sizes."""
@@ -216,7 +267,9 @@ def arena_size(tensors: Sequence[Tensor], offsets: Sequence[int] | None = None, 
     if _arrays(tensors):
         import numpy as np
 
-        ends = [offset + align_up(np.asarray(t.size, dtype=np.int64), alignment) for t, offset in zip(tensors, offsets)]
+        exact = any(getattr(offset, "dtype", None) == object for offset in offsets)
+        ends = [offset + align_up(np.asarray(t.size, dtype=object if exact else np.int64), alignment)
+                for t, offset in zip(tensors, offsets)]
         return np.max(np.stack(np.broadcast_arrays(*ends)), axis=0) if ends else 0
     return max((offset + align_up(int(t.size), alignment) for t, offset in zip(tensors, offsets)), default=0)
 

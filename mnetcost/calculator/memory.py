@@ -103,7 +103,7 @@ DTYPES: dict[str, Precision] = {
 }
 DEFAULT_DTYPE = "fp32"
 TARGET_DTYPE = "int8"  # what --target assumes unless --dtype says otherwise
-WEIGHTED_KINDS = ("conv", "dw", "pw", "fc")
+WEIGHTED_KINDS = ("conv", "dw", "pw", "fc", "linear")
 CONV_KINDS = ("conv", "dw", "pw")
 SAVES_OUTPUT = ("relu",)  # in-place activations whose backward reads their output (see the module docstring)
 FMP_MODES = ("tf", "torch")
@@ -176,10 +176,13 @@ def autograd_saves(layer: Layer, fmp_mode: str = "tf"):
         rows = layer.out_h * layer.in_w * layer.in_c if layer.in_h > layer.out_h else 0
         cols = out_elements if layer.in_w > layer.out_w else 0
         return [], (rows + cols) * WINNER_BYTES
-    if kind in ("avgpool", "add"):
+    if kind in ("avgpool", "add", "avgpool2d", "mean", "mul", "act", "reshape", "pad", "concat", "softmax",
+                "quantize"):  # the imported kinds keep no training record: a file is deployed, not trained
         return [], 0
     if kind == "scale":  # x * gate: both factors
         return [(source, in_elements), (layer.inputs[1], layer.out_c)], 0
+    if kind == "linear":  # an imported fully connected layer: its input
+        return [], in_elements * TRAIN_FLOAT_BYTES
     if kind == "fc":  # dropout's noise + the linear layer's input, both over the flattened features
         return [], 2 * in_elements * TRAIN_FLOAT_BYTES
     raise ConfigError(f"layer {layer.name}: no memory rule for layer kind {kind!r}")
@@ -316,8 +319,9 @@ def layer_tensors(layers, element_bytes: int = 1) -> list:
     if not layers:
         return []
     names = [layer.name for layer in layers]
-    image = layers[0].in_h * layers[0].in_w * layers[0].in_c * element_bytes
-    outputs = [layer.out_h * layer.out_w * layer.out_c * element_bytes for layer in layers]
+    # the spatial factors (integers) first: one array product per layer in a sweep, not two
+    image = layers[0].in_h * layers[0].in_w * element_bytes * layers[0].in_c
+    outputs = [layer.out_h * layer.out_w * element_bytes * layer.out_c for layer in layers]
     if is_branched(layers):
         return lifetimes.graph(names, image, outputs, [layer.inputs for layer in layers])
     return lifetimes.chain(names, image, outputs)
@@ -395,6 +399,22 @@ def training_activation_bytes(network: Network, fmp_mode: str = "tf") -> int:
 
 
 # --- the vectorised sweep ------------------------------------------------------------------------
+def _plus(total, term):
+    """``total + term`` for a sweep's running totals: a term that is the integer 0 (most layers have no
+    bias) is skipped, and once the total is an array it is added to in place (its first array is copied
+    into a new int64 array, which the total then owns): no array is allocated per layer."""
+    if isinstance(term, int) and term == 0:
+        return total
+    if getattr(total, "ndim", 0):
+        total += term
+        return total
+    if getattr(term, "ndim", 0):
+        import numpy as np
+
+        return np.add(term, total, dtype=np.int64)  # a new array, owned by the total from here on
+    return total + term
+
+
 def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTYPE):
     """(params, mult_adds, peak_activation_bytes, weight_bytes) as int64 arrays for layers from
     :func:`~mnetcost.calculator.resolver.resolve_arrays`: the cost terms of each layer are computed
@@ -410,10 +430,10 @@ def sweep_costs(layers, convention="paper", dtype: str | Precision = DEFAULT_DTY
         terms = layer_terms(layer)
         params = params + conv.params(terms)
         mult_adds = mult_adds + conv.mult_adds(terms)
-        weights = weights + terms.weights
-        biases = biases + terms.bias + terms.bn_channels
+        weights = _plus(weights, terms.weights)
+        biases = _plus(_plus(biases, terms.bias), terms.bn_channels)
         if layer.kind in WEIGHTED_KINDS:
-            scales = scales + layer.out_c
+            scales = _plus(scales, layer.out_c)
     peak = lifetimes.peak_array(layer_tensors(layers)) if layers else 0
     stored = stored_bytes(precision, np.asarray(weights, dtype=np.int64), np.asarray(biases, dtype=np.int64),
                           np.asarray(scales, dtype=np.int64))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 SI_SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
 NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # ASCII only, no nan/inf
@@ -137,7 +137,15 @@ def parse_si(text: str, what: str = "budget") -> int:
         raise ValueError(f"{what} must not be negative, got {text!r}")
     if number.adjusted() >= MAX_DIGITS:
         raise ValueError(f"{what} {text!r} has more than {MAX_DIGITS} digits")
-    return int(number * SI_SUFFIXES[suffix])
+    return _whole(number, SI_SUFFIXES[suffix])
+
+
+def _whole(number: Decimal, factor: int) -> int:
+    """``int(number * factor)`` exactly: the product in a context wide enough for every digit (the
+    default 28 significant digits would round a 100-digit budget)."""
+    with localcontext() as context:
+        context.prec = len(number.as_tuple().digits) + len(str(factor)) + 2
+        return int(number * factor)
 
 
 BINARY_SUFFIXES = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
@@ -158,7 +166,7 @@ def parse_bytes(text: str, what: str = "budget") -> int:
             raise ValueError(f"{what} must not be negative, got {text!r}")
         if number.adjusted() >= MAX_DIGITS:
             raise ValueError(f"{what} {text!r} has more than {MAX_DIGITS} digits")
-        return int(number * BINARY_SUFFIXES[tail.upper()])
+        return _whole(number, BINARY_SUFFIXES[tail.upper()])
     if len(tail) > 1 or (tail and tail.upper() not in SI_SUFFIXES):
         raise ValueError(f"{what}: unknown suffix {tail!r} in {text!r} (use K, M, G for 10^3, 10^6, 10^9 or "
                          "KiB, MiB, GiB for 2^10, 2^20, 2^30 bytes)")

@@ -29,12 +29,23 @@ def type_stride(layer: Layer) -> str:
         "fc": "FC / s1",
         "add": "Add / s1",
         "scale": "Scale / s1",
+        # an imported model file's kinds
+        "linear": "FC / s1",
+        "avgpool2d": f"Avg Pool / {stride}",
+        "mean": "Mean / s1",
+        "mul": "Mul / s1",
+        "act": f"{layer.activation} / s1",
+        "reshape": "Reshape",
+        "pad": "Pad",
+        "concat": "Concat",
+        "softmax": "Softmax",
+        "quantize": "(De)quantize",
     }[layer.kind]
 
 
 def filter_shape(layer: Layer) -> str:
     """The paper's "Filter Shape" column, with alpha and delta applied."""
-    k = f"{layer.kernel}{TIMES}{layer.kernel}"
+    k = f"{layer.kernel}{TIMES}{layer.kernel_w or layer.kernel}"
     if layer.kind == "conv":
         return f"{k}{TIMES}{_channels(layer.in_c, layer.in_delta)}{TIMES}{layer.out_c}"
     if layer.kind == "dw":
@@ -47,10 +58,20 @@ def filter_shape(layer: Layer) -> str:
         return f"Fractional Max Pooling s{layer.ratio:g}"
     if layer.kind == "avgpool":
         return "Global average pooling"
+    if layer.kind in ("add", "mul") and len(layer.inputs) < 2:  # an imported one with a constant operand
+        return f"{'+' if layer.kind == 'add' else '×'} a constant"
     if layer.kind == "add":
         return f"Residual: + {layer.inputs[1]}"
-    if layer.kind == "scale":
-        return f"Per channel: × {layer.inputs[1]}"
+    if layer.kind in ("scale", "mul"):
+        return f"Per channel: × {layer.inputs[1]}" if layer.kind == "scale" else f"× {layer.inputs[1]}"
+    if layer.kind == "linear":
+        return f"{layer.in_c}{TIMES}{layer.out_c}" + (" + bias" if layer.bias else "")
+    if layer.kind == "avgpool2d":
+        return f"Average pooling kernel {k} stride{layer.stride}"
+    if layer.kind == "concat":
+        return "Concatenation of " + ", ".join(layer.inputs)
+    if layer.kind in ("mean", "act", "reshape", "pad", "softmax", "quantize"):
+        return ""
     features = layer.in_h * layer.in_w * layer.in_c
     return f"1{TIMES}1{TIMES}{features}{TIMES}{layer.out_c}"
 

@@ -25,6 +25,10 @@ from mnetcost.errors import ConfigError, SpecError
 from mnetcost.calculator.spec import Spec, load_spec
 
 LAYER_KINDS = ("conv", "dw", "pw", "maxpool", "fmp", "avgpool", "fc", "add", "scale")
+# the kinds an imported model file adds (mnetcost.calculator.importers): a fully connected layer with the
+# weights and bias as stored, a non-global average pool, a mean over other axes, an elementwise multiply,
+# shape and data-movement operators, and a standalone activation
+IMPORTED_KINDS = ("linear", "avgpool2d", "mean", "mul", "reshape", "pad", "concat", "softmax", "quantize", "act")
 IMAGE = "input"  # the name of the network's input tensor in ``Layer.inputs``
 
 
@@ -65,10 +69,45 @@ def make_divisible(value, divisor: int = 8):
     return np.where(rounded < 0.9 * value, rounded + divisor, rounded)
 
 
+class KerasRule:
+    """Keras applications' widths (``rounding = "keras"``). Keras sizes each application its own way,
+    so the rule reads the role the plan gave each width (:attr:`Channels.keras`):
+
+    - MobileNet (a spec without inverted residuals): ``int(filters * alpha)`` everywhere (= truncate);
+    - MobileNetV2's blocks (rows with an expansion factor ``t``): ``make_divisible(int(filters * alpha), 8)``,
+      the expansion ``t`` times the rounded input, its first conv ``make_divisible(32 * alpha, 8)``, its
+      last conv 1280 unless alpha > 1;
+    - MobileNetV3's blocks (rows with an ``expand`` width): ``make_divisible(filters * alpha, 8)``, the
+      expansion ``make_divisible(ratio * rounded input, 8)`` with ratio = expand / input width at alpha 1,
+      the squeeze ``make_divisible(C / se_reduction, 8)``, the head conv ``make_divisible(6 * input, 8)``,
+      and the widths a row marks with ``keras_width`` (the stem's fixed 16, the head's 1024/1280 widened
+      only for alpha > 1).
+
+    Called as a plain rule (width, alpha) it is ``make_divisible(width * alpha, 8)``."""
+
+    name = "keras"
+
+    def __call__(self, width: int, alpha):
+        return make_divisible(width * alpha, 8)
+
+    @staticmethod
+    def scale(role: str, width: int, alpha):
+        if role == "fixed":
+            return width
+        if role == "truncate":
+            return round_truncate(width, alpha)
+        if role == "truncate8":
+            return make_divisible(round_truncate(width, alpha), 8)
+        return make_divisible(width * alpha, 8)
+
+
+round_keras = KerasRule()
+
 ROUNDINGS: dict[str, Callable] = {
     "truncate": round_truncate,
     "nearest": round_nearest,
     "divisible8": round_divisible8,
+    "keras": round_keras,
 }
 
 
@@ -83,15 +122,24 @@ class Channels:
     const: int = 0
     times_delta: bool = False
     widen_only: bool = False
+    keras: str = ""  # the width's role under the Keras rule (see KerasRule): "", truncate, truncate8, fixed
+    keras_widen_only: bool = False  # under the Keras rule alpha only widens it (MobileNetV3's 1024/1280 head)
 
     def evaluate(self, alpha, delta, rounding: Callable):
         if self.width is None:
             base = self.const
+        elif isinstance(rounding, KerasRule):
+            widen = self.widen_only or self.keras_widen_only
+            base = rounding.scale(self.keras, self.width, _at_least_one(alpha) if widen else alpha)
         elif self.widen_only:
             base = rounding(self.width, _at_least_one(alpha))
         else:
             base = rounding(self.width, alpha)
         return base * delta if self.times_delta else base
+
+    def reference(self) -> int:
+        """The width at alpha = 1 (before delta)."""
+        return self.const if self.width is None else self.width
 
     def symbol(self) -> str:
         """The paper's notation: ``32α``, ``(32α × δ)``, ``3``."""
@@ -116,10 +164,13 @@ class Expanded:
     source: "Channels | Expanded | Squeezed"
     factor: int | float
     times_delta: bool = False
+    keras_divisible: bool = False  # under the Keras rule made divisible by 8 (MobileNetV3's head conv)
 
     def evaluate(self, alpha, delta, rounding: Callable):
         base = self.source.evaluate(alpha, delta, rounding)
-        if isinstance(self.factor, int) or float(self.factor).is_integer():
+        if isinstance(rounding, KerasRule) and self.keras_divisible:
+            base = make_divisible(base * self.factor, 8)
+        elif isinstance(self.factor, int) or float(self.factor).is_integer():
             base = base * int(self.factor)
         elif isinstance(base, int):
             base = round(base * self.factor)
@@ -127,9 +178,36 @@ class Expanded:
             base = (base * self.factor).round().astype("int64")
         return base * delta if self.times_delta else base
 
+    def reference(self) -> int:
+        return self.evaluate(1.0, 1, round_truncate)
+
     def symbol(self) -> str:
         text = f"{self.source.symbol()} × {self.factor:g}"
         return f"({text} × δ)" if self.times_delta else text
+
+
+@dataclass(frozen=True)
+class ExpandedWidth:
+    """An inverted residual's expansion given as a width (MobileNetV3's "exp size"): ``rounding(width
+    * alpha)``; under the Keras rule ``make_divisible(source * ratio, 8)``, ratio = ``width`` / the
+    source's width at alpha = 1 (Keras's ``_depth(infilters * expansion)``)."""
+
+    source: "Channels | Expanded | Squeezed | ExpandedWidth"
+    width: int
+    times_delta: bool = False
+
+    def evaluate(self, alpha, delta, rounding: Callable):
+        if isinstance(rounding, KerasRule):
+            base = make_divisible(self.source.evaluate(alpha, 1, rounding) * (self.width / self.source.reference()), 8)
+        else:
+            base = rounding(self.width, alpha)
+        return base * delta if self.times_delta else base
+
+    def reference(self) -> int:
+        return self.width
+
+    def symbol(self) -> str:
+        return f"({self.width}α × δ)" if self.times_delta else f"{self.width}α"
 
 
 @dataclass(frozen=True)
@@ -142,8 +220,15 @@ class Squeezed:
     times_delta: bool = False
 
     def evaluate(self, alpha, delta, rounding: Callable):
-        base = make_divisible(self.source.evaluate(alpha, delta, rounding) // self.reduction, self.divisor)
+        source = self.source.evaluate(alpha, delta, rounding)
+        if isinstance(rounding, KerasRule):  # Keras's _depth(filters * se_ratio): the quotient unfloored
+            base = make_divisible(source / self.reduction, self.divisor)
+        else:
+            base = make_divisible(source // self.reduction, self.divisor)
         return base * delta if self.times_delta else base
+
+    def reference(self) -> int:
+        return self.evaluate(1.0, 1, round_truncate)
 
     def symbol(self) -> str:
         return f"÷{self.reduction}({self.source.symbol()})"
@@ -184,6 +269,12 @@ class Layer:
     bias: bool = False
     inputs: tuple[str, ...] = ()
     block_name: str = ""
+    kernel_w: int = 0  # the kernel's width when it differs from its height (an imported file's 10x8 conv)
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        """(height, width) of the kernel: ``kernel`` square unless ``kernel_w`` says otherwise."""
+        return self.kernel, self.kernel_w or self.kernel
 
     @property
     def input_shape(self) -> tuple:
@@ -195,13 +286,40 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """Whether a layer of a plan exists, decided on the concrete widths ``a`` and ``b`` of a
+    configuration, as the reference implementations decide it (after rounding, never on the
+    alpha = 1 widths): ``differ`` - the layer exists where they differ (MobileNetV3's expansion conv);
+    ``equal`` - where they are equal (the residual add); ``require`` - always, and a configuration
+    where they differ is refused with a SpecError (``residual = true``; ``where`` names the block)."""
+
+    kind: str
+    a: object
+    b: object
+    where: str = ""
+
+    def holds(self, alpha, delta, rounding: Callable):
+        """Whether the layer exists (a bool, or a bool array in a vectorised sweep); for ``require``,
+        whether the configuration can be built."""
+        a, b = self.a.evaluate(alpha, delta, rounding), self.b.evaluate(alpha, delta, rounding)
+        return a != b if self.kind == "differ" else a == b
+
+    def refusal(self, alpha, delta, rounding: Callable) -> str:
+        a, b = self.a.evaluate(alpha, delta, rounding), self.b.evaluate(alpha, delta, rounding)
+        return (f"{self.where}: residual = true cannot add its input ({a} channels) to its output ({b} channels) "
+                f"at alpha {alpha:g}: the shapes differ")
+
+
+@dataclass(frozen=True)
 class LayerPlan:
-    """A layer whose channels are still symbolic (see :func:`plan`)."""
+    """A layer whose channels are still symbolic (see :func:`plan`); ``when``: the condition under
+    which it exists (None: always)."""
 
     layer: Layer  # with in_c/out_c/groups left as placeholders
-    in_ch: "Channels | Expanded | Squeezed"
-    out_ch: "Channels | Expanded | Squeezed"
+    in_ch: "Channels | Expanded | ExpandedWidth | Squeezed"
+    out_ch: "Channels | Expanded | ExpandedWidth | Squeezed"
     depthwise: bool
+    when: Condition | None = None
 
 
 @dataclass(frozen=True)
@@ -329,6 +447,9 @@ def check_config(alpha, delta, classes) -> tuple[float, int, int | None]:
     return as_alpha(alpha), as_count(delta, "delta"), None if classes is None else as_count(classes, "classes")
 
 
+MAX_LAYERS = 10_000  # resolved layers a network may have (MobileNetV3-Large has about 140)
+
+
 def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> NetworkPlan:
     """Fix the layer sequence, names and spatial sizes of ``spec`` for an input size and classes
     (None: the spec's own defaults, 10 classes and 32x32 unless it says otherwise)."""
@@ -345,10 +466,14 @@ def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> Netwo
 
     def add(name, kind, row, out_h, out_w, out_ch, *, kernel=1, stride=1, padding=(0, 0, 0, 0),
             bn=False, activation="", bias=False, block=0, block_name="", ratio=None, depthwise=False,
-            source=None, also=()):
+            source=None, also=(), when=None):
         """Append a layer reading ``source`` ((name, height, width, channels); default: the tensor
         the layer before wrote) and the tensors named in ``also``; its output becomes the current one."""
         nonlocal height, width, channels, current
+        if len(layers) >= MAX_LAYERS:
+            raise ConfigError(f"{spec.source}: row {row.index} ({row.type}): the network would have more than "
+                              f"{MAX_LAYERS:,} layers (lower 'repeat' or the rows); mnetcost builds at most "
+                              f"{MAX_LAYERS:,}")
         if source is not None:
             current, height, width, channels = source
         if out_h < 1 or out_w < 1:
@@ -362,7 +487,7 @@ def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> Netwo
             bn=bn, activation=activation, row=row.index, block=block, ratio=ratio, bias=bias,
             inputs=(current, *also), block_name=block_name,
         )
-        layers.append(LayerPlan(layer=layer, in_ch=channels, out_ch=out_ch, depthwise=depthwise))
+        layers.append(LayerPlan(layer=layer, in_ch=channels, out_ch=out_ch, depthwise=depthwise, when=when))
         height, width, channels, current = out_h, out_w, out_ch, name
 
     def state():
@@ -386,6 +511,10 @@ def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> Netwo
             add(f"fmp_{counters['fmp']}", "fmp", row, math.floor(height / ratio), math.floor(width / ratio),
                 channels, stride=ratio, ratio=ratio)
 
+    # The Keras rule's roles (KerasRule): a spec of inverted residuals follows Keras's MobileNetV2/V3,
+    # any other Keras's MobileNet (int(filters * alpha) everywhere).
+    inverted = any(row.type == "inverted_residual" for row in spec.rows)
+    plain_role = "" if inverted else "truncate"
     for row in spec.rows:
         activation = row.get("activation") or spec.activation
         if row.type == "conv":
@@ -394,9 +523,12 @@ def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> Netwo
             pooled = pooling is not None and stride > 1
             out_h, out_w, pad = conv_geometry(row["kernel"], 1 if pooled else stride)
             if row["filters"] is not None:
-                out_ch = Channels(width=row["filters"], widen_only=row["widen_only"])
+                keras_width = row["keras_width"]
+                out_ch = Channels(width=row["filters"], widen_only=row["widen_only"],
+                                  keras="fixed" if keras_width == "fixed" else plain_role,
+                                  keras_widen_only=keras_width == "widen_only")
             else:
-                out_ch = Expanded(channels, row["expansion"])
+                out_ch = Expanded(channels, row["expansion"], keras_divisible=inverted)
             add(f"conv{counters['conv']}", "conv", row, out_h, out_w, out_ch, kernel=row["kernel"],
                 stride=1 if pooled else stride, padding=pad, bn=row["bn"], activation=activation,
                 bias=row["bias"])
@@ -417,7 +549,7 @@ def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> Netwo
                 add(f"conv_dw_{block}", "dw", row, out_h, out_w, dw_out, kernel=row["kernel"],
                     stride=stride, padding=pad, bn=True, activation=activation, block=block,
                     block_name=f"dws_{block}", depthwise=True)
-                add(f"conv_pw_{block}", "pw", row, height, width, Channels(width=row["filters"]),
+                add(f"conv_pw_{block}", "pw", row, height, width, Channels(width=row["filters"], keras=plain_role),
                     bn=True, activation=activation, block=block, block_name=f"dws_{block}")
         elif row.type == "inverted_residual":
             for repeat in range(row["repeat"]):
@@ -446,35 +578,43 @@ def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> Netwo
 def _inverted_residual(spec: Spec, row, number: int, stride: int, activation: str, state, add, conv_geometry,
                        pool) -> None:
     """The layers of one inverted-residual block (MobileNetV2, with V3's squeeze-excite):
-    ``blockN_expand`` (1x1, BN, activation; absent when the expanded width is the input's),
-    ``blockN_dw`` (kxk depthwise, BN, activation), ``blockN_se_pool``/``_se_reduce``/``_se_expand``/
-    ``_se_scale`` (squeeze-excite), ``blockN_project`` (1x1, BN, linear), ``blockN_add`` (residual)."""
+    ``blockN_expand`` (1x1, BN, activation), ``blockN_dw`` (kxk depthwise, BN, activation),
+    ``blockN_se_pool``/``_se_reduce``/``_se_expand``/``_se_scale`` (squeeze-excite), ``blockN_project``
+    (1x1, BN, linear), ``blockN_add`` (residual).
+
+    As the reference implementations build them: a block with an expansion factor t has its
+    expansion conv when t != 1 (MobileNetV2); a block with an ``expand`` width has it where the
+    rounded expanded width differs from the rounded input width (MobileNetV3); the residual is added
+    at stride 1 where the rounded input and output widths are equal. Those two depend on alpha, so
+    they are :class:`Condition` s that :func:`resolve` decides per configuration."""
     name = f"block{number}"
     where = f"{spec.source}: row {row.index} (inverted_residual), block {name}"
     source, in_h, in_w, in_ch = state()
-    out_ch = Channels(width=row["filters"])
-    if row["residual"] is None:  # the references' rule: stride 1 and the same width in and out
-        residual = stride == 1 and in_ch == out_ch
+    by_factor = row["expand"] is None  # MobileNetV2's t (Keras: int(filters * alpha) made divisible)
+    out_ch = Channels(width=row["filters"], keras="truncate8" if by_factor else "")
+    if row["residual"] is None:  # the references' rule: stride 1 and the same rounded width in and out
+        residual = Condition("equal", in_ch, out_ch) if stride == 1 else None
     elif row["residual"]:
-        if in_ch != out_ch:
-            raise SpecError(f"{where}: residual = true cannot add its input ({in_ch.symbol()} channels) to its "
-                            f"output ({out_ch.symbol()} channels): the shapes differ")
-        residual = True
+        residual = Condition("require", in_ch, out_ch, where)
     else:
-        residual = False
+        residual = None
     common = {"block": number, "block_name": name}
     if pool is not None and stride > 1:  # the paper's Table 2: the pool comes before the block
         pool(row, stride)
         stride = 1
-    if row["expand"] is not None:
-        expanded = Channels(width=row["expand"])
+    expand_when = None
+    if not by_factor:
+        expanded = ExpandedWidth(in_ch, row["expand"])
+        # a depthwise conv cannot follow a depthwise conv: after one, the expansion always stays
+        expand_when = None if in_ch.times_delta else Condition("differ", in_ch, expanded)
     elif row["expansion"] == 1:
         expanded = in_ch
     else:
         expanded = Expanded(in_ch, row["expansion"])
     _, height, width, _ = state()
-    if expanded != in_ch:
-        add(f"{name}_expand", "pw", row, height, width, expanded, bn=True, activation=activation, **common)
+    if expanded is not in_ch:
+        add(f"{name}_expand", "pw", row, height, width, expanded, bn=True, activation=activation, when=expand_when,
+            **common)
     elif in_ch.times_delta:
         raise SpecError(f"{where}: a depthwise conv cannot follow a depthwise conv (give the block an expansion)")
     out_h, out_w, pad = conv_geometry(row["kernel"], stride)
@@ -490,10 +630,107 @@ def _inverted_residual(spec: Spec, row, number: int, stride: int, activation: st
         gate = f"{name}_se_expand"
         add(f"{name}_se_scale", "scale", row, out_h, out_w, dw_out, source=dw_state, also=(gate,), **common)
     add(f"{name}_project", "pw", row, out_h, out_w, out_ch, bn=True, activation="", **common)
-    if residual:
+    if residual is not None:
         if (out_h, out_w) != (in_h, in_w):  # cannot happen with stride 1 and 'same' padding; kept as a guard
             raise SpecError(f"{where}: the residual cannot add {in_h}×{in_w} to {out_h}×{out_w}")
-        add(f"{name}_add", "add", row, out_h, out_w, out_ch, also=(source,), **common)
+        add(f"{name}_add", "add", row, out_h, out_w, out_ch, also=(source,), when=residual, **common)
+
+
+def specialise(network_plan: NetworkPlan, present) -> NetworkPlan:
+    """The plan with its conditional layers decided: ``present`` holds one bool per layer with a
+    condition, in order. An absent layer passes its first input on (an absent expansion: the block's
+    input; an absent add: the projection), so whatever read it reads that tensor instead. The result
+    has no conditions left."""
+    present = iter(present)
+    renamed: dict[str, str] = {}
+    layers = []
+    for item in network_plan.layers:
+        inputs = tuple(renamed.get(name, name) for name in item.layer.inputs)
+        if item.when is not None and not next(present):
+            renamed[item.layer.name] = inputs[0]
+            continue
+        layer = item.layer if inputs == item.layer.inputs else replace(item.layer, inputs=inputs)
+        layers.append(replace(item, layer=layer, when=None))
+    return replace(network_plan, layers=tuple(layers))
+
+
+def conditions(network_plan: NetworkPlan) -> tuple[Condition, ...]:
+    return tuple(item.when for item in network_plan.layers if item.when is not None)
+
+
+def _rule(network_plan: NetworkPlan, rounding: str | None) -> tuple[str, Callable]:
+    rounding = network_plan.spec.rounding if rounding is None else rounding
+    if rounding not in ROUNDINGS:
+        raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+    return rounding, ROUNDINGS[rounding]
+
+
+def decide(network_plan: NetworkPlan, alpha: float, delta: int, rounding: str | None = None) -> NetworkPlan:
+    """The plan of one configuration: its conditional layers decided on the concrete widths
+    (a SpecError where ``residual = true`` meets widths that differ)."""
+    rule = _rule(network_plan, rounding)[1]
+    whens = conditions(network_plan)
+    if not whens:
+        return network_plan
+    for when in whens:
+        if when.kind == "require" and not when.holds(alpha, delta, rule):
+            raise SpecError(when.refusal(alpha, delta, rule))
+    return specialise(network_plan, [when.holds(alpha, delta, rule) for when in whens])
+
+
+@dataclass(frozen=True)
+class PlanGroup:
+    """Points of a vectorised sweep that share one structure: their indices, and the plan they share
+    (conditions decided), or why they cannot be built (``refusal``; ``plan`` None)."""
+
+    points: object  # numpy int array of indices
+    plan: NetworkPlan | None
+    refusal: str = ""
+
+
+def split(network_plan: NetworkPlan, alphas, deltas, rounding: str | None = None) -> list[PlanGroup]:
+    """Group (alpha, delta) points by the layers they have (each condition decided per point), so
+    that each group is resolved with :func:`resolve_arrays` on its own plan."""
+    import numpy as np
+
+    alphas = np.asarray(alphas, dtype=np.float64)
+    deltas = np.asarray(deltas, dtype=np.int64)
+    size = np.broadcast(alphas, deltas).size
+    whens = conditions(network_plan)
+    if not whens:
+        return [PlanGroup(np.arange(size), network_plan)]
+    rule = _rule(network_plan, rounding)[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        decided = np.stack([np.broadcast_to(when.holds(alphas, deltas, rule), (size,)) for when in whens], axis=1)
+    groups = []
+    refused = np.zeros(size, dtype=bool)
+    for number, when in enumerate(whens):
+        if when.kind == "require":
+            bad = ~decided[:, number] & ~refused
+            if bad.any():
+                first = int(np.flatnonzero(bad)[0])
+                a, d = float(np.broadcast_to(alphas, (size,))[first]), int(np.broadcast_to(deltas, (size,))[first])
+                groups.append(PlanGroup(np.flatnonzero(bad), None, when.refusal(a, d, rule)))
+                refused |= bad
+    keep = np.flatnonzero(~refused)
+    if keep.size:
+        patterns, inverse = np.unique(decided[keep], axis=0, return_inverse=True)
+        for number, pattern in enumerate(patterns):
+            groups.append(PlanGroup(keep[inverse.ravel() == number], specialise(network_plan, pattern.tolist())))
+    return groups
+
+
+def _concrete_layers(the_plan: NetworkPlan, alpha, delta, rounding: Callable) -> tuple[Layer, ...]:
+    """Every layer of ``the_plan`` at ``alpha`` and ``delta``; a width that no float can scale (a
+    400-digit ``filters``) is a ConfigError naming its layer, not an OverflowError."""
+    layers = []
+    for item in the_plan.layers:
+        try:
+            layers.append(_concrete(item, alpha, delta, rounding))
+        except OverflowError:
+            raise ConfigError(f"{the_plan.spec.source}: row {item.layer.row}: layer {item.layer.name}: its width "
+                              "times alpha is beyond a floating-point number's range") from None
+    return tuple(layers)
 
 
 def _concrete(item: LayerPlan, alpha, delta, rounding: Callable) -> Layer:
@@ -511,11 +748,9 @@ def resolve(spec: Spec | str, alpha: float = 1.0, delta: int = 1, classes: int |
     MobileNetV2/V3 specs)."""
     alpha, delta, classes = check_config(alpha, delta, classes)
     the_plan = network_plan or plan(spec, classes, resolution)
-    rounding = the_plan.spec.rounding if rounding is None else rounding
-    if rounding not in ROUNDINGS:
-        raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
-    round_width = ROUNDINGS[rounding]
-    layers = tuple(_concrete(item, alpha, delta, round_width) for item in the_plan.layers)
+    rounding, round_width = _rule(the_plan, rounding)
+    the_plan = decide(the_plan, alpha, delta, rounding)
+    layers = _concrete_layers(the_plan, alpha, delta, round_width)
     for layer in layers:
         if layer.out_c < 1:
             raise ConfigError(
@@ -528,10 +763,18 @@ def resolve(spec: Spec | str, alpha: float = 1.0, delta: int = 1, classes: int |
 
 def resolve_arrays(network_plan: NetworkPlan, alphas, deltas, rounding: str | None = None) -> tuple[Layer, ...]:
     """The plan's layers with channel fields as numpy arrays, one entry per (alpha, delta) point
-    (``rounding`` None: the spec's own)."""
+    (``rounding`` None: the spec's own). Every point must have the same layers: a plan whose
+    conditional layers (residual adds, V3's expansions) differ between the points is first cut
+    into groups by :func:`split`."""
     import numpy as np
 
     alphas = np.asarray(alphas, dtype=np.float64)
     deltas = np.asarray(deltas, dtype=np.int64)
-    rounding = network_plan.spec.rounding if rounding is None else rounding
-    return tuple(_concrete(item, alphas, deltas, ROUNDINGS[rounding]) for item in network_plan.layers)
+    rounding, rule = _rule(network_plan, rounding)
+    if conditions(network_plan):
+        groups = split(network_plan, alphas, deltas, rounding)
+        if len(groups) != 1 or groups[0].plan is None:
+            raise ConfigError("these points do not share one structure (residual adds or expansions differ); "
+                              "split them with mnetcost.calculator.resolver.split first")
+        network_plan = groups[0].plan
+    return _concrete_layers(network_plan, alphas, deltas, rule)

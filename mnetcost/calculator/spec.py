@@ -12,7 +12,10 @@ Row types and their fields (defaults in brackets):
 ``conv``               full convolution: ``filters`` (alpha-scaled) or ``expansion`` (times
                        the input channels), ``kernel`` [3], ``stride`` [1], ``activation``
                        [the spec's], ``bn`` [true], ``bias`` [false], ``widen_only`` [false:
-                       alpha > 1 widens it, alpha < 1 leaves it, as MobileNetV2's last conv]
+                       alpha > 1 widens it, alpha < 1 leaves it, as MobileNetV2's last conv],
+                       ``keras_width`` [scaled]: how the ``keras`` rounding scales ``filters``
+                       (``fixed``: never, as Keras's MobileNetV3 stem; ``widen_only``: only for
+                       alpha > 1, as its 1024/1280 head)
 ``dws``                depthwise separable block: depthwise ``kernel`` x ``kernel`` conv mapping C
                        to C*delta channels (groups = C) with ``stride`` [1], then a 1x1 pointwise
                        conv to ``filters`` (alpha-scaled); ``repeat`` [1] stacks identical blocks;
@@ -22,8 +25,9 @@ Row types and their fields (defaults in brackets):
                        x ``kernel`` depthwise conv (3 or 5 [3], C -> C*delta) with ``stride`` [1],
                        optional squeeze-excite (``se`` [false], ``se_reduction`` [4],
                        ``se_divisor`` [8]), linear 1x1 projection to ``filters`` (alpha-scaled),
-                       and a residual add (``residual`` [when stride is 1 and the input width is
-                       ``filters``]); ``activation`` [the spec's] for the expansion and the
+                       and a residual add (``residual`` [where stride is 1 and the rounded input
+                       and output widths are equal; true: a configuration where they differ is
+                       refused]); ``activation`` [the spec's] for the expansion and the
                        depthwise conv; ``repeat`` [1] stacks blocks, the first with ``stride``,
                        the others with stride 1 (MobileNetV2's table)
 ``maxpool``            max pooling, 'same' padding: ``kernel`` [3], ``stride`` [2]
@@ -39,7 +43,7 @@ bias back to C_dw, hard-sigmoid, and the depthwise output multiplied by that gat
 
 Top-level keys: ``name``, ``title``, ``description``, ``paper_table``, ``in_channels`` [3], and the
 defaults a spec gives its users: ``classes`` [10], ``resolution`` [32], ``rounding`` [truncate] (the
-width rounding rule), ``activation`` [relu]; ``downsample``
+width rounding rule: truncate, nearest, divisible8 or keras), ``activation`` [relu]; ``downsample``
 [stride]: ``maxpool`` or ``fmp`` turn every stride s > 1 of the spec into stride 1 and a pool
 (a 3x3/s 'same' max pool, or a fractional max pool of ``fmp_ratio`` [1.44]) after a strided
 ``conv`` row and before a strided block, which keeps the residual decision of its strided form
@@ -49,6 +53,7 @@ width rounding rule), ``activation`` [relu]; ``downsample``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from mnetcost.errors import SpecError
@@ -64,7 +69,8 @@ MAX_SPEC_BYTES = 1 << 20  # a spec is a few kilobytes; a larger file is not one
 
 ACTIVATIONS = ("relu", "relu6", "hardswish", "hardsigmoid")
 DOWNSAMPLING = ("stride", "maxpool", "fmp")
-ROUNDING_RULES = ("truncate", "nearest", "divisible8")  # the resolver's ROUNDINGS, by name
+ROUNDING_RULES = ("truncate", "nearest", "divisible8", "keras")  # the resolver's ROUNDINGS, by name
+KERAS_WIDTHS = ("scaled", "fixed", "widen_only")  # a conv row's ``keras_width``
 IR_KERNELS = (3, 5)
 
 # field name -> (python types accepted, default or REQUIRED)
@@ -75,7 +81,8 @@ _BOOL = (bool,)
 _STR = (str,)
 ROW_FIELDS: dict[str, dict[str, tuple[tuple[type, ...], object]]] = {
     "conv": {"filters": (_INT, None), "expansion": (_NUM, None), "kernel": (_INT, 3), "stride": (_INT, 1),
-             "activation": (_STR, None), "bn": (_BOOL, True), "bias": (_BOOL, False), "widen_only": (_BOOL, False)},
+             "activation": (_STR, None), "bn": (_BOOL, True), "bias": (_BOOL, False), "widen_only": (_BOOL, False),
+             "keras_width": (_STR, "scaled")},
     "dws": {"filters": (_INT, REQUIRED), "kernel": (_INT, 3), "stride": (_INT, 1), "repeat": (_INT, 1),
             "activation": (_STR, None)},
     "inverted_residual": {"filters": (_INT, REQUIRED), "expansion": (_NUM, None), "expand": (_INT, None),
@@ -174,6 +181,10 @@ def _check_row(source: str, index: int, raw: object) -> Row:
             if value not in ACTIVATIONS:
                 raise SpecError(f"{where}: field 'activation': unknown activation {value!r} "
                                 f"(one of {', '.join(ACTIVATIONS)})")
+        elif key == "keras_width":
+            if value not in KERAS_WIDTHS:
+                raise SpecError(f"{where}: field 'keras_width' must be one of {', '.join(KERAS_WIDTHS)}, "
+                                f"got {value!r}")
         elif key == "expansion":
             if not (value >= 1 and value < float("inf")):
                 raise SpecError(f"{where}: field 'expansion' must be a number >= 1 (the expansion factor t), "
@@ -199,6 +210,8 @@ def _check_row_rules(where: str, kind: str, raw: dict, fields: dict) -> None:
                             "channels), not both")
         if fields["widen_only"] and fields["filters"] is None:
             raise SpecError(f"{where}: field 'widen_only' needs 'filters' (a width that alpha scales)")
+        if "keras_width" in raw and fields["filters"] is None:
+            raise SpecError(f"{where}: field 'keras_width' needs 'filters' (a width that alpha scales)")
     if kind == "inverted_residual":
         if fields["expansion"] is not None and fields["expand"] is not None:
             raise SpecError(f"{where}: give at most one of 'expansion' (the factor t) and 'expand' (a width)")
@@ -238,6 +251,10 @@ def _check_top(source: str, data: dict) -> None:
                             f"got {data[key]!r}")
     if "fmp_ratio" in data and not 1 < data["fmp_ratio"] < float("inf"):
         raise SpecError(f"{source}: top-level field 'fmp_ratio' must be greater than 1, got {data['fmp_ratio']!r}")
+    for key in ("name", "title"):  # shown in titles and tables: one printable line
+        if key in data and not data[key].isprintable():
+            raise SpecError(f"{source}: top-level field {key!r} must be one line of printable characters (no "
+                            f"newline, tab or other control character), got {data[key]!r}")
 
 
 def parse_spec(text: str, source: str, _extending: tuple[str, ...] = ()) -> Spec:
@@ -248,8 +265,15 @@ def parse_spec(text: str, source: str, _extending: tuple[str, ...] = ()) -> Spec
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: not a spec: its arrays or tables nest too deeply to read") from None
+    except ValueError as exc:  # an integer beyond Python's string-conversion limit (4,300 digits)
+        raise SpecError(f"{source}: not a spec: {str(exc).split(';')[0]}") from None
     _check_top(source, data)
     name = data.get("name") or Path(source).stem
+    if not name.isprintable():  # a file name with a newline: the name would forge a line of output
+        raise SpecError(f"{source}: the spec's name {name!r} (its file name) holds a control character; give it a "
+                        "top-level 'name'")
     if "extends" in data:
         return _extended(source, name, data, _extending)
     layers = data.get("layers")
@@ -282,6 +306,7 @@ def _extended(source: str, name: str, data: dict, extending: tuple[str, ...]) ->
     return replace(base, name=name, source=source, paper_table=data.get("paper_table"), extends=parent, **options)
 
 
+@lru_cache(maxsize=None)  # the package's own files: parsed once per process (a sweep asks for each several times)
 def _builtin(variant: str, extending: tuple[str, ...] = ()) -> Spec:
     text = (BUILTIN_DIR / f"{variant}.toml").read_text(encoding="utf-8")
     return parse_spec(text, f"{variant} (built-in)", extending or (variant,))
@@ -301,6 +326,12 @@ def spec_text(variant: str | Path) -> str:
     if text_variant in BUILTIN_VARIANTS:
         return (BUILTIN_DIR / f"{text_variant}.toml").read_text(encoding="utf-8")
     path = Path(text_variant)
+    from mnetcost.calculator.importers import is_model_file
+
+    if is_model_file(text_variant):  # a user's own model: priced by table, checked by crosscheck --runtime tflm
+        raise SpecError(f"{text_variant}: a model file, not a spec: it has no alpha/delta to resolve or sweep; "
+                        "mnetcost table --variant FILE prices it and crosscheck --runtime tflm --variant FILE checks "
+                        "it")
     if not path.exists():
         raise SpecError(
             f"unknown variant {text_variant!r}: not one of {', '.join(BUILTIN_VARIANTS)} and no such spec file"

@@ -22,6 +22,9 @@ MIB = 1024 * 1024
 # small bare-metal program (startup code, vector table, HAL and clock setup, a sensor or camera driver,
 # printf over a UART) takes some tens of KiB on a Cortex-M.
 DEFAULT_FLASH_RESERVE = 32 * KIB
+# The names of the tflite-micro builds (the keys of mnetcost.calculator.tflm.BUILDS, which holds their sizes),
+# here so that the options can offer them without loading the TFLM model.
+TFLM_BUILD_NAMES = ("host64", "arm32")
 
 
 @dataclass(frozen=True)

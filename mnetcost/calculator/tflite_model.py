@@ -5,19 +5,28 @@ export builds them (the Keras layers of :mod:`mnetcost.deploy.tflite`, converted
 converter, full-integer int8, per-channel weights):
 
 * ``conv``/``pw`` -> ``CONV_2D`` (BatchNorm folded into an int32 bias, the layer's relu or relu6
-  fused), ``dw`` -> ``DEPTHWISE_CONV_2D`` (depth multiplier δ), TF 'same' padding;
+  fused), ``dw`` -> ``DEPTHWISE_CONV_2D`` (depth multiplier δ), TF 'same' padding; a 1x1 conv on a
+  pooled vector (MobileNetV3's head, :func:`flat_layers`) -> ``FULLY_CONNECTED``;
+* activations a conv cannot fuse, as the converter lowers Keras's: hard-swish -> the conv, then
+  ``HARD_SWISH``; hard-sigmoid ``relu6(x + 3) / 6`` -> the conv with its ``+ 3`` folded into the bias and
+  relu6 fused, then ``MUL`` by a constant int8 scalar (1/6);
 * ``maxpool`` -> ``MAX_POOL_2D`` ('same');
 * ``fmp`` (its fixed evaluation draw) -> ``GATHER`` of the rows (axis 1) and of the columns (axis 2) each
   window reads, ``K`` candidates per window (``K = ceil(in / out)``: windows of ``k`` or ``k + 1``
   positions, the shorter ones padded by repeating a position), then ``MAX_POOL_2D`` ``K x K``, stride
   ``K``, 'valid': the window maxima. All three are builtins TensorFlow Lite Micro runs;
-* ``avgpool`` -> ``MEAN`` over axes (1, 2) (a constant int32 axes tensor);
+* ``avgpool`` -> ``MEAN`` over axes (1, 2) (a constant int32 axes tensor): 2-D ``(1, C)`` before a
+  classifier, dimensions kept ``(1, 1, 1, C)`` in a squeeze-excite (none at all when the map is 1x1: the
+  converter drops that mean);
 * ``fc`` -> ``FULLY_CONNECTED`` (per-channel int8 weights, int32 bias), after a ``RESHAPE`` when its
-  input is not already flat (no global pooling before it).
+  input is not already flat (no global pooling before it);
+* ``add`` (a residual) -> ``ADD`` of the projection and the block's input; on a 1x1 map the converter
+  makes it a bias add: a ``RESHAPE`` of the block's input to ``(C,)`` right after the operator that
+  writes it, then ``ADD``;
+* ``scale`` (a squeeze-excite's gate) -> ``MUL`` of the feature map by the ``(1, 1, 1, C)`` gate.
 
-Residual adds, squeeze-excite scales and hard-swish/hard-sigmoid activations (MobileNetV2/V3 specs) have
-no lowering yet: :func:`lower` refuses them with the reason. Because the arena is planned from the
-calculator's one tensor list, a lowering for them (their operators and kernel data) is all they need.
+These are what the TensorFlow Lite converter emits for the Keras layers the export builds (read from its
+files). A layer without a lowering is refused with the reason and a pointer to ``--runtime simple``.
 
 Every weight and bias tensor is quantized per output channel (a float32 scale and an int64 zero point
 each), every activation per tensor (one of each); the int32 index, axes and shape tensors carry an
@@ -39,18 +48,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
+from mnetcost.calculator.resolver import IMAGE
 from mnetcost.errors import ConfigError
 
 CONVERTER = "tensorflow 2.21.0 TFLiteConverter (full-integer int8, per-channel weights)"
 INT8, INT32 = 9, 2  # TensorType codes
 TYPE_BYTES = {INT8: 1, INT32: 4}
+# the other TensorType codes a file read from elsewhere holds (mnetcost.calculator.importers.tflite):
+# float32, float16, uint8, int64, bool, int16, float64, uint32, uint16
+TYPE_BYTES.update({0: 4, 1: 2, 3: 1, 4: 8, 6: 1, 7: 2, 10: 8, 15: 4, 16: 2})
 # BuiltinOperator codes and the operator versions the converter writes for these int8 operators.
 BUILTINS = {"CONV_2D": (3, 3), "DEPTHWISE_CONV_2D": (4, 3), "MAX_POOL_2D": (17, 2), "MEAN": (40, 2),
-            "FULLY_CONNECTED": (9, 4), "GATHER": (36, 2), "RESHAPE": (22, 1)}
+            "FULLY_CONNECTED": (9, 4), "GATHER": (36, 2), "RESHAPE": (22, 1), "ADD": (0, 2), "MUL": (18, 2),
+            "HARD_SWISH": (117, 1)}
 SAME, VALID = 0, 1  # Padding
 FUSED_ACTIVATIONS = {"": 0, "relu": 1, "relu6": 3}  # what a TFLite conv can fuse
+# Activations a conv cannot fuse, as the converter lowers Keras's: the conv's fused activation, then the
+# operator that follows it. hard-swish x * relu6(x + 3) / 6 -> HARD_SWISH; hard-sigmoid relu6(x + 3) / 6 ->
+# the + 3 folded into the conv's bias, relu6 fused, then MUL by a constant int8 scalar (1/6).
+UNFUSED_ACTIVATIONS = {"hardswish": ("", "HARD_SWISH"), "hardsigmoid": ("relu6", "MUL")}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"  # signature names
 SIGNATURE_KEY = "serving_default"
 SUBGRAPH_NAME = "main"
@@ -107,12 +126,16 @@ class Graph:
     def tensor(self, name: str) -> TensorSpec:
         return self._by_name[name]
 
-    @property
-    def _by_name(self) -> dict:
+    @cached_property
+    def _by_name(self) -> dict:  # built once: lookups stay linear in the graph's size
         return {t.name: t for t in self.tensors}
 
+    @cached_property
+    def _numbers(self) -> dict:
+        return {t.name: number for number, t in enumerate(self.tensors)}
+
     def index(self, name: str) -> int:
-        return [t.name for t in self.tensors].index(name)
+        return self._numbers[name]
 
 
 def fmp_candidates(size: int, out: int) -> int:
@@ -131,7 +154,8 @@ def _padding(layer) -> int:
         return SAME
     if layer.padding == (0, 0, 0, 0):
         return VALID
-    raise ConfigError(f"layer {layer.name}: padding {layer.padding} is neither TF 'same' nor 'valid'")
+    raise ConfigError(f"layer {layer.name}: padding {layer.padding} is neither TF 'same' nor 'valid', so it has no "
+                      "TensorFlow Lite lowering; --runtime simple prices it without one")
 
 
 def description(network):
@@ -161,12 +185,47 @@ class _Config(NamedTuple):
 
 
 def fused_activation(layer) -> int:
-    """The conv's fused activation code (NONE, RELU, RELU6); other activations have no TFLite fusion."""
+    """The conv's fused activation code (NONE, RELU, RELU6): its own activation when TFLite can fuse it,
+    else the part of it the converter fuses (:data:`UNFUSED_ACTIVATIONS`)."""
+    activation = layer.activation or ""
+    if activation in UNFUSED_ACTIVATIONS:
+        activation = UNFUSED_ACTIVATIONS[activation][0]
     try:
-        return FUSED_ACTIVATIONS[layer.activation or ""]
+        return FUSED_ACTIVATIONS[activation]
     except KeyError:
-        raise ConfigError(f"layer {layer.name}: activation {layer.activation} is not lowered to TensorFlow Lite "
-                          f"(a conv fuses only {', '.join(a for a in FUSED_ACTIVATIONS if a)})") from None
+        raise ConfigError(f"layer {layer.name}: activation {layer.activation} has no TensorFlow Lite lowering "
+                          f"(lowered: {', '.join([*(a for a in FUSED_ACTIVATIONS if a), *UNFUSED_ACTIVATIONS])}); "
+                          "--runtime simple prices it without one") from None
+
+
+def flat_layers(layers) -> frozenset:
+    """The layers whose output the lowering keeps 2-D, ``(1, C)``: a global average pool (``MEAN`` without
+    kept dimensions) and the 1x1 convs on its 1x1 output (``FULLY_CONNECTED``, a classifier head such as
+    MobileNetV3's) when everything reading them is a classifier or such a conv. A squeeze-excite's pool
+    and convs, whose gate multiplies a feature map, stay 4-D, ``(1, 1, 1, C)`` (``MEAN`` with kept
+    dimensions, ``CONV_2D``), as Keras applications build them."""
+    readers: dict[str, list] = {}
+    for layer in layers:
+        for source in layer.inputs:
+            readers.setdefault(source, []).append(layer)
+    flat: set[str] = set()
+    for layer in layers:
+        if layer.kind != "avgpool":
+            continue
+        group, frontier, keeps_flat = [layer.name], [layer.name], True
+        while frontier:
+            for reader in readers.get(frontier.pop(), ()):
+                if reader.kind == "fc":
+                    continue
+                if reader.kind in ("conv", "pw") and reader.kernel == 1 and reader.in_h == reader.in_w == 1 \
+                        and len(reader.inputs) == 1:
+                    group.append(reader.name)
+                    frontier.append(reader.name)
+                else:
+                    keeps_flat = False
+        if keeps_flat:
+            flat.update(group)
+    return frozenset(flat)
 
 
 def lower(network) -> Graph:
@@ -176,11 +235,13 @@ def lower(network) -> Graph:
     tensors = [TensorSpec(INPUT_NAME, (1, height, width, channels), INT8, False)]
     ops: list[OpSpec] = []
     layer_ops = []
+    written = {IMAGE: (INPUT_NAME, tensors[0].shape)}  # layer name -> (its output tensor, shape)
+    flat = flat_layers(network.layers)
     current = INPUT_NAME
     shape = tensors[0].shape
 
-    def const(name, shape_, dtype, channels_=None, axis=0):
-        quantization = "none" if channels_ is None else "channel"
+    def const(name, shape_, dtype, channels_=None, axis=0, quantization=None):
+        quantization = quantization or ("none" if channels_ is None else "channel")
         tensors.append(TensorSpec(name, tuple(shape_), dtype, True, quantization,
                                   1 if channels_ is None else channels_, axis))
         return name
@@ -191,29 +252,54 @@ def lower(network) -> Graph:
         ops.append(OpSpec(builtin, layer.name, tuple(inputs), out_name, options))
         current, shape = out_name, tuple(out_shape)
 
+    def activate(layer, builtin, inputs, out_shape, options):
+        """The conv's operator, then the operator of an activation it cannot fuse."""
+        name = layer.name
+        follow = UNFUSED_ACTIVATIONS.get(layer.activation or "", (None, None))[1]
+        emit(builtin, layer, inputs, f"{name}/linear" if follow == "HARD_SWISH" else
+             f"{name}/relu6" if follow == "MUL" else name, out_shape, options)
+        if follow == "HARD_SWISH":
+            emit("HARD_SWISH", layer, (current,), name, out_shape, None)
+        elif follow == "MUL":
+            sixth = const(f"{name}/sixth", (), INT8, quantization="tensor")
+            emit("MUL", layer, (current, sixth), name, out_shape, (("fused_activation_function", 0),))
+
     for layer in network.layers:
         before = len(ops)
         name, kind = layer.name, layer.kind
         if kind not in LOWERED:
-            raise ConfigError(f"layer {name}: no TensorFlow Lite lowering for layer kind {kind!r} yet "
-                              f"(lowered: {', '.join(LOWERED)})")
-        if layer.inputs and layer.inputs != (current,):
-            raise ConfigError(f"layer {name} reads {', '.join(layer.inputs)}: the TensorFlow Lite lowering "
-                              "covers chains of layers")
+            raise ConfigError(f"layer {name}: no TensorFlow Lite lowering for layer kind {kind!r} "
+                              f"(lowered: {', '.join(LOWERED)}); --runtime simple prices it without one")
+        reads = []
+        for source in layer.inputs or ((IMAGE,) if not layer_ops else (layer_ops[-1][0],)):
+            if source not in written:
+                raise ConfigError(f"layer {name} reads {source}, which no earlier layer writes")
+            reads.append(written[source])
+        current, shape = reads[0]
+        fused = fused_activation(layer) if kind in ("conv", "pw", "dw") else 0
         out4 = (1, layer.out_h, layer.out_w, layer.out_c)
-        if kind in ("conv", "pw"):
+        if kind in IMAGE_KINDS and len(shape) != 4 and name not in flat:  # conv and pooling take NHWC images
+            raise ConfigError(f"layer {name} ({kind}) reads {current}, a vector of features (global average pooling "
+                              "keeps no height and width): the TensorFlow Lite lowering has no convolution or "
+                              "pooling of a pooled vector")
+        if kind in ("conv", "pw") and name in flat:  # a 1x1 conv on a pooled vector: a dense layer
+            weights = const(f"{name}/weights", (layer.out_c, layer.in_c), INT8, layer.out_c, 0)
+            bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
+            activate(layer, "FULLY_CONNECTED", (current, weights, bias), (1, layer.out_c),
+                     (("fused_activation_function", fused),))
+        elif kind in ("conv", "pw"):
             weights = const(f"{name}/weights", (layer.out_c, layer.kernel, layer.kernel, layer.in_c), INT8,
                             layer.out_c, 0)
             bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
             options = (("padding", _padding(layer)), ("stride_w", layer.stride), ("stride_h", layer.stride),
-                       ("fused_activation_function", fused_activation(layer)))
-            emit("CONV_2D", layer, (current, weights, bias), name, out4, options)
+                       ("fused_activation_function", fused))
+            activate(layer, "CONV_2D", (current, weights, bias), out4, options)
         elif kind == "dw":
             weights = const(f"{name}/weights", (1, layer.kernel, layer.kernel, layer.out_c), INT8, layer.out_c, 3)
             bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
             options = (("padding", _padding(layer)), ("stride_w", layer.stride), ("stride_h", layer.stride),
-                       ("depth_multiplier", layer.delta), ("fused_activation_function", fused_activation(layer)))
-            emit("DEPTHWISE_CONV_2D", layer, (current, weights, bias), name, out4, options)
+                       ("depth_multiplier", layer.delta), ("fused_activation_function", fused))
+            activate(layer, "DEPTHWISE_CONV_2D", (current, weights, bias), out4, options)
         elif kind == "maxpool":
             options = (("padding", _padding(layer)), ("stride_w", layer.stride), ("stride_h", layer.stride),
                        ("filter_width", layer.kernel), ("filter_height", layer.kernel))
@@ -229,9 +315,14 @@ def lower(network) -> Graph:
             options = (("padding", VALID), ("stride_w", k_w), ("stride_h", k_h), ("filter_width", k_w),
                        ("filter_height", k_h))
             emit("MAX_POOL_2D", layer, (current,), name, out4, options)
+        elif kind == "avgpool" and name not in flat and layer.in_h == layer.in_w == 1:
+            pass  # the mean of a 1x1 map, dimensions kept: the converter drops it (the output is the input)
         elif kind == "avgpool":
             axes = const(f"{name}/axes", (2,), INT32)
-            emit("MEAN", layer, (current, axes), name, (1, layer.out_c), ())
+            if name in flat:
+                emit("MEAN", layer, (current, axes), name, (1, layer.out_c), ())
+            else:
+                emit("MEAN", layer, (current, axes), name, (1, 1, 1, layer.out_c), (("keep_dims", True),))
         elif kind == "fc":
             features = layer.in_h * layer.in_w * layer.in_c
             if len(shape) != 2:
@@ -240,12 +331,37 @@ def lower(network) -> Graph:
             weights = const(f"{name}/weights", (layer.out_c, features), INT8, layer.out_c, 0)
             bias = const(f"{name}/bias", (layer.out_c,), INT32, layer.out_c, 0)
             emit("FULLY_CONNECTED", layer, (current, weights, bias), name, (1, layer.out_c), ())
+        elif kind in ("add", "scale"):  # a residual add; a squeeze-excite's gate times the feature map
+            if len(reads) != 2:
+                raise ConfigError(f"layer {name}: a {kind} reads two tensors, not {len(reads)}")
+            options = (("fused_activation_function", 0),)
+            inputs = [tensor for tensor, _ in reads]
+            if kind == "add" and layer.out_h == layer.out_w == 1:
+                # on a 1x1 map the converter makes the residual a bias: the block's input, reshaped to (C,)
+                # right after the operator that writes it, added to the projection
+                inputs[1] = _squeeze_after_writer(ops, tensors, layer, inputs[1])
+            emit("ADD" if kind == "add" else "MUL", layer, tuple(inputs), name,
+                 reads[0][1] if kind == "scale" else out4, options)
+        written[name] = (current, shape)
         layer_ops.append((name, len(ops) - before))
     return Graph(tensors=tuple(tensors), ops=tuple(ops), input=INPUT_NAME, output=current,
                  description=description(network), layer_ops=tuple(layer_ops))
 
 
-LOWERED = ("conv", "pw", "dw", "maxpool", "fmp", "avgpool", "fc")
+LOWERED = ("conv", "pw", "dw", "maxpool", "fmp", "avgpool", "fc", "add", "scale")
+IMAGE_KINDS = ("conv", "pw", "dw", "maxpool", "fmp", "avgpool")  # layers whose operator reads an NHWC image
+
+
+def _squeeze_after_writer(ops: list, tensors: list, layer, source: str) -> str:
+    """Insert ``RESHAPE(source) -> (C,)`` right after the operator that writes ``source`` (the converter's
+    form of a residual add on a 1x1 map); returns the reshaped tensor's name."""
+    shape = f"{layer.name}/shape"
+    squeezed = f"{layer.name}/residual"
+    tensors.append(TensorSpec(shape, (1,), INT32, True, "none"))
+    tensors.append(TensorSpec(squeezed, (layer.out_c,), INT8, False))
+    writer = next(number for number, op in enumerate(ops) if op.output == source)
+    ops.insert(writer + 1, OpSpec("RESHAPE", layer.name, (source, shape), squeezed, None))
+    return squeezed
 
 
 def operator_codes(graph: Graph) -> list[str]:
@@ -412,9 +528,11 @@ _OPTION_TABLES = {  # builtin -> (BuiltinOptions type, fields, {field: (slot, by
                                  "depth_multiplier": (3, 4, 0), "fused_activation_function": (4, 1, 0)}),
     "MAX_POOL_2D": (5, 6, {"padding": (0, 1, 0), "stride_w": (1, 4, 0), "stride_h": (2, 4, 0),
                            "filter_width": (3, 4, 0), "filter_height": (4, 4, 0)}),
-    "FULLY_CONNECTED": (8, 6, {}),
+    "FULLY_CONNECTED": (8, 6, {"fused_activation_function": (0, 1, 0)}),
     "GATHER": (23, 2, {"axis": (0, 4, 0)}),
-    "MEAN": (27, 1, {}),
+    "MEAN": (27, 1, {"keep_dims": (0, 1, 0)}),
+    "ADD": (11, 2, {"fused_activation_function": (0, 1, 0), "pot_scale_int16": (1, 1, 1)}),
+    "MUL": (21, 1, {"fused_activation_function": (0, 1, 0)}),
 }
 
 

@@ -226,8 +226,13 @@ class CLIGroup(click.Group):
 def main():
     """Parameters and Mult-Adds of the Enhanced Hybrid MobileNet (Chen & Su), layer by layer.
 
-    Variants: base (Table 1, strided convs), mp3 (Table 2, 3x3/2 max pooling),
-    fmp (Table 3, fractional max pooling), or a path to your own spec file.
+    \b
+    Variants:
+      the paper's: base (Table 1, strided convs), mp3 (Table 2, 3x3/2 max pooling),
+        fmp (Table 3, fractional max pooling);
+      the MobileNetV2/V3 family: mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small,
+        each also as _mp3 and _fmp (a pool in place of every stride of 2);
+      or a path to your own spec file.
     """
 
 __all__ = ["main"]

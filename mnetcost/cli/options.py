@@ -115,8 +115,8 @@ def variant_option(function):
     return click.option(
         "--variant", "-v", default="base", show_default=True, metavar="base|mp3|fmp|mobilenet_v2|...|PATH",
         help="Paper table (base = Table 1, mp3 = Table 2, fmp = Table 3), a MobileNet of the family "
-             "(mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, each also with _mp3 and _fmp) "
-             "or a spec file.",
+             "(mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, each also with _mp3 and _fmp), "
+             "a spec file, or (table; crosscheck --runtime tflm) a model file: FILE.tflite, FILE.onnx.",
     )(function)
 
 
@@ -132,15 +132,20 @@ def convention_option(function):
     )(function)
 
 
-def dtype_option(function):
-    """--dtype fp32|fp16|int8 (None when not given: fp32, or int8 with --target)."""
+def dtype_option(function=None, *, target: bool = True):
+    """--dtype fp32|fp16|int8 (None when not given: fp32, or int8 with --target). ``target`` False for a
+    command without --target: its help then does not mention one (``@dtype_option(target=False)``)."""
     from mnetcost.calculator.memory import DTYPES
 
-    return click.option(
-        "--dtype", type=click.Choice(tuple(DTYPES)), default=None,
-        help="Precision of the memory figures: fp32 (default), fp16, or int8 (int8 weights and "
-             "activations, int32 biases, one fp32 scale per output channel; the default with --target).",
-    )(function)
+    def decorate(function):
+        return click.option(
+            "--dtype", type=click.Choice(tuple(DTYPES)), default=None,
+            help="Precision of the memory figures: fp32 (default), fp16, or int8 (int8 weights and "
+                 "activations, int32 biases, one fp32 scale per output channel"
+                 + ("; the default with --target)." if target else ")."),
+        )(function)
+
+    return decorate if function is None else decorate(function)
 
 
 def memory_options(function):
@@ -149,17 +154,21 @@ def memory_options(function):
 
     for option in reversed((
         click.option("--target", type=click.Choice(tuple(TARGETS), case_sensitive=False), default=None,
-                     help="Microcontroller board whose SRAM (peak activations) and Flash (weights) must hold "
-                          "the model (see docs/targets.md); implies --dtype int8 unless given."),
+                     help="Microcontroller board whose SRAM and Flash must hold the model (see "
+                          "docs/targets.md); implies --dtype int8 unless given. SRAM judges TensorFlow Lite "
+                          "Micro's arena and Flash the .tflite file (--runtime tflm, the default at int8), or "
+                          "the peak activation bytes and the weight bytes (--runtime simple)."),
         click.option("--max-peak-memory", type=byte_count("--max-peak-memory"), default=None,
                      metavar="BYTES[K|M|G|KiB|MiB|GiB]",
-                     help="RAM budget for the peak activation bytes (256KiB = 262,144; 256K = 256,000); "
-                          "overrides the --target's SRAM."),
+                     help="RAM budget (256KiB = 262,144; 256K = 256,000); overrides the --target's SRAM. It "
+                          "judges TensorFlow Lite Micro's arena with --runtime tflm (the default at int8), the "
+                          "peak activation bytes with --runtime simple."),
         click.option("--max-weight-bytes", type=byte_count("--max-weight-bytes"), default=None,
                      metavar="BYTES[K|M|G|KiB|MiB|GiB]",
-                     help="Flash budget (1MiB = 1,048,576) for the model's bytes (the weights, or with "
-                          "--runtime tflm the .tflite file and TFLM's code) and --flash-reserve; overrides the "
-                          "--target's Flash."),
+                     help="Flash budget (1MiB = 1,048,576); overrides the --target's Flash. It judges the int8 "
+                          ".tflite file's bytes with --runtime tflm (the default at int8), plus TFLM's code for "
+                          "its operators, the deployed weight bytes with --runtime simple; either with "
+                          "--flash-reserve."),
         click.option("--flash-reserve", type=byte_count("--flash-reserve"), default=None,
                      metavar="BYTES[K|M|G|KiB|MiB|GiB]",
                      help="Flash kept for the application (startup code, drivers, your own code) in every Flash "
@@ -178,15 +187,19 @@ def memory_dtype(dtype: str | None, target: str | None) -> str:
     return TARGET_DTYPE if target is not None else DEFAULT_DTYPE
 
 
-def runtime_option(function):
-    """--runtime simple|tflm (None when not given: see :func:`memory_settings`)."""
-    return click.option(
-        "--runtime", type=click.Choice(("simple", "tflm")), default=None,
-        help="Memory model: simple (layers one at a time, each holding its inputs and output; weights as "
-             "stored) or tflm (TensorFlow Lite Micro running the int8 .tflite export: its arena = the "
-             "planner's activations + persistent data, and the file's bytes as Flash) [default: tflm with "
-             "--target or a budget at int8, else simple].",
-    )(function)
+def runtime_option(function=None, *, target: bool = True):
+    """--runtime simple|tflm (None when not given: see :func:`memory_settings`). ``target`` False for a
+    command without --target and budgets (``@runtime_option(target=False)``): its default is simple."""
+    def decorate(function):
+        return click.option(
+            "--runtime", type=click.Choice(("simple", "tflm")), default=None,
+            help="Memory model: simple (layers one at a time, each holding its inputs and output; weights as "
+                 "stored) or tflm (TensorFlow Lite Micro running the int8 .tflite export: its arena = the "
+                 "planner's activations + persistent data, and the file's bytes as Flash) [default: "
+                 + ("tflm with --target or a budget at int8, else simple]." if target else "simple]."),
+        )(function)
+
+    return decorate if function is None else decorate(function)
 
 
 def memory_settings(dtype: str | None, runtime: str | None, target: str | None, budgeted: bool = False
@@ -204,17 +217,21 @@ def memory_settings(dtype: str | None, runtime: str | None, target: str | None, 
     return dtype, runtime
 
 
-def tflm_build_option(function):
-    """--tflm-build host64|arm32 (None when not given: see :func:`tflm_build_for`)."""
-    from mnetcost.calculator.tflm import BUILDS
+def tflm_build_option(function=None, *, target: bool = True):
+    """--tflm-build host64|arm32 (None when not given: see :func:`tflm_build_for`). ``target`` False for a
+    command without --target (``@tflm_build_option(target=False)``): its default is host64."""
+    from mnetcost.calculator.targets import TFLM_BUILD_NAMES
 
-    return click.option(
-        "--tflm-build", type=click.Choice(tuple(BUILDS)), default=None,
-        help="The TensorFlow Lite Micro build whose arena --runtime tflm gives: host64 (the 64-bit build of "
-             "tflite-micro's Python package, 8-byte pointers) or arm32 (a 32-bit Cortex-M build, 4-byte "
-             "pointers: smaller tensor, node and op-data structs) [default: arm32 with a --target board, "
-             "else host64].",
-    )(function)
+    def decorate(function):
+        return click.option(
+            "--tflm-build", type=click.Choice(TFLM_BUILD_NAMES), default=None,
+            help="The TensorFlow Lite Micro build whose arena --runtime tflm gives: host64 (the 64-bit build of "
+                 "tflite-micro's Python package, 8-byte pointers) or arm32 (a 32-bit Cortex-M build, 4-byte "
+                 "pointers: smaller tensor, node and op-data structs) [default: "
+                 + ("arm32 with a --target board, else host64]." if target else "host64]."),
+        )(function)
+
+    return decorate if function is None else decorate(function)
 
 
 def tflm_build_for(build: str | None, runtime: str, target: str | None) -> str | None:
@@ -237,9 +254,11 @@ def rounding_option(function):
 
     return click.option(
         "--rounding", type=click.Choice(tuple(ROUNDINGS)), default=None,
-        help="Width rounding: truncate = Keras int(c * alpha); nearest; divisible8 = make_divisible(c * "
-             "alpha, 8) (MobileNetV2/V3) [default: the spec's: truncate for base/mp3/fmp, divisible8 for "
-             "the mobilenet_v2/v3 variants].",
+        help="Width rounding: truncate = int(c * alpha) (Keras's MobileNet); nearest; divisible8 = "
+             "make_divisible(c * alpha, 8) (torchvision's MobileNetV2/V3); keras = Keras applications' own "
+             "widths for every variant (V3: stem 16, expansions as ratio x the rounded input, head 1024/1280 "
+             "for alpha <= 1) [default: the spec's: truncate for base/mp3/fmp, divisible8 for the "
+             "mobilenet_v2/v3 variants].",
     )(function)
 
 
@@ -271,9 +290,15 @@ def config_options(*, lists: bool, spec_defaults: bool = False):
     return decorate
 
 
+NOTE_LIST_LIMIT = 5  # a note names at most this many values; more are given as a count and a range
+
+
 def note_alpha(alphas) -> None:
     """α > 1 is meaningful (a wider network) but unusual: say so on stderr."""
     wide = [a for a in ([alphas] if isinstance(alphas, (int, float)) else alphas) if a > 1]
-    if wide:
+    if len(wide) > NOTE_LIST_LIMIT:  # a range, not a list of every value: 1.01:1.5:0.01 is 50 of them
+        click.echo(f"note: {len(wide):,} alpha values > 1 (from {min(wide):g} to {max(wide):g}) widen every "
+                   "layer beyond MobileNet's widths", err=True)
+    elif wide:
         click.echo(f"note: alpha {', '.join(f'{a:g}' for a in wide)} > 1 widens every layer beyond "
                    "MobileNet's widths", err=True)

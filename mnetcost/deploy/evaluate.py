@@ -116,7 +116,7 @@ def run_metadata(run: Run, normalization: "Normalization | None" = None) -> dict
             "checkpoint": run.checkpoint, "epoch": run.epoch, "variant": c.variant,
             "alpha": c.alpha, "delta": c.delta, "classes": c.classes, "resolution": list(c.resolution),
             "dataset": run.stored.get("dataset_info", {}).get("name", c.dataset), "fmp_mode": c.fmp_mode,
-            "fmp_seed": c.seed, "fmp_draw": 0}
+            "fmp_seed": c.seed, "fmp_draw": 0, "weights_sha256": run_weights(run)}
     if normalization is not None:
         meta.update(mean=normalization.mean.tolist(), std=normalization.std.tolist())
     return meta
@@ -216,6 +216,54 @@ def test_labels(run: Run, data, what: str) -> tuple[np.ndarray, str | None]:
 FILE_FORMATS = {"--onnx": "ONNX", "--tflite": "TensorFlow Lite"}  # the option naming an exported file -> its format
 
 
+def run_weights(run: Run) -> str:
+    """The fingerprint of the weights of the run's opened checkpoint."""
+    from mnetcost.nn.training import weights_fingerprint
+
+    return weights_fingerprint(run.state)
+
+
+def recorded_weights(run: Run) -> dict[str, int]:
+    """Fingerprint -> epoch of the weights the run held after each epoch (its metrics.jsonl), with its
+    opened checkpoint's; empty for runs trained before fingerprints were recorded."""
+    found = {}
+    try:
+        lines = (run.path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("weights_sha256"), str) and isinstance(row.get("epoch"), int):
+            found[row["weights_sha256"]] = row["epoch"]
+    if found:
+        found.setdefault(run_weights(run), run.epoch)
+    return found
+
+
+def check_file_weights(run: Run, meta: dict, path, option: str = "--onnx") -> None:
+    """A file's recorded source weights must be weights this run held (at the epoch its metadata
+    names): its run name and id alone can be edited. Files or runs from before fingerprints were
+    recorded are not checked."""
+    theirs = meta.get("weights_sha256")
+    if not isinstance(theirs, str):
+        return
+    known = recorded_weights(run)
+    if not known:  # a run that records no fingerprints: at least its opened checkpoint
+        if theirs == run_weights(run) and meta.get("epoch") not in (None, run.epoch):
+            raise MnetcostError(f"{option} {path}: made from the run's epoch-{run.epoch} weights, but its metadata "
+                                f"says epoch {meta.get('epoch')}")
+        return
+    if theirs not in known:
+        raise MnetcostError(f"{option} {path}: made from weights {ID.short(theirs)}, which the run in {run.path} never "
+                            "held (metrics.jsonl records each epoch's): another run's model, whatever its metadata says")
+    if meta.get("epoch") != known[theirs]:
+        raise MnetcostError(f"{option} {path}: made from the run's epoch-{known[theirs]} weights, but its metadata "
+                            f"says epoch {meta.get('epoch')}")
+
+
 def check_file_metadata(run: Run, meta: dict, path, option: str = "--onnx") -> None:
     """Refuse an exported file (ONNX, or TensorFlow Lite with ``option`` --tflite) that is not a
     model of this run, by what ``mnetcost export`` wrote into it (run id; for older files the
@@ -232,10 +280,15 @@ def check_file_metadata(run: Run, meta: dict, path, option: str = "--onnx") -> N
     if "run" not in meta and "run_id" not in meta:
         raise MnetcostError(f"{option} {path}: a model with {meta.get('weights', 'other')} weights, exported without "
                             f"--run, not a model of the run in {run.path}")
+    check_file_weights(run, meta, path, option)
 
 
-def check_fits(data, classes: int, resolution, what: str) -> None:
-    """The data's classes and image size must be the model's."""
+def check_fits(data, classes: int, resolution, what: str, in_channels: int | None = None) -> None:
+    """The data's classes, image size and channels must be the model's."""
+    if in_channels is not None:
+        from mnetcost.nn.datasets import check_channels
+
+        check_channels(in_channels, what, data.channels, f"the dataset {data.name}")
     if data.classes != classes:
         raise MnetcostError(f"{what}: the dataset {data.name} has {data.classes} classes, the model {classes}")
     if tuple(data.resolution) != tuple(resolution):

@@ -34,10 +34,12 @@ class Source:
         return self.model.network
 
 
-def fresh_source(variant, alpha, delta, classes, resolution, *, dataset: str | None = None, data_dir=None) -> Source:
+def fresh_source(variant, alpha, delta, classes, resolution, *, dataset: str | None = None, data_dir=None,
+                 resize: bool = False) -> Source:
     """A freshly initialised model (``build_model``'s weights, seed 0); with ``dataset``, its test
     images check the export and its training images calibrate int8 (normalised by its own
-    training statistics)."""
+    training statistics). ``resize``: a dataset whose images are not the model's size is resized
+    to it (:func:`resize_images`; said in ``calibration_source`` and the metadata) instead of refused."""
     import torch
 
     from mnetcost.nn.models import build_model
@@ -50,11 +52,53 @@ def fresh_source(variant, alpha, delta, classes, resolution, *, dataset: str | N
                 "fmp_mode": "tf", "fmp_draw": 0}
     source = Source(model=model, metadata=metadata)
     if dataset is not None:
+        from mnetcost.nn.datasets import check_channels
+
+        check_channels(network.spec.in_channels, f"--dataset {dataset}")  # before any download: every source is RGB
         data = EV.load_data(dataset, data_dir)
-        EV.check_fits(data, classes, network.resolution, f"--dataset {dataset}")
+        stored = tuple(data.resolution)
+        if resize and stored != tuple(network.resolution):
+            data = resized_data(data, network.resolution)
+        EV.check_fits(data, network.classes, network.resolution, f"--dataset {dataset}", network.spec.in_channels)
         _attach_data(source, data, EV.normalization_of(data.train_x))
         source.metadata.update(mean=source.normalization.mean.tolist(), std=source.normalization.std.tolist())
+        if stored != tuple(network.resolution):
+            source.calibration_source = (f"{data.name}, resized from {stored[0]}x{stored[1]} to "
+                                         f"{network.resolution[0]}x{network.resolution[1]} (bilinear, antialiased)")
+            source.metadata["dataset_resized"] = source.calibration_source
     return source
+
+
+def resize_images(images: np.ndarray, resolution) -> np.ndarray:
+    """uint8 (N, C, H, W) images resized to ``resolution`` (height, width): bilinear, antialiased when
+    shrinking, rounded back to uint8; in batches, so a whole dataset never exists as floats at once."""
+    import torch
+    import torch.nn.functional as F
+
+    height, width = (int(v) for v in resolution)
+    out = np.empty((len(images), images.shape[1], height, width), dtype=np.uint8)
+    for start in range(0, len(images), 1000):
+        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + 1000])).float()
+        scaled = F.interpolate(batch, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        out[start:start + len(batch)] = scaled.round().clamp(0, 255).to(torch.uint8).numpy()
+    return out
+
+
+RESIZED_TRAIN, RESIZED_TEST = 4096, 1000  # the images a resized dataset keeps (calibration draws, checks)
+
+
+def resized_data(data, resolution, train: int = RESIZED_TRAIN, test: int = RESIZED_TEST):
+    """``data`` (:func:`mnetcost.deploy.evaluate.load_data`'s) with ``train`` of its training images
+    (drawn as :func:`~mnetcost.deploy.evaluate.calibration_images` draws, seed 0) and its first ``test``
+    test images resized to ``resolution`` (:func:`resize_images`): what calibration and the check
+    read, without a whole dataset at the larger size in memory."""
+    import dataclasses
+
+    count = min(int(train), len(data.train_x))
+    picked = np.sort(np.random.default_rng(0).choice(len(data.train_x), size=count, replace=False))
+    return dataclasses.replace(data, train_x=resize_images(data.train_x[picked], resolution),
+                               train_y=data.train_y[picked], test_x=resize_images(data.test_x[:test], resolution),
+                               test_y=data.test_y[:test])
 
 
 def run_source(run_dir, checkpoint: str = "best", *, dataset: str | None = None, data_dir=None) -> Source:
@@ -63,7 +107,8 @@ def run_source(run_dir, checkpoint: str = "best", *, dataset: str | None = None,
     run = EV.open_run(run_dir, checkpoint)
     model = EV.run_model(run)
     data = EV.run_dataset(run, data_dir) if dataset is None else EV.load_data(dataset, data_dir)
-    EV.check_fits(data, run.config.classes, model.network.resolution, f"--dataset {dataset or run.config.dataset}")
+    EV.check_fits(data, run.config.classes, model.network.resolution, f"--dataset {dataset or run.config.dataset}",
+                  model.network.spec.in_channels)
     # the run's own statistics (recorded, or measured on its training data), even for another dataset
     normalization, _ = EV.run_normalization(run, data_dir, given=data if dataset is not None else None)
     source = Source(model=model, metadata=EV.run_metadata(run, normalization), run=run)

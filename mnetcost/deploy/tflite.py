@@ -13,8 +13,13 @@ weights copied in NHWC layouts and BatchNorm folded into each conv's bias (the f
 * ``fmp``: its fixed evaluation draw (:func:`mnetcost.deploy.export.eval_copy`) as two ``tf.gather`` of
   constant int32 window positions (rows, then columns; ``K`` candidates per window) and a ``K x K``
   'valid' max pool with stride ``K``: builtins TFLite Micro runs (``GATHER``, ``MAX_POOL_2D``);
-* ``avgpool``: ``GlobalAveragePooling2D`` (``MEAN``); ``fc``: ``Dense`` (after ``Flatten`` when the input
-  is not flat, the weight's columns reordered from PyTorch's C-H-W to Keras's H-W-C).
+* ``avgpool``: ``GlobalAveragePooling2D`` (``MEAN``; ``keepdims`` in a squeeze-excite); ``fc``: ``Dense``
+  (after ``Flatten`` when the input is not flat, the weight's columns reordered from PyTorch's C-H-W to
+  Keras's H-W-C); a 1x1 conv on the pooled vector (MobileNetV3's head): ``Dense``;
+* activations: relu, relu6, ``hard_swish`` and ``hard_sigmoid`` (PyTorch's ``Hardswish``/``Hardsigmoid``:
+  ``x * relu6(x + 3) / 6`` and ``relu6(x + 3) / 6``), as the layer's own;
+* ``add``: ``Add`` of the projection and the block's input; ``scale``: ``Multiply`` of the feature map and
+  the squeeze-excite's gate.
 
 **The conversion** (:func:`convert`) is ``tf.lite.TFLiteConverter.from_keras_model`` with
 ``Optimize.DEFAULT``, a representative dataset (normalised training images), ``TFLITE_BUILTINS_INT8``
@@ -105,16 +110,22 @@ def keras_model(model):
     _check_activations(exportable, network)
     height, width = network.resolution
     x = inputs = keras.Input((height, width, network.spec.in_channels), batch_size=1, name=TM.INPUT_NAME)
+    flat = TM.flat_layers(network.layers)
+    written = {TM.IMAGE: x}  # layer name -> its Keras output
     for layer in network.layers:
         module = getattr(exportable, layer.name)
+        x = written[layer.inputs[0]]
         if layer.kind in ("conv", "pw", "dw"):
             weight, bias = conv_weights(module)
-            act = layer.activation or None
+            act = KERAS_ACTIVATIONS[layer.activation or ""]
             if layer.kind == "dw":
                 kernel = weight.reshape(layer.in_c, layer.delta, layer.kernel, layer.kernel).transpose(2, 3, 0, 1)
                 keras_layer = keras.layers.DepthwiseConv2D(layer.kernel, layer.stride, padding="same",
                                                            depth_multiplier=layer.delta, activation=act,
                                                            name=layer.name)
+            elif layer.name in flat:  # a 1x1 conv on the pooled vector (lower's FULLY_CONNECTED)
+                kernel = weight.reshape(layer.out_c, layer.in_c).T
+                keras_layer = keras.layers.Dense(layer.out_c, activation=act, name=layer.name)
             else:
                 kernel = weight.transpose(2, 3, 1, 0)
                 keras_layer = keras.layers.Conv2D(layer.out_c, layer.kernel, layer.stride, padding="same",
@@ -127,7 +138,7 @@ def keras_model(model):
             rows, cols = _fmp_tables(module)
             x = keras.layers.Lambda(_fmp_function(tf, rows, cols), name=layer.name)(x)
         elif layer.kind == "avgpool":
-            x = keras.layers.GlobalAveragePooling2D(name=layer.name)(x)
+            x = keras.layers.GlobalAveragePooling2D(keepdims=layer.name not in flat, name=layer.name)(x)
         elif layer.kind == "fc":
             weight = module.weight.detach().numpy()
             if len(x.shape) != 2:  # PyTorch flattens C, H, W; Keras flattens H, W, C
@@ -137,9 +148,20 @@ def keras_model(model):
             keras_layer = keras.layers.Dense(layer.out_c, name=layer.name)
             x = keras_layer(x)
             keras_layer.set_weights([weight.T, module.bias.detach().numpy()])
+        elif layer.kind == "add":  # the residual: the tensors in the layer's order (the file's ADD inputs)
+            x = keras.layers.Add(name=layer.name)([written[source] for source in layer.inputs])
+        elif layer.kind == "scale":  # squeeze-excite: the feature map times the (1, 1, 1, C) gate
+            x = keras.layers.Multiply(name=layer.name)([written[source] for source in layer.inputs])
         else:
             raise TfliteError(f"layer {layer.name}: no Keras layer for layer kind {layer.kind!r}")
+        written[layer.name] = x
     return keras.Model(inputs, x, name="mnetcost")
+
+
+# The resolved layers' activations as Keras names them (the same functions as PyTorch's: hard-swish
+# x * relu6(x + 3) / 6, hard-sigmoid relu6(x + 3) / 6).
+KERAS_ACTIVATIONS = {"": None, "relu": "relu", "relu6": "relu6", "hardswish": "hard_swish",
+                     "hardsigmoid": "hard_sigmoid"}
 
 
 def _fmp_function(tf, rows: np.ndarray, cols: np.ndarray):
@@ -160,12 +182,12 @@ def _check_activations(model, network) -> None:
     activation than its spec's, build_from_network(activation=...), is refused)."""
     from torch import nn
 
-    modules = {"relu": nn.ReLU, "relu6": nn.ReLU6}
+    modules = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid}
     for layer in network.layers:
         if layer.kind not in ("conv", "pw", "dw"):
             continue
         block = getattr(model, layer.name)
-        found = [type(m) for m in block.children() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+        found = [type(m) for m in block.children() if isinstance(m, tuple(modules.values()))]
         wanted = [modules[layer.activation]] if layer.activation in modules else []
         if found != wanted:
             raise TfliteError(f"layer {layer.name}: the model applies {found[0].__name__ if found else 'no'} "
@@ -593,7 +615,8 @@ def export_source(source, *, calibration_images: int = 512, tolerance: float = 1
             "biases": "int32, per channel", "input": {"scale": q_in.scale, "zero_point": q_in.zero_point},
             "output": {"scale": q_out.scale, "zero_point": q_out.zero_point},
             "calibration_images": int(len(calibration)), "calibration_dataset": source.calibration_source,
-            "calibration": "training images drawn by a seeded generator (seed 0)",
+            "calibration": (SYNTHETIC_NOTE if source.calibration_source == SYNTHETIC
+                            else "training images drawn by a seeded generator (seed 0)"),
             "seconds": round(quantize_s, 2),
             "max_abs_diff_vs_torch": against_torch.max_abs_diff,
             "max_abs_logit_torch": against_torch.max_abs_reference,
@@ -745,19 +768,37 @@ def accuracy(data: bytes, path, runtime: str, images: np.ndarray, labels: np.nda
 
 
 # --- predicted against measured --------------------------------------------------------------------
+SYNTHETIC = "synthetic images"  # the calibration source of a model exported without a dataset
+SYNTHETIC_NOTE = ("random uint8 images (seed 0), no dataset given: the arena and the file's size do not depend on "
+                  "calibration, its accuracy does")
+
+
 def synthetic_source(network, images: int = 16, seed: int = 0):
-    """A model of ``network`` whose BatchNorm statistics come from standard-normal images (so every
-    layer's activations have a useful range: with initial statistics they shrink towards zero through
-    the layers and the int8 calibration degenerates), with random calibration images (checks use
-    standard-normal inputs). The arena and the file do not depend on the weights' values."""
+    """A model of ``network`` whose BatchNorm statistics come from standard-normal images, with random
+    calibration images (:func:`synthetic_calibration`). The arena and the file do not depend on the
+    weights' values."""
     import torch
 
-    from mnetcost.deploy.evaluate import Normalization
     from mnetcost.deploy.pipeline import Source
     from mnetcost.nn.models import build_from_network
 
     torch.manual_seed(seed)
     model = build_from_network(network)
+    metadata = {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
+                "classes": network.classes, "resolution": list(network.resolution), "weights": "initial (seed 0)"}
+    return synthetic_calibration(Source(model=model.eval(), metadata=metadata), images, seed)
+
+
+def synthetic_calibration(source, images: int = 16, seed: int = 0):
+    """``source`` (a fresh model, no dataset) made ready for int8: BatchNorm statistics measured on
+    standard-normal images (with initial statistics the activations shrink towards zero through the
+    layers and the int8 calibration degenerates) and ``images`` random calibration images whose
+    normalisation gives standard-normal-like inputs. Returns ``source``, changed in place."""
+    import torch
+
+    from mnetcost.deploy.evaluate import Normalization
+
+    model, network = source.model, source.network
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = None  # a cumulative average over the batches below
@@ -770,13 +811,13 @@ def synthetic_source(network, images: int = 16, seed: int = 0):
     model.eval()
     rng = np.random.default_rng(seed)
     # uint8 "images" whose normalisation (mean 127.5, std 1/255 scale) gives standard-normal-like inputs
-    train = rng.integers(0, 256, size=(images, *shape[1:]), dtype=np.uint8)
-    normalization = Normalization(np.full(shape[1], 0.5), np.full(shape[1], 0.25))
-    metadata = {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
-                "classes": network.classes, "resolution": list(network.resolution),
-                "weights": "initial (seed 0), BatchNorm statistics from standard-normal images"}
-    return Source(model=model.eval(), metadata=metadata, normalization=normalization, train_images=train,
-                  calibration_source="synthetic images")
+    source.train_images = rng.integers(0, 256, size=(images, *shape[1:]), dtype=np.uint8)
+    source.normalization = Normalization(np.full(shape[1], 0.5), np.full(shape[1], 0.25))
+    source.calibration_source = SYNTHETIC
+    source.metadata = {**source.metadata, "weights": f"{source.metadata.get('weights', 'initial (seed 0)')}, "
+                                                     "BatchNorm statistics from standard-normal images",
+                       "calibration": SYNTHETIC}
+    return source
 
 
 def file_parts(data: bytes) -> dict[str, int]:
@@ -839,7 +880,6 @@ def crosscheck_tflm(network, folder, *, probe_minimum: bool = True, calibration_
     arena = tflm.arena(network, graph)
     generous = lifetimes.align_up(2 * arena.total + 65_536, tflm.ARENA_ALIGNMENT)
     measured = tflm_allocations(path, generous)
-    records = measured["records"]
     rows = [Comparison("file bytes", layout.bytes, len(data), f"the converter's own file: {len(raw):,} B")]
     got_parts = file_parts(data)
     for part in ("weights", "quantization", "names", "metadata"):
@@ -848,6 +888,22 @@ def crosscheck_tflm(network, folder, *, probe_minimum: bool = True, calibration_
                            got_parts["structure and padding"],
                            f"tables, vtables, offsets {layout.parts['structure']:,} B + alignment padding "
                            f"{layout.parts['padding']:,} B"))
+    rows += arena_rows(arena, measured, path, generous, probe_minimum)
+    return {"network": {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
+                        "classes": network.classes, "resolution": list(network.resolution)},
+            "tflm_version": tflm.TFLM_VERSION, **versions(), "converter": TM.CONVERTER,
+            "operators": op_counts(data), "tensors": len(graph.tensors),
+            "rows": [row.as_dict() for row in rows], "agree": all(row.agree for row in rows),
+            "printed": measured.get("printed", "")}
+
+
+def arena_rows(arena, measured: dict, path, generous: int, probe_minimum: bool = True) -> list:
+    """The predicted arena (head, tail by the interpreter's recorded categories, total, smallest arena
+    accepted) beside the interpreter's records for the file at ``path``."""
+    from mnetcost.calculator import tflm
+
+    records = measured["records"]
+    rows = []
     rows.append(Comparison("arena head (activations)", arena.head, measured.get("head", -1),
                            f"{len(arena.head_tensors)} buffers placed by the greedy planner, 16-byte aligned"))
     rows.append(Comparison("arena tail (persistent)", arena.tail, measured.get("tail", -1)))
@@ -870,9 +926,26 @@ def crosscheck_tflm(network, folder, *, probe_minimum: bool = True, calibration_
         rows.append(Comparison("smallest arena accepted", minimum, measured_minimum,
                                "arena_size probed in child processes: the tail's gaps depend on where the arena "
                                "ends"))
-    return {"network": {"variant": network.variant, "alpha": network.alpha, "delta": network.delta,
-                        "classes": network.classes, "resolution": list(network.resolution)},
-            "tflm_version": tflm.TFLM_VERSION, **versions(), "converter": TM.CONVERTER,
-            "operators": op_counts(data), "tensors": len(graph.tensors),
+    return rows
+
+
+def crosscheck_file(path, *, probe_minimum: bool = True) -> dict:
+    """A model file made elsewhere, as it is: the arena predicted from the file
+    (:func:`mnetcost.calculator.tflm.graph_arena`) against TensorFlow Lite Micro's interpreter running it
+    (child processes)."""
+    from mnetcost.calculator import lifetimes, tflm
+    from mnetcost.calculator.importers import tflite as IT
+
+    found = IT.read(path)
+    found.require_priced()
+    arena = tflm.graph_arena(found.graph)
+    generous = lifetimes.align_up(2 * arena.total + 65_536, tflm.ARENA_ALIGNMENT)
+    measured = tflm_allocations(path, generous)
+    rows = arena_rows(arena, measured, path, generous, probe_minimum)
+    counts: dict[str, int] = {}
+    for op in found.operators:
+        counts[op.builtin] = counts.get(op.builtin, 0) + 1
+    return {"file": str(path), "file_bytes": found.size, "tflm_build": tflm.DEFAULT_BUILD,
+            "tflm_version": tflm.TFLM_VERSION, "operators": counts, "tensors": len(found.graph.tensors),
             "rows": [row.as_dict() for row in rows], "agree": all(row.agree for row in rows),
             "printed": measured.get("printed", "")}

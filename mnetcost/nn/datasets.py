@@ -105,10 +105,24 @@ class Dataset:
     def resolution(self) -> tuple[int, int]:
         return int(self.train_x.shape[2]), int(self.train_x.shape[3])
 
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
     def describe(self) -> dict:
         return {"name": self.name, "source": self.source, "classes": self.classes,
                 "resolution": list(self.resolution), "train": int(len(self.train_y)),
                 "test": int(len(self.test_y))}
+
+
+IMAGE_CHANNELS = 3  # every source is decoded to RGB (CIFAR's arrays, image files converted)
+
+
+def check_channels(in_channels: int, what: str, channels: int = IMAGE_CHANNELS, data: str = "the dataset") -> None:
+    """The network must read the data's channels: a DataError in one line, before any model runs."""
+    if in_channels != channels:
+        raise DataError(f"{what}: the network reads {in_channels}-channel images (its spec's in_channels), "
+                        f"{data} has {channels}-channel (RGB) images")
 
 
 def default_data_dir() -> Path:

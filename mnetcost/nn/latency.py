@@ -177,8 +177,11 @@ def measure(subjects, *, device, batch_size: int, warmup: int, repeats: int, cha
             convention: str, extra: dict | None = None) -> dict:
     """Time ``subjects`` in interleaved rounds (:func:`time_subjects`) and build the results object;
     ``extra`` adds top-level keys (the deployment side's runtime versions)."""
+    import os
+
     import torch
 
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None  # other work on the machine, at the start
     time_subjects(subjects, warmup=warmup, repeats=repeats)
     results = [record(subject, batch_size) for subject in subjects]
     return {
@@ -194,6 +197,7 @@ def measure(subjects, *, device, batch_size: int, warmup: int, repeats: int, cha
         "fmp_mode": fmp_mode,
         "convention": convention,
         "runtimes": list(dict.fromkeys(subject.runtime for subject in subjects)),
+        "load_average": load,  # 1, 5 and 15 minutes (os.getloadavg), when the timing started
         **(extra or {}),
         "results": results,
     }

@@ -228,6 +228,29 @@ def max_pool_block(layer: Layer) -> nn.Module:
                                      pool=nn.MaxPool2d(layer.kernel, layer.stride)))
 
 
+MAX_TENSOR_ELEMENTS = 2**31 - 1  # per tensor: TensorFlow Lite's int32 sizes, and far beyond any MobileNet
+MAX_MODEL_PARAMS = 2**30  # 4 GiB of float32 weights
+
+
+def check_buildable(network: Network) -> None:
+    """Refuse, in one line, a network too large to build as tensors (a weight or activation tensor of
+    more than :data:`MAX_TENSOR_ELEMENTS` elements, more than :data:`MAX_MODEL_PARAMS` weights),
+    before PyTorch tries to allocate it; the calculator still prices it exactly."""
+    from mnetcost.calculator.memory import network_memory
+
+    layers = network_memory(network, "fp32").layers
+    for layer in layers:
+        for what, elements in (("input", layer.input_elements), ("weights", layer.weight_elements),
+                               ("output", layer.output_elements)):
+            if elements > MAX_TENSOR_ELEMENTS:
+                raise ConfigError(f"layer {layer.name}: its {what} would have {elements:,} elements, more than the "
+                                  f"{MAX_TENSOR_ELEMENTS:,} a tensor may have here; `mnetcost table` prices it")
+    total = sum(layer.deploy_params for layer in layers)
+    if total > MAX_MODEL_PARAMS:
+        raise ConfigError(f"the network would have {total:,} weights, more than the {MAX_MODEL_PARAMS:,} a model "
+                          "may have here; `mnetcost table` prices it")
+
+
 def build_from_network(network: Network, *, dropout: float = 0.1, fmp_mode: str = "tf", fmp_seed: int = 0,
                        fmp_overlapping: bool = False, fmp_pseudo_random: bool = False,
                        activation: str | None = None) -> MobileNet | GraphNet:
@@ -244,6 +267,7 @@ def build_from_network(network: Network, *, dropout: float = 0.1, fmp_mode: str 
     """
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ConfigError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    check_buildable(network)
     if fmp_mode not in FMP_MODES:
         raise ConfigError(f"fmp_mode must be one of {', '.join(FMP_MODES)}, got {fmp_mode!r}")
     if activation is not None and activation not in REPLACEABLE:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from mnetcost.calculator.targets import TFLM_BUILD_NAMES
 from mnetcost.cli.options import (config_options, convention_option, dtype_option, fail, format_option,
                               require_torch, rounding_option, variant_option)
 
@@ -186,19 +187,24 @@ def _all_views(results, convention, fmt: str):
               help="Fractional max pooling module: tf (TensorFlow's algorithm) or torch (the built-in).")
 @click.option("--all", "run_all", is_flag=True,
               help="Every configuration of Tables 4-6 (both datasets) and a few unprinted ones, one row each.")
-@dtype_option
+@dtype_option(target=False)
 @click.option("--runtime", type=click.Choice(("torch", "tflm")), default="torch", show_default=True,
               help="torch: parameters, Mult-Adds and memory against fvcore and the PyTorch model; tflm: the "
                    "predicted TensorFlow Lite Micro arena (head, tail by category, smallest arena) and .tflite "
                    "bytes against the real interpreter and file (needs the [tflite] extra).")
-@click.option("--tflm-build", type=click.Choice(("host64", "arm32")), default=None,
+@click.option("--reference", type=click.Choice(("model", "keras")), default="model", show_default=True,
+              help="model: the PyTorch model built from the same resolved layers (fvcore, or the interpreter with "
+                   "--runtime tflm); keras: Keras applications' own MobileNet/MobileNetV2/MobileNetV3 built at the "
+                   "same configuration, compared layer by layer (shapes, Mult-Adds, params, residual adds; "
+                   "--rounding defaults to keras; needs the [tflite] extra).")
+@click.option("--tflm-build", type=click.Choice(TFLM_BUILD_NAMES), default=None,
               help="With --runtime tflm: the build checked. Only host64: the interpreter here is tflite-micro's "
                    "Python package, a 64-bit host build (the arm32 figures of table/sweep are checked against a "
                    "32-bit build by tools/tflm_build; see docs/memory.md).")
 @format_option
 @click.pass_context
 def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, fmp_mode, run_all, dtype, runtime,
-            tflm_build, fmt):
+            reference, tflm_build, fmt):
     """Check the engine's parameters, Mult-Adds and memory against the real model, layer by layer.
 
     Builds the PyTorch model from the same resolved layers, runs fvcore's FlopCountAnalysis and
@@ -214,6 +220,13 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     Micro's interpreter in child processes, and compares the calculator's predictions with the
     file's bytes (weights, quantization, names, metadata, structure) and the interpreter's
     allocation records (head, tail by category, total, the smallest arena_size it accepts).
+
+    With --reference keras: builds keras.applications' MobileNet (base), MobileNetV2,
+    MobileNetV3Small or MobileNetV3Large (weights=None) at the same alpha, delta (MobileNet only),
+    classes and input size, and compares every conv, depthwise and classifier layer's output shape
+    and Mult-Adds (counted from the Keras layers' own kernels and shapes), count_params() with the
+    paper convention's params, and the number of residual adds. The widths follow --rounding
+    (default keras: Keras's own rule); exit status 1 if anything disagrees.
     """
     from click.core import ParameterSource
 
@@ -222,6 +235,13 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     if tflm_build == "arm32":
         fail("crosscheck --runtime tflm runs tflite-micro's Python interpreter, a 64-bit host build: it checks "
              "--tflm-build host64 only (the arm32 figures are measured by a 32-bit build: tools/tflm_build)")
+    from mnetcost.calculator.importers import is_model_file
+
+    if is_model_file(variant) and (runtime != "tflm" or reference == "keras"):
+        fail(f"{variant} is a model file: crosscheck checks it against TensorFlow Lite Micro's interpreter "
+             "(--runtime tflm); fvcore and Keras check mnetcost's own architectures")
+    if reference == "keras":
+        return _keras(ctx, variant, alpha, delta, classes, resolution, rounding, fmt)
     if runtime == "tflm":
         return _tflm(ctx, variant, alpha, delta, classes, resolution, rounding, fmp_mode, run_all, dtype, fmt)
 
@@ -231,6 +251,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
         if given:
             fail(f"--all checks a fixed grid of configurations; drop {', '.join(given)}")
     require_torch("crosscheck", fvcore=True)
+    # train's thread policy: a torch thread on a core another process keeps busy stalls every OpenMP
+    # barrier of the forward passes and fvcore's traces (mnetcost/nn/threads.py); the counts do not depend on it
+    from mnetcost.nn import threads as thread_policy
+
+    thread_policy.apply(thread_policy.choose_threads())
     from mnetcost.calculator.cost import get_convention
     from mnetcost.nn.crosscheck import all_configurations, crosscheck
     from mnetcost.cli.render import emit
@@ -280,6 +305,10 @@ def _tflm(ctx, variant, alpha, delta, classes, resolution, rounding, fmp_mode, r
 
     if run_all:
         fail("--runtime tflm checks one configuration (an export and several interpreter runs each); drop --all")
+    from mnetcost.calculator.importers import is_model_file
+
+    if is_model_file(variant):
+        return _tflm_file(ctx, variant, dtype, fmp_mode, fmt)
     if dtype not in (None, "int8"):
         fail(f"--runtime tflm runs the int8 file; --dtype {dtype} does not apply")
     if fmp_mode != "tf":
@@ -314,5 +343,114 @@ def _tflm(ctx, variant, alpha, delta, classes, resolution, rounding, fmp_mode, r
     obj = {key: value for key, value in result.items() if key != "printed"}
     obj["network"] = net
     emit(fmt, obj, [view])
+    if bad:
+        raise click.ClickException(f"crosscheck --runtime tflm failed: {', '.join(bad)} differ from the interpreter")
+
+
+def _count(value) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _keras(ctx, variant, alpha, delta, classes, resolution, rounding, fmt):
+    """``crosscheck --reference keras``: the resolved network against Keras applications' build."""
+    from mnetcost.cli.options import is_given
+
+    for name in ("run_all", "convention", "fmp_mode", "dtype", "runtime"):
+        if is_given(ctx, name):
+            flag = {"run_all": "all", "fmp_mode": "fmp-mode"}.get(name, name)
+            fail(f"--{flag} does not apply to --reference keras (it compares shapes, Mult-Adds, Keras's "
+                 "count_params as the paper convention and the residual adds)")
+    from mnetcost.calculator.resolver import resolve
+    from mnetcost.deploy import keras_reference as KR
+
+    network = resolve(variant, alpha, delta, classes, resolution, rounding=rounding or "keras")
+    KR.application(network)  # a variant Keras does not build fails before TensorFlow is imported
+    from mnetcost.deploy import tflite as TL
+
+    TL.quiet_tensorflow()
+    with TL.silenced():
+        from mnetcost.cli.options import require_extra
+
+        require_extra("crosscheck --reference keras", ("keras", "tensorflow"), TL.EXTRA)
+    check = KR.crosscheck_keras(network)
+    from mnetcost.cli.render import Column, View, emit
+
+    def shape(value):
+        return "" if value is None else "×".join(str(v) for v in value)
+
+    def number(value):
+        return "" if value is None else value
+
+    rows = [{"name": layer.name, "keras_name": layer.keras_name, "output_shape": shape(layer.output_shape),
+             "keras_output_shape": shape(layer.keras_output_shape), "mult_adds": number(layer.mult_adds),
+             "keras_mult_adds": number(layer.keras_mult_adds), "agree": _yes(layer.agree)} for layer in check.layers]
+    height, width = network.resolution
+    title = (f"crosscheck --reference keras: {network.variant} against keras.applications."
+             f"{check.build.application}, α={network.alpha:g}, δ={network.delta}, {network.classes} classes, "
+             f"{height}×{width}, widths: rounding {network.rounding}")
+    layer_view = View(title=title, columns=[
+        Column("name", "layer", wrap=False), Column("keras_name", "keras layer", wrap=False),
+        Column("output_shape", "output"), Column("keras_output_shape", "keras"),
+        Column("mult_adds", "Mult-Adds", True), Column("keras_mult_adds", "keras", True),
+        Column("agree", "agree")], rows=rows)
+    totals = [{**row, "agree": _yes(row["mnetcost"] == row["keras"])} for row in check.totals]
+    bad_layers = check.disagreeing
+    notes = [f"keras {check.build.version}: keras.applications.{check.build.application}(weights=None, "
+             f"include_top=True{', include_preprocessing=False' if 'V3' in check.build.application else ''}); "
+             "its Mult-Adds counted here from each Conv2D/DepthwiseConv2D/Dense layer's kernel and shapes; params: "
+             "count_params() (BatchNorm with its moving statistics) against mnetcost's paper convention",
+             ("every layer and total agrees" if check.agree else
+              "DISAGREE: " + ", ".join([f"{len(bad_layers)} of {len(check.layers)} layers"] * bool(bad_layers)
+                                       + [row["quantity"] for row in check.totals
+                                          if row["mnetcost"] != row["keras"]]))]
+    total_view = View(title="totals", columns=[Column("quantity", "quantity", wrap=False),
+                                               Column("mnetcost", "mnetcost", True), Column("keras", "keras", True),
+                                               Column("agree", "agree")], rows=totals, notes=notes)
+    emit(fmt, check.as_dict(), [layer_view, total_view], csv_view=layer_view)
+    if not check.agree:
+        first = bad_layers[0] if bad_layers else None
+        detail = (f"; first at {first.name or '(none)'} / {first.keras_name or '(none)'}: "
+                  f"{shape(first.output_shape) or '-'} vs {shape(first.keras_output_shape) or '-'}, "
+                  f"{_count(first.mult_adds)} vs {_count(first.keras_mult_adds)} Mult-Adds" if first else "")
+        raise click.ClickException(
+            f"crosscheck --reference keras failed: {network.variant} at rounding {network.rounding} differs from "
+            f"Keras's {check.build.application} ("
+            + ", ".join([f"{len(bad_layers)} layers"] * bool(bad_layers)
+                        + [row["quantity"] for row in check.totals if row["mnetcost"] != row["keras"]]) + ")"
+            + detail)
+
+
+def _tflm_file(ctx, variant, dtype, fmp_mode, fmt):
+    """``crosscheck --runtime tflm --variant FILE.tflite``: the arena predicted for the file as it is against
+    TensorFlow Lite Micro's interpreter running it."""
+    from mnetcost.cli.commands.model_file import refuse_spec_options
+    from mnetcost.cli.options import is_given, require_extra
+
+    refuse_spec_options(ctx, variant)
+    if not str(variant).lower().endswith(".tflite"):
+        fail(f"crosscheck --runtime tflm runs .tflite files; {variant} is not one")
+    for name, given in (("--dtype", dtype is not None), ("--fmp-mode", fmp_mode != "tf"),
+                        ("--convention", is_given(ctx, "convention"))):
+        if given:
+            fail(f"{name} does not apply to a model file checked against TensorFlow Lite Micro")
+    require_extra("crosscheck --runtime tflm", ("tflite_micro",), "tflite")
+    from mnetcost.cli.commands.model_file import read_model
+    from mnetcost.cli.render import Column, View, emit
+    from mnetcost.deploy import tflite as TL
+
+    read_model(variant, fmt)  # an operator it cannot price: one line, before the interpreter runs
+    result = TL.crosscheck_file(variant)
+    rows = [{**row, "agree": _yes(row["agree"])} for row in result["rows"]]
+    bad = [row["quantity"].strip() for row in result["rows"] if not row["agree"]]
+    notes = [f"model: {result['tflm_version']} (--tflm-build {result['tflm_build']})",
+             "operators: " + ", ".join(f"{op} {n}" for op, n in result["operators"].items())
+             + f"; {result['tensors']} tensors",
+             "measured: the interpreter's RecordingMicroAllocator records (print_allocations) after one invoke",
+             "all figures agree to the byte" if not bad else f"DISAGREE: {', '.join(bad)}"]
+    view = View(title=f"crosscheck --runtime tflm: {variant} ({result['file_bytes']:,} B)",
+                columns=[Column("quantity", "quantity", wrap=False), Column("predicted", "predicted B", True),
+                         Column("measured", "measured B", True), Column("agree", "agree"), Column("note", "note")],
+                rows=rows, notes=notes)
+    emit(fmt, {key: value for key, value in result.items() if key != "printed"}, [view])
     if bad:
         raise click.ClickException(f"crosscheck --runtime tflm failed: {', '.join(bad)} differ from the interpreter")

@@ -122,7 +122,7 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
         tflite_models.append((path, data_bytes, meta))
     data = EV.run_dataset(run, data_dir) if dataset is None else EV.load_data(dataset, data_dir)
     what = f"--dataset {dataset}" if dataset is not None else f"the run's dataset {run.config.dataset}"
-    EV.check_fits(data, run.config.classes, network.resolution, what)
+    EV.check_fits(data, run.config.classes, network.resolution, what, network.spec.in_channels)
     labels, note = EV.test_labels(run, data, what)
     normalization, source_note = EV.run_normalization(run, data_dir, given=data if dataset is not None else None)
     for line in (note, source_note):
@@ -153,15 +153,24 @@ def command(ctx, run_dir, onnx_files, tflite_files, runtimes, with_torch, checkp
 
     from mnetcost.cli.render import Column, View, emit
 
-    rows = [{**r, "model": r.get("tflite") or r["onnx"] or f"{r['checkpoint']}.pt"} for r in results]
+    rows = [{**r, "model": r.get("tflite") or r["onnx"] or f"{r['checkpoint']}.pt",
+             "weights": _weights_label(r)} for r in results]
+    sources = sorted({(str(r["checkpoint"]), str(r["epoch"])) for r in results})
+    if len(sources) > 1:  # not one set of weights: part of a gap between rows is training, not the export
+        click.echo("note: these models come from different checkpoints (" + "; ".join(
+            f"{row['model']}: {row['weights']}" for row in rows) + "): accuracy differences between them include "
+            "training between those epochs, not only the export", err=True)
+    same = (f"same weights ({rows[0]['weights']})" if len(sources) == 1
+            else "NOT the same weights (see the weights column)")
     view = View(title=f"Test accuracy of {run_dir} on {data.name} ({len(labels):,} images)",
                 columns=[Column("runtime", "runtime"), Column("dtype", "dtype"), Column("model", "model"),
+                         Column("weights", "weights"),
                          Column("accuracy", "accuracy", True, format=lambda a: f"{100 * a:.2f} %"),
                          Column("correct", "correct", True), Column("images", "images", True),
                          Column("seconds", "s", True, format="{:.1f}".format)],
                 rows=rows,
-                notes=["Same images, same preprocessing (the run's training mean and std); FMP layers use "
-                       "their fixed evaluation draw.",
+                notes=[f"Same images, same preprocessing (the run's training mean and std), {same}; FMP layers "
+                       "use their fixed evaluation draw.",
                        f"CPU threads: {thread_choice.describe()}; --threads N to choose."]
                 + (["TensorFlow Lite files: int8 input quantized with the file's own scale and zero point, "
                     "one image per invoke; tflm runs TensorFlow Lite Micro's reference kernels in child "
@@ -192,6 +201,12 @@ def _tflite_file(path, network, classes: int) -> bytes:
     if TL.io_quantization(data)[0] is None:
         fail(f"--tflite {path}: not an int8 file (export it with mnetcost export --format tflite)")
     return data
+
+
+def _weights_label(row: dict) -> str:
+    """Which weights a row's model holds: ``best.pt, epoch 3`` (a file: the checkpoint it was made from)."""
+    checkpoint = f"{row['checkpoint']}.pt" if row.get("checkpoint") else "checkpoint not recorded"
+    return f"{checkpoint}, epoch {row['epoch']}" if row.get("epoch") is not None else checkpoint
 
 
 def _row(acc, common: dict, **extra) -> dict:

@@ -61,7 +61,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
     (int8 input and output, per-channel int8 weights, calibrated like --int8), FMP as GATHER and
     MAX_POOL_2D builtins; its float32 conversion is checked against PyTorch, the int8 file runs
     in the TensorFlow Lite interpreter, and the record gives the Flash and TensorFlow Lite Micro
-    arena the calculator predicts (mnetcost crosscheck --runtime tflm measures them).
+    arena the calculator predicts (mnetcost crosscheck --runtime tflm measures them). Every
+    built-in exports, the MobileNetV2/V3 family included (residual ADD, squeeze-excite, HARD_SWISH).
+    A fresh model exported to TensorFlow Lite without --dataset is calibrated on synthetic images
+    (said in the record: the arena and the file's size do not depend on calibration, its
+    accuracy does); a --dataset whose images are not the model's size is resized to it (said too).
 
     The file is run in ONNX Runtime and compared with PyTorch's eval output on --check-images
     images; beyond --tolerance the export is refused (exit 1) and nothing is written. Either a
@@ -77,6 +81,7 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
       mnetcost export --run runs/fmp-a0.25-d2 --out fmp.onnx
       mnetcost export --run runs/fmp-a0.25-d2 --int8 --out fmp.int8.onnx
       mnetcost export --run runs/fmp-a0.25-d2 --format tflite --out fmp.tflite
+      mnetcost export --variant mobilenet_v2 --alpha 0.35 --resolution 96 --classes 2 --out v2.tflite
     """
     from mnetcost.files import check_target
 
@@ -101,10 +106,13 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
         from mnetcost.calculator.resolver import resolve
 
         note_alpha(alpha)
-        resolve(variant, alpha, delta, classes, resolution)  # a bad configuration is named before any work
-        if (int8 or tflite) and dataset is None:
-            fail(f"{'an int8 TensorFlow Lite file' if tflite else '--int8'} needs calibration images: pass "
-                 "--dataset (or export a trained --run)")
+        network = resolve(variant, alpha, delta, classes, resolution)  # a bad configuration is named before any work
+        if tflite:
+            from mnetcost.calculator.tflite_model import lower
+
+            lower(network)  # so is one the TensorFlow Lite export does not lower
+        if int8 and not tflite and dataset is None:
+            fail("--int8 needs calibration images: pass --dataset (or export a trained --run)")
     if dataset is not None and dataset not in ("cifar10", "cifar100") and not Path(dataset).expanduser().exists():
         fail(f"--dataset {dataset}: no such file or folder")
     if tflite:
@@ -124,7 +132,12 @@ def command(ctx, variant, alpha, delta, classes, resolution, run_dir, checkpoint
     if run_dir is not None:
         source = P.run_source(run_dir, checkpoint, dataset=dataset, data_dir=data_dir)
     else:
-        source = P.fresh_source(variant, alpha, delta, classes, resolution, dataset=dataset, data_dir=data_dir)
+        source = P.fresh_source(variant, alpha, delta, classes, resolution, dataset=dataset, data_dir=data_dir,
+                                resize=tflite)
+        if tflite and dataset is None:  # a fresh model: synthetic calibration (the arena and size do not change)
+            from mnetcost.deploy import tflite as TL
+
+            TL.synthetic_calibration(source)
     try:
         if tflite:
             from mnetcost.deploy import tflite as TL
@@ -168,8 +181,8 @@ def _emit_tflite(fmt: str, record: dict) -> None:
         ("float32 .tflite vs PyTorch", agreement(check["tflite_fp32"])),
         ("int8 vs PyTorch", "in the TensorFlow Lite interpreter, "
                             + _int8_effect(q, check["inputs"], reference="torch")),
-        ("int8", f"{q['weights']} weights, {q['activations']} activations, {q['biases']} biases; calibrated on "
-                 f"{q['calibration_images']} training images of {q['calibration_dataset']}"),
+        ("int8", f"{q['weights']} weights, {q['activations']} activations, {q['biases']} biases; "
+                 + _calibration_text(q)),
         ("Flash (predicted)", f"{predicted['flash_bytes']:,} bytes ({format_bytes(predicted['flash_bytes'])})"),
         ("TFLM arena (predicted)", f"{predicted['arena_bytes']:,} bytes = activations "
                                    f"{predicted['arena_activation_bytes']:,} + persistent "
@@ -181,6 +194,16 @@ def _emit_tflite(fmt: str, record: dict) -> None:
                 notes=["mnetcost crosscheck --runtime tflm loads the file in TensorFlow Lite Micro and compares "
                        "these predictions with the interpreter's own allocation records."])
     emit(fmt, record, [view])
+
+
+def _calibration_text(quantization: dict) -> str:
+    """How the int8 file was calibrated, in words (synthetic images and resized datasets said so)."""
+    from mnetcost.deploy.tflite import SYNTHETIC
+
+    count, source = quantization["calibration_images"], quantization["calibration_dataset"]
+    if source == SYNTHETIC:
+        return f"calibrated on {count} {quantization['calibration']}"
+    return f"calibrated on {count} training images of {source}"
 
 
 def _top1(check: dict) -> str:

@@ -155,9 +155,13 @@ def command(ctx, paper_tables, variants, alphas, deltas, seeds, dataset, root, d
     from mnetcost.calculator.resolver import resolve
 
     resolution = train_options["resolution"]
+    from mnetcost.nn.datasets import check_channels
+
     for config in configs:  # every network must build: a bad spec or a too small input fails here, once
         try:
-            resolve(config.variant, alpha=config.alpha, delta=config.delta, classes=classes, resolution=resolution)
+            network = resolve(config.variant, alpha=config.alpha, delta=config.delta, classes=classes,
+                              resolution=resolution)
+            check_channels(network.spec.in_channels, f"--dataset {dataset}")  # every source is RGB
         except MnetcostError as exc:
             fail(f"{G.variant_name(config.variant)} α={config.alpha:g} δ={config.delta}: {exc}")
     runs = G.plan_runs(configs, seed_list, classes, label)

@@ -110,9 +110,9 @@ def paper_csv_view(rows: list[dict], dtype: str, runtime: str = "simple"):
 @click.option("--table", "tables", type=click.Choice(["4", "5", "6"]), multiple=True,
               help="Only these tables (repeatable); default all.")
 @click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default=None, help="Only this dataset.")
-@dtype_option
-@runtime_option
-@tflm_build_option
+@dtype_option(target=False)
+@runtime_option(target=False)
+@tflm_build_option(target=False)
 @format_option
 def command(tables, dataset, dtype, runtime, tflm_build, fmt):
     """The paper's Tables 4-6 beside mnetcost's Mult-Adds and params for the same configurations,

@@ -27,7 +27,7 @@ from mnetcost.cli.options import convention_option, dtype_option, format_option
               help="Only the paper's rows of Table 4 (base), 5 (mp3) or 6 (fmp); repeatable. Default: all.")
 @click.option("--title", default=None, help="Figure title (default: dataset and axis).")
 @convention_option
-@dtype_option
+@dtype_option(target=False)
 @format_option
 def command(out, dataset, x, latency_file, runtime, runs_dir, no_paper, tables, title, convention, dtype, fmt):
     """Plot accuracy against cost with the Pareto front.

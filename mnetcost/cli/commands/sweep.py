@@ -47,11 +47,13 @@ def _budget(value: int | None) -> str:
               help="Also show accuracies of training runs (DIR/*/summary.json from `mnetcost train`).")
 @click.option("--sort", "sort_key", type=click.Choice(("mult_adds", "params", "accuracy", "variant", "alpha",
                                                         "delta", "classes", "resolution", "peak_activation_bytes",
-                                                        "weight_bytes", "arena_bytes", "flash_bytes")),
+                                                        "weight_bytes", "arena_bytes", "minimum_arena_bytes",
+                                                        "flash_bytes")),
               default="mult_adds", show_default=True,
               help="Sort order (ascending; accuracy: best first, unknown last).")
 @click.option("--front", "front_cost", type=click.Choice(("mult_adds", "params", "peak_activation_bytes",
-                                                         "weight_bytes", "arena_bytes", "flash_bytes")),
+                                                         "weight_bytes", "arena_bytes", "minimum_arena_bytes",
+                                                         "flash_bytes")),
               default="mult_adds",
               show_default=True, help="Cost axis of the accuracy Pareto front that marks rows.")
 @click.option("--known-only", is_flag=True, help="Only configurations with a known accuracy.")
@@ -60,17 +62,17 @@ def _budget(value: int | None) -> str:
               help=f"Show at most N rows (0 = all). Default: {TABLE_LIMIT} for table/markdown, all for json/csv.")
 @format_option
 def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_params, target, max_peak_memory,
-            max_weight_bytes, flash_reserve, dtype, runtime, tflm_build, convention, rounding, runs_dir, sort_key, front_cost, known_only, front_only,
-            limit, fmt):
+            max_weight_bytes, flash_reserve, dtype, runtime, tflm_build, convention, rounding, runs_dir, sort_key,
+            front_cost, known_only, front_only, limit, fmt):
     """Evaluate a design space at once and answer budget questions.
 
     Prices every combination of --variant, --alpha, --delta, --classes and --resolution with the
     vectorised engine, keeps those within --max-mult-adds/--max-params and the memory budgets
-    (--max-peak-memory for the peak activation bytes, --max-weight-bytes for the deployed weight
-    bytes, or a --target board's SRAM and Flash; at --dtype, int8 by default with --target), and
-    lists them sorted. With --runtime tflm (the default with --target or a memory budget at int8) the
-    memory budgets are TensorFlow Lite Micro's arena and the int8 .tflite file's bytes, vectorised
-    like the other figures (columns arena_bytes, flash_bytes).
+    (--max-peak-memory and --max-weight-bytes, or a --target board's SRAM and Flash), and lists
+    them sorted. With --runtime tflm (the default with --target or a memory budget at int8) the RAM
+    budget judges TensorFlow Lite Micro's arena and the Flash budget the int8 .tflite file's bytes
+    (columns arena_bytes, flash_bytes); with --runtime simple they judge the peak activation bytes
+    and the deployed weight bytes at --dtype (columns peak_activation_bytes, weight_bytes).
     Known accuracies (the paper's Tables 4-6 at 32 px, and your runs with --runs) are shown, and
     rows on the accuracy Pareto front are marked: no other shown configuration for the same
     classes has fewer-or-equal cost (--front) and higher-or-equal accuracy, one of them strictly.
@@ -86,10 +88,9 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     from mnetcost.calculator.cost import get_convention
     from mnetcost.calculator.memory import exact_bytes, format_bytes
-    from mnetcost.cli.commands.table import budget_text as describe_budget
     from mnetcost.cli.render import Column, View, emit, millions
-    from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, evaluate, load_runs, paper_known, parse_variants,
-                                rows_as_dicts, skipped_notes, sort_order)
+    from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, distinct, evaluate, load_runs, paper_known,
+                                parse_variants, rows_as_dicts, skipped_notes, sort_order)
 
     from mnetcost.calculator.targets import DEFAULT_FLASH_RESERVE, budgets as memory_budgets
 
@@ -99,7 +100,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     tflm = runtime == "tflm"
     tflm_build = tflm_build_for(tflm_build, runtime, target)
     for key, option in ((sort_key, "--sort"), (front_cost, "--front")):
-        if key in ("arena_bytes", "flash_bytes") and not tflm:
+        if key in ("arena_bytes", "minimum_arena_bytes", "flash_bytes") and not tflm:
             fail(f"{option} {key} needs --runtime tflm")
     variants = parse_variants(variant)
     note_alpha(alphas)
@@ -137,7 +138,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     if max_params is not None:
         keep &= result.params <= max_params
     if sram is not None:
-        keep &= (result.arena_bytes if tflm else result.peak_activation_bytes) <= sram
+        keep &= (result.minimum_arena_bytes if tflm else result.peak_activation_bytes) <= sram
     reserve = DEFAULT_FLASH_RESERVE if flash_reserve is None else flash_reserve
     if flash is not None:  # the model (the .tflite file and TFLM's code) and the application's reserve
         keep &= (result.flash_bytes + result.runtime_code_bytes if tflm else result.weight_bytes) + reserve <= flash
@@ -160,7 +161,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     rows = rows_as_dicts(fitting, order, accuracy, source, paper_accuracy, on_front, conv.ops_per_mac)
 
     multi = (len(classes or ()) > 1 or len(resolutions or ()) > 1
-             or len(np.unique(result.classes)) > 1 or len(np.unique(result.resolution)) > 1)
+             or len(distinct(result.classes)) > 1 or len(distinct(result.resolution)) > 1)
     columns = [Column("variant", "variant"), Column("alpha", "α", True, format="{:g}".format),
                Column("delta", "δ", True)]
     columns += [Column("classes", "classes", True, show=multi), Column("resolution", "px", True, show=multi)]
@@ -175,6 +176,8 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                    Column("arena_bytes", "TFLM arena", True, format=format_bytes, csv="arena_bytes_int8"),
                    Column("arena_activation_bytes", "activations", show=False, csv="arena_activation_bytes_int8"),
                    Column("arena_persistent_bytes", "persistent", show=False, csv="arena_persistent_bytes_int8"),
+                   Column("minimum_arena_bytes", "arena needed", True, format=format_bytes,
+                          csv="minimum_arena_bytes_int8"),
                    Column("flash_bytes", ".tflite", True, format=format_bytes, csv="flash_bytes_int8"),
                    Column("runtime_code_bytes", "TFLM code", show=False,
                           csv="runtime_code_bytes_int8")] if tflm else []),
@@ -184,7 +187,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                 Column("on_front", "front", format=lambda on: "★" if on else "")]
     budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
                f"params ≤ {_budget(max_params)}" if max_params is not None else "",
-               (f"{'TFLM arena' if tflm else 'peak RAM'} ≤ {exact_bytes(sram)}") if sram is not None else "",
+               (f"{'TFLM arena needed' if tflm else 'peak RAM'} ≤ {exact_bytes(sram)}") if sram is not None else "",
                (f"{'.tflite + TFLM code' if tflm else 'weights'} + reserve {reserve:,} B ≤ {exact_bytes(flash)}")
                if flash is not None else ""]
     budget_text = " and ".join(b for b in budgets if b)
@@ -201,26 +204,70 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
              "accuracy: a training run's (the best of your runs for that configuration; source = the run) where "
              "--runs holds one, else the paper's, Chen & Su Tables 4-6 as printed (CIFAR at 32 px; source = paper)"
              + ("; paper % = the paper's figure beside your run's." if runs_dir is not None else "."),
-             f"memory at {dtype}: peak RAM = "
-             + ("the largest total of activation tensors alive at one layer (a layer's input + output in a chain "
-                "such as base/mp3/fmp; a residual's input stays alive across its block)" if branched else
-                "input + output activation bytes of the largest layer")
-             + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes (BatchNorm folded)"
-             + (f"; target {board.name}: {board.board}" if board else "")
-             + "".join(f"; {name} budget: " + describe_budget(resource, value, source, board and board.name)
-                       for resource, name, value, source in (("sram", "RAM", sram, chosen.sram_source),
-                                                             ("flash", "Flash", flash, chosen.flash_source))
-                       if value is not None) + "."]
-    if tflm:
-        from mnetcost.calculator.tflm import get_build
-
-        notes.append("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export "
-                     "(its greedy planner's activations + persistent per-op and per-tensor data), .tflite = the "
-                     "file's bytes; the budgets apply to these, Flash to the file + TFLM's code for its operators "
-                     f"(TFLM code column in CSV and JSON) + the reserve (build {tflm_build}: "
-                     f"{get_build(tflm_build).version}).")
+             memory_note(dtype, tflm, branched, board, chosen, tflm_build, reserve)]
+    notes += published_notes(variants, rows, conv.name, rounding)
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
     if not total:
         notes.append("no configuration fits" + (f" {budget_text}" if budget_text else "") + ".")
     emit(fmt, rows, [View(title=title, columns=columns, rows=rows, notes=notes)])
+
+
+def memory_note(dtype: str, tflm: bool, branched: bool, board, chosen, tflm_build: str | None = None,
+                reserve: int = 0) -> str:
+    """What the memory columns shown are, and which of them each budget judges: under --runtime tflm the
+    arena TFLM needs (RAM) and the .tflite file + TFLM's code + ``reserve`` (Flash) in ``tflm_build``, else
+    the peak activation bytes and the weight bytes + ``reserve``."""
+    if chosen.sram_bytes is not None or chosen.flash_bytes is not None:  # table's wording, loaded only when needed
+        from mnetcost.cli.commands.table import budget_text as describe_budget
+    if tflm:
+        from mnetcost.calculator.tflm import DEFAULT_BUILD, get_build
+
+        build = get_build(tflm_build or DEFAULT_BUILD)
+        ram, flash = "arena needed", ".tflite"
+        figures = ("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export (its "
+                   "greedy planner's activations + persistent per-op and per-tensor data); arena needed = the "
+                   "smallest arena_size the interpreter accepts (more than the arena where loading the model takes "
+                   "more temporary room than the activations); .tflite = the file's bytes (Flash), beside TFLM's "
+                   f"code for its operators (TFLM code column in CSV and JSON) (build {build.name}: {build.version})")
+    else:
+        ram, flash = f"peak RAM {dtype}", f"weights {dtype}"
+        figures = ("peak RAM = "
+                   + ("the largest total of activation tensors alive at one layer (a layer's input + output in a "
+                      "chain such as base/mp3/fmp; a residual's input stays alive across its block)" if branched else
+                      "input + output activation bytes of the largest layer")
+                   + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes "
+                     "(BatchNorm folded)")
+    extra = {"RAM": "", "Flash": (" + TFLM code" if tflm else "") + f" + reserve {reserve:,} B"}
+    budgets = "".join(f"; {name} budget, against the {column} column{extra[name]}: "
+                      + describe_budget(resource, value, source, board and board.name)
+                      for resource, name, column, value, source in (
+                          ("sram", "RAM", ram, chosen.sram_bytes, chosen.sram_source),
+                          ("flash", "Flash", flash, chosen.flash_bytes, chosen.flash_source))
+                      if value is not None)
+    return (f"memory at {dtype}: " + figures + (f"; target {board.name}: {board.board}" if board else "")
+            + budgets + ".")
+
+
+def published_notes(variants, rows: list[dict], convention: str, rounding) -> list[str]:
+    """For each built-in MobileNetV2/V3 shown as its paper published it (width 1.0, δ = 1, 224 px, 1,000
+    classes), the papers' figures and the convention whose count prints as each (as ``table`` says them)."""
+    from mnetcost.calculator.spec import FAMILY_VARIANTS
+
+    family = [variant for variant in dict.fromkeys(variants) if variant in FAMILY_VARIANTS]
+    if not family:
+        return []
+    from mnetcost.calculator.published import published_figures
+    from mnetcost.calculator.resolver import resolve
+    from mnetcost.cli.commands.table import published_note
+
+    notes = []
+    for variant in family:
+        shown = next((row for row in rows if row["variant"] == variant and row["alpha"] == 1 and row["delta"] == 1),
+                     None)
+        if shown is None:
+            continue
+        figures = published_figures(resolve(variant, 1.0, 1, shown["classes"], shown["resolution"], rounding))
+        if figures:
+            notes.append(f"{variant}: " + published_note({"published": figures, "convention": convention}))
+    return notes

@@ -16,6 +16,18 @@ def memory_notes(report: dict) -> list[str]:
              "block, a squeeze-excite's input beside the squeeze; layers run one at a time with BatchNorm and "
              "the activation fused" if report.get("branched") else
              "input + output of one layer, layers run one at a time with BatchNorm and ReLU fused")
+    if report.get("model_file"):  # a file as it is: its own operators, weights and types; nothing to train
+        lines = [f"memory ({report['dtype']}): peak activations {exact_bytes(report['peak_activation_bytes'])} at "
+                 f"{report['peak_layer']} (★; the tensors alive while one operator runs: its inputs and output, a "
+                 f"branch's input until its last reader, operators one at a time in the file's order); weights "
+                 f"{exact_bytes(report['weight_bytes'])} for {report['deploy_params']:,} stored params"]
+        if report.get("runtime") == "tflm":
+            lines.append(tflm_note(report))
+        if report.get("fit"):
+            fit = report["fit"]
+            lines.append(fit_note(fit, fit["ram_need_bytes"], fit["flash_need_bytes"],
+                                  runtime=report.get("runtime", "simple")))
+        return lines
     lines = [
         f"memory ({report['dtype']}): peak activations {exact_bytes(report['peak_activation_bytes'])} at "
         f"{report['peak_layer']} (★; {alive}); weights {exact_bytes(report['weight_bytes'])} for "
@@ -36,6 +48,47 @@ def memory_notes(report: dict) -> list[str]:
     return lines
 
 
+# what tflite-micro's own category holds, beside its name (the name a user finds in print_allocations)
+CATEGORY_CONTENTS = {"Persistent buffer data": "the kernels' op data, the per-channel output multipliers and shifts "
+                                              "and the input/output pointer arrays"}
+
+
+def persistent_text(parts: dict) -> str:
+    """The tail by tflite-micro's RecordingMicroAllocator categories (its ``print_allocations`` names), then
+    what that allocator does not record: ``'Persistent buffer data' 34,224 B (the kernels' op data, ...), ...``."""
+    from mnetcost.calculator.tflm import RECORDED
+
+    recorded = [f"'{name}' {parts[name]:,} B" + (f" ({CATEGORY_CONTENTS[name]})" if name in CATEGORY_CONTENTS else "")
+                for name in RECORDED if parts.get(name)]
+    other = [f"{name} {bytes_:,} B" for name, bytes_ in parts.items() if name not in RECORDED and bytes_]
+    return ("RecordingMicroAllocator: " + ", ".join(recorded)
+            + ("; not recorded by it: " + ", ".join(other) if other else ""))
+
+
+def published_note(report: dict) -> str:
+    """The papers' printed figures for a published model (MobileNetV2/V3 at width 1.0, 224 px, 1,000
+    classes), each with this output's exact count and the convention whose count prints as the figure."""
+    figures = report["published"]
+    sources = list(dict.fromkeys(figure["source"] for figure in figures))
+    convention = report["convention"]
+    parts = []
+    for figure in figures:
+        what = "Mult-Adds" if figure["quantity"] == "mult_adds" else "params"
+        reproduced = list(figure["reproduced_by"])
+        ours = figure["counts"].get(convention)
+        if convention in reproduced:
+            parts.append(f"{figure['printed_millions']} M {what}: this output's {ours:,} (convention '{convention}') "
+                         "prints as it")
+        elif reproduced:
+            also = f" (also: {', '.join(reproduced[1:])})" if len(reproduced) > 1 else ""
+            mine = f"this output's '{convention}' count is {ours:,}; " if ours is not None else ""
+            parts.append(f"{figure['printed_millions']} M {what}: {mine}--convention {reproduced[0]} gives "
+                         f"{figure['reproduced_by'][reproduced[0]]:,}{also}")
+        else:
+            parts.append(f"{figure['printed_millions']} M {what}: no convention's count prints as it")
+    return (f"published ({'; '.join(sources)}; millions, truncated as printed): " + "; ".join(parts) + ".")
+
+
 def tflm_note(report: dict) -> str:
     """TensorFlow Lite Micro's arena and the .tflite file of one configuration, in one line."""
     from mnetcost.calculator.memory import exact_bytes
@@ -44,13 +97,13 @@ def tflm_note(report: dict) -> str:
     return (f"TensorFlow Lite Micro, {report['tflm_build']} ({report['tflm_version']}): arena "
             f"{exact_bytes(report['arena_bytes'])} = "
             f"activations {report['arena_activation_bytes']:,} B (greedy planner, 16-byte aligned) + persistent "
-            f"{report['arena_persistent_bytes']:,} B (per-channel multipliers and shifts "
-            f"{report['arena_persistent_parts']['Persistent buffer data']:,} B, tensor and node structs, options, "
-            f"allocator); smallest arena_size accepted {report['minimum_arena_bytes']:,} B. .tflite "
+            f"{report['arena_persistent_bytes']:,} B ({persistent_text(report['arena_persistent_parts'])}); "
+            f"smallest arena_size accepted {report['minimum_arena_bytes']:,} B. .tflite "
             f"{exact_bytes(report['flash_bytes'])} = weights and biases {parts['weights']:,} + scales and zero "
             f"points {parts['quantization']:,} + names {parts['names']:,} + FlatBuffers structure "
-            f"{parts['structure'] + parts['padding'] + parts['metadata']:,}. TFLM's code for its operators "
-            f"{report['runtime_code_bytes']:,} B ({report['runtime_code_target']})")
+            f"{parts['structure'] + parts.get('padding', 0) + parts['metadata']:,}. TFLM's code for its operators "
+            + (f"{report['runtime_code_bytes']:,} B ({report['runtime_code_target']})"
+               if report.get("runtime_code_bytes") is not None else "not measured for every one of them"))
 
 
 BUDGET_OPTIONS = {"max_peak_memory": "--max-peak-memory", "max_weight_bytes": "--max-weight-bytes"}
@@ -114,7 +167,7 @@ def fit_note(fit: dict, peak: int, weights: int, runtime: str = "simple") -> str
     else:
         where = "your budget" + ("s" if len(sources) > 1 else "")
     verdict = "FITS" if fit["fits"] else "DOES NOT FIT"
-    ram, flash = ("TFLM arena", ".tflite (Flash)") if runtime == "tflm" else ("peak RAM", "weights (Flash)")
+    ram, flash = ("TFLM arena needed", ".tflite (Flash)") if runtime == "tflm" else ("peak RAM", "weights (Flash)")
     parts = fit.get("flash_need_parts") or {}
     if len(parts) > 1:  # the model, the runtime's code, the application's reserve
         names = {"model": ".tflite" if runtime == "tflm" else "weights", "runtime code": "TFLM code",
@@ -163,10 +216,16 @@ def layer_view(report: dict):
     title = (f"{report['variant']}" + (f" (Table {report['paper_table']})" if report.get("paper_table") else "")
              + f": α={report['alpha']:g} δ={report['delta']} classes={report['classes']} "
                f"input={report['resolution']}")
+    if report.get("model_file"):  # a model file has no α/δ: its own operators, shapes and weights
+        model = report["model_file"]
+        count = f"{len(model['operators'])} operators" if "operators" in model else f"{model['layers']} layers"
+        shape = "×".join(map(str, model.get("input_shape", ()))) or str(report["resolution"])
+        title = f"{report['variant']}: {count} in file order, {model['dtype']}, input {shape}"
     notes = [
         f"total: {millions(report['params'])} params, {millions(report[key])} {unit} "
         f"(convention '{report['convention']}': {report['convention_detail']['description']})",
         *memory_notes(report),
+        *([published_note(report)] if report.get("published") else []),
     ]
     machine = [Column("type", "type", show=False), Column("kernel", "kernel", show=False),
                Column("stride", "stride", show=False), Column("groups", "groups", show=False),
@@ -275,7 +334,8 @@ def _budget_note(fit: dict, runtime: str = "simple") -> str:
 @runtime_option
 @tflm_build_option
 @format_option
-def command(variant, alpha, delta, classes, resolution, convention, rounding, dtype, target, max_peak_memory,
+@click.pass_context
+def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, dtype, target, max_peak_memory,
             max_weight_bytes, flash_reserve, runtime, tflm_build, fmt):
     """A variant layer by layer in the paper's notation (Tables 1-3), with params and Mult-Adds.
 
@@ -285,14 +345,22 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     Memory at --dtype: per layer the input + output activation bytes (★ marks the peak) and the
     deployed weight bytes; totals: peak activation bytes, weight bytes, deploy params, training
     activation bytes per image. --target BOARD (or --max-peak-memory/--max-weight-bytes) says
-    whether the model fits and by how much.
+    whether the model fits and by how much: with --runtime simple the RAM budget judges the peak
+    activation bytes and the Flash budget the weight bytes.
 
     --runtime tflm (the default with --target or a budget at int8) adds what TensorFlow Lite Micro
     needs for the int8 file of mnetcost export --format tflite, predicted to the byte: its arena
     (the planner's activations + persistent per-op and per-tensor data) and the .tflite bytes; the
-    verdict then compares those with the board's SRAM and Flash. --tflm-build arm32 (the default
-    with --target: the boards are 32-bit) sizes the arena for a 32-bit Cortex-M build of tflite-micro,
+    RAM budget (SRAM) then judges the smallest arena TFLM accepts and the Flash budget the .tflite file
+    with TFLM's code for its operators and --flash-reserve. --tflm-build arm32 (the default with
+    --target: the boards are 32-bit) sizes the arena for a 32-bit Cortex-M build of tflite-micro,
     host64 for its 64-bit Python package.
+
+    --variant FILE.tflite (or FILE.onnx, --runtime simple) prices a model file made elsewhere
+    (float32 or int8): its operators in the file's order as layers, its weights as stored; with
+    --runtime tflm the arena TensorFlow Lite Micro (--tflm-build) needs for the file as it is, and
+    the file's own bytes as Flash. An operator that cannot be priced or that TFLM cannot run is
+    named in one line (exit 2).
     """
     from mnetcost.calculator.cost import network_cost
     from mnetcost.cli.render import emit
@@ -304,6 +372,13 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
     from mnetcost.calculator.targets import budgets
 
     budgets(target, max_peak_memory, max_weight_bytes)  # a bad budget fails before any work
+    from mnetcost.calculator.importers import is_model_file
+
+    if is_model_file(variant):
+        from mnetcost.cli.commands import model_file
+
+        return model_file.table(ctx, variant, convention, dtype, target, max_peak_memory, max_weight_bytes,
+                                flash_reserve, runtime, tflm_build, fmt)
     dtype, runtime = memory_settings(dtype, runtime, target,
                                      max_peak_memory is not None or max_weight_bytes is not None)
     tflm_build = tflm_build_for(tflm_build, runtime, target)
@@ -317,6 +392,13 @@ def command(variant, alpha, delta, classes, resolution, convention, rounding, dt
         report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures,
                                                            flash_reserve))
         report.update(figures)
+        if runtime == "tflm":
+            report["tflm_build"] = tflm_build
+        from mnetcost.calculator.published import published_figures
+
+        published = published_figures(cost.network)
+        if published:  # a model as its paper published it: the paper's figures, and which convention gives them
+            report["published"] = published
         emit(fmt, report, [layer_view(report)])
     else:
         rows = grid_report(spec, alpha, delta, classes, resolution, convention, rounding, dtype=dtype, target=target,

@@ -348,6 +348,8 @@ def _timeline(graph: TM.Graph, build: str | Build = DEFAULT_BUILD) -> list[tuple
                     events += [("Persistent buffer data", 4 * channels, ARENA_ALIGNMENT)] * 2
                     channels = None
                 continue
+            if item != OUT and item >= len(op.inputs):  # an optional input the file leaves out (a bias): no temporary
+                continue
             pointer = _temp_tensor(pointer, graph.tensor(op.output if item == OUT else op.inputs[item]), b)
             events.append((TEMP, pointer, 0))
         if channels is not None:

@@ -122,8 +122,16 @@ def test_table_of_a_float_file_with_a_board():
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["dtype"] == "fp32" and report["runtime"] == "tflm"
-    assert report["arena_bytes"] == 128 + 1_408
-    assert report["fit"]["fits"] is True
+    # a board is 32-bit: the arm32 build's tail (tflite-micro's 32-bit build measured 760 B for hello_world_int8's
+    # graph, the same operators and tensors); loading needs more than head + tail on so small a head
+    assert (report["tflm_build"], report["arena_bytes"], report["minimum_arena_bytes"]) == ("arm32", 128 + 760, 1_204)
+    assert report["fit"]["fits"] is True and report["fit"]["ram_need_bytes"] == 1_204
+    assert report["fit"]["flash_need_parts"] == {"model": 3_164, "runtime code": 17_624, "reserve": 32_768}
+    host = json.loads(cli("table", "--variant", DATA / "hello_world_float.tflite", "--target", "stm32f746",
+                          "--tflm-build", "host64", "--format", "json").output)
+    assert (host["tflm_build"], host["arena_bytes"]) == ("host64", 128 + 1_408)
+    text = cli("table", "--variant", DATA / "hello_world_float.tflite", "--target", "stm32f746").output
+    assert "Flash (.tflite 3.1 KiB + TFLM code 17.2 KiB + reserve 32.0 KiB) 52.3 KiB" in text
     for fmt in ("table", "csv", "markdown"):
         shown = cli("table", "--variant", DATA / "hello_world_float.tflite", "--runtime", "tflm", "--format", fmt)
         assert shown.exit_code == 0 and "fully_connected_3" in shown.output
@@ -270,3 +278,21 @@ def test_kernel_limits_are_named(tmp_path):
     path.write_bytes(bytes(builder.Output()))
     problems = IT.read(path).problems
     assert problems[0].startswith("operator 0 DEQUANTIZE: of float16; TensorFlow Lite Micro dequantizes int8")
+
+
+def test_a_file_on_the_arm32_build_and_a_kernel_without_a_measured_code_size(monkeypatch):
+    """A file takes --tflm-build like a spec (arm32: what a 32-bit build records, see test_tflm_builds); a Flash
+    verdict needs TFLM's code for every operator, so a kernel whose code was not measured is named in one line
+    (exit 2) instead of being counted as 0 B, while the arena alone is still given."""
+    path = DATA / "hello_world_int8.tflite"
+    report = json.loads(cli("table", "--variant", path, "--runtime", "tflm", "--tflm-build", "arm32", "--format",
+                            "json").output)
+    assert (report["tflm_build"], report["arena_bytes"], report["minimum_arena_bytes"]) == ("arm32", 828, 1_204)
+    monkeypatch.delitem(tflm.OPERATOR_CODE_BYTES, "FULLY_CONNECTED")
+    shown = cli("table", "--variant", path, "--runtime", "tflm", "--format", "json")
+    assert shown.exit_code == 0 and json.loads(shown.output)["runtime_code_bytes"] is None
+    assert "TFLM's code for its operators not measured" in cli("table", "--variant", path, "--runtime", "tflm").output
+    result = cli("table", "--variant", path, "--target", "stm32f746")
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1
+    assert "no Cortex-M7 code size measured for TFLM's FULLY_CONNECTED kernel of hello_world_int8.tflite" in lines[0]

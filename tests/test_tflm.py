@@ -198,13 +198,15 @@ def test_the_sweep_gives_every_configuration_the_scalar_figures():
         the_plan = plan(variant)
         alphas = np.repeat(np.round(np.arange(0.2, 1.01, 0.05), 2), 3)
         deltas = np.tile([1, 2, 3], len(alphas) // 3)
-        found = tflm.sweep_memory(the_plan, resolve_arrays(the_plan, alphas, deltas), alphas, deltas)
-        for i in range(len(alphas)):
-            network = resolve(variant, float(alphas[i]), int(deltas[i]), network_plan=the_plan)
-            arena = tflm.arena(network)
-            assert (int(found["arena_activation_bytes"][i]), int(found["arena_persistent_bytes"][i]),
-                    int(found["flash_bytes"][i])) == (arena.head, arena.tail, TM.flash_bytes(network))
-            assert int(found["arena_bytes"][i]) == arena.total
+        for build in tflm.BUILDS:
+            found = tflm.sweep_memory(the_plan, resolve_arrays(the_plan, alphas, deltas), alphas, deltas, build)
+            for i in range(0, len(alphas), 1 if build == "host64" else 7):
+                network = resolve(variant, float(alphas[i]), int(deltas[i]), network_plan=the_plan)
+                arena = tflm.arena(network, build=build)
+                assert (int(found["arena_activation_bytes"][i]), int(found["arena_persistent_bytes"][i]),
+                        int(found["flash_bytes"][i])) == (arena.head, arena.tail, TM.flash_bytes(network))
+                assert int(found["arena_bytes"][i]) == arena.total
+                assert found["runtime_code_bytes"] == tflm.runtime_figures(network, build)["runtime_code_bytes"]
 
 
 def _cli(*args):
@@ -225,10 +227,19 @@ def test_table_and_paper_print_the_tflm_figures():
             data["flash_bytes"], data["minimum_arena_bytes"]) == (49_904, 10_240, 39_664, 541_096, 49_896)
     grid = json.loads(_cli("table", "-v", "mp3", "-a", "0.25,0.5", "-d", "1,2", "--target", "stm32f746",
                            "--format", "json").stdout)
-    for row in grid:
-        arena = tflm.arena(resolve("mp3", row["alpha"], row["delta"]))
-        assert row["runtime"] == "tflm" and row["arena_bytes"] == arena.total
+    for row in grid:  # a board is 32-bit: the arm32 build's arena; the budget judges the smallest accepted
+        arena = tflm.arena(resolve("mp3", row["alpha"], row["delta"]), build="arm32")
+        assert row["runtime"] == "tflm" and row["tflm_build"] == "arm32" and row["arena_bytes"] == arena.total
+        assert row["minimum_arena_bytes"] == arena.minimum
         assert row["fit"]["sram_margin_bytes"] == 320 * 1024 - arena.minimum
+        assert row["fit"]["flash_need_parts"] == {"model": row["flash_bytes"], "runtime code": 33_514,
+                                                  "reserve": 32_768}
+        assert row["fit"]["flash_margin_bytes"] == 2**20 - row["flash_bytes"] - 33_514 - 32_768
+    host = json.loads(_cli("table", "-v", "mp3", "-a", "0.25", "--target", "stm32f746", "--tflm-build", "host64",
+                           "--flash-reserve", "0", "--format", "json").stdout)
+    assert (host["tflm_build"], host["arena_bytes"]) == ("host64", tflm.arena(resolve("mp3", 0.25, 1)).total)
+    assert host["fit"]["sram_margin_bytes"] == 320 * 1024 - tflm.arena(resolve("mp3", 0.25, 1)).minimum
+    assert host["fit"]["flash_need_bytes"] == host["flash_bytes"] + 33_514
     plain = json.loads(_cli("table", "-v", "base", "-a", "0.25", "--dtype", "int8", "--format", "json").stdout)
     assert plain["runtime"] == "simple" and "arena_bytes" not in plain  # no target: the simple model
     paper = json.loads(_cli("paper", "--table", "5", "--runtime", "tflm", "--format", "json").stdout)
@@ -243,9 +254,15 @@ def test_sweep_budgets_apply_to_the_tflm_figures():
 
     rows = json.loads(_cli("sweep", "-a", "0.25:1.0:0.25", "-d", "1,2,4", "--target", "stm32f746", "--format",
                            "json").stdout)
-    everything = json.loads(_cli("sweep", "-a", "0.25:1.0:0.25", "-d", "1,2,4", "--runtime", "tflm", "--format",
-                                 "json").stdout)
-    fits = [r for r in everything if r["minimum_arena_bytes"] <= 320 * 1024 and r["flash_bytes"] <= 2**20]
+    everything = json.loads(_cli("sweep", "-a", "0.25:1.0:0.25", "-d", "1,2,4", "--runtime", "tflm", "--tflm-build",
+                                 "arm32", "--format", "json").stdout)
+    # RAM judges the smallest arena accepted; Flash holds the file, TFLM's code for the operators and the
+    # default 32 KiB reserve
+    fits = [r for r in everything if r["minimum_arena_bytes"] <= 320 * 1024
+            and r["flash_bytes"] + r["runtime_code_bytes"] + 32_768 <= 2**20]
+    assert {r["runtime_code_bytes"] for r in everything} == {30_834, 33_514, 34_962}  # base, mp3, fmp
+    assert any(r["flash_bytes"] <= 2**20 and r["minimum_arena_bytes"] <= 320 * 1024 for r in everything
+               if r not in fits)
     assert [(r["variant"], r["alpha"], r["delta"]) for r in rows] == [(r["variant"], r["alpha"], r["delta"])
                                                                       for r in fits]
     # the simple model keeps fmp α=0.5 δ=1 (peak 61 KiB) where TFLM needs more than its 121 KiB
@@ -271,6 +288,11 @@ def test_sweep_budgets_apply_to_the_tflm_figures():
     (("sweep", "--sort", "arena_bytes"), "needs --runtime tflm"),
     (("crosscheck", "--runtime", "tflm", "--dtype", "fp32"), "does not apply"),
     (("crosscheck", "--runtime", "tflm", "--all"), "drop --all"),
+    (("table", "--tflm-build", "arm32"), "--tflm-build arm32 sizes TensorFlow Lite Micro's arena; it needs --runtime"),
+    (("sweep", "--target", "rp2040", "--runtime", "simple", "--tflm-build", "host64"), "it needs --runtime tflm"),
+    (("table", "--runtime", "tflm", "--tflm-build", "arm64"), "'arm64' is not one of"),
+    (("crosscheck", "--runtime", "tflm", "--tflm-build", "arm32"), "checks --tflm-build host64 only"),
+    (("table", "--target", "rp2040", "--flash-reserve", "-1KiB"), "must not be negative"),
     (("export", "--variant", "base", "--format", "tflite", "--out", "{tmp}/m.onnx"), "--out must end in .tflite"),
     (("export", "--variant", "base", "--int8", "--out", "{tmp}/m.onnx"), "needs calibration images"),
     (("evaluate", "--run", "{tmp}", "--runtime", "tflm"), "pass --tflite FILE"),
@@ -408,9 +430,10 @@ def test_a_spec_file_with_family_layers_prices_on_the_microcontroller(tmp_path):
     result = _cli("table", "-v", spec, "--target", "stm32f746", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    arena = tflm.arena(network)
-    assert (data["runtime"], data["arena_bytes"], data["flash_bytes"]) == ("tflm", arena.total,
-                                                                          TM.flash_bytes(network))
+    arena = tflm.arena(network, build="arm32")  # a board: the 32-bit build
+    assert (data["runtime"], data["tflm_build"], data["arena_bytes"], data["flash_bytes"]) == (
+        "tflm", "arm32", arena.total, TM.flash_bytes(network))
+    assert arena.total < tflm.arena(network).total
     builtins = [op.builtin for op in TM.lower(network).ops]
     assert builtins.count("ADD") == 1 and builtins.count("HARD_SWISH") == 3 and builtins.count("MUL") == 2
 
@@ -439,7 +462,9 @@ def test_table_target_works_for_every_family_member():
         assert result.exit_code == 0, (variant, result.output)
         data = json.loads(result.stdout)
         network = resolve(variant, 0.5, 1, resolution=96)
-        assert data["arena_bytes"] == tflm.arena(network).total and data["fit"]["target"] == "stm32f746"
+        found = tflm.arena(network, build="arm32")  # a board: the 32-bit build
+        assert data["arena_bytes"] == found.total and data["fit"]["target"] == "stm32f746"
+        assert data["minimum_arena_bytes"] == found.minimum and data["runtime_code_bytes"] > 0
 
 
 def test_sweep_and_table_agree_on_the_arena_at_absurd_sizes(tmp_path):

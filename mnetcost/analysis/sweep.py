@@ -25,7 +25,7 @@ SORT_KEYS = ("mult_adds", "params", "accuracy", "variant", "alpha", "delta", "cl
 FRONT_COSTS = ("mult_adds", "params", "peak_activation_bytes", "weight_bytes", "arena_bytes", "minimum_arena_bytes",
                "flash_bytes")
 TFLM_COLUMNS = ("arena_bytes", "arena_activation_bytes", "arena_persistent_bytes", "minimum_arena_bytes",
-                "flash_bytes")
+                "flash_bytes", "runtime_code_bytes")
 RUNTIMES = ("simple", "tflm")
 PAPER_RESOLUTION = 32
 CLASSES_DATASET = {10: "cifar10", 100: "cifar100"}
@@ -212,11 +212,13 @@ class Sweep:
     weight_bytes: object = None
     dtype: str = "fp32"
     runtime: str = "simple"
+    tflm_build: str | None = None  # runtime tflm: the tflite-micro build (mnetcost.calculator.tflm.BUILDS)
     arena_bytes: object = None  # runtime tflm (mnetcost.calculator.tflm): the whole arena
     arena_activation_bytes: object = None  # its head
     arena_persistent_bytes: object = None  # its tail
     minimum_arena_bytes: object = None  # the smallest arena_size the interpreter accepts (what budgets judge)
     flash_bytes: object = None  # the int8 .tflite file
+    runtime_code_bytes: object = None  # TFLM's code for the file's operators (Cortex-M7)
     skipped: list[dict] = field(default_factory=list)  # configurations that cannot be built
     evaluated: int = 0  # configurations priced, buildable or not
 
@@ -229,7 +231,8 @@ class Sweep:
                 ("variant", "alpha", "delta", "classes", "resolution", "params", "mult_adds",
                  "peak_activation_bytes", "weight_bytes", *TFLM_COLUMNS) if getattr(self, name) is not None}
         return Sweep(variants=self.variants, convention=self.convention, skipped=self.skipped,
-                     evaluated=self.evaluated, dtype=self.dtype, runtime=self.runtime, **cols)
+                     evaluated=self.evaluated, dtype=self.dtype, runtime=self.runtime, tflm_build=self.tflm_build,
+                     **cols)
 
     def to_frame(self):
         """The rows as a pandas DataFrame (variant names, exact alphas, integer costs), for
@@ -244,6 +247,7 @@ class Sweep:
                                  if getattr(self, name) is not None}})
         frame.attrs["convention"] = self.convention
         frame.attrs["runtime"] = self.runtime
+        frame.attrs["tflm_build"] = self.tflm_build
         frame.attrs["dtype"] = self.dtype
         return frame
 
@@ -327,7 +331,8 @@ def _values(values, what: str) -> list:
 
 
 def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, convention="paper",
-             rounding: str | None = None, dtype: str = "fp32", runtime: str = "simple") -> Sweep:
+             rounding: str | None = None, dtype: str = "fp32", runtime: str = "simple",
+             tflm_build: str | None = None) -> Sweep:
     """Price every combination. ``classes_list``, ``resolutions`` and ``rounding`` None: each
     variant's own (10, 32 and truncate for the paper's variants; 1,000, 224 and divisible8 for
     MobileNetV2/V3). Every alpha, delta, number of classes and resolution is checked as
@@ -335,8 +340,8 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
     raises the same ConfigError before any work). A (variant, classes, resolution) whose plan fails
     (input too small) and an alpha that leaves some layer with 0 channels are recorded in ``skipped``.
     ``runtime`` tflm (int8 only) adds TensorFlow Lite Micro's arena and the .tflite bytes
-    (:func:`mnetcost.calculator.tflm.sweep_memory`); a network without a TensorFlow Lite lowering is
-    skipped with the reason."""
+    (:func:`mnetcost.calculator.tflm.sweep_memory`) in ``tflm_build`` (``host64`` unless given; ``arm32``:
+    a 32-bit Cortex-M build); a network without a TensorFlow Lite lowering is skipped with the reason."""
     import numpy as np
 
     from mnetcost.calculator.cost import get_convention
@@ -351,6 +356,12 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
     if runtime == "tflm" and precision.name != "int8":
         raise ConfigError(f"runtime tflm runs the int8 file; dtype {precision.name} does not apply")
     tflm_run = runtime == "tflm"
+    if tflm_run:
+        from mnetcost.calculator.tflm import DEFAULT_BUILD, get_build
+
+        tflm_build = get_build(tflm_build or DEFAULT_BUILD).name
+    else:
+        tflm_build = None
     if rounding is not None and rounding not in ROUNDINGS:
         raise ConfigError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     variants = list(variants)
@@ -427,7 +438,7 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
                     if not count:
                         continue
                     if tflm_run:
-                        figures = _tflm_figures(the_plan, alpha_at[ok], delta_at[ok], rounding)
+                        figures = _tflm_figures(the_plan, alpha_at[ok], delta_at[ok], rounding, tflm_build)
                         if isinstance(figures, str):
                             skipped.append({"variant": variant, "alpha": None, "delta": None, "classes": classes,
                                             "resolution": resolution, "count": count, "reason": figures})
@@ -461,10 +472,10 @@ def evaluate(variants, alphas, deltas, classes_list=None, resolutions=None, conv
         rank = np.argsort(np.concatenate(order), kind="stable")
         arrays = {k: v[rank] for k, v in arrays.items()}
     return Sweep(variants=variants, convention=conv.name, skipped=skipped, evaluated=evaluated, dtype=precision.name,
-                 runtime=runtime, **arrays)
+                 runtime=runtime, tflm_build=tflm_build, **arrays)
 
 
-def _tflm_figures(the_plan, alphas, deltas, rounding):
+def _tflm_figures(the_plan, alphas, deltas, rounding, build):
     """TFLM's arena and the .tflite bytes for these points of one plan, or the reason there are none
     (a layer the TensorFlow Lite export does not lower)."""
     from mnetcost.calculator import tflm
@@ -472,7 +483,7 @@ def _tflm_figures(the_plan, alphas, deltas, rounding):
 
     layers = resolve_arrays(the_plan, alphas, deltas, rounding)
     try:
-        return tflm.sweep_memory(the_plan, layers, alphas, deltas)
+        return tflm.sweep_memory(the_plan, layers, alphas, deltas, build)
     except ConfigError as exc:
         return f"no TensorFlow Lite Micro figures: {exc}"
 
@@ -638,6 +649,7 @@ def rows_as_dicts(sweep: Sweep, order, accuracy, source, paper_accuracy, on_fron
         }
         if sweep.arena_bytes is not None:
             item["runtime"] = sweep.runtime
+            item["tflm_build"] = sweep.tflm_build
             item.update({name: int(getattr(sweep, name)[i]) for name in TFLM_COLUMNS})
         if ops_per_mac != 1:
             item["flops"] = item["mult_adds"] * ops_per_mac

@@ -152,9 +152,10 @@ def network_report(cost: NetworkCost, with_layers: bool = True, fit=None) -> dic
     return data
 
 
-def runtime_dict(cost: NetworkCost, runtime: str = "simple") -> dict:
+def runtime_dict(cost: NetworkCost, runtime: str = "simple", tflm_build: str | None = None) -> dict:
     """``{"runtime": ...}`` and, for ``tflm``, TensorFlow Lite Micro's arena and the .tflite bytes
-    (:func:`mnetcost.calculator.tflm.runtime_figures`) of ``cost``'s network."""
+    (:func:`mnetcost.calculator.tflm.runtime_figures`) of ``cost``'s network in ``tflm_build``
+    (``host64`` unless given)."""
     if runtime == "simple":
         return {"runtime": "simple"}
     from mnetcost.calculator import tflm
@@ -163,20 +164,25 @@ def runtime_dict(cost: NetworkCost, runtime: str = "simple") -> dict:
         raise ConfigError(f"runtime must be one of {', '.join(tflm.RUNTIMES)}, got {runtime!r}")
     if cost.memory.dtype.name != "int8":
         raise ConfigError(f"runtime tflm runs the int8 file; dtype {cost.memory.dtype.name} does not apply")
-    return tflm.runtime_figures(cost.network)
+    return tflm.runtime_figures(cost.network, tflm_build or tflm.DEFAULT_BUILD)
 
 
-def fit_dict(cost: NetworkCost, target=None, max_peak_memory=None, max_weight_bytes=None, figures=None):
+def fit_dict(cost: NetworkCost, target=None, max_peak_memory=None, max_weight_bytes=None, figures=None,
+             flash_reserve: int | None = None):
     """The :class:`~mnetcost.calculator.targets.Fit` of ``cost`` against a board and/or budgets, or
     None when neither is given. RAM and Flash are the runtime's (``figures`` from
-    :func:`runtime_dict`): the simple model's peak and weight bytes, or TFLM's arena and the file."""
+    :func:`runtime_dict`): the simple model's peak and weight bytes, or TFLM's arena and the file plus
+    TFLM's code; Flash also keeps ``flash_reserve`` bytes for the application
+    (:data:`~mnetcost.calculator.targets.DEFAULT_FLASH_RESERVE` when None)."""
     if target is None and max_peak_memory is None and max_weight_bytes is None:
         return None
-    from mnetcost.calculator.targets import fit
-    from mnetcost.calculator.tflm import needs
+    from mnetcost.calculator.targets import DEFAULT_FLASH_RESERVE, fit
+    from mnetcost.calculator.tflm import flash_parts, needs
 
-    ram, flash = needs({**config_dict(cost), **(figures or {})})
-    return fit(ram, flash, target, max_peak_memory, max_weight_bytes)
+    reserve = DEFAULT_FLASH_RESERVE if flash_reserve is None else int(flash_reserve)
+    report = {**config_dict(cost), **(figures or {})}
+    ram, flash = needs(report, reserve)
+    return fit(ram, flash, target, max_peak_memory, max_weight_bytes, flash_parts(report, reserve))
 
 
 def change(value: int, reference: int) -> float:
@@ -186,7 +192,8 @@ def change(value: int, reference: int) -> float:
 
 def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding, baseline_spec="base",
                 dtype: str = "fp32", target=None, max_peak_memory=None, max_weight_bytes=None,
-                runtime: str = "simple") -> list[dict]:
+                runtime: str = "simple", tflm_build: str | None = None, flash_reserve: int | None = None
+                ) -> list[dict]:
     """Totals per (alpha, delta) and the change against the original MobileNet (Table 1, alpha =
     delta = 1) at the same classes, resolution, convention and rounding, as in Tables 4-6; memory
     totals at ``dtype``, and whether each fits a board/budgets when given."""
@@ -201,9 +208,9 @@ def grid_report(spec, alphas, deltas, classes, resolution, convention, rounding,
             cost = network_cost(resolve(spec, alpha, delta, classes, resolution, rounding, network_plan), convention,
                                 dtype)
             data = config_dict(cost)
-            figures = runtime_dict(cost, runtime)
+            figures = runtime_dict(cost, runtime, tflm_build)
             data.update(figures)
-            fitted = fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures)
+            fitted = fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures, flash_reserve)
             if fitted is not None:
                 data["fit"] = fitted.as_dict()
             data["baseline_params"] = baseline.params

@@ -18,6 +18,13 @@ from mnetcost.errors import ConfigError
 
 KIB = 1024
 MIB = 1024 * 1024
+# Flash kept for the application beside the model and the runtime when no --flash-reserve is given: a
+# small bare-metal program (startup code, vector table, HAL and clock setup, a sensor or camera driver,
+# printf over a UART) takes some tens of KiB on a Cortex-M.
+DEFAULT_FLASH_RESERVE = 32 * KIB
+# The names of the tflite-micro builds (the keys of mnetcost.calculator.tflm.BUILDS, which holds their sizes),
+# here so that the options can offer them without loading the TFLM model.
+TFLM_BUILD_NAMES = ("host64", "arm32")
 
 
 @dataclass(frozen=True)
@@ -29,11 +36,15 @@ class Target:
     sram_note: str
     flash_note: str
     datasheet: str
+    # The tflite-micro build (mnetcost.calculator.tflm.BUILDS) whose struct layout the board's compiler
+    # gives: every board here is 32-bit with 4-byte pointers and 8-byte aligned int64 and double (ARM
+    # EABI; the ESP32-S3's Xtensa ABI aligns them alike).
+    tflm_build: str = "arm32"
 
     def as_dict(self) -> dict:
         return {"name": self.name, "board": self.board, "sram_bytes": self.sram_bytes,
                 "flash_bytes": self.flash_bytes, "sram_note": self.sram_note, "flash_note": self.flash_note,
-                "datasheet": self.datasheet}
+                "datasheet": self.datasheet, "tflm_build": self.tflm_build}
 
 
 TARGETS: dict[str, Target] = {
@@ -96,9 +107,11 @@ def used_fraction(need: int, budget: int | None) -> float | None:
 
 @dataclass(frozen=True)
 class Fit:
-    """Whether a model's peak activation bytes fit the SRAM budget and its weight bytes the Flash
-    budget, and by how much (margin = budget - need; negative when it does not fit); each budget's
-    source as in :class:`Budgets`."""
+    """Whether a model's RAM need (``peak_activation_bytes``: the peak activations, or TFLM's arena)
+    fits the SRAM budget and its Flash need (``weight_bytes``: the sum of ``flash_parts``, e.g. the
+    model file, the runtime's code and the application's reserve) the Flash budget, and by how much
+    (margin = budget - need; negative when it does not fit); each budget's source as in
+    :class:`Budgets`."""
 
     peak_activation_bytes: int
     weight_bytes: int
@@ -107,6 +120,7 @@ class Fit:
     target: str | None = None
     sram_source: str | None = None
     flash_source: str | None = None
+    flash_parts: tuple = ()  # ((what, bytes), ...) adding up to weight_bytes; empty: the need is one part
 
     @property
     def fits_sram(self) -> bool:
@@ -142,7 +156,9 @@ class Fit:
                 "sram_source": self.sram_source, "flash_source": self.flash_source,
                 "fits": self.fits, "fits_sram": self.fits_sram, "fits_flash": self.fits_flash,
                 "sram_margin_bytes": self.sram_margin_bytes, "flash_margin_bytes": self.flash_margin_bytes,
-                "binding": self.binding}
+                "binding": self.binding, "ram_need_bytes": self.peak_activation_bytes,
+                "flash_need_bytes": self.weight_bytes,
+                "flash_need_parts": dict(self.flash_parts) or {"model": self.weight_bytes}}
 
 
 def budgets(target: str | Target | None = None, max_peak_memory: int | None = None,
@@ -165,8 +181,13 @@ def budgets(target: str | Target | None = None, max_peak_memory: int | None = No
 
 
 def fit(peak_activation_bytes: int, weight_bytes: int, target: str | Target | None = None,
-        max_peak_memory: int | None = None, max_weight_bytes: int | None = None) -> Fit:
-    """Does a model with these figures fit ``target`` (or the explicit budgets, which override it)?"""
+        max_peak_memory: int | None = None, max_weight_bytes: int | None = None, flash_parts=None) -> Fit:
+    """Does a model with these figures fit ``target`` (or the explicit budgets, which override it)?
+    ``flash_parts`` (``{what: bytes}``), when given, is what the Flash need is made of; its sum must
+    be ``weight_bytes``."""
     chosen = budgets(target, max_peak_memory, max_weight_bytes)
+    parts = tuple((str(k), int(v)) for k, v in (flash_parts or {}).items())
+    if parts and sum(v for _, v in parts) != int(weight_bytes):
+        raise ValueError(f"flash parts {dict(parts)} do not add up to {weight_bytes}")
     return Fit(int(peak_activation_bytes), int(weight_bytes), chosen.sram_bytes, chosen.flash_bytes,
-               chosen.board.name if chosen.board else None, chosen.sram_source, chosen.flash_source)
+               chosen.board.name if chosen.board else None, chosen.sram_source, chosen.flash_source, parts)

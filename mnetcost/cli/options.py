@@ -149,7 +149,7 @@ def dtype_option(function=None, *, target: bool = True):
 
 
 def memory_options(function):
-    """--target NAME, --max-peak-memory BYTES, --max-weight-bytes BYTES."""
+    """--target NAME, --max-peak-memory BYTES, --max-weight-bytes BYTES, --flash-reserve BYTES."""
     from mnetcost.calculator.targets import TARGETS
 
     for option in reversed((
@@ -166,8 +166,13 @@ def memory_options(function):
         click.option("--max-weight-bytes", type=byte_count("--max-weight-bytes"), default=None,
                      metavar="BYTES[K|M|G|KiB|MiB|GiB]",
                      help="Flash budget (1MiB = 1,048,576); overrides the --target's Flash. It judges the int8 "
-                          ".tflite file's bytes with --runtime tflm (the default at int8), the deployed weight "
-                          "bytes with --runtime simple."),
+                          ".tflite file's bytes with --runtime tflm (the default at int8), plus TFLM's code for "
+                          "its operators, the deployed weight bytes with --runtime simple; either with "
+                          "--flash-reserve."),
+        click.option("--flash-reserve", type=byte_count("--flash-reserve"), default=None,
+                     metavar="BYTES[K|M|G|KiB|MiB|GiB]",
+                     help="Flash kept for the application (startup code, drivers, your own code) in every Flash "
+                          "verdict, beside the model and TFLM's code [default: 32KiB = 32,768]."),
     )):
         function = option(function)
     return function
@@ -197,17 +202,6 @@ def runtime_option(function=None, *, target: bool = True):
     return decorate if function is None else decorate(function)
 
 
-def tflm_build_option(function):
-    """--tflm-build host64: which TensorFlow Lite Micro build's arena the tflm runtime gives."""
-    from mnetcost.calculator.tflm import DEFAULT_BUILD, TFLM_BUILDS
-
-    return click.option(
-        "--tflm-build", "tflm_build", type=click.Choice(tuple(TFLM_BUILDS)), default=DEFAULT_BUILD, show_default=True,
-        help="The TensorFlow Lite Micro build whose arena --runtime tflm gives: host64 = the tflite-micro Python "
-             "package's interpreter (64-bit host, the build the figures are measured on).",
-    )(function)
-
-
 def memory_settings(dtype: str | None, runtime: str | None, target: str | None, budgeted: bool = False
                     ) -> tuple[str, str]:
     """(dtype, runtime) of the memory figures and verdicts: --runtime tflm means int8 (another --dtype is
@@ -221,6 +215,38 @@ def memory_settings(dtype: str | None, runtime: str | None, target: str | None, 
     if runtime is None:
         runtime = "tflm" if (target is not None or budgeted) and dtype == "int8" else "simple"
     return dtype, runtime
+
+
+def tflm_build_option(function=None, *, target: bool = True):
+    """--tflm-build host64|arm32 (None when not given: see :func:`tflm_build_for`). ``target`` False for a
+    command without --target (``@tflm_build_option(target=False)``): its default is host64."""
+    from mnetcost.calculator.targets import TFLM_BUILD_NAMES
+
+    def decorate(function):
+        return click.option(
+            "--tflm-build", type=click.Choice(TFLM_BUILD_NAMES), default=None,
+            help="The TensorFlow Lite Micro build whose arena --runtime tflm gives: host64 (the 64-bit build of "
+                 "tflite-micro's Python package, 8-byte pointers) or arm32 (a 32-bit Cortex-M build, 4-byte "
+                 "pointers: smaller tensor, node and op-data structs) [default: "
+                 + ("arm32 with a --target board, else host64]." if target else "host64]."),
+        )(function)
+
+    return decorate if function is None else decorate(function)
+
+
+def tflm_build_for(build: str | None, runtime: str, target: str | None) -> str | None:
+    """The tflite-micro build of the TFLM figures: as given; else the --target board's (its 32-bit
+    build) or host64. None for runtime simple (a --tflm-build given there is a usage error)."""
+    if runtime != "tflm":
+        if build is not None:
+            fail(f"--tflm-build {build} sizes TensorFlow Lite Micro's arena; it needs --runtime tflm")
+        return None
+    if build is not None:
+        return build
+    from mnetcost.calculator.targets import get_target
+    from mnetcost.calculator.tflm import DEFAULT_BUILD
+
+    return get_target(target).tflm_build if target is not None else DEFAULT_BUILD
 
 
 def rounding_option(function):

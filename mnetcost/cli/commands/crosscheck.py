@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from mnetcost.calculator.targets import TFLM_BUILD_NAMES
 from mnetcost.cli.options import (config_options, convention_option, dtype_option, fail, format_option,
                               require_torch, rounding_option, variant_option)
 
@@ -196,10 +197,14 @@ def _all_views(results, convention, fmt: str):
                    "--runtime tflm); keras: Keras applications' own MobileNet/MobileNetV2/MobileNetV3 built at the "
                    "same configuration, compared layer by layer (shapes, Mult-Adds, params, residual adds; "
                    "--rounding defaults to keras; needs the [tflite] extra).")
+@click.option("--tflm-build", type=click.Choice(TFLM_BUILD_NAMES), default=None,
+              help="With --runtime tflm: the build checked. Only host64: the interpreter here is tflite-micro's "
+                   "Python package, a 64-bit host build (the arm32 figures of table/sweep are checked against a "
+                   "32-bit build by tools/tflm_build; see docs/memory.md).")
 @format_option
 @click.pass_context
 def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, fmp_mode, run_all, dtype, runtime,
-            reference, fmt):
+            reference, tflm_build, fmt):
     """Check the engine's parameters, Mult-Adds and memory against the real model, layer by layer.
 
     Builds the PyTorch model from the same resolved layers, runs fvcore's FlopCountAnalysis and
@@ -225,6 +230,11 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     """
     from click.core import ParameterSource
 
+    if tflm_build is not None and runtime != "tflm":
+        fail(f"--tflm-build {tflm_build} applies to --runtime tflm")
+    if tflm_build == "arm32":
+        fail("crosscheck --runtime tflm runs tflite-micro's Python interpreter, a 64-bit host build: it checks "
+             "--tflm-build host64 only (the arm32 figures are measured by a 32-bit build: tools/tflm_build)")
     from mnetcost.calculator.importers import is_model_file
 
     if is_model_file(variant) and (runtime != "tflm" or reference == "keras"):

@@ -46,7 +46,8 @@ def file_dtype(found, dtype: str | None, runtime: str | None) -> str:
     return found.dtype
 
 
-def table(ctx, variant, convention, dtype, target, max_peak_memory, max_weight_bytes, runtime, build, fmt) -> None:
+def table(ctx, variant, convention, dtype, target, max_peak_memory, max_weight_bytes, flash_reserve, runtime, build,
+          fmt) -> None:
     """``mnetcost table --variant FILE.tflite``: the file's operators as layers, priced by the cost rules,
     with its memory (simple or TFLM's arena for the file as it is) and the verdict against a board."""
     from mnetcost.calculator import tflm
@@ -54,6 +55,8 @@ def table(ctx, variant, convention, dtype, target, max_peak_memory, max_weight_b
     from mnetcost.calculator.report import fit_dict, network_report
     from mnetcost.cli.commands.table import layer_view
     from mnetcost.cli.render import emit
+
+    from mnetcost.cli.options import tflm_build_for
 
     refuse_spec_options(ctx, variant)
     budgeted = target is not None or max_peak_memory is not None or max_weight_bytes is not None
@@ -63,6 +66,7 @@ def table(ctx, variant, convention, dtype, target, max_peak_memory, max_weight_b
                  "simple)")
         from mnetcost.calculator.importers import onnx as IO
 
+        tflm_build_for(build, "simple", target)  # --tflm-build needs --runtime tflm
         network = IO.read(variant)
         cost = network_cost(network, convention, dtype or "fp32")
         figures = {"runtime": "simple"}
@@ -73,11 +77,20 @@ def table(ctx, variant, convention, dtype, target, max_peak_memory, max_weight_b
         found = read_model(variant, fmt)
         dtype = file_dtype(found, dtype, runtime)
         runtime = runtime or ("tflm" if budgeted else "simple")
+        build = tflm_build_for(build, runtime, target)
         cost = network_cost(found.network, convention, dtype)
         figures = (tflm.file_figures(found.graph, found.size, found.parts, build) if runtime == "tflm"
                    else {"runtime": "simple"})
+        if budgeted and runtime == "tflm" and figures["runtime_code_bytes"] is None:
+            from mnetcost.calculator import tflite_model as TM
+
+            unknown = sorted(set(TM.operator_codes(found.graph)) - set(tflm.OPERATOR_CODE_BYTES))
+            fail(f"no Cortex-M7 code size measured for TFLM's {', '.join(unknown)} kernel"
+                 f"{'s' if len(unknown) > 1 else ''} of {found.name}: the Flash verdict cannot count TFLM's code "
+                 "(drop --target and the budgets to see the arena, or use --runtime simple)")
         model = {**found.as_dict(), "format": "tflite"}
-    report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures))
+    report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures,
+                                               flash_reserve))
     report.update(figures)
     report["model_file"] = model
     emit(fmt, report, [layer_view(report)])

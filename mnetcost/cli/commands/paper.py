@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import click
 
-from mnetcost.cli.options import dtype_option, format_option, memory_settings, runtime_option
+from mnetcost.cli.options import (dtype_option, format_option, memory_settings, runtime_option, tflm_build_for,
+                                  tflm_build_option)
 
 
-def add_memory(rows: list[dict], dtype: str, runtime: str = "simple") -> list[dict]:
+def add_memory(rows: list[dict], dtype: str, runtime: str = "simple", tflm_build: str | None = None) -> list[dict]:
     """Each row with the memory totals of its configuration at ``dtype`` (32 px, as the paper), and
-    TensorFlow Lite Micro's arena and the .tflite bytes for ``runtime`` tflm."""
+    TensorFlow Lite Micro's arena (in ``tflm_build``) and the .tflite bytes for ``runtime`` tflm."""
     from mnetcost.calculator.cost import network_cost
     from mnetcost.calculator.report import runtime_dict
     from mnetcost.calculator.resolver import resolve
@@ -18,7 +19,7 @@ def add_memory(rows: list[dict], dtype: str, runtime: str = "simple") -> list[di
         key = (row["variant"], row["alpha"], row["delta"], row["classes"])
         if key not in cache:
             cost = network_cost(resolve(*key, 32), "paper", dtype)
-            cache[key] = {**cost.memory.as_dict(), **runtime_dict(cost, runtime)}
+            cache[key] = {**cost.memory.as_dict(), **runtime_dict(cost, runtime, tflm_build)}
         row.update(cache[key])
     return rows
 
@@ -90,8 +91,9 @@ def paper_views(rows: list[dict], runtime: str = "simple"):
                "close: within 1 %; diff = (paper - mnetcost) / mnetcost. See docs/reconciliation.md.",
                "peak RAM: input + output activation bytes of the largest layer (one layer at a time); weights: "
                "deployed weight bytes (BatchNorm folded); the paper prints neither (see docs/memory.md)."]
-        + (["TFLM arena: TensorFlow Lite Micro's arena for the int8 .tflite export (its planner's activations + "
-            "persistent data); .tflite: the file's bytes (Flash)."] if runtime == "tflm" else []),
+        + ([f"TFLM arena: TensorFlow Lite Micro's arena for the int8 .tflite export (its planner's activations + "
+            f"persistent data; build {rows[0]['tflm_build']}: {rows[0]['tflm_version']}); .tflite: the file's bytes "
+            "(Flash)."] if runtime == "tflm" and rows else []),
     ))
     return views
 
@@ -110,8 +112,9 @@ def paper_csv_view(rows: list[dict], dtype: str, runtime: str = "simple"):
 @click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default=None, help="Only this dataset.")
 @dtype_option(target=False)
 @runtime_option(target=False)
+@tflm_build_option(target=False)
 @format_option
-def command(tables, dataset, dtype, runtime, fmt):
+def command(tables, dataset, dtype, runtime, tflm_build, fmt):
     """The paper's Tables 4-6 beside mnetcost's Mult-Adds and params for the same configurations,
     the difference in % and a verdict per cell, with checks of the paper's cells against each other."""
     from mnetcost.calculator.reconcile import reconcile
@@ -123,5 +126,5 @@ def command(tables, dataset, dtype, runtime, fmt):
     if dataset:
         rows = [r for r in rows if r["dataset"] == dataset]
     dtype, runtime = memory_settings(dtype, runtime, None)
-    rows = add_memory(rows, dtype, runtime)
+    rows = add_memory(rows, dtype, runtime, tflm_build_for(tflm_build, runtime, None))
     emit(fmt, rows, paper_views(rows, runtime), csv_view=paper_csv_view(rows, dtype, runtime))

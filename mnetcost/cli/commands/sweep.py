@@ -5,7 +5,7 @@ import click
 
 from mnetcost.cli.options import (ALPHA_LIST, CLASSES_LIST, COUNT_SI, DELTA_LIST, RESOLUTION_LIST, convention_option,
                               dtype_option, fail, format_option, integer, memory_options, memory_settings, note_alpha,
-                              rounding_option, runtime_option)
+                              rounding_option, runtime_option, tflm_build_for, tflm_build_option)
 
 TABLE_LIMIT = 40
 
@@ -40,6 +40,7 @@ def _budget(value: int | None) -> str:
 @memory_options
 @dtype_option
 @runtime_option
+@tflm_build_option
 @convention_option
 @rounding_option
 @click.option("--runs", "runs_dir", type=click.Path(), default=None, metavar="DIR",
@@ -61,8 +62,8 @@ def _budget(value: int | None) -> str:
               help=f"Show at most N rows (0 = all). Default: {TABLE_LIMIT} for table/markdown, all for json/csv.")
 @format_option
 def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_params, target, max_peak_memory,
-            max_weight_bytes, dtype, runtime, convention, rounding, runs_dir, sort_key, front_cost, known_only, front_only,
-            limit, fmt):
+            max_weight_bytes, flash_reserve, dtype, runtime, tflm_build, convention, rounding, runs_dir, sort_key,
+            front_cost, known_only, front_only, limit, fmt):
     """Evaluate a design space at once and answer budget questions.
 
     Prices every combination of --variant, --alpha, --delta, --classes and --resolution with the
@@ -91,12 +92,13 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     from mnetcost.analysis.sweep import (accuracy_front, attach_accuracy, distinct, evaluate, load_runs, paper_known,
                                 parse_variants, rows_as_dicts, skipped_notes, sort_order)
 
-    from mnetcost.calculator.targets import budgets as memory_budgets
+    from mnetcost.calculator.targets import DEFAULT_FLASH_RESERVE, budgets as memory_budgets
 
     chosen = memory_budgets(target, max_peak_memory, max_weight_bytes)  # bad input fails first
     sram, flash, board = chosen.sram_bytes, chosen.flash_bytes, chosen.board
     dtype, runtime = memory_settings(dtype, runtime, target, max_peak_memory is not None or max_weight_bytes is not None)
     tflm = runtime == "tflm"
+    tflm_build = tflm_build_for(tflm_build, runtime, target)
     for key, option in ((sort_key, "--sort"), (front_cost, "--front")):
         if key in ("arena_bytes", "minimum_arena_bytes", "flash_bytes") and not tflm:
             fail(f"{option} {key} needs --runtime tflm")
@@ -113,7 +115,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
 
     known = [k for k in known if k.source != "paper" or k.variant in BUILTIN_VARIANTS]
 
-    result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding, dtype, runtime)
+    result = evaluate(variants, alphas, deltas, classes, resolutions, convention, rounding, dtype, runtime, tflm_build)
     from mnetcost.calculator.resolver import is_branched, plan
     from mnetcost.calculator.spec import load_spec
     from mnetcost.errors import ConfigError
@@ -137,8 +139,9 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
         keep &= result.params <= max_params
     if sram is not None:
         keep &= (result.minimum_arena_bytes if tflm else result.peak_activation_bytes) <= sram
-    if flash is not None:
-        keep &= (result.flash_bytes if tflm else result.weight_bytes) <= flash
+    reserve = DEFAULT_FLASH_RESERVE if flash_reserve is None else flash_reserve
+    if flash is not None:  # the model (the .tflite file and TFLM's code) and the application's reserve
+        keep &= (result.flash_bytes + result.runtime_code_bytes if tflm else result.weight_bytes) + reserve <= flash
     fitting = result.take(keep)
     accuracy, source, paper_accuracy = attach_accuracy(fitting, known)
     on_front = accuracy_front(fitting, accuracy, front_cost)
@@ -169,13 +172,15 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
                        csv=f"peak_activation_bytes_{dtype}", show=not tflm),
                 Column("weight_bytes", f"weights {dtype}", True, format=format_bytes, csv=f"weight_bytes_{dtype}",
                        show=not tflm),
-                *([Column("runtime", "runtime", show=False),
+                *([Column("runtime", "runtime", show=False), Column("tflm_build", "TFLM build", show=False),
                    Column("arena_bytes", "TFLM arena", True, format=format_bytes, csv="arena_bytes_int8"),
                    Column("arena_activation_bytes", "activations", show=False, csv="arena_activation_bytes_int8"),
                    Column("arena_persistent_bytes", "persistent", show=False, csv="arena_persistent_bytes_int8"),
                    Column("minimum_arena_bytes", "arena needed", True, format=format_bytes,
                           csv="minimum_arena_bytes_int8"),
-                   Column("flash_bytes", ".tflite", True, format=format_bytes, csv="flash_bytes_int8")] if tflm else []),
+                   Column("flash_bytes", ".tflite", True, format=format_bytes, csv="flash_bytes_int8"),
+                   Column("runtime_code_bytes", "TFLM code", show=False,
+                          csv="runtime_code_bytes_int8")] if tflm else []),
                 Column("accuracy", "accuracy %", True, format=_percent),
                 Column("accuracy_source", "source"),
                 Column("paper_accuracy", "paper %", True, format=_percent, show=runs_dir is not None),
@@ -183,7 +188,8 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     budgets = [f"Mult-Adds ≤ {_budget(max_mult_adds)}" if max_mult_adds is not None else "",
                f"params ≤ {_budget(max_params)}" if max_params is not None else "",
                (f"{'TFLM arena needed' if tflm else 'peak RAM'} ≤ {exact_bytes(sram)}") if sram is not None else "",
-               (f"{'.tflite' if tflm else 'weights'} ≤ {exact_bytes(flash)}") if flash is not None else ""]
+               (f"{'.tflite + TFLM code' if tflm else 'weights'} + reserve {reserve:,} B ≤ {exact_bytes(flash)}")
+               if flash is not None else ""]
     budget_text = " and ".join(b for b in budgets if b)
     title = (f"{len(fitting):,} of {len(result):,} configurations" + (f" with {budget_text}" if budget_text else "")
              + f" (convention {conv.name}, sorted by {sort_key})")
@@ -198,7 +204,7 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
              "accuracy: a training run's (the best of your runs for that configuration; source = the run) where "
              "--runs holds one, else the paper's, Chen & Su Tables 4-6 as printed (CIFAR at 32 px; source = paper)"
              + ("; paper % = the paper's figure beside your run's." if runs_dir is not None else "."),
-             memory_note(dtype, tflm, branched, board, chosen)]
+             memory_note(dtype, tflm, branched, board, chosen, tflm_build, reserve)]
     notes += published_notes(variants, rows, conv.name, rounding)
     if total > len(rows):
         notes.append(f"showing {len(rows)} of {total:,} rows; --limit 0 shows all, --format json/csv gives all.")
@@ -207,20 +213,23 @@ def command(variant, alphas, deltas, classes, resolutions, max_mult_adds, max_pa
     emit(fmt, rows, [View(title=title, columns=columns, rows=rows, notes=notes)])
 
 
-def memory_note(dtype: str, tflm: bool, branched: bool, board, chosen) -> str:
+def memory_note(dtype: str, tflm: bool, branched: bool, board, chosen, tflm_build: str | None = None,
+                reserve: int = 0) -> str:
     """What the memory columns shown are, and which of them each budget judges: under --runtime tflm the
-    TFLM arena (RAM) and the .tflite file (Flash), else the peak activation bytes and the weight bytes."""
+    arena TFLM needs (RAM) and the .tflite file + TFLM's code + ``reserve`` (Flash) in ``tflm_build``, else
+    the peak activation bytes and the weight bytes + ``reserve``."""
     if chosen.sram_bytes is not None or chosen.flash_bytes is not None:  # table's wording, loaded only when needed
         from mnetcost.cli.commands.table import budget_text as describe_budget
     if tflm:
-        from mnetcost.calculator.tflm import TFLM_VERSION
+        from mnetcost.calculator.tflm import DEFAULT_BUILD, get_build
 
+        build = get_build(tflm_build or DEFAULT_BUILD)
         ram, flash = "arena needed", ".tflite"
         figures = ("runtime tflm: TFLM arena = TensorFlow Lite Micro's arena for the int8 .tflite export (its "
                    "greedy planner's activations + persistent per-op and per-tensor data); arena needed = the "
                    "smallest arena_size the interpreter accepts (more than the arena where loading the model takes "
-                   "more temporary room than the activations); .tflite = the file's bytes (Flash) "
-                   f"({TFLM_VERSION})")
+                   "more temporary room than the activations); .tflite = the file's bytes (Flash), beside TFLM's "
+                   f"code for its operators (TFLM code column in CSV and JSON) (build {build.name}: {build.version})")
     else:
         ram, flash = f"peak RAM {dtype}", f"weights {dtype}"
         figures = ("peak RAM = "
@@ -229,7 +238,8 @@ def memory_note(dtype: str, tflm: bool, branched: bool, board, chosen) -> str:
                       "input + output activation bytes of the largest layer")
                    + " (one layer at a time, BatchNorm and ReLU fused); weights = deployed weight bytes "
                      "(BatchNorm folded)")
-    budgets = "".join(f"; {name} budget, against the {column} column: "
+    extra = {"RAM": "", "Flash": (" + TFLM code" if tflm else "") + f" + reserve {reserve:,} B"}
+    budgets = "".join(f"; {name} budget, against the {column} column{extra[name]}: "
                       + describe_budget(resource, value, source, board and board.name)
                       for resource, name, column, value, source in (
                           ("sram", "RAM", ram, chosen.sram_bytes, chosen.sram_source),

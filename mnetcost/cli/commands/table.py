@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 
 from mnetcost.cli.options import (config_options, convention_option, dtype_option, format_option, memory_options,
-                                  memory_settings, note_alpha, rounding_option, runtime_option, tflm_build_option,
-                                  variant_option)
+                                  memory_settings, note_alpha, rounding_option, runtime_option, tflm_build_for,
+                                  tflm_build_option, variant_option)
 
 
 def memory_notes(report: dict) -> list[str]:
@@ -24,9 +24,9 @@ def memory_notes(report: dict) -> list[str]:
         if report.get("runtime") == "tflm":
             lines.append(tflm_note(report))
         if report.get("fit"):
-            from mnetcost.calculator.tflm import needs
-
-            lines.append(fit_note(report["fit"], *needs(report), runtime=report.get("runtime", "simple")))
+            fit = report["fit"]
+            lines.append(fit_note(fit, fit["ram_need_bytes"], fit["flash_need_bytes"],
+                                  runtime=report.get("runtime", "simple")))
         return lines
     lines = [
         f"memory ({report['dtype']}): peak activations {exact_bytes(report['peak_activation_bytes'])} at "
@@ -42,9 +42,9 @@ def memory_notes(report: dict) -> list[str]:
     if report.get("runtime") == "tflm":
         lines.append(tflm_note(report))
     if report.get("fit"):
-        from mnetcost.calculator.tflm import needs
-
-        lines.append(fit_note(report["fit"], *needs(report), runtime=report.get("runtime", "simple")))
+        fit = report["fit"]
+        lines.append(fit_note(fit, fit["ram_need_bytes"], fit["flash_need_bytes"],
+                              runtime=report.get("runtime", "simple")))
     return lines
 
 
@@ -94,13 +94,16 @@ def tflm_note(report: dict) -> str:
     from mnetcost.calculator.memory import exact_bytes
 
     parts = report["flash_parts"]
-    return (f"TensorFlow Lite Micro ({report['tflm_version']}): arena {exact_bytes(report['arena_bytes'])} = "
+    return (f"TensorFlow Lite Micro, {report['tflm_build']} ({report['tflm_version']}): arena "
+            f"{exact_bytes(report['arena_bytes'])} = "
             f"activations {report['arena_activation_bytes']:,} B (greedy planner, 16-byte aligned) + persistent "
             f"{report['arena_persistent_bytes']:,} B ({persistent_text(report['arena_persistent_parts'])}); "
             f"smallest arena_size accepted {report['minimum_arena_bytes']:,} B. .tflite "
             f"{exact_bytes(report['flash_bytes'])} = weights and biases {parts['weights']:,} + scales and zero "
             f"points {parts['quantization']:,} + names {parts['names']:,} + FlatBuffers structure "
-            f"{parts['structure'] + parts.get('padding', 0) + parts['metadata']:,}")
+            f"{parts['structure'] + parts.get('padding', 0) + parts['metadata']:,}. TFLM's code for its operators "
+            + (f"{report['runtime_code_bytes']:,} B ({report['runtime_code_target']})"
+               if report.get("runtime_code_bytes") is not None else "not measured for every one of them"))
 
 
 BUDGET_OPTIONS = {"max_peak_memory": "--max-peak-memory", "max_weight_bytes": "--max-weight-bytes"}
@@ -165,6 +168,12 @@ def fit_note(fit: dict, peak: int, weights: int, runtime: str = "simple") -> str
         where = "your budget" + ("s" if len(sources) > 1 else "")
     verdict = "FITS" if fit["fits"] else "DOES NOT FIT"
     ram, flash = ("TFLM arena needed", ".tflite (Flash)") if runtime == "tflm" else ("peak RAM", "weights (Flash)")
+    parts = fit.get("flash_need_parts") or {}
+    if len(parts) > 1:  # the model, the runtime's code, the application's reserve
+        names = {"model": ".tflite" if runtime == "tflm" else "weights", "runtime code": "TFLM code",
+                 "reserve": "reserve"}
+        flash = "Flash (" + " + ".join(f"{names.get(name, name)} {format_bytes(size)}"
+                                       for name, size in parts.items()) + ")"
     return (f"{verdict} {where}: " + "; ".join((
         part(ram, "sram", peak),
         part(flash, "flash", weights),
@@ -252,19 +261,22 @@ def grid_view(rows: list[dict], branched: bool = False):
          "mult_adds_change": r["mult_adds_change"], "params_change": r["params_change"],
          "peak_activation_bytes": r["peak_activation_bytes"], "weight_bytes": r["weight_bytes"],
          "deploy_params": r["deploy_params"], "fit": r.get("fit"),
-         **({name: r[name] for name in ("runtime", "arena_bytes", "arena_activation_bytes", "arena_persistent_bytes",
-                                        "flash_bytes")} if r.get("runtime") == "tflm" else {}),
+         **({name: r[name] for name in ("runtime", "tflm_build", "arena_bytes", "arena_activation_bytes",
+                                        "arena_persistent_bytes", "flash_bytes", "runtime_code_bytes")}
+            if r.get("runtime") == "tflm" else {}),
          **({name: r["fit"][name] for name in ("fits", "fits_sram", "fits_flash")} if "fit" in r else {})}
         for r in rows
     ]
     fit_columns = [Column("fit", "fits", format=_fits_text, csv=None)] + [
         Column(name, name, show=False) for name in ("fits", "fits_sram", "fits_flash")] if "fit" in first else []
     tflm = first.get("runtime") == "tflm"
-    tflm_columns = [Column("runtime", "runtime", show=False),
+    tflm_columns = [Column("runtime", "runtime", show=False), Column("tflm_build", "TFLM build", show=False),
                     Column("arena_bytes", "TFLM arena B", True, csv="arena_bytes_int8"),
                     Column("arena_activation_bytes", "activations", show=False, csv="arena_activation_bytes_int8"),
                     Column("arena_persistent_bytes", "persistent", show=False, csv="arena_persistent_bytes_int8"),
-                    Column("flash_bytes", ".tflite B", True, csv="flash_bytes_int8")] if tflm else []
+                    Column("flash_bytes", ".tflite B", True, csv="flash_bytes_int8"),
+                    Column("runtime_code_bytes", "TFLM code B", True, show=False,
+                           csv="runtime_code_bytes_int8")] if tflm else []
     return View(
         title=(f"{first['variant']}: totals per configuration, classes={first['classes']} "
                f"input={first['resolution']} (convention '{first['convention']}')"),
@@ -304,8 +316,12 @@ def _budget_note(fit: dict, runtime: str = "simple") -> str:
                                        fit.get("target"))
              for resource, (name, field) in (("sram", ("RAM", "sram_bytes")), ("flash", ("Flash", "flash_bytes")))
              if fit[field] is not None]
+    reserve = (fit.get("flash_need_parts") or {}).get("reserve", 0)
+    flash = (f"; Flash holds the .tflite file, TFLM's code ({fit['flash_need_parts'].get('runtime code', 0):,} B) and "
+             f"a reserve of {reserve:,} B" if runtime == "tflm" else f"; Flash holds the weights and a reserve of "
+             f"{reserve:,} B") if fit["flash_bytes"] is not None else ""
     return "fits: " + " and ".join(parts) + (" (against TFLM's arena and the .tflite bytes)" if runtime == "tflm"
-                                               else "")
+                                               else "") + flash
 
 
 @click.command("table")
@@ -320,7 +336,7 @@ def _budget_note(fit: dict, runtime: str = "simple") -> str:
 @format_option
 @click.pass_context
 def command(ctx, variant, alpha, delta, classes, resolution, convention, rounding, dtype, target, max_peak_memory,
-            max_weight_bytes, runtime, tflm_build, fmt):
+            max_weight_bytes, flash_reserve, runtime, tflm_build, fmt):
     """A variant layer by layer in the paper's notation (Tables 1-3), with params and Mult-Adds.
 
     With comma lists (--alpha 1,0.5,0.25 --delta 2,4) it prints the summary grid of Tables 4-6:
@@ -335,7 +351,10 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     --runtime tflm (the default with --target or a budget at int8) adds what TensorFlow Lite Micro
     needs for the int8 file of mnetcost export --format tflite, predicted to the byte: its arena
     (the planner's activations + persistent per-op and per-tensor data) and the .tflite bytes; the
-    RAM budget (SRAM) then judges the arena and the Flash budget the .tflite file.
+    RAM budget (SRAM) then judges the smallest arena TFLM accepts and the Flash budget the .tflite file
+    with TFLM's code for its operators and --flash-reserve. --tflm-build arm32 (the default with
+    --target: the boards are 32-bit) sizes the arena for a 32-bit Cortex-M build of tflite-micro,
+    host64 for its 64-bit Python package.
 
     --variant FILE.tflite (or FILE.onnx, --runtime simple) prices a model file made elsewhere
     (float32 or int8): its operators in the file's order as layers, its weights as stored; with
@@ -358,18 +377,20 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
     if is_model_file(variant):
         from mnetcost.cli.commands import model_file
 
-        return model_file.table(ctx, variant, convention, dtype, target, max_peak_memory, max_weight_bytes, runtime,
-                                tflm_build, fmt)
+        return model_file.table(ctx, variant, convention, dtype, target, max_peak_memory, max_weight_bytes,
+                                flash_reserve, runtime, tflm_build, fmt)
     dtype, runtime = memory_settings(dtype, runtime, target,
                                      max_peak_memory is not None or max_weight_bytes is not None)
+    tflm_build = tflm_build_for(tflm_build, runtime, target)
     spec = load_spec(variant)
     note_alpha(alpha)
     if len(alpha) == 1 and len(delta) == 1:
         network_plan = plan(spec, classes, resolution)
         cost = network_cost(resolve(spec, alpha[0], delta[0], classes, resolution, rounding, network_plan), convention,
                             dtype)
-        figures = runtime_dict(cost, runtime)
-        report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures))
+        figures = runtime_dict(cost, runtime, tflm_build)
+        report = network_report(cost, fit=fit_dict(cost, target, max_peak_memory, max_weight_bytes, figures,
+                                                           flash_reserve))
         report.update(figures)
         if runtime == "tflm":
             report["tflm_build"] = tflm_build
@@ -381,7 +402,8 @@ def command(ctx, variant, alpha, delta, classes, resolution, convention, roundin
         emit(fmt, report, [layer_view(report)])
     else:
         rows = grid_report(spec, alpha, delta, classes, resolution, convention, rounding, dtype=dtype, target=target,
-                           max_peak_memory=max_peak_memory, max_weight_bytes=max_weight_bytes, runtime=runtime)
+                           max_peak_memory=max_peak_memory, max_weight_bytes=max_weight_bytes, runtime=runtime,
+                           tflm_build=tflm_build, flash_reserve=flash_reserve)
         from mnetcost.calculator.resolver import is_branched
 
         branched = is_branched([item.layer for item in plan(spec, classes, resolution).layers])

@@ -8,14 +8,7 @@
 set -eu
 GRID=${1:?grid folder}; MIN_EPOCHS=${2:-5}
 HERE=$(cd "$(dirname "$0")" && pwd)
-for run in "$GRID"/*/*/; do
-  [ -f "$run/config.json" ] || continue
-  [ "$(grep -c . "$run/metrics.jsonl" 2>/dev/null || echo 0)" -ge "$MIN_EPOCHS" ] || continue
-  dest="$HERE/runs/$(basename "$(dirname "$run")")/$(basename "$run")"
-  mkdir -p "$dest"
-  for f in config.json metrics.jsonl summary.json; do [ -f "$run/$f" ] && cp "$run/$f" "$dest/"; done
-done
-mkdir -p "$HERE/logs" && cp -r "$GRID"/logs/. "$HERE/logs/"
+"$HERE/../copy_records.sh" "$GRID" "$HERE" "$MIN_EPOCHS"
 cd "$HERE/../.."
 R=results/mobilenet-v2-cifar10
 V1=results/cifar10-repro/runs

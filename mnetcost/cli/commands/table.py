@@ -21,13 +21,7 @@ def memory_notes(report: dict) -> list[str]:
                  f"{report['peak_layer']} (★; the tensors alive while one operator runs: its inputs and output, a "
                  f"branch's input until its last reader, operators one at a time in the file's order); weights "
                  f"{exact_bytes(report['weight_bytes'])} for {report['deploy_params']:,} stored params"]
-        if report.get("runtime") == "tflm":
-            lines.append(tflm_note(report))
-        if report.get("fit"):
-            fit = report["fit"]
-            lines.append(fit_note(fit, fit["ram_need_bytes"], fit["flash_need_bytes"],
-                                  runtime=report.get("runtime", "simple")))
-        return lines
+        return lines + _runtime_and_fit_notes(report)
     lines = [
         f"memory ({report['dtype']}): peak activations {exact_bytes(report['peak_activation_bytes'])} at "
         f"{report['peak_layer']} (★; {alive}); weights {exact_bytes(report['weight_bytes'])} for "
@@ -39,8 +33,12 @@ def memory_notes(report: dict) -> list[str]:
         lines.append("peak per block: " + ", ".join(
             f"{block['block']} {format_bytes(block['peak_activation_bytes'])} ({block['peak_layer']})"
             for block in report["blocks"]))
-    if report.get("runtime") == "tflm":
-        lines.append(tflm_note(report))
+    return lines + _runtime_and_fit_notes(report)
+
+
+def _runtime_and_fit_notes(report: dict) -> list[str]:
+    """TensorFlow Lite Micro's figures (runtime tflm) and the fit (with a board or budgets), when present."""
+    lines = [tflm_note(report)] if report.get("runtime") == "tflm" else []
     if report.get("fit"):
         fit = report["fit"]
         lines.append(fit_note(fit, fit["ram_need_bytes"], fit["flash_need_bytes"],

@@ -20,27 +20,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
+
+from bench_cli import timed  # (wall, CPU) seconds of one `python -m mnetcost` command
 
 TARGET_S = 1.0
 VARIANTS = ("mobilenet_v2", "mobilenet_v2_mp3", "mobilenet_v2_fmp", "mobilenet_v3_small", "mobilenet_v3_small_mp3",
             "mobilenet_v3_small_fmp", "mobilenet_v3_large", "mobilenet_v3_large_mp3", "mobilenet_v3_large_fmp")
-
-
-def command(args: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of ``python -m mnetcost ARGS``; raises if it fails."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "mnetcost", *args], capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"mnetcost {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-400:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def prediction(variant: str, alpha: float, resolution: int, repeats: int) -> tuple[float, float]:
@@ -73,7 +61,7 @@ def main() -> None:
     for variant in VARIANTS:
         args = ["table", "--variant", variant, "--alpha", str(options.alpha), "--resolution",
                 str(options.resolution), "--target", options.target]
-        samples = [command(args) for _ in range(options.repeats)]
+        samples = [timed(args) for _ in range(options.repeats)]
         wall = statistics.median(s[0] for s in samples)
         cpu = statistics.median(s[1] for s in samples)
         alone, alone_cpu = prediction(variant, options.alpha, options.resolution, options.repeats)

@@ -119,16 +119,14 @@ KERNELS = {
     "RESHAPE": Kernel((36, 4), 0, False),  # TfLiteReshapeParams
     "ADD": Kernel((8, 4), 60, False),  # TfLiteAddParams, OpDataAdd
     "MUL": Kernel((4, 4), 36, False),  # TfLiteMulParams, OpDataMul
-    "HARD_SWISH": Kernel((0, 1), 20, False),  # no options; HardSwishParams
+    "HARD_SWISH": Kernel((0, 0), 20, False),  # no options; HardSwishParams
 }
 # Builtins met in files made elsewhere (mnetcost.calculator.importers.tflite), measured the same way; kernels
 # without parsed options have builtin data (0, 0), kernels without op data 0.
 KERNELS.update({
     "AVERAGE_POOL_2D": Kernel((40, 4), 32, False),  # TfLitePoolParams, OpDataPooling
     "SOFTMAX": Kernel((4, 4), 80, False),  # TfLiteSoftmaxParams, SoftmaxParams
-    "ADD": Kernel((8, 4), 60, False),  # TfLiteAddParams, OpDataAdd
     "SUB": Kernel((8, 4), 52, False),  # TfLiteSubParams, OpDataSub
-    "MUL": Kernel((4, 4), 36, False),  # TfLiteMulParams, OpDataMul
     "PAD": Kernel((0, 0), 56, False),  # OpData
     "PADV2": Kernel((0, 0), 56, False),  # PAD's kernel (read in the source, not measured)
     "CONCATENATION": Kernel((8, 4), 80, False),  # TfLiteConcatenationParams, OpData (with compression's indices)
@@ -139,7 +137,6 @@ KERNELS.update({
     "LOGISTIC": Kernel((0, 0), 16, False),  # OpDataLogistic
     "TANH": Kernel((0, 0), 16, False),  # OpData
     "LEAKY_RELU": Kernel((4, 4), 24, False),  # TfLiteLeakyReluParams, LeakyReluOpData
-    "HARD_SWISH": Kernel((0, 0), 20, False),  # HardSwishParams
     "SQUEEZE": Kernel((36, 4), 0, False),  # TfLiteSqueezeParams (read in the source, not measured)
     "EXPAND_DIMS": Kernel((0, 0), 0, False),  # (read in the source, not measured)
     # the dynamic flatten Keras 3 models convert to (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE)

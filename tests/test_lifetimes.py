@@ -156,3 +156,11 @@ def test_the_lockstep_planner_is_exact_at_sizes_near_int64():
         assert [int(o[column]) for o in offsets] == expected
     assert [int(a) for a in lifetimes.arena_size(arrays, offsets, 16)] == [3_000_000_000_000_000_032,
                                                                          300_000_000_000_000_032, 48]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**12), st.lists(st.integers(0, 10**12), max_size=40))
+def test_chain_live_sizes_equals_the_tensors_of_the_chain(input_size, outputs):
+    names = [f"l{i}" for i in range(len(outputs))]
+    assert lifetimes.chain_live_sizes(input_size, outputs) == \
+        lifetimes.live_sizes(lifetimes.chain(names, input_size, outputs))

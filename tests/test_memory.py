@@ -474,3 +474,24 @@ def test_a_byte_figure_is_not_printed_next_to_itself(tmp_path):
     import re
 
     assert not re.search(r"\b([\d,.]+ (?:B|KiB|MiB|GiB)) \(\1\)", out), out
+
+
+# --- the totals made at once equal the rows made on first use ------------------------------------
+@pytest.mark.parametrize("variant", ["base", "mp3", "fmp", "mobilenet_v2", "mobilenet_v3_small_fmp",
+                                     "mobilenet_v3_large"])
+@pytest.mark.parametrize("dtype", ["fp32", "int8"])
+def test_the_totals_equal_the_per_layer_rows(variant, dtype):
+    from mnetcost.calculator import lifetimes
+
+    network = resolve(variant, 0.5, 2 if variant in ("base", "mp3", "fmp") else 1)
+    figures = memory.network_memory(network, dtype)
+    assert "layers" not in vars(figures)  # the rows wait until asked for
+    rows = figures.layers
+    assert [row.name for row in rows] == [layer.name for layer in network.layers]
+    assert figures.weight_bytes == sum(row.weight_bytes for row in rows) > 0
+    assert figures.deploy_params == sum(row.deploy_params for row in rows)
+    assert figures.training_activation_bytes_per_image == sum(row.training_bytes for row in rows) > 0
+    reads = [layer.inputs for layer in network.layers]
+    live = lifetimes.live_sizes(memory.activation_tensors(rows, reads))  # the graph of every tensor, from the rows
+    assert list(figures.live_bytes) == live
+    assert (figures.peak_activation_bytes, figures.peak_layer) == (max(live), rows[live.index(max(live))].name)

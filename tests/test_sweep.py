@@ -271,3 +271,62 @@ def test_distinct_is_np_unique():
     assert distinct(values).tolist() == np.unique(values).tolist() == [-5, 1, 2, 3, 100]
     assert distinct(np.array([], dtype=np.int64)).size == 0
     assert distinct(np.array([0.5, 0.25, 0.5])).tolist() == [0.25, 0.5]
+
+
+# --- the sweep's int64 guard: a cheap bound clears a grid before any exact pricing ----------------
+def _figures(network):
+    from mnetcost.calculator.memory import DTYPES
+
+    yield from (network_cost(network, convention).mult_adds for convention in CONVENTIONS)
+    yield from (network_cost(network, convention).params for convention in CONVENTIONS)
+    for dtype in DTYPES:
+        cost = network_cost(network, "paper", dtype)
+        yield from (cost.peak_activation_bytes, cost.weight_bytes, cost.deploy_params)
+
+
+@pytest.mark.parametrize("variant", ["base", "mp3", "fmp", "mobilenet_v2", "mobilenet_v2_fmp",
+                                     "mobilenet_v3_small", "mobilenet_v3_large_mp3"])
+@pytest.mark.parametrize("alpha, delta, resolution", [(0.25, 1, None), (1.0, 4, None), (1.4, 8, 64)])
+def test_figures_bound_is_above_every_figure_of_the_network(variant, alpha, delta, resolution):
+    from mnetcost.analysis.sweep import figures_bound
+
+    network = resolve(variant, alpha, delta, resolution=resolution)
+    bound = figures_bound(network)
+    figures = list(_figures(network))
+    assert len(figures) == 2 * len(CONVENTIONS) + 9 and max(figures) <= bound
+    assert bound < 10**6 * max(figures)  # a bound, not a refusal of every grid
+
+
+def test_figures_bound_is_above_the_figures_of_files_nobody_here_made():
+    from pathlib import Path
+
+    from mnetcost.analysis.sweep import figures_bound
+    from mnetcost.calculator.importers.tflite import read
+
+    folder = Path(__file__).parent / "data" / "tflite_micro"
+    networks = [read(path).network for path in sorted(folder.glob("*.tflite"))]
+    assert sum(network is not None for network in networks) >= 3
+    for network in filter(None, networks):
+        assert max(_figures(network)) <= figures_bound(network)
+
+
+def test_sweep_near_the_int64_edge_keeps_exactly_what_fits(monkeypatch):
+    """The bound only clears; where it cannot, the exact figures decide, point by point."""
+    from mnetcost.analysis import sweep as S
+
+    exact_calls = []
+    original = S._exact_totals
+    monkeypatch.setattr(S, "_exact_totals", lambda *a: exact_calls.append(a) or original(*a))
+    small = evaluate(["base"], [0.5, 1.0], [1, 2])
+    assert small.skipped == [] and exact_calls == []  # cleared by the bound alone
+    # alpha 2**20: 1,048,576x the widths; Mult-Adds ~ alpha^2 = 10^12 x 10^7 ~ 10^19 > 2^63 at delta 8
+    edge = evaluate(["base"], [2.0**18, 2.0**20], [1, 8])
+    assert exact_calls  # the bound could not clear it: the exact figures decided
+    kept = {(float(a), int(d)) for a, d in zip(edge.alpha, edge.delta)}
+    verdicts = {}
+    for alpha, delta in [(2.0**18, 1), (2.0**18, 8), (2.0**20, 1), (2.0**20, 8)]:
+        exact = network_cost(resolve("base", alpha, delta))
+        verdicts[alpha, delta] = max(exact.params, exact.mult_adds, exact.peak_activation_bytes,
+                                     exact.weight_bytes) <= 2**63 - 1
+        assert ((alpha, delta) in kept) == verdicts[alpha, delta]
+    assert True in verdicts.values() and False in verdicts.values()  # the grid straddles the edge

@@ -281,19 +281,50 @@ def _exact_totals(the_plan, alpha: float, delta: int, rounding: str, conv) -> tu
     return cost.params, cost.mult_adds, cost.peak_activation_bytes, cost.weight_bytes
 
 
+def figures_bound(network) -> int:
+    """An upper bound on every figure the cost model and the memory model give for ``network``
+    (params, Mult-Adds, elementwise operations, peak activation and weight bytes, in any convention
+    and dtype) and on every partial product on the way to them. Every term of a layer is a product of
+    at most its input and output channels, its kernel's height and width and its spatial size, times
+    a small constant (bytes per element, operations per Mult-Add, BatchNorm figures per channel: all
+    at most 8), and each total sums such terms over the layers (a peak holds at most every tensor at
+    once); the bound takes each factor plus one, sums over the layers and allows 64 of each."""
+    total = 0
+    for layer in network.layers:
+        kernel_h, kernel_w = layer.kernel_size
+        spatial = layer.in_h * layer.in_w + layer.out_h * layer.out_w
+        total += (layer.in_c + 1) * (layer.out_c + 1) * (kernel_h + 1) * (kernel_w + 1) * (spatial + 1)
+    return 64 * total
+
+
+def _cleared(the_plan, alpha, delta, rounding: str | None) -> bool:
+    """Whether :func:`figures_bound` of the point fits int64: then its exact figures do too, and
+    the full pricing of :func:`_exact_totals` is not needed (False: ask it)."""
+    from mnetcost.calculator.resolver import resolve
+
+    try:
+        network = resolve(the_plan.spec, float(alpha), int(delta), the_plan.classes, the_plan.resolution,
+                          rounding, the_plan)
+    except ConfigError:
+        return False
+    return figures_bound(network) <= INT64_MAX
+
+
 def _int64_exact(the_plan, grid_alpha, grid_delta, rounding: str, conv):
     """Mask of the (alpha, delta) points whose totals, and so every partial product on the way
     (all terms are non-negative products of channels, sizes and classes), fit in int64.
 
-    Every total grows with alpha and with delta (each rounding rule is monotone), so one exact
-    check at the largest point usually clears the whole grid; otherwise a binary search per
-    delta finds the largest alpha that fits (a few dozen exact evaluations)."""
+    Every total grows with alpha and with delta (each rounding rule is monotone), so one check at
+    the largest point usually clears the whole grid (first the cheap :func:`figures_bound`, then the
+    exact figures); otherwise a binary search per delta finds the largest alpha that fits (a few
+    dozen exact evaluations)."""
     import numpy as np
 
     def fits(alpha, delta) -> bool:
         return max(_exact_totals(the_plan, alpha, delta, rounding, conv)) <= INT64_MAX
 
-    if not grid_alpha.size or fits(grid_alpha.max(), grid_delta.max()):
+    if not grid_alpha.size or _cleared(the_plan, grid_alpha.max(), grid_delta.max(), rounding) \
+            or fits(grid_alpha.max(), grid_delta.max()):
         return np.ones(grid_alpha.size, dtype=bool)
     mask = np.zeros(grid_alpha.size, dtype=bool)
     alphas = distinct(grid_alpha)

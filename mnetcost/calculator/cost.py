@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from mnetcost.errors import ConfigError
 
@@ -30,8 +30,7 @@ if TYPE_CHECKING:  # the ratio command needs none of the resolver
     from mnetcost.calculator.resolver import Layer, Network
 
 
-@dataclass(frozen=True)
-class Terms:
+class Terms(NamedTuple):
     """Raw cost terms of one layer, before a convention chooses what to count."""
 
     weights: object = 0  # conv kernels, FC weight matrix
@@ -132,8 +131,7 @@ COST_RULES: dict[str, Callable[[Layer], Terms]] = {
 }
 
 
-@dataclass(frozen=True)
-class Convention:
+class Convention(NamedTuple):
     """What is counted. ``bn_params``: numbers per BatchNorm channel counted as parameters
     (4 = gamma, beta, moving mean, moving variance, as Keras ``count_params`` does; 2 = the
     trainable gamma and beta; 1 = the bias BatchNorm leaves when folded into its conv, as deployed;
@@ -210,8 +208,7 @@ def get_convention(name: str | Convention) -> Convention:
         raise ConfigError(f"unknown convention {name!r} (one of {', '.join(CONVENTIONS)})") from None
 
 
-@dataclass(frozen=True)
-class LayerCost:
+class LayerCost(NamedTuple):
     """One row of a cost report: the layer and what it costs under a convention."""
 
     layer: Layer
@@ -303,8 +300,7 @@ def sweep_totals(layers: tuple[Layer, ...], convention: str | Convention = DEFAU
 
 
 # --- equations (1)-(4) and the ratios of section III.A ------------------------------------------
-@dataclass(frozen=True)
-class SeparableCost:
+class SeparableCost(NamedTuple):
     """Eqs (1)-(4) for one depthwise separable conv with integer channels."""
 
     in_channels: int  # alpha*M as built (int(M * alpha))

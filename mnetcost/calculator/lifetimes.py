@@ -94,6 +94,15 @@ def live_sizes(tensors: Sequence[Tensor], steps: int | None = None) -> list:
     return totals
 
 
+def chain_live_sizes(input_size, output_sizes: Sequence) -> list:
+    """``live_sizes(chain(names, input_size, output_sizes))`` without building the tensors: in a chain,
+    step ``i`` holds what it reads (the previous output, or the input at step 0) and what it writes.
+    (One configuration at a time, this runs per priced configuration.)"""
+    if not output_sizes:
+        return [input_size]  # as live_sizes: the input alone, at step 0
+    return [previous + size for previous, size in zip([input_size, *output_sizes[:-1]], output_sizes)]
+
+
 def peak(tensors: Sequence[Tensor]) -> tuple[int, int]:
     """(largest total size alive at one step, the first step that reaches it). Plain integers."""
     return largest(live_sizes(tensors))

@@ -63,7 +63,7 @@ model's tensors (forward hooks, a BatchNorm-folded copy, ``torch.autograd.graph.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
 from mnetcost.calculator import lifetimes
@@ -75,8 +75,7 @@ if TYPE_CHECKING:
     from mnetcost.calculator.resolver import Layer, Network
 
 
-@dataclass(frozen=True)
-class Precision:
+class Precision(NamedTuple):
     """Bytes per stored number at one deployment precision."""
 
     name: str
@@ -264,26 +263,39 @@ class BlockMemory(NamedTuple):
                 "peak_activation_bytes": self.peak_activation_bytes, "peak_layer": self.peak_layer}
 
 
-@dataclass(frozen=True)
 class NetworkMemory:
-    dtype: Precision
-    fmp_mode: str
-    layers: tuple[LayerMemory, ...]
-    peak_activation_bytes: int
-    peak_layer: str
-    weight_bytes: int
-    deploy_params: int
-    training_activation_bytes_per_image: int
-    live_bytes: tuple = ()  # per layer: bytes of the tensors alive while it runs
-    block_names: tuple = ()  # per layer: its block's name ("" outside a block)
+    """The memory figures of one resolved network at one precision. The inference figures (the peak of
+    the tensors alive at once, the deployed weight bytes and params) are computed when it is made; the
+    per-layer rows (``layers``) and the training figure, from the same rules, on first use: pricing one
+    configuration after another (``paper``, ``plot``, a scalar sweep) mostly reads the totals."""
+
+    def __init__(self, network: Network, dtype: Precision, fmp_mode: str, terms, peak_activation_bytes: int,
+                 peak_layer: str, weight_bytes: int, deploy_params: int, live_bytes: tuple, block_names: tuple):
+        self.network, self.dtype, self.fmp_mode, self._terms = network, dtype, fmp_mode, terms
+        self.peak_activation_bytes, self.peak_layer = peak_activation_bytes, peak_layer
+        self.weight_bytes, self.deploy_params = weight_bytes, deploy_params
+        self.live_bytes = live_bytes  # per layer: bytes of the tensors alive while it runs
+        self.block_names = block_names  # per layer: its block's name ("" outside a block)
+
+    def __repr__(self) -> str:
+        return (f"NetworkMemory({self.network.variant!r}, dtype={self.dtype.name!r}, "
+                f"peak_activation_bytes={self.peak_activation_bytes}, weight_bytes={self.weight_bytes})")
+
+    @cached_property
+    def layers(self) -> tuple[LayerMemory, ...]:
+        return memory_rows(self.network, self.dtype, self.fmp_mode, self._terms)
+
+    @cached_property
+    def training_activation_bytes_per_image(self) -> int:
+        return sum(row.training_bytes for row in self.layers)
 
     @property
     def blocks(self) -> tuple[BlockMemory, ...]:
         """Per block, in order: its layers and the largest total alive at one of them."""
         found: dict[str, list] = {}
-        for row, live, block in zip(self.layers, self.live_bytes, self.block_names):
+        for layer, live, block in zip(self.network.layers, self.live_bytes, self.block_names):
             if block:
-                found.setdefault(block, []).append((row.name, live))
+                found.setdefault(block, []).append((layer.name, live))
         blocks = []
         for name, members in found.items():
             best, step = lifetimes.largest([live for _, live in members])
@@ -329,50 +341,67 @@ def layer_tensors(layers, element_bytes: int = 1) -> list:
 
 def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp_mode: str = "tf",
                    terms=None) -> NetworkMemory:
-    """Every layer's activation and weight bytes at ``dtype``, the inference peak (execution model
-    above), the deployed weight bytes and params, and the training activation bytes per image.
-    ``terms`` (one :class:`~mnetcost.calculator.cost.Terms` per layer) saves recomputing them."""
+    """The memory figures of ``network`` at ``dtype`` (:class:`NetworkMemory`): the inference peak
+    (execution model above) and the deployed weight bytes and params now, every layer's activation,
+    weight and training bytes (:func:`memory_rows`) and the training total on first use. ``terms``
+    (one :class:`~mnetcost.calculator.cost.Terms` per layer) saves recomputing them."""
+    from mnetcost.calculator.cost import layer_terms
+
+    precision = get_dtype(dtype)
+    _check_fmp_mode(fmp_mode)
+    layers = network.layers
+    if terms is None:
+        terms = [layer_terms(layer) for layer in layers]
+    weight_width, bias_width, scale_width = precision.weight_bytes, precision.bias_bytes, precision.scale_bytes
+    weighted = WEIGHTED_KINDS
+    weight_total = params_total = 0
+    for layer, term in zip(layers, terms):  # weight_counts and stored_bytes inlined: this runs per configuration
+        biases = term.bias + term.bn_channels
+        scales = layer.out_c if layer.kind in weighted else 0
+        weight_total += term.weights * weight_width + biases * bias_width + scales * scale_width
+        params_total += term.weights + biases
+    act = precision.activation_bytes
+    outputs = [layer.out_h * layer.out_w * layer.out_c * act for layer in layers]
+    image = layers[0].in_h * layers[0].in_w * layers[0].in_c * act if layers else 0
+    if is_branched(layers):
+        live = lifetimes.live_sizes(lifetimes.graph([layer.name for layer in layers], image, outputs,
+                                                    [layer.inputs for layer in layers]))
+    else:
+        live = lifetimes.chain_live_sizes(image, outputs)
+    peak, peak_step = lifetimes.largest(live)
+    return NetworkMemory(network, precision, fmp_mode, terms, peak, layers[peak_step].name if layers else "",
+                         weight_total, params_total, tuple(live), tuple([layer.block_name for layer in layers]))
+
+
+def memory_rows(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp_mode: str = "tf",
+                terms=None) -> tuple[LayerMemory, ...]:
+    """Every layer's activation elements and bytes at ``dtype``, its deployed weights, and what autograd
+    newly keeps for it in training (fp32, per image; the rule in the module docstring)."""
     from mnetcost.calculator.cost import layer_terms
 
     precision = get_dtype(dtype)
     _check_fmp_mode(fmp_mode)
     act = precision.activation_bytes
     rows = []
-    weight_total = params_total = training_total = 0
     saved: set[str] = set()  # tensors autograd already keeps (by the name of the layer that wrote them)
     with_grad: set[str] = set()  # tensors that carry a gradient (a layer with weights ran before them)
-    weight_width, bias_width, scale_width = precision.weight_bytes, precision.bias_bytes, precision.scale_bytes
     for number, layer in enumerate(network.layers):
-        layer_term = terms[number] if terms is not None else layer_terms(layer)
-        weights = layer_term.weights  # = weight_counts(layer, terms), inlined: this loop runs per configuration
-        biases = layer_term.bias + layer_term.bn_channels
-        scales = layer.out_c if layer.kind in WEIGHTED_KINDS else 0
+        weights, biases, scales = weight_counts(layer, terms[number] if terms is not None else layer_terms(layer))
         in_elements = layer.in_h * layer.in_w * layer.in_c
         out_elements = layer.out_h * layer.out_w * layer.out_c
-        grad = any(name in with_grad for name in layer.inputs)
+        grad = not with_grad.isdisjoint(layer.inputs)
         if grad or layer.kind in WEIGHTED_KINDS:
             with_grad.add(layer.name)
-        if grad or layer.kind in CONV_KINDS:
-            shared, train = autograd_saves(layer, fmp_mode)
-        else:
-            shared, train = autograd_saves_without_grad(layer)
+        shared, train = (autograd_saves(layer, fmp_mode) if grad or layer.kind in CONV_KINDS
+                         else autograd_saves_without_grad(layer))
         for name, elements in shared:
             if name not in saved:
                 saved.add(name)
                 train += elements * TRAIN_FLOAT_BYTES
-        stored = weights * weight_width + biases * bias_width + scales * scale_width
         rows.append(LayerMemory(layer.name, layer.kind, in_elements, out_elements, weights, biases, scales,
-                                in_elements * act, out_elements * act, stored, train))
-        weight_total += stored
-        params_total += weights + biases
-        training_total += train
-    branched = is_branched(network.layers)
-    live = lifetimes.live_sizes(activation_tensors(rows, [l.inputs for l in network.layers] if branched else None))
-    peak, peak_step = lifetimes.largest(live)
-    return NetworkMemory(dtype=precision, fmp_mode=fmp_mode, layers=tuple(rows), peak_activation_bytes=peak,
-                         peak_layer=rows[peak_step].name if rows else "", weight_bytes=weight_total,
-                         deploy_params=params_total, training_activation_bytes_per_image=training_total,
-                         live_bytes=tuple(live), block_names=tuple(layer.block_name for layer in network.layers))
+                                in_elements * act, out_elements * act,
+                                stored_bytes(precision, weights, biases, scales), train))
+    return tuple(rows)
 
 
 # --- the named API (read by the deploy side, issue 9) --------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from mnetcost.errors import ConfigError, SpecError
 from mnetcost.calculator.spec import Spec, load_spec
@@ -111,8 +111,7 @@ ROUNDINGS: dict[str, Callable] = {
 }
 
 
-@dataclass(frozen=True)
-class Channels:
+class Channels(NamedTuple):
     """A symbolic channel count: ``rounding(width * alpha)`` (times delta when ``times_delta``),
     or a constant (the image's channels, the number of classes) when ``width`` is None.
     ``widen_only``: alpha scales the width only upwards, ``rounding(width * max(alpha, 1))`` (the
@@ -155,8 +154,7 @@ def _at_least_one(alpha):
     return np.maximum(alpha, 1.0)
 
 
-@dataclass(frozen=True)
-class Expanded:
+class Expanded(NamedTuple):
     """``source`` channels times an expansion factor: ``source * factor`` (rounded half to even
     for a fractional factor, as torchvision's ``round(inp * expand_ratio)``), times delta when
     ``times_delta``."""
@@ -186,8 +184,7 @@ class Expanded:
         return f"({text} × δ)" if self.times_delta else text
 
 
-@dataclass(frozen=True)
-class ExpandedWidth:
+class ExpandedWidth(NamedTuple):
     """An inverted residual's expansion given as a width (MobileNetV3's "exp size"): ``rounding(width
     * alpha)``; under the Keras rule ``make_divisible(source * ratio, 8)``, ratio = ``width`` / the
     source's width at alpha = 1 (Keras's ``_depth(infilters * expansion)``)."""
@@ -210,8 +207,7 @@ class ExpandedWidth:
         return f"({self.width}α × δ)" if self.times_delta else f"{self.width}α"
 
 
-@dataclass(frozen=True)
-class Squeezed:
+class Squeezed(NamedTuple):
     """A squeeze-excite's reduced width: ``make_divisible(source // reduction, divisor)``."""
 
     source: "Channels | Expanded | Squeezed"
@@ -285,8 +281,7 @@ class Layer:
         return (self.out_h, self.out_w, self.out_c)
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(NamedTuple):
     """Whether a layer of a plan exists, decided on the concrete widths ``a`` and ``b`` of a
     configuration, as the reference implementations decide it (after rounding, never on the
     alpha = 1 widths): ``differ`` - the layer exists where they differ (MobileNetV3's expansion conv);
@@ -310,8 +305,7 @@ class Condition:
                 f"at alpha {alpha:g}: the shapes differ")
 
 
-@dataclass(frozen=True)
-class LayerPlan:
+class LayerPlan(NamedTuple):
     """A layer whose channels are still symbolic (see :func:`plan`); ``when``: the condition under
     which it exists (None: always)."""
 
@@ -322,8 +316,7 @@ class LayerPlan:
     when: Condition | None = None
 
 
-@dataclass(frozen=True)
-class NetworkPlan:
+class NetworkPlan(NamedTuple):
     spec: Spec
     classes: int
     resolution: tuple[int, int]
@@ -543,7 +536,7 @@ def plan(spec: Spec | str, classes: int | None = None, resolution=None) -> Netwo
                     pool(row, stride)
                     stride = 1
                 out_h, out_w, pad = conv_geometry(row["kernel"], stride)
-                dw_out = replace(channels, times_delta=True)
+                dw_out = channels._replace(times_delta=True)
                 if channels.times_delta:
                     raise ConfigError(f"{spec.source}: row {row.index}: a depthwise conv cannot follow a depthwise conv")
                 add(f"conv_dw_{block}", "dw", row, out_h, out_w, dw_out, kernel=row["kernel"],
@@ -618,7 +611,7 @@ def _inverted_residual(spec: Spec, row, number: int, stride: int, activation: st
     elif in_ch.times_delta:
         raise SpecError(f"{where}: a depthwise conv cannot follow a depthwise conv (give the block an expansion)")
     out_h, out_w, pad = conv_geometry(row["kernel"], stride)
-    dw_out = replace(expanded, times_delta=True)
+    dw_out = expanded._replace(times_delta=True)
     add(f"{name}_dw", "dw", row, out_h, out_w, dw_out, kernel=row["kernel"], stride=stride, padding=pad, bn=True,
         activation=activation, depthwise=True, **common)
     if row["se"]:
@@ -650,8 +643,8 @@ def specialise(network_plan: NetworkPlan, present) -> NetworkPlan:
             renamed[item.layer.name] = inputs[0]
             continue
         layer = item.layer if inputs == item.layer.inputs else replace(item.layer, inputs=inputs)
-        layers.append(replace(item, layer=layer, when=None))
-    return replace(network_plan, layers=tuple(layers))
+        layers.append(item._replace(layer=layer, when=None))
+    return network_plan._replace(layers=tuple(layers))
 
 
 def conditions(network_plan: NetworkPlan) -> tuple[Condition, ...]:
@@ -678,8 +671,7 @@ def decide(network_plan: NetworkPlan, alpha: float, delta: int, rounding: str | 
     return specialise(network_plan, [when.holds(alpha, delta, rule) for when in whens])
 
 
-@dataclass(frozen=True)
-class PlanGroup:
+class PlanGroup(NamedTuple):
     """Points of a vectorised sweep that share one structure: their indices, and the plan they share
     (conditions decided), or why they cannot be built (``refusal``; ``plan`` None)."""
 
@@ -736,8 +728,20 @@ def _concrete_layers(the_plan: NetworkPlan, alpha, delta, rounding: Callable) ->
 def _concrete(item: LayerPlan, alpha, delta, rounding: Callable) -> Layer:
     in_c = item.in_ch.evaluate(alpha, delta, rounding)
     out_c = item.out_ch.evaluate(alpha, delta, rounding)
-    return replace(item.layer, in_c=in_c, out_c=out_c, groups=in_c if item.depthwise else 1,
-                   delta=delta if item.depthwise else 1, in_delta=delta if item.in_ch.times_delta else 1)
+    return _with_channels(item.layer, in_c, out_c, in_c if item.depthwise else 1, delta if item.depthwise else 1,
+                          delta if item.in_ch.times_delta else 1)
+
+
+def _with_channels(layer: Layer, in_c, out_c, groups, delta, in_delta) -> Layer:
+    """``dataclasses.replace(layer, in_c=..., ...)`` without its per-call field walk and keyword
+    binding (a Layer has no ``__post_init__`` to run): resolving prices every layer of every
+    configuration through here, and ``replace`` was a sixth of a sweep's time."""
+    concrete = object.__new__(Layer)
+    fields = concrete.__dict__
+    fields.update(layer.__dict__)
+    fields["in_c"], fields["out_c"], fields["groups"], fields["delta"], fields["in_delta"] = (
+        in_c, out_c, groups, delta, in_delta)
+    return concrete
 
 
 def resolve(spec: Spec | str, alpha: float = 1.0, delta: int = 1, classes: int | None = None, resolution=None,

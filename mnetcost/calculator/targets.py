@@ -11,7 +11,6 @@ and I/O buffers need some of both: a model that fits with a small margin may sti
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from mnetcost.errors import ConfigError
@@ -27,8 +26,7 @@ DEFAULT_FLASH_RESERVE = 32 * KIB
 TFLM_BUILD_NAMES = ("host64", "arm32")
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     name: str  # what --target takes
     board: str
     sram_bytes: int
@@ -105,8 +103,7 @@ def used_fraction(need: int, budget: int | None) -> float | None:
     return need / budget
 
 
-@dataclass(frozen=True)
-class Fit:
+class Fit(NamedTuple):
     """Whether a model's RAM need (``peak_activation_bytes``: the peak activations, or TFLM's arena)
     fits the SRAM budget and its Flash need (``weight_bytes``: the sum of ``flash_parts``, e.g. the
     model file, the runtime's code and the application's reserve) the Flash budget, and by how much

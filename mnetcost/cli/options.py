@@ -46,6 +46,35 @@ def require_deploy(command: str) -> None:
     require_extra(command, ("torch", "onnx", "onnxruntime", "onnxscript"), "deploy")
 
 
+class LazyChoice(click.Choice):
+    """A :class:`click.Choice` whose values are read when first needed (parsing, help, completion):
+    defining the option then loads nothing, so a command that does not need the module holding them
+    (the boards of --target, say) does not pay for importing it at every start."""
+
+    def __init__(self, load, case_sensitive: bool = True):  # noqa: D107 - click.Choice's own, deferred
+        self._load = load
+        self._choices = None
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple:
+        if self._choices is None:
+            self._choices = tuple(self._load())
+        return self._choices
+
+
+def _target_names() -> tuple:
+    from mnetcost.calculator.targets import TARGETS
+
+    return tuple(TARGETS)
+
+
+def _tflm_build_names() -> tuple:
+    from mnetcost.calculator.targets import TFLM_BUILD_NAMES
+
+    return TFLM_BUILD_NAMES
+
+
 class _Parsed(click.ParamType):
     """A click type around one of the pure parsers in :mod:`mnetcost.calculator.params`."""
 
@@ -150,10 +179,8 @@ def dtype_option(function=None, *, target: bool = True):
 
 def memory_options(function):
     """--target NAME, --max-peak-memory BYTES, --max-weight-bytes BYTES, --flash-reserve BYTES."""
-    from mnetcost.calculator.targets import TARGETS
-
     for option in reversed((
-        click.option("--target", type=click.Choice(tuple(TARGETS), case_sensitive=False), default=None,
+        click.option("--target", type=LazyChoice(_target_names, case_sensitive=False), default=None,
                      help="Microcontroller board whose SRAM and Flash must hold the model (see "
                           "docs/targets.md); implies --dtype int8 unless given. SRAM judges TensorFlow Lite "
                           "Micro's arena and Flash the .tflite file (--runtime tflm, the default at int8), or "
@@ -220,11 +247,9 @@ def memory_settings(dtype: str | None, runtime: str | None, target: str | None, 
 def tflm_build_option(function=None, *, target: bool = True):
     """--tflm-build host64|arm32 (None when not given: see :func:`tflm_build_for`). ``target`` False for a
     command without --target (``@tflm_build_option(target=False)``): its default is host64."""
-    from mnetcost.calculator.targets import TFLM_BUILD_NAMES
-
     def decorate(function):
         return click.option(
-            "--tflm-build", type=click.Choice(TFLM_BUILD_NAMES), default=None,
+            "--tflm-build", type=LazyChoice(_tflm_build_names), default=None,
             help="The TensorFlow Lite Micro build whose arena --runtime tflm gives: host64 (the 64-bit build of "
                  "tflite-micro's Python package, 8-byte pointers) or arm32 (a 32-bit Cortex-M build, 4-byte "
                  "pointers: smaller tensor, node and op-data structs) [default: "

@@ -10,13 +10,12 @@ documented object (integers stay integers).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 FORMATS = ("table", "json", "csv", "markdown")
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
     key: str
     header: str
     numeric: bool = False

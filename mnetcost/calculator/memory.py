@@ -331,12 +331,20 @@ def layer_tensors(layers, element_bytes: int = 1) -> list:
     if not layers:
         return []
     names = [layer.name for layer in layers]
-    # the spatial factors (integers) first: one array product per layer in a sweep, not two
-    image = layers[0].in_h * layers[0].in_w * element_bytes * layers[0].in_c
-    outputs = [layer.out_h * layer.out_w * element_bytes * layer.out_c for layer in layers]
+    image, outputs = activation_sizes(layers, element_bytes)
     if is_branched(layers):
         return lifetimes.graph(names, image, outputs, [layer.inputs for layer in layers])
     return lifetimes.chain(names, image, outputs)
+
+
+def activation_sizes(layers, element_bytes: int = 1) -> tuple:
+    """(the image's size, each layer's output size) of resolved ``layers`` at ``element_bytes`` per
+    element (0 and [] without layers)."""
+    if not layers:
+        return 0, []
+    # the spatial factors (integers) first: one array product per layer in a sweep, not two
+    image = layers[0].in_h * layers[0].in_w * element_bytes * layers[0].in_c
+    return image, [layer.out_h * layer.out_w * element_bytes * layer.out_c for layer in layers]
 
 
 def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp_mode: str = "tf",
@@ -360,14 +368,10 @@ def network_memory(network: Network, dtype: str | Precision = DEFAULT_DTYPE, fmp
         scales = layer.out_c if layer.kind in weighted else 0
         weight_total += term.weights * weight_width + biases * bias_width + scales * scale_width
         params_total += term.weights + biases
-    act = precision.activation_bytes
-    outputs = [layer.out_h * layer.out_w * layer.out_c * act for layer in layers]
-    image = layers[0].in_h * layers[0].in_w * layers[0].in_c * act if layers else 0
     if is_branched(layers):
-        live = lifetimes.live_sizes(lifetimes.graph([layer.name for layer in layers], image, outputs,
-                                                    [layer.inputs for layer in layers]))
-    else:
-        live = lifetimes.chain_live_sizes(image, outputs)
+        live = lifetimes.live_sizes(layer_tensors(layers, precision.activation_bytes))
+    else:  # a chain's live sizes, without building its tensors
+        live = lifetimes.chain_live_sizes(*activation_sizes(layers, precision.activation_bytes))
     peak, peak_step = lifetimes.largest(live)
     return NetworkMemory(network, precision, fmp_mode, terms, peak, layers[peak_step].name if layers else "",
                          weight_total, params_total, tuple(live), tuple([layer.block_name for layer in layers]))
